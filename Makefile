@@ -1,0 +1,38 @@
+# bulkdelete: PGXS build.  `make && make install`; tests: `bash test/run`.
+
+EXTENSION = bulkdelete
+MODULE_big = bulkdelete
+OBJS = \
+	src/bulkdelete.o \
+	src/api.o \
+	src/job.o \
+	src/launcher.o \
+	src/spi_util.o
+
+DATA = bulkdelete--1.0.sql
+PGFILEDESC = "bulkdelete - bulk delete jobs in background workers"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Werror=implicit-function-declaration
+
+# pg_regress tests (sql/, expected/), in this order
+REGRESS = setup objects security states
+REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
+
+# isolation specs
+ISOLATION = state_race
+ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
+	--temp-config=$(srcdir)/test/bulkdelete.conf
+
+TAP_TESTS = 1
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# TAP tests live in test/t rather than the PGXS default t/
+PROVE_TESTS = test/t/*.pl
+
+# used by test/run to read the test lists
+print-%:
+	@echo $($*)

@@ -1,0 +1,75 @@
+-- bench/sql/dataset.sql: the contact dataset of SPEC section 7, one variant
+-- per template database.  Deterministic (setseed), so every run and every
+-- variant sees the same contacts.
+--
+-- psql variables:
+--   rows     number of contacts (default 1000000)
+--   variant  base | cascade | restrict
+--
+-- Candidates are status = 'closed' AND created_at < 2021-08-23 (0.8 * 0.6 =
+-- 48% of the rows), spread at random over the heap.  The pgbench workload
+-- (oltp.pgbench) touches only non-candidates.
+\set ON_ERROR_STOP 1
+\if :{?rows}
+\else
+\set rows 1000000
+\endif
+\if :{?variant}
+\else
+\set variant base
+\endif
+
+SELECT setseed(0.42);
+
+CREATE TABLE contact (
+	id			bigint PRIMARY KEY,
+	account_id	bigint,
+	status		text,
+	created_at	timestamptz,
+	payload		text
+);
+INSERT INTO contact
+SELECT i,
+	   (random() * 50000)::bigint,
+	   CASE WHEN random() < 0.8 THEN 'closed' ELSE 'open' END,
+	   timestamptz '2020-01-01 00:00:00+00' + random() * interval '1000 days',
+	   repeat(md5(random()::text), 3) || left(md5(random()::text), 4)
+FROM generate_series(1, :rows) i;
+CREATE INDEX contact_status_created_at_idx ON contact (status, created_at);
+
+-- ids for the rows pgbench inserts
+SELECT :rows + 1 AS next_id \gset
+CREATE SEQUENCE contact_bench_id_seq START :next_id;
+
+SELECT :'variant' = 'cascade' AS is_cascade,
+	   :'variant' = 'restrict' AS is_restrict \gset
+
+\if :is_cascade
+-- two ON DELETE CASCADE children per contact
+CREATE TABLE activity (
+	id			bigserial PRIMARY KEY,
+	contact_id	bigint NOT NULL REFERENCES contact ON DELETE CASCADE,
+	kind		text,
+	at			timestamptz
+);
+INSERT INTO activity (contact_id, kind, at)
+SELECT c.id, k, c.created_at FROM contact c, (VALUES ('call'), ('mail')) v(k);
+CREATE INDEX activity_contact_id_idx ON activity (contact_id);
+\endif
+
+\if :is_restrict
+-- one ON DELETE RESTRICT child for every 100th candidate (1%, evenly spread)
+CREATE TABLE contact_note (
+	id			bigserial PRIMARY KEY,
+	contact_id	bigint NOT NULL REFERENCES contact ON DELETE RESTRICT,
+	note		text
+);
+INSERT INTO contact_note (contact_id, note)
+SELECT id, 'keep me' FROM (
+	SELECT id, row_number() OVER (ORDER BY id) AS rn FROM contact
+	WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
+WHERE rn % 100 = 0;
+CREATE INDEX contact_note_contact_id_idx ON contact_note (contact_id);
+\endif
+
+VACUUM (FREEZE, ANALYZE);

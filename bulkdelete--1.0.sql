@@ -1,0 +1,165 @@
+/* bulkdelete--1.0.sql: the objects of the bulkdelete extension, version 1.0 */
+
+\echo Use "CREATE EXTENSION bulkdelete" to load this file. \quit
+
+/*
+ * Job tables.  Callers read them through row-level security; every write
+ * goes through the extension's C functions (job.c), which run as the
+ * tables' owner after checking the caller's right to the job.
+ */
+CREATE SEQUENCE @extschema@.operation_id_seq;
+
+CREATE TABLE @extschema@.operation (
+	id bigint NOT NULL DEFAULT pg_catalog.nextval('@extschema@.operation_id_seq'),
+	name text,
+	owner regrole NOT NULL,
+	kind text NOT NULL,
+	query_set jsonb,
+	relations regclass[] NOT NULL DEFAULT '{}',
+	target regclass,
+	state text NOT NULL,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	start_after timestamptz,
+	started_at timestamptz,
+	finished_at timestamptz,
+	processing_query_index integer,
+	candidate_count bigint,
+	success_count bigint NOT NULL DEFAULT 0,
+	failure_count bigint NOT NULL DEFAULT 0,
+	skipped_count bigint NOT NULL DEFAULT 0,
+	cascade_count bigint NOT NULL DEFAULT 0,
+	cascade_breakdown jsonb NOT NULL DEFAULT '{}',
+	batches bigint NOT NULL DEFAULT 0,
+	recurrence text,
+	schedule text,
+	parent_id bigint,
+	notify boolean NOT NULL DEFAULT false,
+	to_recipients text[] NOT NULL DEFAULT '{}',
+	cc_recipients text[] NOT NULL DEFAULT '{}',
+	options jsonb NOT NULL DEFAULT '{}',
+	error_sqlstate text,
+	error_message text,
+	worker_pid integer,
+	CONSTRAINT operation_id_pkey PRIMARY KEY (id),
+	CONSTRAINT operation_kind_check CHECK (kind IN ('query', 'ids')),
+	CONSTRAINT operation_state_check CHECK (state IN ('open', 'scheduled',
+		'queued', 'in_progress', 'pausing', 'paused', 'canceling',
+		'canceled', 'succeeded', 'failed')),
+	CONSTRAINT operation_parent_id_fkey FOREIGN KEY (parent_id)
+		REFERENCES @extschema@.operation (id) ON DELETE SET NULL
+);
+ALTER SEQUENCE @extschema@.operation_id_seq OWNED BY @extschema@.operation.id;
+CREATE INDEX operation_state_idx ON @extschema@.operation (state);
+CREATE INDEX operation_parent_id_idx ON @extschema@.operation (parent_id);
+
+COMMENT ON TABLE @extschema@.operation IS
+	'one row per bulk delete job (Dataverse BulkDeleteOperation)';
+COMMENT ON COLUMN @extschema@.operation.relations IS
+	'every relation the normalized query set refers to; the query set names them by position in this array, so that dump and restore keep them';
+COMMENT ON COLUMN @extschema@.operation.started_at IS
+	'the cutoff: only rows that matched and existed at this moment are deleted';
+
+CREATE SEQUENCE @extschema@.failure_id_seq;
+
+CREATE TABLE @extschema@.failure (
+	id bigint NOT NULL DEFAULT pg_catalog.nextval('@extschema@.failure_id_seq'),
+	operation_id bigint NOT NULL,
+	query_index integer,
+	relation regclass,
+	record_key jsonb,
+	sqlstate text,
+	message text,
+	detail text,
+	occurred_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT failure_id_pkey PRIMARY KEY (id),
+	CONSTRAINT failure_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
+ALTER SEQUENCE @extschema@.failure_id_seq OWNED BY @extschema@.failure.id;
+CREATE INDEX failure_operation_id_idx ON @extschema@.failure (operation_id);
+
+COMMENT ON TABLE @extschema@.failure IS
+	'one row per record a bulk delete job could not delete (Dataverse BulkDeleteFailure)';
+
+/* A role sees the jobs of the roles it is a member of; superusers see all. */
+ALTER TABLE @extschema@.operation ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@.failure ENABLE ROW LEVEL SECURITY;
+
+CREATE POLICY operation_member_policy ON @extschema@.operation
+	USING (pg_catalog.pg_has_role(CURRENT_USER, owner::oid, 'MEMBER'));
+CREATE POLICY failure_member_policy ON @extschema@.failure
+	USING (EXISTS (SELECT 1 FROM @extschema@.operation o
+				   WHERE o.id OPERATOR(pg_catalog.=) operation_id));
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.operation', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.operation_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.failure', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.failure_id_seq', '');
+
+/*
+ * What a DBA watches: progress of every job the caller may see.  The view
+ * runs with the caller's rights, so the policies above apply.
+ */
+CREATE VIEW @extschema@.jobs WITH (security_invoker = true) AS
+SELECT o.id, o.name, o.owner, o.kind, o.state,
+	   o.processing_query_index AS query_index,
+	   o.candidate_count, o.success_count, o.failure_count, o.skipped_count,
+	   o.cascade_count, o.batches,
+	   CASE
+		   WHEN o.candidate_count > 0 THEN
+			   pg_catalog.round(100.0 * p.done / o.candidate_count, 1)
+		   WHEN o.state = 'succeeded' THEN 100.0
+	   END AS percent_done,
+	   e.elapsed,
+	   CASE WHEN e.seconds > 0 THEN pg_catalog.round(p.done / e.seconds, 1)
+	   END AS rows_per_second,
+	   CASE
+		   WHEN o.state = 'in_progress' AND p.done > 0 AND e.seconds > 0
+			   AND o.candidate_count IS NOT NULL THEN
+			   pg_catalog.make_interval(secs =>
+				   ((o.candidate_count - p.done) * e.seconds / p.done)::float8)
+	   END AS eta,
+	   o.created_at, o.start_after, o.started_at, o.finished_at,
+	   o.error_sqlstate, o.error_message, o.worker_pid, o.parent_id
+FROM @extschema@.operation o,
+	 LATERAL (SELECT o.success_count + o.failure_count + o.skipped_count
+			  AS done) p,
+	 LATERAL (SELECT COALESCE(o.finished_at, pg_catalog.now()) - o.started_at
+			  AS elapsed,
+			  pg_catalog.date_part('epoch',
+				  COALESCE(o.finished_at, pg_catalog.now()) - o.started_at)::numeric
+			  AS seconds) e;
+
+COMMENT ON VIEW @extschema@.jobs IS
+	'progress of every bulk delete job the current role may see';
+
+/* Job control */
+CREATE FUNCTION @extschema@.cancel(job bigint) RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_cancel'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.cancel(bigint) IS
+	'cancel a job; a running job stops at its next batch boundary; returns the new state';
+
+CREATE FUNCTION @extschema@.pause(job bigint) RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_pause'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.pause(bigint) IS
+	'pause a job at its next batch boundary; returns the new state';
+
+CREATE FUNCTION @extschema@.resume(job bigint) RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_resume'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.resume(bigint) IS
+	'queue a paused job again; returns the new state';
+
+CREATE FUNCTION @extschema@.postpone(job bigint, "until" timestamptz) RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_postpone'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.postpone(bigint, timestamptz) IS
+	'make a job that has not started wait until the given time; returns the new state';
+
+/* The BulkDelete privilege is USAGE on this schema, granted by the DBA. */
+REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
+REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
+GRANT SELECT ON @extschema@.operation, @extschema@.failure, @extschema@.jobs
+	TO PUBLIC;

@@ -1,0 +1,146 @@
+/*-------------------------------------------------------------------------
+ *
+ * bulkdelete.c
+ *		Module entry point: the module magic, _PG_init and the bulkdelete.*
+ *		settings.  No logic lives here; _PG_init only defines settings and,
+ *		when the library is preloaded, asks the launcher module to register
+ *		its background worker and shared memory.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "bulkdelete.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "launcher.h"
+
+PG_MODULE_MAGIC;
+
+int			bd_max_workers = 2;
+int			bd_batch_size = 10000;
+int			bd_batch_time = 500;
+int			bd_batch_delay = 0;
+int			bd_lock_timeout = 1000;
+int			bd_max_sync_ids = 500;
+int			bd_max_upload_size = 100 * 1024;	/* kB */
+char	   *bd_notify_channel = NULL;
+int			bd_max_replica_lag = 0;
+int			bd_max_rows_per_second = 0;
+
+bool		bd_preloaded = false;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	/*
+	 * Remember whether we came through shared_preload_libraries: only then
+	 * do a launcher and workers exist.  Backends forked from the postmaster
+	 * inherit this flag.
+	 */
+	bd_preloaded = process_shared_preload_libraries_in_progress;
+
+	DefineCustomIntVariable("bulkdelete.max_workers",
+							"Maximum number of bulk delete jobs running at once.",
+							"Further jobs wait in state queued. Each running job uses one background worker out of max_worker_processes.",
+							&bd_max_workers,
+							2, 0, 64,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.batch_size",
+							"Number of rows in a job's first batch.",
+							"Later batches grow or shrink so that one batch takes about bulkdelete.batch_time.",
+							&bd_batch_size,
+							10000, 1, 1000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.batch_time",
+							"Target duration of one batch transaction.",
+							NULL,
+							&bd_batch_time,
+							500, 10, 600000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.batch_delay",
+							"Pause between two batches of a job.",
+							NULL,
+							&bd_batch_delay,
+							0, 0, 3600000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.lock_timeout",
+							"Longest wait for a row or table lock inside one batch.",
+							"A batch that times out is retried; rows that keep timing out are recorded as failures with SQLSTATE 55P03.",
+							&bd_lock_timeout,
+							1000, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.max_sync_ids",
+							"Maximum number of ids one bulkdelete.delete_records call accepts.",
+							NULL,
+							&bd_max_sync_ids,
+							500, 1, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.max_upload_size",
+							"Maximum size of the data passed to one bulkdelete.upload call.",
+							NULL,
+							&bd_max_upload_size,
+							100 * 1024, 1, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("bulkdelete.notify_channel",
+							   "Channel on which the end of every job is announced with NOTIFY.",
+							   NULL,
+							   &bd_notify_channel,
+							   "bulkdelete",
+							   PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.max_replica_lag",
+							"Jobs pause while any standby replays further behind than this; 0 turns the check off.",
+							NULL,
+							&bd_max_replica_lag,
+							0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.max_rows_per_second",
+							"Upper bound on the rows one job deletes per second; 0 means no bound.",
+							"The throttle that protects concurrent work from a job's WAL and I/O.",
+							&bd_max_rows_per_second,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	bd_reserve_guc_prefix("bulkdelete");
+
+	if (bd_preloaded)
+		bd_launcher_register();
+}
+
+/*
+ * Raise 55000 unless the library was preloaded: functions that need the
+ * launcher or a worker call this first.
+ */
+void
+bd_require_preload(void)
+{
+	if (!bd_preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bulkdelete must be loaded via shared_preload_libraries to run jobs"),
+				 errhint("Add bulkdelete to shared_preload_libraries in postgresql.conf and restart the server.")));
+}

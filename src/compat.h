@@ -1,0 +1,31 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		The one place where differences between PostgreSQL major versions
+ *		(13 to 17) are papered over.  Code elsewhere never tests
+ *		PG_VERSION_NUM inside a function body; it uses the names below.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BULKDELETE_COMPAT_H
+#define BULKDELETE_COMPAT_H
+
+#include "postgres.h"
+
+#if PG_VERSION_NUM < 130000
+#error "bulkdelete needs PostgreSQL 13 or later"
+#endif
+
+/* MarkGUCPrefixReserved replaced EmitWarningsOnPlaceholders in 15. */
+#if PG_VERSION_NUM >= 150000
+#define bd_reserve_guc_prefix(prefix) MarkGUCPrefixReserved(prefix)
+#else
+#define bd_reserve_guc_prefix(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* shmem_request_hook exists from 15; earlier releases request in _PG_init. */
+#if PG_VERSION_NUM >= 150000
+#define BD_HAVE_SHMEM_REQUEST_HOOK 1
+#endif
+
+#endif							/* BULKDELETE_COMPAT_H */

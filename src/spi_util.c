@@ -1,0 +1,99 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *		Checked SPI wrappers used by every module that runs SQL, and the
+ *		user switch used to write the extension's own tables on behalf of a
+ *		caller who may only read them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "spi_util.h"
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+/*
+ * Run sql with the given parameters through SPI.  "expected" is the SPI
+ * result code the caller wants (SPI_OK_SELECT, SPI_OK_UPDATE, ...); any other
+ * result is a bug and raises an internal error.  Returns SPI_processed.
+ * Must be called between SPI_connect and SPI_finish.
+ */
+uint64
+bd_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			const char *nulls, bool read_only, int expected)
+{
+	int			rc;
+
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
+							   read_only, 0);
+	if (rc != expected)
+		elog(ERROR, "bulkdelete: SPI_execute_with_args returned %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+	return SPI_processed;
+}
+
+/* One column (1-based) of one row of the last SPI result. */
+Datum
+bd_spi_datum(uint64 row, int col, bool *isnull)
+{
+	Assert(row < SPI_processed);
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col,
+						 isnull);
+}
+
+/* A bigint (or int, or smallint) column, if_null when it is null. */
+int64
+bd_spi_int64(uint64 row, int col, int64 if_null)
+{
+	bool		isnull;
+	Datum		d = bd_spi_datum(row, col, &isnull);
+	Oid			typid = SPI_gettypeid(SPI_tuptable->tupdesc, col);
+
+	if (isnull)
+		return if_null;
+	switch (typid)
+	{
+		case INT8OID:
+			return DatumGetInt64(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT2OID:
+			return DatumGetInt16(d);
+		default:
+			elog(ERROR, "bulkdelete: column %d has type %u, not an integer",
+				 col, typid);
+	}
+	return 0;					/* keep compiler quiet */
+}
+
+/* A column as text (its output function), NULL when it is null. */
+char *
+bd_spi_text(uint64 row, int col)
+{
+	Assert(row < SPI_processed);
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/*
+ * Become userid with a safe search_path, the way fmgr does for a SECURITY
+ * DEFINER function with SET search_path.  Must be called in a transaction.
+ */
+void
+bd_switch_user_begin(BdUserSwitch *sw, Oid userid)
+{
+	GetUserIdAndSecContext(&sw->saved_userid, &sw->saved_sec_context);
+	sw->guc_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	SetUserIdAndSecContext(userid,
+						   sw->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+bd_switch_user_end(BdUserSwitch *sw)
+{
+	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
+	AtEOXact_GUC(true, sw->guc_nestlevel);
+}

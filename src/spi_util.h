@@ -1,0 +1,40 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.h
+ *		Checked SPI wrappers: run a statement with typed parameters, fail
+ *		loudly on anything unexpected, and read columns of the result.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BULKDELETE_SPI_UTIL_H
+#define BULKDELETE_SPI_UTIL_H
+
+#include "compat.h"
+
+#include "executor/spi.h"
+
+extern uint64 bd_spi_exec(const char *sql, int nargs, Oid *argtypes,
+						  Datum *values, const char *nulls, bool read_only,
+						  int expected);
+extern Datum bd_spi_datum(uint64 row, int col, bool *isnull);
+extern int64 bd_spi_int64(uint64 row, int col, int64 if_null);
+extern char *bd_spi_text(uint64 row, int col);
+
+/*
+ * Run a piece of code as another role, e.g. the owner of the job tables,
+ * with search_path fixed to pg_catalog, pg_temp so that no object of the
+ * caller's can stand in for a built-in.  The previous user and search_path
+ * come back at bd_switch_user_end, or, on error, when the (sub)transaction
+ * aborts.
+ */
+typedef struct BdUserSwitch
+{
+	Oid			saved_userid;
+	int			saved_sec_context;
+	int			guc_nestlevel;
+} BdUserSwitch;
+
+extern void bd_switch_user_begin(BdUserSwitch *sw, Oid userid);
+extern void bd_switch_user_end(BdUserSwitch *sw);
+
+#endif							/* BULKDELETE_SPI_UTIL_H */
