@@ -1,0 +1,68 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.h
+ *		Query sets: validation and normalization at submit time, and
+ *		compilation of one query of a normalized set into SQL with typed
+ *		parameters.  query.c is the only module that turns a caller's
+ *		description of rows into SQL text.
+ *
+ *		A normalized query set is the jsonb stored in operation.query_set.
+ *		It names relations by their position in operation.relations (a
+ *		regclass[] column, so that pg_dump and restore keep them right) and
+ *		columns by attribute number, so renaming a table or a column later
+ *		neither breaks nor retargets a job.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BULKDELETE_QUERY_H
+#define BULKDELETE_QUERY_H
+
+#include "compat.h"
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+/* One query of a set, compiled for execution */
+typedef struct BdCompiledQuery
+{
+	Oid			relid;			/* the relation rows are deleted from */
+	/*
+	 * "FROM <relation> t [joins] WHERE <condition>": the relation to delete
+	 * from is aliased t; every name is quoted and schema-qualified; every
+	 * value is a parameter $1 .. $nparams.
+	 */
+	char	   *from_where;
+	bool		distinct;		/* joins may repeat a row of t */
+	int			nparams;
+	Oid		   *paramtypes;
+	Datum	   *paramvalues;
+	char	   *paramnulls;		/* ' ' or 'n' per parameter, as SPI wants */
+} BdCompiledQuery;
+
+/*
+ * Validate a query set (one query expression or an array of them) as the
+ * current user, with every check of SPEC 5, and return its normalized form.
+ * *relations receives the OIDs the normalized form refers to by position.
+ * Raises the SPEC 5 error, naming the JSON path, on bad input.
+ */
+extern Jsonb *bd_query_normalize(Jsonb *query_set, List **relations);
+
+/* The same for the SQL filter form: one boolean expression over relid. */
+extern Jsonb *bd_query_normalize_filter(Oid relid, const char *filter,
+										List **relations);
+
+/* Number of queries in a normalized set. */
+extern int	bd_query_count(Jsonb *normalized);
+
+/*
+ * Compile query "index" (0-based) of a normalized set.  relations is the
+ * stored operation.relations; reference_time is "now" for relative-date
+ * operators (the job's start, or now() for a preview).  Raises an error if
+ * a relation or column the query refers to is gone.
+ */
+extern BdCompiledQuery *bd_query_compile(Jsonb *normalized, Oid *relations,
+										 int nrelations, int index,
+										 TimestampTz reference_time);
+
+#endif							/* BULKDELETE_QUERY_H */
