@@ -10,15 +10,20 @@
 --            snapshot (xmin, xmax, xip); wrong across xid wraparound
 --   visible  pg_visible_in_snapshot(xmin::text::xid8, start snapshot); only
 --            right while the epoch is 0
---   age      age(xmin) > age(start xmax) AND xmin <> ALL(start xip): modular
---            32-bit comparison done by age(), no text round trip
+--   age      (age(xmin) > age(start xmax) OR age(xmin) < 0) AND xmin <> ALL
+--            (start xip): "xmin is not one of the xids assigned since the
+--            start (the window [start xmax, now]) nor in progress at start",
+--            32-bit modular arithmetic done by age(), no text round trip.
+--            Never accepts a row inserted after the start; an old frozen
+--            row whose raw 32-bit xmin happens to fall in the window is
+--            wrongly skipped (odds: xids used during the job / 2^32).
 
-CREATE FUNCTION bench_xid32(x xid8) RETURNS bigint LANGUAGE sql IMMUTABLE
+CREATE OR REPLACE FUNCTION bench_xid32(x xid8) RETURNS bigint LANGUAGE sql IMMUTABLE
 AS $$ SELECT x::text::bigint & 4294967295 $$;
 
 -- B: walk the heap in physical order, block range sized to ~p_batch
 -- candidates.  p_restrict: none | prefilter | fallback_row | fallback_bisect
-CREATE PROCEDURE job_b(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
+CREATE OR REPLACE PROCEDURE job_b(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
 					   p_restrict text DEFAULT 'none')
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -72,7 +77,7 @@ BEGIN
 			ELSIF p_check = 'age' THEN
 				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
 				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-				AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+				AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 			ELSE
 				RAISE EXCEPTION 'unknown check %', p_check;
 			END IF;
@@ -81,7 +86,7 @@ BEGIN
 			-- one anti-join keeps the blocked rows out of the batch ...
 			DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-			AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip)
+			AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip)
 			AND NOT EXISTS (SELECT 1 FROM contact_note n
 							WHERE n.contact_id = contact.id);
 			GET DIAGNOSTICS v_n = ROW_COUNT;
@@ -91,7 +96,7 @@ BEGIN
 			FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 				WHERE c.ctid >= v_lo AND c.ctid < v_hi
 				AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-				AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+				AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 				AND EXISTS (SELECT 1 FROM contact_note n WHERE n.contact_id = c.id)
 			LOOP
 				BEGIN
@@ -107,14 +112,14 @@ BEGIN
 			BEGIN
 				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
 				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-				AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+				AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 				GET DIAGNOSTICS v_n = ROW_COUNT;
 			EXCEPTION WHEN foreign_key_violation THEN
 				v_n := 0;
 				FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 					WHERE c.ctid >= v_lo AND c.ctid < v_hi
 					AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-					AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+					AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 				LOOP
 					BEGIN
 						DELETE FROM contact WHERE ctid = r.t;
@@ -144,7 +149,7 @@ $$;
 
 -- B's bisecting fallback: try blocks [b0, b1) whole; on a RESTRICT
 -- violation split in halves, down to one block, then row by row.
-CREATE FUNCTION bench_try_range(b0 bigint, b1 bigint, v_xmax xid, v_xip xid[],
+CREATE OR REPLACE FUNCTION bench_try_range(b0 bigint, b1 bigint, v_xmax xid, v_xip xid[],
 								OUT d bigint, OUT f bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -159,7 +164,7 @@ BEGIN
 		DELETE FROM contact WHERE ctid >= format('(%s,0)', b0)::tid
 		AND ctid < format('(%s,0)', b1)::tid
 		AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-		AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+		AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 		GET DIAGNOSTICS d = ROW_COUNT;
 		RETURN;
 	EXCEPTION WHEN foreign_key_violation THEN
@@ -176,7 +181,7 @@ BEGIN
 	FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 		WHERE c.ctid >= format('(%s,0)', b0)::tid AND c.ctid < format('(%s,0)', b1)::tid
 		AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-		AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+		AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 	LOOP
 		BEGIN
 			DELETE FROM contact WHERE ctid = r.t;
@@ -193,7 +198,7 @@ $$;
 -- C: materialize the candidate TIDs at start (sorted, p_batch per chunk,
 -- committed), then one TID-scan DELETE per chunk.  p_check: none | age.
 -- p_restrict: none | prefilter.
-CREATE PROCEDURE job_c(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
+CREATE OR REPLACE PROCEDURE job_c(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
 					   p_restrict text DEFAULT 'none')
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -226,14 +231,14 @@ BEGIN
 		IF p_restrict = 'prefilter' THEN
 			DELETE FROM contact WHERE ctid = ANY (v_tids)
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-			AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip)
+			AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip)
 			AND NOT EXISTS (SELECT 1 FROM contact_note n
 							WHERE n.contact_id = contact.id);
 			GET DIAGNOSTICS v_n = ROW_COUNT;
 			FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 				WHERE c.ctid = ANY (v_tids)
 				AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-				AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+				AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 				AND EXISTS (SELECT 1 FROM contact_note n WHERE n.contact_id = c.id)
 			LOOP
 				BEGIN
@@ -252,7 +257,7 @@ BEGIN
 		ELSE
 			DELETE FROM contact WHERE ctid = ANY (v_tids)
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-			AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+			AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 			GET DIAGNOSTICS v_n = ROW_COUNT;
 		END IF;
 		UPDATE bench_job SET success_count = success_count + v_n,
@@ -266,7 +271,7 @@ $$;
 
 -- D: materialize the candidate primary keys at start, then one
 -- DELETE ... WHERE id = ANY(chunk) per chunk.
-CREATE PROCEDURE job_d(p_batch int DEFAULT 10000)
+CREATE OR REPLACE PROCEDURE job_d(p_batch int DEFAULT 10000)
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_count		bigint;
@@ -299,7 +304,7 @@ END
 $$;
 
 -- E: the naive loop, re-finding its targets through the index every batch.
-CREATE PROCEDURE job_e(p_batch int DEFAULT 10000)
+CREATE OR REPLACE PROCEDURE job_e(p_batch int DEFAULT 10000)
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_n		bigint;

@@ -57,6 +57,8 @@ def B_restrict_fallback_bisect tpl_restrict "sql:CALL job_b('age', 10000, 'fallb
 make_template() {
 	local tpl=$1 variant=${1#tpl_}
 	if [ "$("${PSQL[@]}" -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$tpl'")" = 1 ]; then
+		# reuse the data, refresh the prototypes
+		(cd "$here" && "${PSQL[@]}" -d "$tpl" -f procs.sql >/dev/null)
 		return
 	fi
 	echo "building $tpl ($rows rows)" >&2
@@ -94,10 +96,13 @@ measure() {
 for name in "${ORDER[@]}"; do
 	make_template "${TPL[$name]}"
 done
-for name in "${ORDER[@]}"; do
-	n=$repeat
-	[ "$name" = E ] && n=1
-	for rep in $(seq 1 "$n"); do
+# repetitions outermost, so that slow drift of the machine hits every
+# variant alike; the naive loop E runs once
+for rep in $(seq 1 "$repeat"); do
+	for name in "${ORDER[@]}"; do
+		if [ "$name" = E ] && [ "$rep" -gt 1 ]; then
+			continue
+		fi
 		measure "$name" "$rep"
 	done
 done
