@@ -4,10 +4,15 @@ EXTENSION = bulkdelete
 MODULE_big = bulkdelete
 OBJS = \
 	src/bulkdelete.o \
+	src/candidates.o \
 	src/api.o \
+	src/batch.o \
 	src/job.o \
 	src/launcher.o \
-	src/spi_util.o
+	src/query.o \
+	src/shmem.o \
+	src/spi_util.o \
+	src/worker.o
 
 DATA = bulkdelete--1.0.sql
 PGFILEDESC = "bulkdelete - bulk delete jobs in background workers"

@@ -28,4 +28,10 @@
 #define BD_HAVE_SHMEM_REQUEST_HOOK 1
 #endif
 
+/* 16 added the Datum conversions of ItemPointer to storage/itemptr.h. */
+#if PG_VERSION_NUM < 160000
+#define DatumGetItemPointer(X) ((ItemPointer) DatumGetPointer(X))
+#define ItemPointerGetDatum(X) PointerGetDatum(X)
+#endif
+
 #endif							/* BULKDELETE_COMPAT_H */

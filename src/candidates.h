@@ -1,0 +1,20 @@
+/*-------------------------------------------------------------------------
+ *
+ * candidates.h
+ *		Fixing a job's candidate set at its start.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BULKDELETE_CANDIDATES_H
+#define BULKDELETE_CANDIDATES_H
+
+#include "compat.h"
+
+#include "job.h"
+
+/* rows per stored chunk of candidates */
+#define BD_CHUNK_ROWS 512
+
+extern int64 bd_candidates_fix(BdJob *job);
+
+#endif							/* BULKDELETE_CANDIDATES_H */
