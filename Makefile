@@ -6,6 +6,9 @@ OBJS = \
 	src/bulkdelete.o \
 	src/candidates.o \
 	src/api.o \
+	src/csv.o \
+	src/keys.o \
+	src/records.o \
 	src/batch.o \
 	src/job.o \
 	src/launcher.o \
@@ -21,7 +24,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states
+REGRESS = setup objects security states records records_upload records_bulk
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs

@@ -218,9 +218,101 @@ CREATE FUNCTION @extschema@.forget(job bigint) RETURNS void
 COMMENT ON FUNCTION @extschema@.forget(bigint) IS
 	'delete a finished job and its failure records';
 
+/* ---- Id-list deletes (records.c) ---------------------------------------- */
+
+/*
+ * The records uploaded to id-list jobs, in upload order (seq from 0), each
+ * key a jsonb object of the target's primary key columns (the form of
+ * failure.record_key).  The records before the job's position
+ * (operation.next_chunk) have been tried: those with an outcome were not
+ * deleted (failed, or skipped when a trigger kept the row; with the
+ * SQLSTATE and message), the others were.  Only the extension's functions
+ * read and write it.  Like candidate, it is a job's working set and is not
+ * dumped.
+ */
+CREATE TABLE @extschema@.record (
+	operation_id bigint NOT NULL,
+	seq integer NOT NULL,
+	key jsonb NOT NULL,
+	outcome text,
+	sqlstate text,
+	message text,
+	CONSTRAINT record_pkey PRIMARY KEY (operation_id, seq),
+	CONSTRAINT record_outcome_check
+		CHECK (outcome IN ('failed', 'skipped')),
+	CONSTRAINT record_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
+COMMENT ON TABLE @extschema@.record IS
+	'the records uploaded to id-list jobs and the outcome of each';
+
+CREATE FUNCTION @extschema@.delete_records(target regclass, ids anyarray)
+	RETURNS TABLE(id text, status text, code text, message text)
+	AS 'MODULE_PATHNAME', 'bulkdelete_delete_records'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.delete_records(regclass, anyarray) IS
+	'delete up to bulkdelete.max_sync_ids rows of target by primary key, now and as the caller; one outcome per id';
+
+CREATE FUNCTION @extschema@.create_job(target regclass, name text DEFAULT NULL,
+	notify boolean DEFAULT false, to_recipients text[] DEFAULT '{}',
+	cc_recipients text[] DEFAULT '{}', options jsonb DEFAULT '{}')
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_create_job'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.create_job(regclass, text, boolean, text[], text[], jsonb) IS
+	'create an id-list job on target, open for uploads; returns the job id';
+
+CREATE FUNCTION @extschema@.upload(job bigint, data text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_upload'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.upload(bigint, text) IS
+	'add the keys of a CSV document (header naming the key columns) to an open job; returns how many';
+
+CREATE FUNCTION @extschema@.upload(job bigint, ids anyarray) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_upload_ids'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.upload(bigint, anyarray) IS
+	'add an array of keys to an open job; returns how many';
+
+CREATE FUNCTION @extschema@.close_upload(job bigint) RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_close_upload'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.close_upload(bigint) IS
+	'end the uploads of a job and queue it; returns the new state';
+
+CREATE FUNCTION @extschema@.abort(job bigint) RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_abort'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.abort(bigint) IS
+	'cancel an id-list job; records not yet tried stay unprocessed; returns the new state';
+
+CREATE FUNCTION @extschema@.successful_results(job bigint)
+	RETURNS TABLE(key jsonb)
+	AS 'MODULE_PATHNAME', 'bulkdelete_successful_results'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.successful_results(bigint) IS
+	'the keys of the records an id-list job deleted, in upload order';
+
+CREATE FUNCTION @extschema@.failed_results(job bigint)
+	RETURNS TABLE(key jsonb, sqlstate text, message text)
+	AS 'MODULE_PATHNAME', 'bulkdelete_failed_results'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.failed_results(bigint) IS
+	'the records an id-list job tried and did not delete, with the SQLSTATE and message, in upload order';
+
+CREATE FUNCTION @extschema@.unprocessed_records(job bigint)
+	RETURNS TABLE(key jsonb)
+	AS 'MODULE_PATHNAME', 'bulkdelete_unprocessed_records'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.unprocessed_records(bigint) IS
+	'the records of an id-list job not tried (yet): after a cancel or failure, never';
+
+/* ---- end of id-list deletes ---------------------------------------------- */
+
 /* The BulkDelete privilege is USAGE on this schema, granted by the DBA. */
 REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON @extschema@.candidate FROM PUBLIC;
+REVOKE ALL ON @extschema@.record FROM PUBLIC;
 GRANT SELECT ON @extschema@.operation, @extschema@.failure, @extschema@.jobs
 	TO PUBLIC;

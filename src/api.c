@@ -7,6 +7,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include "api.h"
 #include "bulkdelete.h"
 
 #include "access/xact.h"
@@ -109,8 +110,8 @@ bulkdelete_postpone(PG_FUNCTION_ARGS)
  * Check a job's options: an object whose keys are among api_options, each an
  * integer within its bounds.  22023 otherwise.
  */
-static void
-api_check_options(Jsonb *options)
+void
+bd_api_check_options(Jsonb *options)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -141,8 +142,9 @@ api_check_options(Jsonb *options)
 		if (v.type != jbvNumeric ||
 			!DatumGetBool(DirectFunctionCall2(numeric_eq,
 											  NumericGetDatum(v.val.numeric),
-											  DirectFunctionCall1(numeric_trunc,
-																  NumericGetDatum(v.val.numeric)))) ||
+											  DirectFunctionCall2(numeric_trunc,
+																  NumericGetDatum(v.val.numeric),
+																  Int32GetDatum(0)))) ||
 			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 											   NumericGetDatum(v.val.numeric))) < opt->min ||
 			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
@@ -155,8 +157,8 @@ api_check_options(Jsonb *options)
 }
 
 /* An empty text[] for a null recipients argument. */
-static ArrayType *
-api_recipients(FunctionCallInfo fcinfo, int argno)
+ArrayType *
+bd_api_recipients(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_ARGISNULL(argno))
 		return construct_empty_array(TEXTOID);
@@ -184,15 +186,15 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	else
 		options = PG_GETARG_JSONB_P(first + 5);
-	api_check_options(options);
+	bd_api_check_options(options);
 	if (start_after != DT_NOBEGIN && TIMESTAMP_NOT_FINITE(start_after))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("start_after must be a finite time")));
 
 	job_id = bd_job_create(name, false, normalized, relations, target,
-						   start_after, notify, api_recipients(fcinfo, first + 3),
-						   api_recipients(fcinfo, first + 4), options);
+						   start_after, notify, bd_api_recipients(fcinfo, first + 3),
+						   bd_api_recipients(fcinfo, first + 4), options);
 	bd_launcher_wake_at_commit();
 	return job_id;
 }

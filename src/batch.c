@@ -225,17 +225,20 @@ bd_batch_prepare(Oid relid, Oid owner)
 	return target;
 }
 
-/* Deleted-row counters of this transaction for every counted relation. */
-static void
-batch_read_stats(BatchState *st, int64 *into)
+/*
+ * Deleted-row counters of this transaction for every relation whose deletes
+ * target counts; into has target->ncascade entries.
+ */
+void
+bd_batch_read_stats(BdTarget *target, int64 *into)
 {
-	for (int i = 0; i < st->target->ncascade; i++)
+	for (int i = 0; i < target->ncascade; i++)
 		into[i] = DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_deleted,
-													ObjectIdGetDatum(st->target->cascade_relids[i])));
+													ObjectIdGetDatum(target->cascade_relids[i])));
 }
 
-static bool
-batch_is_transient(int sqlerrcode)
+bool
+bd_batch_is_transient(int sqlerrcode)
 {
 	return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
 		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
@@ -244,45 +247,19 @@ batch_is_transient(int sqlerrcode)
 
 /*
  * Run sql with the batch's parameters ($1 tids, $2 xmins, $3 leaf) in a
- * subtransaction.  Returns true and sets *processed on success; on failure
- * rolls the subtransaction back and returns false with *edata set (in the
- * caller's memory context).
+ * subtransaction (bd_spi_try).
  */
 static bool
 batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
 		  int expected, uint64 *processed, ErrorData **edata)
 {
-	MemoryContext oldcxt = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
 	Oid			argtypes[3] = {TIDARRAYOID, XIDARRAYOID, OIDOID};
 	Datum		values[3];
-	bool		ok = true;
 
 	values[0] = batch_tid_array(tids, n);
 	values[1] = st->xmins;
 	values[2] = ObjectIdGetDatum(st->leaf);
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcxt);
-	PG_TRY();
-	{
-		*processed = bd_spi_exec(sql, 3, argtypes, values, NULL, false, expected);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcxt);
-		*edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcxt);
-		CurrentResourceOwner = oldowner;
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	return bd_spi_try(sql, 3, argtypes, values, expected, processed, edata);
 }
 
 static void
@@ -317,10 +294,10 @@ batch_delete_rows(BatchState *st, ItemPointer tids, int n, ErrorData **edata)
 	uint64		deleted;
 	int64	   *after = palloc(sizeof(int64) * (st->target->ncascade + 1));
 
-	batch_read_stats(st, st->cascade_before);
+	bd_batch_read_stats(st->target, st->cascade_before);
 	if (!batch_try(st, st->delete_sql, tids, n, SPI_OK_DELETE, &deleted, edata))
 		return false;
-	batch_read_stats(st, after);
+	bd_batch_read_stats(st->target, after);
 	st->counts->deleted += deleted;
 	for (int i = 0; i < st->target->ncascade; i++)
 	{
@@ -402,7 +379,7 @@ batch_attempt_row(BatchState *st, ItemPointer tid)
 	{
 		if (batch_delete_rows(st, tid, 1, &edata))
 			return;
-		if (!batch_is_transient(edata->sqlerrcode) || attempt >= BATCH_ROW_RETRIES)
+		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= BATCH_ROW_RETRIES)
 			break;
 		FreeErrorData(edata);
 		CHECK_FOR_INTERRUPTS();

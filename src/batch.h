@@ -34,5 +34,7 @@ extern BdTarget *bd_batch_prepare(Oid relid, Oid owner);
 extern void bd_batch_delete(BdTarget *target, Oid leaf, ItemPointer tids,
 							int ntids, ArrayType *xmins,
 							BdBatchCounts *counts, List **failures);
+extern void bd_batch_read_stats(BdTarget *target, int64 *into);
+extern bool bd_batch_is_transient(int sqlerrcode);
 
 #endif							/* BULKDELETE_BATCH_H */

@@ -47,7 +47,8 @@ static const char *const job_state_names[BD_NUM_STATES] = {
  * The allowed moves of SPEC 3.3, as (action, from, to).  POSTPONE's moves
  * (queued or paused back to scheduled, and scheduled to itself with a new
  * start_after) extend the contract's table: postponing is the only way to
- * give a waiting job a start time.
+ * give a waiting job a start time.  UPLOAD (open to itself) is no move at
+ * all: it locks an open ids job while records are added to it.
  */
 typedef struct JobMove
 {
@@ -76,6 +77,7 @@ static const JobMove job_moves[] = {
 	{BD_ACTION_STOP, BD_STATE_CANCELING, BD_STATE_CANCELED},
 	{BD_ACTION_SUCCEED, BD_STATE_IN_PROGRESS, BD_STATE_SUCCEEDED},
 	{BD_ACTION_FAIL, BD_STATE_IN_PROGRESS, BD_STATE_FAILED},
+	{BD_ACTION_UPLOAD, BD_STATE_OPEN, BD_STATE_OPEN},
 };
 
 /* The verb naming each action in error messages */
@@ -90,6 +92,7 @@ static const char *const job_action_verbs[] = {
 	[BD_ACTION_STOP] = "stop",
 	[BD_ACTION_SUCCEED] = "complete",
 	[BD_ACTION_FAIL] = "fail",
+	[BD_ACTION_UPLOAD] = "upload to",
 };
 
 /* The same, as a past participle for the detail message */
@@ -104,6 +107,7 @@ static const char *const job_action_participles[] = {
 	[BD_ACTION_STOP] = "stopped",
 	[BD_ACTION_SUCCEED] = "completed",
 	[BD_ACTION_FAIL] = "failed",
+	[BD_ACTION_UPLOAD] = "uploaded to",
 };
 
 const char *
@@ -799,24 +803,6 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 	return result;
 }
 
-/* A text[] of n C strings, NULL entries allowed. */
-static ArrayType *
-job_text_array(char **vals, int n)
-{
-	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
-	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	for (int i = 0; i < n; i++)
-	{
-		nulls[i] = vals[i] == NULL;
-		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(vals[i]);
-	}
-	return construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false,
-							  TYPALIGN_INT);
-}
-
 /*
  * Add one batch to the job's counters, move its position to next_chunk and
  * store its failures, in the batch's own transaction: so the counts are
@@ -898,10 +884,10 @@ bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
 		fvalues[2] = PointerGetDatum(construct_array(relids, n, OIDOID,
 													 sizeof(Oid), true,
 													 TYPALIGN_INT));
-		fvalues[3] = PointerGetDatum(job_text_array(keys, n));
-		fvalues[4] = PointerGetDatum(job_text_array(states, n));
-		fvalues[5] = PointerGetDatum(job_text_array(messages, n));
-		fvalues[6] = PointerGetDatum(job_text_array(details, n));
+		fvalues[3] = PointerGetDatum(bd_text_array(keys, n));
+		fvalues[4] = PointerGetDatum(bd_text_array(states, n));
+		fvalues[5] = PointerGetDatum(bd_text_array(messages, n));
+		fvalues[6] = PointerGetDatum(bd_text_array(details, n));
 		job_write("INSERT INTO bulkdelete.failure (operation_id, query_index,"
 				  " relation, record_key, sqlstate, message, detail)"
 				  " SELECT $1, $2, r::pg_catalog.regclass, k::pg_catalog.jsonb, s, m, d"
@@ -1018,5 +1004,18 @@ bd_job_set_worker_pid(int64 job_id, int pid)
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(pid);
 	job_write("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
+			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* Set the number of candidates of an ids job when its upload is closed. */
+void
+bd_job_set_candidate_count(int64 job_id, int64 candidate_count)
+{
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int64GetDatum(candidate_count);
+	job_write("UPDATE bulkdelete.operation SET candidate_count = $2 WHERE id = $1",
 			  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }

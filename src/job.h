@@ -46,7 +46,8 @@ typedef enum BdJobAction
 	BD_ACTION_CANCEL,			/* -> canceled, or in_progress -> canceling */
 	BD_ACTION_STOP,				/* pausing -> paused, canceling -> canceled */
 	BD_ACTION_SUCCEED,			/* in_progress -> succeeded */
-	BD_ACTION_FAIL				/* in_progress -> failed */
+	BD_ACTION_FAIL,				/* in_progress -> failed */
+	BD_ACTION_UPLOAD			/* open -> open: add records to an ids job */
 } BdJobAction;
 
 /* A job row, as the engine needs it; palloc'd in the caller's context */
@@ -131,6 +132,7 @@ extern void bd_job_next_query(int64 job_id, int query_index);
 extern BdJob *bd_job_check_access(int64 job_id);
 extern void bd_job_forget(int64 job_id);
 extern void bd_job_set_worker_pid(int64 job_id, int pid);
+extern void bd_job_set_candidate_count(int64 job_id, int64 candidate_count);
 extern void bd_job_finish(int64 job_id, BdJobAction action,
 						  const char *sqlstate, const char *message);
 

@@ -23,8 +23,19 @@
  * every record that could not be deleted to *failures, and records each
  * record's outcome.  Returns the number of records handled; 0 when none are
  * left.  Called in the batch's transaction, connected to SPI, as any user.
+ *
+ * counts comes zeroed from the caller: the cascade arrays (ncascade,
+ * cascade_relids, cascade_rows) are set here, in the current memory
+ * context, for the relations the target's cascades reach.
  */
 extern int	bd_records_run_batch(BdJob *job, int from, int max_records,
 								 BdBatchCounts *counts, List **failures);
+
+/*
+ * The first start of an ids job: its candidates are its uploaded records;
+ * record the start (bd_job_mark_started) with their number.  In a
+ * transaction.
+ */
+extern void bd_records_start(BdJob *job);
 
 #endif							/* BULKDELETE_RECORDS_H */

@@ -9,6 +9,8 @@
  */
 #include "spi_util.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -114,4 +116,99 @@ bd_qualified_relname(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  relname);
+}
+
+/* A text[] of n C strings, NULL entries allowed. */
+ArrayType *
+bd_text_array(char **vals, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = vals[i] == NULL;
+		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(vals[i]);
+	}
+	return construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false,
+							  TYPALIGN_INT);
+}
+
+/*
+ * Run fn(arg) in a subtransaction.  Returns true when it succeeded; else the
+ * subtransaction is rolled back and false is returned with *edata set to the
+ * error.  What fn allocates in the caller's memory context stays there
+ * either way.  Must be called in a transaction.
+ */
+bool
+bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+	return ok;
+}
+
+/* The arguments of one bd_spi_try statement */
+typedef struct SpiTryCall
+{
+	const char *sql;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *values;
+	int			expected;
+	uint64		processed;
+} SpiTryCall;
+
+static void
+spi_try_exec(void *arg)
+{
+	SpiTryCall *call = (SpiTryCall *) arg;
+
+	call->processed = bd_spi_exec(call->sql, call->nargs, call->argtypes,
+								  call->values, NULL, false, call->expected);
+}
+
+/*
+ * bd_spi_exec in a subtransaction: true with *processed set when the
+ * statement succeeded (its rows are in SPI_tuptable), false with *edata set
+ * when it failed and was rolled back.  Connected to SPI.
+ */
+bool
+bd_spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		   int expected, uint64 *processed, ErrorData **edata)
+{
+	SpiTryCall	call;
+
+	call.sql = sql;
+	call.nargs = nargs;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.expected = expected;
+	call.processed = 0;
+	if (!bd_try_subxact(spi_try_exec, &call, edata))
+		return false;
+	*processed = call.processed;
+	return true;
 }

@@ -12,6 +12,7 @@
 #include "compat.h"
 
 #include "executor/spi.h"
+#include "utils/array.h"
 
 extern uint64 bd_spi_exec(const char *sql, int nargs, Oid *argtypes,
 						  Datum *values, const char *nulls, bool read_only,
@@ -20,6 +21,13 @@ extern Datum bd_spi_datum(uint64 row, int col, bool *isnull);
 extern int64 bd_spi_int64(uint64 row, int col, int64 if_null);
 extern char *bd_spi_text(uint64 row, int col);
 extern char *bd_qualified_relname(Oid relid);
+extern ArrayType *bd_text_array(char **vals, int n);
+
+extern bool bd_try_subxact(void (*fn) (void *arg), void *arg,
+						   ErrorData **edata);
+extern bool bd_spi_try(const char *sql, int nargs, Oid *argtypes,
+					   Datum *values, int expected, uint64 *processed,
+					   ErrorData **edata);
 
 /*
  * Run a piece of code as another role, e.g. the owner of the job tables,

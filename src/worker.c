@@ -27,6 +27,7 @@
 #include "bulkdelete.h"
 #include "candidates.h"
 #include "query.h"
+#include "records.h"
 #include "shmem.h"
 #include "spi_util.h"
 
@@ -194,6 +195,55 @@ worker_batch_settings(int lock_timeout)
 }
 
 /*
+ * After a batch of rows rows that started at started, committed: adapt the
+ * batch size *units (chunks or records) toward batch_time, at most doubling
+ * or halving it at a time, so one slow batch does not swing it wildly; then
+ * pause as the row throttle, the fixed delay and the standbys ask.
+ */
+static void
+worker_pace(RunSettings *settings, TimestampTz started, int rows, int *units)
+{
+	long		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
+	double		ratio = (double) settings->batch_time / elapsed_ms;
+
+	ratio = Min(2.0, Max(0.5, ratio));
+	*units = Max(1, (int) (*units * ratio));
+
+	if (settings->max_rows_per_second > 0)
+	{
+		long		due = (long) rows * 1000 / settings->max_rows_per_second;
+
+		worker_sleep(due - elapsed_ms);
+	}
+	worker_sleep(settings->batch_delay);
+	worker_wait_for_replicas();
+}
+
+/*
+ * One batch of an ids job: the next records_per_batch uploaded records
+ * (records.c), counted and recorded like a batch of candidates.  Returns
+ * the number of records handled, 0 when none was left.  In the batch's
+ * transaction; does not commit.
+ */
+static int
+worker_ids_batch(BdJob *job, int records_per_batch)
+{
+	BdBatchCounts counts;
+	List	   *failures = NIL;
+	int			rows;
+
+	memset(&counts, 0, sizeof(counts));
+	rows = bd_records_run_batch(job, job->next_chunk, records_per_batch,
+								&counts, &failures);
+	if (rows > 0)
+	{
+		job->next_chunk += rows;
+		bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
+	}
+	return rows;
+}
+
+/*
  * Run one job until it ends, pauses or is canceled.  The job is claimed
  * (in_progress, its locks held by this process).  Must be called in a
  * transaction: in a session (in_session), connected to SPI with
@@ -210,6 +260,7 @@ bd_job_run(BdJob *job, bool in_session)
 	BdTarget   *target = NULL;
 	int			nqueries;
 	int			chunks_per_batch;
+	int			records_per_batch;
 	int64		batchno = 0;
 
 	worker_in_session = in_session;
@@ -222,15 +273,24 @@ bd_job_run(BdJob *job, bool in_session)
 	chunks_per_batch = Max(1, settings.batch_size / BD_CHUNK_ROWS);
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
-	/* At the first start, fix the candidate set in one snapshot. */
+	/*
+	 * At the first start, fix the candidate set in one snapshot; an ids
+	 * job's candidates are its uploaded records.
+	 */
 	if (!job->started)
 	{
 		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
-		worker_commit(true);
-		bd_candidates_fix(job);
+		if (job->ids_kind)
+			bd_records_start(job);
+		else
+		{
+			worker_commit(true);
+			bd_candidates_fix(job);
+		}
 		worker_commit(false);
 	}
-	nqueries = bd_query_count(job->query_set);
+	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
+	records_per_batch = settings.batch_size;
 
 	for (;;)
 	{
@@ -245,8 +305,6 @@ bd_job_run(BdJob *job, bool in_session)
 		BdBatchCounts counts;
 		List	   *failures = NIL;
 		TimestampTz started;
-		long		elapsed_ms;
-		int			rows;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(batchcxt);
@@ -263,6 +321,26 @@ bd_job_run(BdJob *job, bool in_session)
 		{
 			worker_commit(false);
 			break;
+		}
+
+		if (job->ids_kind)
+		{
+			int			rows;
+
+			started = GetCurrentTimestamp();
+			pgstat_report_activity(STATE_RUNNING,
+									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
+											 job->id, batchno + 1));
+			worker_batch_settings(settings.lock_timeout);
+			rows = worker_ids_batch(job, records_per_batch);
+			if (rows == 0)
+				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
+			worker_commit(false);
+			if (rows == 0)
+				break;
+			batchno++;
+			worker_pace(&settings, started, rows, &records_per_batch);
+			continue;
 		}
 
 		if (target == NULL)
@@ -343,28 +421,7 @@ bd_job_run(BdJob *job, bool in_session)
 							job->query_index);
 		worker_commit(false);
 
-		/*
-		 * Adapt the batch toward batch_time, at most doubling or halving it
-		 * at a time, so one slow batch does not swing it wildly.
-		 */
-		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
-		{
-			double		ratio = (double) settings.batch_time / elapsed_ms;
-
-			ratio = Min(2.0, Max(0.5, ratio));
-			chunks_per_batch = Max(1, (int) (chunks_per_batch * ratio));
-		}
-
-		/* pacing: the row throttle, the fixed delay, the standbys */
-		rows = ntids;
-		if (settings.max_rows_per_second > 0)
-		{
-			long		due = (long) rows * 1000 / settings.max_rows_per_second;
-
-			worker_sleep(due - elapsed_ms);
-		}
-		worker_sleep(settings.batch_delay);
-		worker_wait_for_replicas();
+		worker_pace(&settings, started, ntids, &chunks_per_batch);
 	}
 
 	MemoryContextSwitchTo(old);

@@ -1,0 +1,227 @@
+-- records_upload: id-list jobs (Salesforce Bulk API 2.0 delete jobs):
+-- create_job, upload (CSV and arrays), close_upload, abort, and the results
+CREATE SCHEMA up;
+GRANT USAGE ON SCHEMA up TO bd_alice, bd_bob;
+CREATE TABLE up.contact (id integer PRIMARY KEY);
+INSERT INTO up.contact SELECT generate_series(1, 100);
+CREATE TABLE up.tag (code text PRIMARY KEY);
+INSERT INTO up.tag VALUES ('a,b'), ('say "hi"'), (E'two\nlines'), ('plain'), ('');
+CREATE TABLE up.line (order_no integer, item text, PRIMARY KEY (order_no, item));
+INSERT INTO up.line VALUES (1, 'x'), (1, 'y'), (2, 'x');
+CREATE TABLE up.hold (id serial PRIMARY KEY,
+	contact_id integer REFERENCES up.contact ON DELETE RESTRICT);
+INSERT INTO up.hold (contact_id) VALUES (4), (8);
+CREATE TABLE up.nokey (id integer);
+GRANT SELECT, DELETE ON up.contact, up.tag, up.line, up.nokey TO bd_alice;
+GRANT SELECT ON up.contact TO bd_bob;
+
+-- rec_try(sql): bd_try with job ids masked, so that the output does not
+-- depend on how many jobs earlier tests made
+CREATE FUNCTION public.rec_try(sql text) RETURNS text LANGUAGE sql AS $$
+	SELECT regexp_replace(bd_try(sql), 'job [0-9]+', 'job N', 'g')
+$$;
+GRANT EXECUTE ON FUNCTION public.rec_try(text) TO PUBLIC;
+
+-- what a job may target, and who may create one
+SET ROLE bd_alice;
+SELECT rec_try($$SELECT bulkdelete.create_job('up.nokey')$$);
+SELECT rec_try($$SELECT bulkdelete.create_job('up.hold')$$);
+SELECT rec_try($$SELECT bulkdelete.create_job('up.contact', options => '{"batch_sise": 1}')$$);
+RESET ROLE;
+SET ROLE bd_bob;
+SELECT rec_try($$SELECT bulkdelete.create_job('up.contact')$$);
+RESET ROLE;
+
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.contact', 'purge contacts',
+	options => '{"batch_size": 3}') AS job \gset
+SELECT name, owner, kind, target, state, candidate_count, options
+FROM bulkdelete.operation WHERE id = :job;
+
+-- CSV: a byte order mark, "Id" in any case, CRLF and LF, blank lines,
+-- quoted values, and no line end at the end
+SELECT bulkdelete.upload(:job, chr(65279) || E'ID\r\n1\r\n\r\n"2"\n\n3\r\n4');
+-- the header may name the key column itself; a header alone adds nothing
+SELECT bulkdelete.upload(:job, E'id\n5\n6\n');
+SELECT bulkdelete.upload(:job, E'id\n');
+-- arrays of any type that reads as the key, any number of times
+SELECT bulkdelete.upload(:job, ARRAY[7, 8, 999]);
+SELECT bulkdelete.upload(:job, ARRAY['9', '2']);
+SELECT bulkdelete.upload(:job, ARRAY['{"id": 10}', '{"Id": 11}']::jsonb[]);
+
+-- bad uploads are refused whole, naming the line or position
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'12\n13\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id,name\n12,x\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id,ID\n12,12\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n12\n13\nabc\n14\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n12\n"13\n14\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n12\n1"3\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n"12"3\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n12\r13\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n12\n13,14\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id,\n12,\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'\n\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, ''));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n99999999999\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY[%L, %L])', :job, '12', 'x'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY[12, NULL])', :job));
+RESET ROLE;
+-- over bulkdelete.max_upload_size (in kB)
+SET bulkdelete.max_upload_size = 1;
+SET ROLE bd_alice;
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job,
+	E'id\n' || (SELECT string_agg(g::text, E'\n') FROM generate_series(12, 300) g)));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY(SELECT generate_series(12, 300)))', :job));
+RESET ROLE;
+RESET bulkdelete.max_upload_size;
+-- none of the refused uploads left anything: the records are those above
+SELECT seq, key, outcome FROM bulkdelete.record WHERE operation_id = :job ORDER BY seq;
+
+-- another role cannot see the job, so cannot upload to it, close, abort or
+-- read it; carol cannot even call the functions
+SET ROLE bd_bob;
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n50\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY[50])', :job));
+SELECT rec_try(format('SELECT bulkdelete.close_upload(%s)', :job));
+SELECT rec_try(format('SELECT bulkdelete.abort(%s)', :job));
+SELECT rec_try(format('SELECT * FROM bulkdelete.successful_results(%s)', :job));
+SELECT rec_try(format('SELECT * FROM bulkdelete.failed_results(%s)', :job));
+SELECT rec_try(format('SELECT * FROM bulkdelete.unprocessed_records(%s)', :job));
+RESET ROLE;
+SET ROLE bd_carol;
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job, E'id\n50\n'));
+RESET ROLE;
+
+-- before it runs, every record is unprocessed
+SET ROLE bd_alice;
+SELECT count(*) FROM bulkdelete.unprocessed_records(:job);
+-- close: queued, with the records as candidates; no more uploads
+SELECT bulkdelete.close_upload(:job);
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY[50])', :job));
+SELECT rec_try(format('SELECT bulkdelete.close_upload(%s)', :job));
+SELECT candidate_count FROM bulkdelete.operation WHERE id = :job;
+RESET ROLE;
+
+-- the job runs in a worker once the close is committed
+SELECT bulkdelete.wait(:job, '60 s');
+SET ROLE bd_alice;
+SELECT state, candidate_count, success_count, failure_count, skipped_count,
+	batches > 1 AS several_batches
+FROM bulkdelete.operation WHERE id = :job;
+SELECT * FROM bulkdelete.successful_results(:job);
+SELECT * FROM bulkdelete.failed_results(:job);
+SELECT * FROM bulkdelete.unprocessed_records(:job);
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure
+WHERE operation_id = :job ORDER BY id;
+RESET ROLE;
+SELECT id FROM up.contact WHERE id <= 12 ORDER BY id;
+
+-- text keys: quoted fields with commas, quotes and line breaks
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.tag') AS tag_job \gset
+SELECT bulkdelete.upload(:tag_job, E'code\r\n"a,b"\r\n"say ""hi"""\r\n"two\nlines"\r\n""\r\nnone\r\n');
+SELECT key FROM bulkdelete.unprocessed_records(:tag_job);
+SELECT bulkdelete.close_upload(:tag_job);
+RESET ROLE;
+SELECT bulkdelete.wait(:tag_job, '60 s');
+SET ROLE bd_alice;
+SELECT * FROM bulkdelete.successful_results(:tag_job);
+SELECT * FROM bulkdelete.failed_results(:tag_job);
+RESET ROLE;
+SELECT code FROM up.tag;
+
+-- a key of two columns: the header names both, in any order; arrays of JSON
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.line') AS line_job \gset
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :line_job, E'order_no\n1\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :line_job, E'order_no,item\n1,\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :line_job, E'Id\n1\n'));
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY[1])', :line_job));
+SELECT bulkdelete.upload(:line_job, E'item,ORDER_NO\nx,1\n"y",2\n');
+SELECT bulkdelete.upload(:line_job, ARRAY['{"order_no": 2, "item": "x"}'::jsonb]);
+SELECT bulkdelete.close_upload(:line_job);
+RESET ROLE;
+SELECT bulkdelete.wait(:line_job, '60 s');
+SET ROLE bd_alice;
+SELECT * FROM bulkdelete.successful_results(:line_job);
+SELECT * FROM bulkdelete.failed_results(:line_job);
+RESET ROLE;
+SELECT * FROM up.line;
+
+-- abort: an open job is canceled and its records stay unprocessed
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.contact') AS abort_job \gset
+SELECT bulkdelete.upload(:abort_job, ARRAY[20, 21]);
+SELECT bulkdelete.abort(:abort_job);
+SELECT rec_try(format('SELECT bulkdelete.close_upload(%s)', :abort_job));
+SELECT rec_try(format('SELECT bulkdelete.abort(%s)', :abort_job));
+SELECT * FROM bulkdelete.unprocessed_records(:abort_job);
+SELECT count(*) FROM bulkdelete.successful_results(:abort_job);
+RESET ROLE;
+
+-- canceled while it runs: a trigger cancels the job when it deletes row 35;
+-- batches of 2, then 4 (they double while fast), so the batch with 35
+-- commits and the rest is never tried
+CREATE TABLE up.job_to_cancel (id bigint);
+GRANT SELECT ON up.job_to_cancel TO bd_alice;
+CREATE FUNCTION up.cancel_on_35() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.id = 35 THEN
+		PERFORM bulkdelete.cancel(id) FROM up.job_to_cancel;
+	END IF;
+	RETURN OLD;
+END
+$$;
+CREATE TRIGGER cancel_on_35 BEFORE DELETE ON up.contact
+	FOR EACH ROW EXECUTE FUNCTION up.cancel_on_35();
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.contact',
+	options => '{"batch_size": 2, "batch_time": 600000}') AS cancel_job \gset
+RESET ROLE;
+INSERT INTO up.job_to_cancel VALUES (:cancel_job);
+SET ROLE bd_alice;
+SELECT bulkdelete.upload(:cancel_job, ARRAY(SELECT generate_series(31, 40)));
+SELECT bulkdelete.close_upload(:cancel_job);
+RESET ROLE;
+SELECT bulkdelete.wait(:cancel_job, '60 s');
+SET ROLE bd_alice;
+SELECT state, success_count, failure_count, batches
+FROM bulkdelete.operation WHERE id = :cancel_job;
+SELECT * FROM bulkdelete.successful_results(:cancel_job);
+SELECT * FROM bulkdelete.unprocessed_records(:cancel_job);
+RESET ROLE;
+SELECT id FROM up.contact WHERE id BETWEEN 31 AND 40 ORDER BY id;
+DROP TRIGGER cancel_on_35 ON up.contact;
+
+-- failed first: the target is dropped before the job runs; nothing was
+-- tried, so every record is unprocessed
+CREATE TABLE up.doomed (id integer PRIMARY KEY);
+INSERT INTO up.doomed VALUES (1), (2);
+GRANT SELECT, DELETE ON up.doomed TO bd_alice;
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.doomed') AS doomed_job \gset
+SELECT bulkdelete.upload(:doomed_job, ARRAY[1, 2]);
+RESET ROLE;
+BEGIN;
+SELECT bulkdelete.close_upload(:doomed_job);
+DROP TABLE up.doomed;
+COMMIT;
+SELECT bulkdelete.wait(:doomed_job, '60 s');
+SELECT state, error_sqlstate FROM bulkdelete.operation WHERE id = :doomed_job;
+SELECT * FROM bulkdelete.unprocessed_records(:doomed_job);
+
+-- results are for id-list jobs; forget takes the records with the job
+SELECT bd_fake_job('bd_alice', 'succeeded') AS query_job \gset
+SELECT rec_try(format('SELECT * FROM bulkdelete.successful_results(%s)', :query_job));
+SELECT rec_try(format('SELECT bulkdelete.abort(%s)', :query_job));
+SELECT bulkdelete.forget(:job);
+SELECT count(*) FROM bulkdelete.record WHERE operation_id = :job;
+SELECT rec_try(format('SELECT * FROM bulkdelete.successful_results(%s)', :job));
+
+-- the record table is the extension's own: nobody else reads or writes it
+SET ROLE bd_alice;
+SELECT rec_try('SELECT count(*) FROM bulkdelete.record');
+SELECT rec_try($$INSERT INTO bulkdelete.record VALUES (1, 0, '{}')$$);
+RESET ROLE;
+
+DELETE FROM bulkdelete.operation;

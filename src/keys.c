@@ -1,0 +1,853 @@
+/*-------------------------------------------------------------------------
+ *
+ * keys.c
+ *		Deleting rows by primary key, for delete_records and id-list jobs.
+ *
+ *		A key is read from text with the input functions of the key's
+ *		columns, so an id of any type works: 42, '42', a uuid, or, for any
+ *		key and required for a key of several columns, a JSON object naming
+ *		the columns ({"a": 1, "b": "x"}).  A list of keys is parsed in one
+ *		subtransaction; only when some key does not parse is the list redone
+ *		from the failing key on, so that costs one subtransaction per bad
+ *		key, not per key.
+ *
+ *		The keys are deleted with one real DELETE, as the current user (the
+ *		caller, or the job's owner), in a subtransaction:
+ *
+ *			DELETE FROM target t
+ *			USING ROWS FROM (unnest($1), .., unnest($n + 1)) AS k(k1, .., item)
+ *			WHERE t.c1 = k.k1 AND ... RETURNING k.item, t.tableoid
+ *
+ *		with the key's own equality operators, so the primary key's index
+ *		finds the rows.  When it fails, the keys are split as batch.c splits
+ *		rows: keys whose rows a restricting foreign key holds are found first
+ *		with one anti-join and tried alone; keys of rows locked by another
+ *		session are found with SKIP LOCKED; the rest is bisected; a single key
+ *		that fails with a transient error is retried a few times.
+ *
+ *		A key that no DELETE returned is looked up once more, bypassing
+ *		row-level security: no such row (not found), a row that row-level
+ *		security hides from the deleting role, or, without row-level
+ *		security, a row a BEFORE DELETE trigger kept.
+ *
+ *		A key given twice is tried once; the later copies get the outcome of
+ *		the first, except that when the first deleted the row, they find it
+ *		gone (not found), as they would in a later call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "keys.h"
+
+#include "bulkdelete.h"
+#include "spi_util.h"
+
+#include "access/nbtree.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_type.h"
+#include "parser/parse_coerce.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/rls.h"
+#include "utils/syscache.h"
+
+/* how often a single key is retried after a transient error */
+#define KEYS_RETRIES 3
+
+/* The state of one bd_keys_delete call */
+typedef struct KeysRun
+{
+	BdKeySet   *set;
+	BdTarget   *target;
+	BdBatchCounts *counts;		/* cascades are added here; NULL: not counted */
+	char	   *delete_sql;
+	int64	   *stats_before;
+	int64	   *stats_after;
+} KeysRun;
+
+/* "OPERATOR(schema.name)" for an operator */
+static char *
+keys_operator_sql(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * The primary key of relid, which must be a table or a partitioned table:
+ * its columns, how to read and compare their values, and the SQL that
+ * matches rows to keys.  Raises 42809 for anything else and 42P10 for a
+ * table without a primary key.  Keeps an AccessShareLock on the table until
+ * the transaction ends.  Result palloc'd in the caller's memory context.
+ */
+BdKeyInfo *
+bd_keys_lookup(Oid relid)
+{
+	BdKeyInfo  *info = palloc0(sizeof(BdKeyInfo));
+	char		relkind = get_rel_relkind(relid);
+	Relation	rel;
+	Oid			pk_index;
+	HeapTuple	tup;
+	Form_pg_index idx;
+	oidvector  *opclasses;
+	oidvector  *collations;
+	bool		isnull;
+	StringInfoData keys;
+	StringInfoData names;
+	StringInfoData match;
+
+	info->relid = relid;
+	info->relname = bd_qualified_relname(relid);
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", get_rel_name(relid)),
+				 errdetail("Records are deleted by key only from tables and partitioned tables.")));
+
+	rel = relation_open(relid, AccessShareLock);
+	pk_index = RelationGetPrimaryKeyIndex(rel);
+	if (!OidIsValid(pk_index))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("table \"%s\" has no primary key", get_rel_name(relid)),
+				 errdetail("Records are found by their primary key."),
+				 errhint("To delete from this table, use bulkdelete.submit with a filter.")));
+
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk_index));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for index %u", pk_index);
+	idx = (Form_pg_index) GETSTRUCT(tup);
+	opclasses = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tup,
+															  Anum_pg_index_indclass,
+															  &isnull));
+	collations = (oidvector *) DatumGetPointer(SysCacheGetAttr(INDEXRELID, tup,
+															   Anum_pg_index_indcollation,
+															   &isnull));
+
+	info->ncols = idx->indnkeyatts;
+	info->colnames = palloc(sizeof(char *) * info->ncols);
+	info->types = palloc(sizeof(Oid) * info->ncols);
+	info->typmods = palloc(sizeof(int32) * info->ncols);
+	info->arraytypes = palloc(sizeof(Oid) * info->ncols);
+	info->typlens = palloc(sizeof(int16) * info->ncols);
+	info->typbyvals = palloc(sizeof(bool) * info->ncols);
+	info->typaligns = palloc(sizeof(char) * info->ncols);
+	info->infuncs = palloc(sizeof(FmgrInfo) * info->ncols);
+	info->ioparams = palloc(sizeof(Oid) * info->ncols);
+	info->cmpfuncs = palloc(sizeof(FmgrInfo) * info->ncols);
+	info->collations = palloc(sizeof(Oid) * info->ncols);
+
+	initStringInfo(&keys);
+	initStringInfo(&names);
+	initStringInfo(&match);
+	for (int i = 0; i < info->ncols; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
+											  idx->indkey.values[i] - 1);
+		Oid			opfamily = get_opclass_family(opclasses->values[i]);
+		Oid			opcintype = get_opclass_input_type(opclasses->values[i]);
+		Oid			infunc;
+		Oid			eqop;
+
+		info->colnames[i] = pstrdup(NameStr(att->attname));
+		info->types[i] = att->atttypid;
+		info->typmods[i] = att->atttypmod;
+		info->collations[i] = collations->values[i];
+		info->arraytypes[i] = get_array_type(att->atttypid);
+		if (!OidIsValid(info->arraytypes[i]))
+			elog(ERROR, "type %u has no array type", att->atttypid);
+		get_typlenbyvalalign(att->atttypid, &info->typlens[i],
+							 &info->typbyvals[i], &info->typaligns[i]);
+		getTypeInputInfo(att->atttypid, &infunc, &info->ioparams[i]);
+		fmgr_info(infunc, &info->infuncs[i]);
+		fmgr_info(get_opfamily_proc(opfamily, opcintype, opcintype, BTORDER_PROC),
+				  &info->cmpfuncs[i]);
+		eqop = get_opfamily_member(opfamily, opcintype, opcintype,
+								   BTEqualStrategyNumber);
+		if (!OidIsValid(eqop))
+			elog(ERROR, "no equality operator in operator family %u", opfamily);
+
+		appendStringInfo(&keys, "pg_catalog.unnest($%d), ", i + 1);
+		appendStringInfo(&names, "k%d, ", i + 1);
+		appendStringInfo(&match, "%st.%s %s k.k%d", i > 0 ? " AND " : "",
+						 quote_identifier(info->colnames[i]),
+						 keys_operator_sql(eqop), i + 1);
+	}
+	info->keys_sql = psprintf("ROWS FROM (%spg_catalog.unnest($%d)) AS k(%sitem)",
+							  keys.data, info->ncols + 1, names.data);
+	info->match_sql = match.data;
+	ReleaseSysCache(tup);
+	relation_close(rel, NoLock);
+	return info;
+}
+
+/*
+ * The key column a name stands for: the column of that name, exactly or
+ * else case-insensitively; "Id" (in any case) names a one-column key.  -1
+ * when none.
+ */
+int
+bd_keys_column(BdKeyInfo *info, const char *name)
+{
+	for (int i = 0; i < info->ncols; i++)
+		if (strcmp(info->colnames[i], name) == 0)
+			return i;
+	for (int i = 0; i < info->ncols; i++)
+		if (pg_strcasecmp(info->colnames[i], name) == 0)
+			return i;
+	if (info->ncols == 1 && pg_strcasecmp(name, "id") == 0)
+		return 0;
+	return -1;
+}
+
+/* The names of the key columns, for messages: "a, b" */
+char *
+bd_keys_column_list(BdKeyInfo *info)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < info->ncols; i++)
+		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
+						 quote_identifier(info->colnames[i]));
+	return buf.data;
+}
+
+/*
+ * The value of key column col read from text (NULL raises 22004), with the
+ * column's input function and type modifier; input errors are the type's.
+ */
+Datum
+bd_keys_input(BdKeyInfo *info, int col, char *text)
+{
+	if (text == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("null value for key column \"%s\"", info->colnames[col])));
+	return InputFunctionCall(&info->infuncs[col], text, info->ioparams[col],
+							 info->typmods[col]);
+}
+
+/* The text of a JSON value (a string without its quotes); NULL for null */
+static char *
+keys_json_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return NULL;
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Read a key from JSON: a scalar for a one-column key, or an object whose
+ * members name every key column (as bd_keys_column matches names) and
+ * nothing else.  Raises 22023 or 42703 when it is neither, and the input
+ * function's error for a value that does not fit its column.
+ */
+void
+bd_keys_from_jsonb(BdKeyInfo *info, Jsonb *id, Datum *values)
+{
+	char	  **texts = palloc0(sizeof(char *) * info->ncols);
+	bool	   *seen = palloc0(sizeof(bool) * info->ncols);
+	JsonbValue	v;
+
+	if (JB_ROOT_IS_SCALAR(id))
+	{
+		if (info->ncols > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("id %s is not a JSON object", JsonbToCString(NULL, &id->root, VARSIZE(id))),
+					 errdetail("The primary key of table %s has the columns %s; name each of them.",
+							   info->relname, bd_keys_column_list(info))));
+		JsonbExtractScalar(&id->root, &v);
+		values[0] = bd_keys_input(info, 0, keys_json_text(&v));
+		return;
+	}
+	if (!JB_ROOT_IS_OBJECT(id))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("id %s is neither a JSON object nor a single value",
+						JsonbToCString(NULL, &id->root, VARSIZE(id)))));
+	{
+		JsonbIterator *it = JsonbIteratorInit(&id->root);
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			char	   *name;
+			int			col;
+
+			if (tok != WJB_KEY)
+				continue;
+			name = pnstrdup(v.val.string.val, v.val.string.len);
+			col = bd_keys_column(info, name);
+			if (col < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("\"%s\" is not a key column of table %s",
+								name, info->relname),
+						 errdetail("The primary key has the columns %s.",
+								   bd_keys_column_list(info))));
+			if (seen[col])
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("id names key column \"%s\" twice",
+								info->colnames[col])));
+			seen[col] = true;
+			(void) JsonbIteratorNext(&it, &v, true);
+			texts[col] = keys_json_text(&v);
+		}
+	}
+	for (int i = 0; i < info->ncols; i++)
+	{
+		if (!seen[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("id lacks key column \"%s\"", info->colnames[i]),
+					 errdetail("The primary key of table %s has the columns %s.",
+							   info->relname, bd_keys_column_list(info))));
+		values[i] = bd_keys_input(info, i, texts[i]);
+	}
+}
+
+/*
+ * Raise 42804 unless ids of type typid can name keys of info: any type for a
+ * one-column key; JSON, or text holding JSON, for a key of several columns.
+ */
+void
+bd_keys_check_id_type(BdKeyInfo *info, Oid typid)
+{
+	if (info->ncols > 1 && typid != JSONBOID && typid != JSONOID &&
+		TypeCategory(typid) != TYPCATEGORY_STRING)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("ids of table %s must be JSON objects, not %s",
+						info->relname, format_type_be(typid)),
+				 errdetail("Its primary key has the columns %s; each id names all of them, as in {\"%s\": ...}.",
+						   bd_keys_column_list(info), info->colnames[0])));
+}
+
+/*
+ * Read a key from a non-null value of type typid (bd_keys_check_id_type
+ * allows): JSON as bd_keys_from_jsonb reads it, text holding JSON for a key
+ * of several columns, and any other value by its text form.
+ */
+void
+bd_keys_from_datum(BdKeyInfo *info, Datum id, Oid typid, Datum *values)
+{
+	Oid			outfunc;
+	bool		isvarlena;
+	char	   *text;
+
+	if (typid == JSONBOID)
+	{
+		bd_keys_from_jsonb(info, DatumGetJsonbP(id), values);
+		return;
+	}
+	getTypeOutputInfo(typid, &outfunc, &isvarlena);
+	text = OidOutputFunctionCall(outfunc, id);
+	if (typid == JSONOID || info->ncols > 1)
+		bd_keys_from_jsonb(info,
+						   DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+															  CStringGetDatum(text))),
+						   values);
+	else
+		values[0] = bd_keys_input(info, 0, text);
+}
+
+/*
+ * The parameters of info->keys_sql for the keys items[0..n) of keys (ncols
+ * values per key): one array per key column, then the item numbers as an
+ * int4[].  argtypes (ncols + 1 entries) receives their types.
+ */
+Datum *
+bd_keys_params(BdKeyInfo *info, Datum *keys, int *items, int n, Oid *argtypes)
+{
+	Datum	   *params = palloc(sizeof(Datum) * (info->ncols + 1));
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+
+	for (int c = 0; c < info->ncols; c++)
+	{
+		for (int j = 0; j < n; j++)
+			elems[j] = keys[items[j] * info->ncols + c];
+		params[c] = PointerGetDatum(construct_array(elems, n, info->types[c],
+													info->typlens[c],
+													info->typbyvals[c],
+													info->typaligns[c]));
+		argtypes[c] = info->arraytypes[c];
+	}
+	for (int j = 0; j < n; j++)
+		elems[j] = Int32GetDatum(items[j]);
+	params[info->ncols] = PointerGetDatum(construct_array(elems, n, INT4OID,
+														  sizeof(int32), true,
+														  TYPALIGN_INT));
+	argtypes[info->ncols] = INT4ARRAYOID;
+	return params;
+}
+
+/* Record that key item failed. */
+void
+bd_keys_fail(BdKeySet *set, int item, int sqlerrcode, const char *message,
+			 const char *detail)
+{
+	set->outcomes[item] = BD_KEY_FAILED;
+	set->sqlerrcodes[item] = sqlerrcode;
+	set->messages[item] = pstrdup(message ? message : "");
+	set->details[item] = detail ? pstrdup(detail) : NULL;
+}
+
+/* The state of bd_keys_parse: keys before next are done */
+typedef struct KeysParse
+{
+	BdKeySet   *set;
+	BdKeyFill	fill;
+	void	   *arg;
+	volatile int next;
+} KeysParse;
+
+static void
+keys_parse_from(void *arg)
+{
+	KeysParse  *p = (KeysParse *) arg;
+	BdKeyInfo  *info = p->set->info;
+
+	for (; p->next < p->set->n; p->next++)
+		p->fill(p->arg, p->next, info, &p->set->values[p->next * info->ncols]);
+}
+
+/*
+ * Read n keys: fill(arg, i, info, values) reads key i or raises an error.
+ * A key whose fill fails is FAILED with that error; the others are
+ * PENDING.  In a transaction.
+ */
+BdKeySet *
+bd_keys_parse(BdKeyInfo *info, int n, BdKeyFill fill, void *arg)
+{
+	BdKeySet   *set = palloc0(sizeof(BdKeySet));
+	KeysParse	p;
+
+	set->info = info;
+	set->n = n;
+	set->values = palloc0(sizeof(Datum) * ((Size) n * info->ncols + 1));
+	set->outcomes = palloc0(sizeof(BdKeyOutcome) * (n + 1));
+	set->sqlerrcodes = palloc0(sizeof(int) * (n + 1));
+	set->messages = palloc0(sizeof(char *) * (n + 1));
+	set->details = palloc0(sizeof(char *) * (n + 1));
+
+	p.set = set;
+	p.fill = fill;
+	p.arg = arg;
+	p.next = 0;
+	while (p.next < n)
+	{
+		ErrorData  *edata;
+
+		if (bd_try_subxact(keys_parse_from, &p, &edata))
+			break;
+		bd_keys_fail(set, p.next, edata->sqlerrcode, edata->message,
+					 edata->detail);
+		FreeErrorData(edata);
+		p.next++;
+	}
+	return set;
+}
+
+/* Run sql (with info->keys_sql) for keys items[0..n) in a subtransaction. */
+static bool
+keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
+		 uint64 *processed, ErrorData **edata)
+{
+	BdKeyInfo  *info = run->set->info;
+	Oid		   *argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
+	Datum	   *values = bd_keys_params(info, run->set->values, items, n,
+										argtypes);
+
+	return bd_spi_try(sql, info->ncols + 1, argtypes, values, expected,
+					  processed, edata);
+}
+
+/*
+ * DELETE the rows of keys items[0..n); on success mark the keys the
+ * DELETE returned and add the cascades.
+ */
+static bool
+keys_delete_items(KeysRun *run, int *items, int n, ErrorData **edata)
+{
+	uint64		processed;
+
+	if (run->counts)
+		bd_batch_read_stats(run->target, run->stats_before);
+	if (!keys_try(run, run->delete_sql, items, n, SPI_OK_DELETE_RETURNING,
+				  &processed, edata))
+		return false;
+	if (run->counts)
+		bd_batch_read_stats(run->target, run->stats_after);
+	for (uint64 j = 0; j < processed; j++)
+	{
+		bool		isnull;
+		int			item = DatumGetInt32(bd_spi_datum(j, 1, &isnull));
+		Oid			from = DatumGetObjectId(bd_spi_datum(j, 2, &isnull));
+
+		run->set->outcomes[item] = BD_KEY_DELETED;
+		/* our own deletes show in their relation's counter too */
+		for (int i = 0; run->counts && i < run->target->ncascade; i++)
+			if (run->target->cascade_relids[i] == from)
+				run->stats_after[i]--;
+	}
+	for (int i = 0; run->counts && i < run->target->ncascade; i++)
+		run->counts->cascade_rows[i] += run->stats_after[i] - run->stats_before[i];
+	return true;
+}
+
+static void
+keys_fail_edata(KeysRun *run, int item, ErrorData *edata)
+{
+	bd_keys_fail(run->set, item, edata->sqlerrcode, edata->message,
+				 edata->detail);
+}
+
+/* Delete one key, retrying transient errors, or record its failure. */
+static void
+keys_attempt_one(KeysRun *run, int item)
+{
+	ErrorData  *edata = NULL;
+
+	for (int attempt = 0;; attempt++)
+	{
+		if (keys_delete_items(run, &item, 1, &edata))
+			return;
+		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= KEYS_RETRIES)
+			break;
+		FreeErrorData(edata);
+		CHECK_FOR_INTERRUPTS();
+	}
+	keys_fail_edata(run, item, edata);
+}
+
+/*
+ * Move the keys of items[0..n) that sql (run as the job tables' owner, who
+ * may read what the deleting role may not) returns to the front, keeping
+ * the order of both parts; returns how many there are.  0 when sql fails.
+ */
+static int
+keys_partition(KeysRun *run, const char *sql, int *items, int n)
+{
+	BdUserSwitch sw;
+	uint64		found;
+	ErrorData  *edata = NULL;
+	bool		ok;
+	bool	   *hit;
+	int		   *rest;
+	int			nfront = 0;
+	int			nrest = 0;
+
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	ok = keys_try(run, sql, items, n, SPI_OK_SELECT, &found, &edata);
+	bd_switch_user_end(&sw);
+	if (!ok || found == 0)
+		return 0;
+
+	hit = palloc0(sizeof(bool) * run->set->n);
+	for (uint64 j = 0; j < found; j++)
+	{
+		bool		isnull;
+
+		hit[DatumGetInt32(bd_spi_datum(j, 1, &isnull))] = true;
+	}
+	rest = palloc(sizeof(int) * n);
+	for (int i = 0; i < n; i++)
+	{
+		if (hit[items[i]])
+			items[nfront++] = items[i];
+		else
+			rest[nrest++] = items[i];
+	}
+	memcpy(items + nfront, rest, sizeof(int) * nrest);
+	return nfront;
+}
+
+/* SELECT k.item of the rows that have a key of the list, and then extra */
+static char *
+keys_select_sql(BdKeyInfo *info, const char *extra)
+{
+	return psprintf("SELECT k.item FROM %s t, %s WHERE %s%s",
+					info->relname, info->keys_sql, info->match_sql, extra);
+}
+
+/* Delete the keys items[0..n): all at once, or split until the bad are found. */
+static void
+keys_attempt(KeysRun *run, int *items, int n)
+{
+	ErrorData  *edata = NULL;
+	int			half;
+
+	if (n == 0)
+		return;
+	if (n == 1)
+	{
+		keys_attempt_one(run, items[0]);
+		return;
+	}
+	if (keys_delete_items(run, items, n, &edata))
+		return;
+
+	/* a missing privilege fails every key alike: no need to look further */
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+	{
+		for (int i = 0; i < n; i++)
+			keys_fail_edata(run, items[i], edata);
+		return;
+	}
+
+	/* rows locked by someone else: delete the others, try the locked alone */
+	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	{
+		int			nfree = keys_partition(run,
+										   keys_select_sql(run->set->info,
+														   " FOR UPDATE OF t SKIP LOCKED"),
+										   items, n);
+
+		if (nfree > 0 && nfree < n)
+		{
+			keys_attempt(run, items, nfree);
+			for (int i = nfree; i < n; i++)
+				keys_attempt_one(run, items[i]);
+			return;
+		}
+	}
+	FreeErrorData(edata);
+
+	half = n / 2;
+	keys_attempt(run, items, half);
+	keys_attempt(run, items + half, n - half);
+}
+
+/* Compare keys ia and ib with the primary key's own comparison. */
+static int
+keys_compare(BdKeySet *set, int ia, int ib)
+{
+	BdKeyInfo  *info = set->info;
+
+	for (int c = 0; c < info->ncols; c++)
+	{
+		int32		r = DatumGetInt32(FunctionCall2Coll(&info->cmpfuncs[c],
+														info->collations[c],
+														set->values[ia * info->ncols + c],
+														set->values[ib * info->ncols + c]));
+
+		if (r != 0)
+			return r < 0 ? -1 : 1;
+	}
+	return 0;
+}
+
+/* qsort_arg comparator of key numbers: by key, then by number */
+static int
+keys_sort_cmp(const void *a, const void *b, void *arg)
+{
+	int			ia = *(const int *) a;
+	int			ib = *(const int *) b;
+	int			r = keys_compare((BdKeySet *) arg, ia, ib);
+
+	if (r != 0)
+		return r;
+	return ia < ib ? -1 : ia > ib ? 1 : 0;
+}
+
+/*
+ * The keys to try: every PENDING key that is not a copy of an earlier one,
+ * in order, into items; returns their number.  first_of[i] receives the
+ * first key equal to key i (i itself when there is none).
+ */
+static int
+keys_distinct(BdKeySet *set, int *items, int *first_of)
+{
+	int		   *sorted = palloc(sizeof(int) * (set->n + 1));
+	int			n = 0;
+	int			ndistinct = 0;
+
+	for (int i = 0; i < set->n; i++)
+	{
+		first_of[i] = i;
+		if (set->outcomes[i] == BD_KEY_PENDING)
+			sorted[n++] = i;
+	}
+	qsort_arg(sorted, n, sizeof(int), keys_sort_cmp, set);
+	for (int j = 1; j < n; j++)
+		if (keys_compare(set, sorted[j - 1], sorted[j]) == 0)
+			first_of[sorted[j]] = first_of[sorted[j - 1]];
+	for (int i = 0; i < set->n; i++)
+		if (set->outcomes[i] == BD_KEY_PENDING && first_of[i] == i)
+			items[ndistinct++] = i;
+	return ndistinct;
+}
+
+/*
+ * The keys items[0..n) that no DELETE returned and that did not fail: is
+ * their row there at all?  Looked up as the job tables' owner, whom
+ * row-level security does not restrict.
+ */
+static void
+keys_classify(KeysRun *run, int *items, int n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	BdKeySet   *set = run->set;
+	BdKeyInfo  *info = set->info;
+	int		   *pending = palloc(sizeof(int) * (n + 1));
+	int			npending = 0;
+	bool		rls;
+	bool	   *found;
+	BdUserSwitch sw;
+	Oid		   *argtypes;
+	Datum	   *values;
+	uint64		nfound;
+	char	   *role;
+
+	for (int i = 0; i < n; i++)
+		if (set->outcomes[items[i]] == BD_KEY_PENDING)
+			pending[npending++] = items[i];
+	if (npending == 0)
+		return;
+
+	/* judged for the deleting role, before we become someone else */
+	rls = check_enable_rls(info->relid, InvalidOid, true) == RLS_ENABLED;
+	role = GetUserNameFromId(GetUserId(), false);
+
+	argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
+	values = bd_keys_params(info, set->values, pending, npending, argtypes);
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	nfound = bd_spi_exec(keys_select_sql(info, ""), info->ncols + 1, argtypes,
+						 values, NULL, true, SPI_OK_SELECT);
+	bd_switch_user_end(&sw);
+	MemoryContextSwitchTo(cxt);
+	found = palloc0(sizeof(bool) * set->n);
+	for (uint64 j = 0; j < nfound; j++)
+	{
+		bool		isnull;
+
+		found[DatumGetInt32(bd_spi_datum(j, 1, &isnull))] = true;
+	}
+
+	for (int i = 0; i < npending; i++)
+	{
+		int			item = pending[i];
+
+		if (!found[item])
+		{
+			bd_keys_fail(set, item, ERRCODE_NO_DATA, "record not found", NULL);
+			set->outcomes[item] = BD_KEY_NOT_FOUND;
+		}
+		else if (rls)
+		{
+			bd_keys_fail(set, item, ERRCODE_INSUFFICIENT_PRIVILEGE,
+						 psprintf("row-level security on table %s does not let role \"%s\" delete this record",
+								  info->relname, role),
+						 NULL);
+			set->outcomes[item] = BD_KEY_HIDDEN;
+		}
+		else
+		{
+			bd_keys_fail(set, item, ERRCODE_NO_DATA,
+						 "a trigger canceled the delete of this record", NULL);
+			set->outcomes[item] = BD_KEY_SUPPRESSED;
+		}
+	}
+}
+
+/*
+ * Delete the rows of every PENDING key of set, as the current user, and
+ * give each key its outcome.  target (bd_batch_prepare of the key's table)
+ * supplies the restricting foreign keys and the relations whose cascaded
+ * deletes are added to counts->cascade_rows (counts may be NULL).  Must be
+ * called in a transaction, connected to SPI.
+ */
+void
+bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
+{
+	BdKeyInfo  *info = set->info;
+	KeysRun		run;
+	int		   *items = palloc(sizeof(int) * (set->n + 1));
+	int		   *first_of = palloc(sizeof(int) * (set->n + 1));
+	int			n;
+	int			nblocked = 0;
+
+	memset(&run, 0, sizeof(run));
+	run.set = set;
+	run.target = target;
+	run.counts = counts;
+	run.delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s"
+							  " RETURNING k.item, t.tableoid",
+							  info->relname, info->keys_sql, info->match_sql);
+	if (counts)
+	{
+		run.stats_before = palloc(sizeof(int64) * (target->ncascade + 1));
+		run.stats_after = palloc(sizeof(int64) * (target->ncascade + 1));
+	}
+
+	n = keys_distinct(set, items, first_of);
+	if (n == 0)
+		return;
+
+	/*
+	 * Keys whose rows a restricting foreign key holds would make the whole
+	 * DELETE fail: find them with one anti-join and try them alone, last.
+	 */
+	if (target->blocked_sql != NULL)
+		nblocked = keys_partition(&run,
+								  keys_select_sql(info,
+												  psprintf(" AND (%s)", target->blocked_sql)),
+								  items, n);
+	keys_attempt(&run, items + nblocked, n - nblocked);
+	for (int i = 0; i < nblocked; i++)
+		keys_attempt_one(&run, items[i]);
+	keys_classify(&run, items, n);
+
+	/* a copy of a key finds the row gone, or fails as the first did */
+	for (int i = 0; i < set->n; i++)
+	{
+		int			first = first_of[i];
+
+		if (first == i)
+			continue;
+		if (set->outcomes[first] == BD_KEY_DELETED)
+		{
+			bd_keys_fail(set, i, ERRCODE_NO_DATA, "record not found", NULL);
+			set->outcomes[i] = BD_KEY_NOT_FOUND;
+		}
+		else
+		{
+			bd_keys_fail(set, i, set->sqlerrcodes[first], set->messages[first],
+						 set->details[first]);
+			set->outcomes[i] = set->outcomes[first];
+		}
+	}
+}

@@ -1,0 +1,851 @@
+/*-------------------------------------------------------------------------
+ *
+ * records.c
+ *		Id-list deletes.  The synchronous bulkdelete.delete_records (Zoho's
+ *		mass delete) deletes up to bulkdelete.max_sync_ids rows by key in the
+ *		caller's transaction, as the caller, with one outcome per id.  Upload
+ *		jobs (Salesforce Bulk API 2.0 delete jobs) take keys in any number of
+ *		uploads while open (create_job, upload, close_upload), then run in a
+ *		worker like any job, one batch of records at a time
+ *		(bd_records_run_batch), and report per record: successful_results,
+ *		failed_results, unprocessed_records.
+ *
+ *		The uploaded keys live in bulkdelete.record, in upload order (seq,
+ *		from 0), as jsonb objects of the key's columns, the same form as
+ *		failure.record_key.  The job's position (operation.next_chunk, the
+ *		first record not tried) tells the records tried from the others; a
+ *		tried record that was not deleted gets its outcome (failed, or
+ *		skipped when a trigger kept the row) in the transaction of the batch
+ *		that tried it, with the job's counters and position, so a crash
+ *		neither loses nor repeats one, and a deleted record costs no write.  Only this file touches that
+ *		table, as the job tables' owner, after the caller's right to the job
+ *		has been checked (job.c).  Deleting itself is keys.c's.
+ *
+ *		Upload errors refuse the whole upload: malformed CSV (22P04, naming
+ *		the line), a header column that is not a key column (42703), a value
+ *		that does not fit its column (the type's SQLSTATE, e.g. 22P02, with
+ *		the line or position), too much data (54000).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "records.h"
+
+#include "api.h"
+#include "bulkdelete.h"
+#include "csv.h"
+#include "keys.h"
+#include "launcher.h"
+#include "spi_util.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(bulkdelete_delete_records);
+PG_FUNCTION_INFO_V1(bulkdelete_create_job);
+PG_FUNCTION_INFO_V1(bulkdelete_upload);
+PG_FUNCTION_INFO_V1(bulkdelete_upload_ids);
+PG_FUNCTION_INFO_V1(bulkdelete_close_upload);
+PG_FUNCTION_INFO_V1(bulkdelete_abort);
+PG_FUNCTION_INFO_V1(bulkdelete_successful_results);
+PG_FUNCTION_INFO_V1(bulkdelete_failed_results);
+PG_FUNCTION_INFO_V1(bulkdelete_unprocessed_records);
+
+/* The elements of an ids array */
+typedef struct RecordsIds
+{
+	Oid			elemtype;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+} RecordsIds;
+
+/* The keys of one upload, read before any is stored */
+typedef struct RecordsUpload
+{
+	BdKeyInfo  *info;
+	MemoryContext cxt;			/* where the keys are kept */
+	int			nheader;		/* fields of the CSV header; 0 before it */
+	int		   *field_of;		/* key column c is CSV field field_of[c] */
+	int			n;
+	int			max;
+	Datum	   *values;			/* n keys of info->ncols values */
+	const char *unit;			/* "line" or "position" */
+	volatile int at;			/* the key being read; 0 between keys */
+} RecordsUpload;
+
+static void
+records_deconstruct(ArrayType *ids, RecordsIds *out)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	out->elemtype = ARR_ELEMTYPE(ids);
+	get_typlenbyvalalign(out->elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(ids, out->elemtype, typlen, typbyval, typalign,
+					  &out->elems, &out->nulls, &out->n);
+}
+
+/* BdKeyFill for an ids array */
+static void
+records_fill_id(void *arg, int item, BdKeyInfo *info, Datum *values)
+{
+	RecordsIds *ids = (RecordsIds *) arg;
+
+	if (ids->nulls[item])
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("id is null")));
+	bd_keys_from_datum(info, ids->elems[item], ids->elemtype, values);
+}
+
+/* BdKeyFill for the stored keys of a job */
+static void
+records_fill_jsonb(void *arg, int item, BdKeyInfo *info, Datum *values)
+{
+	bd_keys_from_jsonb(info, ((Jsonb **) arg)[item], values);
+}
+
+/*
+ * Start returning rows in materialize mode; returns the store and its
+ * descriptor.  A one-column result is a scalar type, not a row type.
+ */
+static Tuplestorestate *
+records_materialize(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcxt;
+	Tuplestorestate *store;
+	Oid			typid;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	switch (get_call_result_type(fcinfo, &typid, tupdesc))
+	{
+		case TYPEFUNC_COMPOSITE:
+			*tupdesc = CreateTupleDescCopy(*tupdesc);
+			break;
+		case TYPEFUNC_SCALAR:
+			*tupdesc = CreateTemplateTupleDesc(1);
+			TupleDescInitEntry(*tupdesc, 1, "key", typid, -1, 0);
+			break;
+		default:
+			elog(ERROR, "unexpected result type of a bulkdelete function");
+	}
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = *tupdesc;
+	MemoryContextSwitchTo(oldcxt);
+	return store;
+}
+
+/*
+ * The row of delete_records for id number i: (id, status, code, message),
+ * with Zoho's codes.  invalid marks the ids that did not parse.
+ */
+static void
+records_sync_row(BdKeySet *set, int i, bool invalid, char *id,
+				 Datum *values, bool *nulls)
+{
+	const char *code;
+	const char *message = set->messages[i];
+
+	nulls[0] = id == NULL;
+	values[0] = id ? CStringGetTextDatum(id) : (Datum) 0;
+	nulls[1] = nulls[2] = nulls[3] = false;
+	if (set->outcomes[i] == BD_KEY_DELETED)
+	{
+		values[1] = CStringGetTextDatum("success");
+		values[2] = CStringGetTextDatum("SUCCESS");
+		values[3] = CStringGetTextDatum("record deleted");
+		return;
+	}
+	if (invalid || set->outcomes[i] == BD_KEY_NOT_FOUND)
+		code = "INVALID_DATA";
+	else if (set->sqlerrcodes[i] == ERRCODE_FOREIGN_KEY_VIOLATION)
+		code = "DEPENDENT_RECORDS";
+	else if (set->sqlerrcodes[i] == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		code = "NO_PERMISSION";
+	else
+		code = unpack_sql_state(set->sqlerrcodes[i]);
+	values[1] = CStringGetTextDatum("error");
+	values[2] = CStringGetTextDatum(code);
+	values[3] = CStringGetTextDatum(message);
+}
+
+/*
+ * bulkdelete.delete_records(target regclass, ids anyarray) RETURNS
+ * TABLE(id text, status text, code text, message text): delete up to
+ * bulkdelete.max_sync_ids rows of target by primary key, in the caller's
+ * transaction and with the caller's rights, one outcome per id in order.
+ */
+Datum
+bulkdelete_delete_records(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(1);
+	int			nids = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+	BdKeyInfo  *info;
+	RecordsIds	ids;
+	BdKeySet   *set;
+	bool	   *invalid;
+	char	  **id_texts;
+	Oid			outfunc;
+	bool		isvarlena;
+
+	if (nids > bd_max_sync_ids)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cannot delete %d records in one call of bulkdelete.delete_records",
+						nids),
+				 errdetail("The limit is bulkdelete.max_sync_ids = %d.",
+						   bd_max_sync_ids),
+				 errhint("Use an upload job for more: bulkdelete.create_job, bulkdelete.upload and bulkdelete.close_upload.")));
+
+	store = records_materialize(fcinfo, &tupdesc);
+	SPI_connect();
+	info = bd_keys_lookup(relid);
+	records_deconstruct(array, &ids);
+	bd_keys_check_id_type(info, ids.elemtype);
+
+	id_texts = palloc0(sizeof(char *) * (ids.n + 1));
+	getTypeOutputInfo(ids.elemtype, &outfunc, &isvarlena);
+	for (int i = 0; i < ids.n; i++)
+		if (!ids.nulls[i])
+			id_texts[i] = OidOutputFunctionCall(outfunc, ids.elems[i]);
+
+	set = bd_keys_parse(info, ids.n, records_fill_id, &ids);
+	invalid = palloc(sizeof(bool) * (ids.n + 1));
+	for (int i = 0; i < ids.n; i++)
+		invalid[i] = set->outcomes[i] == BD_KEY_FAILED;
+	bd_keys_delete(set, bd_batch_prepare(relid, GetUserId()), NULL);
+
+	for (int i = 0; i < ids.n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4];
+
+		records_sync_row(set, i, invalid[i], id_texts[i], values, nulls);
+		tuplestore_putvalues(store, tupdesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* Raise 42501 unless the current user has privilege mode on relid. */
+static void
+records_check_privilege(Oid relid, AclMode mode, const char *what)
+{
+	if (pg_class_aclcheck(relid, GetUserId(), mode) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s table %s", what,
+						bd_qualified_relname(relid)),
+				 errdetail("A bulk delete job needs DELETE and SELECT privileges on its target.")));
+}
+
+/*
+ * bulkdelete.create_job(target regclass, name text, notify bool,
+ * to_recipients text[], cc_recipients text[], options jsonb) RETURNS bigint:
+ * a new id-list job on target, open for uploads.
+ */
+Datum
+bulkdelete_create_job(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	Jsonb	   *options;
+	int64		job_id;
+
+	bd_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target must not be null")));
+	relid = PG_GETARG_OID(0);
+	records_check_privilege(relid, ACL_DELETE, "delete from");
+	records_check_privilege(relid, ACL_SELECT, "select from");
+	(void) bd_keys_lookup(relid);
+
+	if (PG_ARGISNULL(5))
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else
+		options = PG_GETARG_JSONB_P(5);
+	bd_api_check_options(options);
+
+	job_id = bd_job_create(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						   true, NULL, NIL, relid, DT_NOBEGIN,
+						   PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2),
+						   bd_api_recipients(fcinfo, 3),
+						   bd_api_recipients(fcinfo, 4), options);
+	PG_RETURN_INT64(job_id);
+}
+
+/*
+ * Lock open job job_id for an upload (42704 when the caller may not see it,
+ * 55000 when it is not open) and return it.
+ */
+static BdJob *
+records_open_job(int64 job_id)
+{
+	(void) bd_job_transition(job_id, BD_ACTION_UPLOAD, true);
+	return bd_job_load(job_id);
+}
+
+/*
+ * Raise 54000 when an upload of size bytes is over
+ * bulkdelete.max_upload_size.
+ */
+static void
+records_check_size(int64 job_id, Size size)
+{
+	if (size > (Size) bd_max_upload_size * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("upload of %zu bytes to bulk delete job " INT64_FORMAT " is too large",
+						size, job_id),
+				 errdetail("The limit is bulkdelete.max_upload_size = %d kB.",
+						   bd_max_upload_size),
+				 errhint("Split the data into several uploads.")));
+}
+
+static void
+records_upload_init(RecordsUpload *st, BdKeyInfo *info, const char *unit)
+{
+	memset(st, 0, sizeof(*st));
+	st->info = info;
+	st->cxt = CurrentMemoryContext;
+	st->unit = unit;
+	st->max = 1024;
+	st->values = palloc(sizeof(Datum) * st->max * info->ncols);
+}
+
+/* Room for the values of one more key of the upload. */
+static Datum *
+records_upload_next(RecordsUpload *st)
+{
+	if (st->n == st->max)
+	{
+		if (st->max >= INT_MAX / 2)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many records in one upload")));
+		st->max *= 2;
+		st->values = repalloc_huge(st->values,
+								   sizeof(Datum) * st->max * st->info->ncols);
+	}
+	return &st->values[st->n++ * st->info->ncols];
+}
+
+/* Read the CSV header: which field holds which key column. */
+static void
+records_csv_header(RecordsUpload *st, BdCsvRecord *rec)
+{
+	BdKeyInfo  *info = st->info;
+
+	st->field_of = MemoryContextAlloc(st->cxt, sizeof(int) * info->ncols);
+	for (int c = 0; c < info->ncols; c++)
+		st->field_of[c] = -1;
+	for (int f = 0; f < rec->nfields; f++)
+	{
+		int			col;
+
+		if (rec->fields[f] == NULL)
+			bd_csv_malformed(rec->line,
+							 psprintf("Field %d of the header is empty.", f + 1));
+		col = bd_keys_column(info, rec->fields[f]);
+		if (col < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of the CSV header is not a key column of table %s",
+							rec->fields[f], info->relname),
+					 errhint("The first line must be a header naming the primary key column(s): %s.%s",
+							 bd_keys_column_list(info),
+							 info->ncols == 1 ? " \"Id\" names it too." : "")));
+		if (st->field_of[col] >= 0)
+			bd_csv_malformed(rec->line,
+							 psprintf("The header names key column \"%s\" twice.",
+									  info->colnames[col]));
+		st->field_of[col] = f;
+	}
+	for (int c = 0; c < info->ncols; c++)
+		if (st->field_of[c] < 0)
+			bd_csv_malformed(rec->line,
+							 psprintf("The header does not name key column \"%s\".",
+									  info->colnames[c]));
+	st->nheader = rec->nfields;
+}
+
+/* BdCsvCallback of an upload: the header, then one key per record. */
+static void
+records_csv_record(BdCsvRecord *rec, void *arg)
+{
+	RecordsUpload *st = (RecordsUpload *) arg;
+	MemoryContext oldcxt;
+	Datum	   *values;
+
+	if (st->nheader == 0)
+	{
+		records_csv_header(st, rec);
+		return;
+	}
+	if (rec->nfields != st->nheader)
+		bd_csv_malformed(rec->line,
+						 psprintf("The line has %d fields, the header %d.",
+								  rec->nfields, st->nheader));
+	oldcxt = MemoryContextSwitchTo(st->cxt);
+	values = records_upload_next(st);
+	st->at = rec->line;
+	for (int c = 0; c < st->info->ncols; c++)
+		values[c] = bd_keys_input(st->info, c, rec->fields[st->field_of[c]]);
+	st->at = 0;
+	MemoryContextSwitchTo(oldcxt);
+}
+
+/*
+ * Raise the error being handled again as an invalid key of the upload,
+ * saying where; its SQLSTATE stays, its message becomes the detail.
+ */
+static void
+records_rethrow_invalid(MemoryContext cxt, RecordsUpload *st)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	edata->detail = edata->message;
+	edata->message = psprintf("invalid key %s %d of the upload",
+							  strcmp(st->unit, "line") == 0 ? "on line" : "at position",
+							  st->at);
+	ReThrowError(edata);
+}
+
+/*
+ * Store the keys of an upload at the end of job job_id's records; returns
+ * their number.  The job is locked (records_open_job).
+ */
+static int64
+records_append(int64 job_id, RecordsUpload *st)
+{
+	BdKeyInfo  *info = st->info;
+	int			nargs = info->ncols + 3;
+	Oid		   *argtypes = palloc(sizeof(Oid) * nargs);
+	Datum	   *values;
+	Datum	   *params;
+	int		   *items;
+	int64		base;
+	BdUserSwitch sw;
+	StringInfoData key;
+
+	if (st->n == 0)
+		return 0;
+	items = palloc(sizeof(int) * st->n);
+	for (int i = 0; i < st->n; i++)
+		items[i] = i;
+	params = bd_keys_params(info, st->values, items, st->n, argtypes);
+	values = palloc(sizeof(Datum) * nargs);
+	memcpy(values, params, sizeof(Datum) * (info->ncols + 1));
+	argtypes[info->ncols + 1] = INT8OID;
+	values[info->ncols + 1] = Int64GetDatum(job_id);
+	argtypes[info->ncols + 2] = INT4OID;
+
+	/* the key as failure.record_key shows it: {"column": value, ...} */
+	initStringInfo(&key);
+	for (int c = 0; c < info->ncols; c++)
+		appendStringInfo(&key, "%s%s, k.k%d", c > 0 ? ", " : "",
+						 quote_literal_cstr(info->colnames[c]), c + 1);
+
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec("SELECT COALESCE(pg_catalog.max(seq) + 1, 0) FROM bulkdelete.record"
+				" WHERE operation_id = $1",
+				1, &argtypes[info->ncols + 1], &values[info->ncols + 1], NULL,
+				true, SPI_OK_SELECT);
+	base = bd_spi_int64(0, 1, 0);
+	if (base + st->n > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("bulk delete job " INT64_FORMAT " cannot take more than %d records",
+						job_id, INT_MAX)));
+	values[info->ncols + 2] = Int32GetDatum((int32) base);
+	bd_spi_exec(psprintf("INSERT INTO bulkdelete.record (operation_id, seq, key)"
+						 " SELECT $%d, $%d + k.item, pg_catalog.jsonb_build_object(%s)"
+						 " FROM %s",
+						 info->ncols + 2, info->ncols + 3, key.data,
+						 info->keys_sql),
+				nargs, argtypes, values, NULL, false, SPI_OK_INSERT);
+	bd_switch_user_end(&sw);
+	return st->n;
+}
+
+/*
+ * bulkdelete.upload(job bigint, data text) RETURNS bigint: add the keys of
+ * a CSV document (RFC 4180, with a header naming the key columns) to an
+ * open job; all or none.  Returns the number of records added.
+ */
+Datum
+bulkdelete_upload(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	text	   *data = PG_GETARG_TEXT_PP(1);
+	MemoryContext cxt = CurrentMemoryContext;
+	BdJob	   *job;
+	RecordsUpload st;
+	int64		added;
+
+	SPI_connect();
+	job = records_open_job(job_id);
+	records_check_size(job_id, VARSIZE_ANY_EXHDR(data));
+	records_upload_init(&st, bd_keys_lookup(job->target), "line");
+	PG_TRY();
+	{
+		bd_csv_read(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
+					records_csv_record, &st);
+	}
+	PG_CATCH();
+	{
+		if (st.at == 0)
+			PG_RE_THROW();
+		records_rethrow_invalid(cxt, &st);
+	}
+	PG_END_TRY();
+	if (st.nheader == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("malformed CSV data: there is no header line"),
+				 errdetail("The data must start with a header naming the primary key column(s): %s.",
+						   bd_keys_column_list(st.info))));
+	added = records_append(job_id, &st);
+	SPI_finish();
+	PG_RETURN_INT64(added);
+}
+
+/*
+ * bulkdelete.upload(job bigint, ids anyarray) RETURNS bigint: the same with
+ * the keys as an array, as delete_records takes them.
+ */
+Datum
+bulkdelete_upload_ids(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(1);
+	MemoryContext cxt = CurrentMemoryContext;
+	BdJob	   *job;
+	RecordsUpload st;
+	RecordsIds	ids;
+	int64		added;
+
+	SPI_connect();
+	job = records_open_job(job_id);
+	records_check_size(job_id, VARSIZE(array));
+	records_upload_init(&st, bd_keys_lookup(job->target), "position");
+	records_deconstruct(array, &ids);
+	bd_keys_check_id_type(st.info, ids.elemtype);
+	PG_TRY();
+	{
+		for (int i = 0; i < ids.n; i++)
+		{
+			Datum	   *values = records_upload_next(&st);
+
+			st.at = i + 1;
+			records_fill_id(&ids, i, st.info, values);
+		}
+	}
+	PG_CATCH();
+	{
+		records_rethrow_invalid(cxt, &st);
+	}
+	PG_END_TRY();
+	added = records_append(job_id, &st);
+	SPI_finish();
+	PG_RETURN_INT64(added);
+}
+
+/* The number of records uploaded to a job. */
+static int64
+records_count(int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	int64		n;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec("SELECT pg_catalog.count(*) FROM bulkdelete.record WHERE operation_id = $1",
+				1, argtypes, values, NULL, true, SPI_OK_SELECT);
+	n = bd_spi_int64(0, 1, 0);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return n;
+}
+
+/*
+ * bulkdelete.close_upload(job bigint) RETURNS text: no more uploads; the job
+ * is queued with its records as candidates.  Returns the new state.
+ */
+Datum
+bulkdelete_close_upload(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	BdJobState	state;
+
+	state = bd_job_transition(job_id, BD_ACTION_CLOSE_UPLOAD, true);
+	bd_job_set_candidate_count(job_id, records_count(job_id));
+	bd_launcher_wake_at_commit();
+	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
+}
+
+/* The job, when the caller may see it and it is an ids job. */
+static BdJob *
+records_check_job(int64 job_id)
+{
+	BdJob	   *job = bd_job_check_access(job_id);
+
+	if (!job->ids_kind)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("bulk delete job " INT64_FORMAT " is not an id-list job",
+						job_id),
+				 errdetail("Only jobs made with bulkdelete.create_job have uploaded records.")));
+	return job;
+}
+
+/*
+ * bulkdelete.abort(job bigint) RETURNS text: cancel an id-list job (Bulk API
+ * "Aborted"); records not yet tried stay unprocessed.
+ */
+Datum
+bulkdelete_abort(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	BdJobState	state;
+
+	(void) records_check_job(job_id);
+	state = bd_job_transition(job_id, BD_ACTION_CANCEL, true);
+	bd_launcher_wake_at_commit();
+	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
+}
+
+/*
+ * Return the rows of sql from a results function, after the access check.
+ * sql reads the records of job $1 whose position is $2: the records before
+ * it have been tried, and those without an outcome were deleted.  The
+ * position is read before the records, so while the job runs a batch that
+ * commits in between shows its records as not yet tried, never the
+ * reverse.
+ */
+static Datum
+records_results(FunctionCallInfo fcinfo, const char *sql)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	BdJob	   *job = records_check_job(job_id);
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+	BdUserSwitch sw;
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	uint64		n;
+
+	store = records_materialize(fcinfo, &tupdesc);
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(job->next_chunk);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	n = bd_spi_exec(sql, 2, argtypes, values, NULL, true, SPI_OK_SELECT);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		row[3];
+		bool		nulls[3];
+
+		for (int c = 0; c < tupdesc->natts; c++)
+			row[c] = bd_spi_datum(i, c + 1, &nulls[c]);
+		tuplestore_putvalues(store, tupdesc, row, nulls);
+	}
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* bulkdelete.successful_results(job bigint) RETURNS TABLE(key jsonb) */
+Datum
+bulkdelete_successful_results(PG_FUNCTION_ARGS)
+{
+	return records_results(fcinfo,
+						   "SELECT key FROM bulkdelete.record"
+						   " WHERE operation_id = $1 AND seq < $2"
+						   " AND outcome IS NULL ORDER BY seq");
+}
+
+/*
+ * bulkdelete.failed_results(job bigint) RETURNS TABLE(key jsonb, sqlstate
+ * text, message text): every record tried and not deleted.
+ */
+Datum
+bulkdelete_failed_results(PG_FUNCTION_ARGS)
+{
+	return records_results(fcinfo,
+						   "SELECT key, sqlstate, message FROM bulkdelete.record"
+						   " WHERE operation_id = $1 AND seq < $2"
+						   " AND outcome IS NOT NULL ORDER BY seq");
+}
+
+/*
+ * bulkdelete.unprocessed_records(job bigint) RETURNS TABLE(key jsonb): the
+ * records not tried (yet): after a cancel or a failure, never.
+ */
+Datum
+bulkdelete_unprocessed_records(PG_FUNCTION_ARGS)
+{
+	return records_results(fcinfo,
+						   "SELECT key FROM bulkdelete.record"
+						   " WHERE operation_id = $1 AND seq >= $2 ORDER BY seq");
+}
+
+void
+bd_records_start(BdJob *job)
+{
+	bd_job_mark_started(job->id, records_count(job->id));
+	job->started = true;
+	job->started_at = GetCurrentTransactionStartTimestamp();
+	job->query_index = 0;
+	job->next_chunk = 0;
+}
+
+/*
+ * Store the outcome of the records of a batch that were not deleted:
+ * seqs[i] got set's outcome i.  A deleted record needs no row change: it
+ * is before the job's position and has no outcome.
+ */
+static void
+records_store_outcomes(int64 job_id, BdKeySet *set, int *seqs)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[5] = {INT8OID, INT4ARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[5];
+	Datum	   *seqd = palloc(sizeof(Datum) * set->n);
+	char	  **outcomes = palloc(sizeof(char *) * set->n);
+	char	  **states = palloc(sizeof(char *) * set->n);
+	char	  **messages = palloc(sizeof(char *) * set->n);
+	int			n = 0;
+
+	for (int i = 0; i < set->n; i++)
+	{
+		if (set->outcomes[i] == BD_KEY_DELETED)
+			continue;
+		seqd[n] = Int32GetDatum(seqs[i]);
+		outcomes[n] = set->outcomes[i] == BD_KEY_SUPPRESSED ? "skipped" : "failed";
+		states[n] = pstrdup(unpack_sql_state(set->sqlerrcodes[i]));
+		messages[n] = set->messages[i];
+		n++;
+	}
+	if (n == 0)
+		return;
+	values[0] = Int64GetDatum(job_id);
+	values[1] = PointerGetDatum(construct_array(seqd, n, INT4OID,
+												sizeof(int32), true,
+												TYPALIGN_INT));
+	values[2] = PointerGetDatum(bd_text_array(outcomes, n));
+	values[3] = PointerGetDatum(bd_text_array(states, n));
+	values[4] = PointerGetDatum(bd_text_array(messages, n));
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec("UPDATE bulkdelete.record r"
+				" SET outcome = u.o, sqlstate = u.s, message = u.m"
+				" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+				"  pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(seq, o, s, m)"
+				" WHERE r.operation_id = $1 AND r.seq = u.seq",
+				5, argtypes, values, NULL, false, SPI_OK_UPDATE);
+	bd_switch_user_end(&sw);
+}
+
+int
+bd_records_run_batch(BdJob *job, int from, int max_records,
+					 BdBatchCounts *counts, List **failures)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
+	Datum		values[3];
+	MemoryContext callercxt = CurrentMemoryContext;
+	int			n;
+	int		   *seqs;
+	Jsonb	  **keys;
+	BdKeySet   *set;
+	BdTarget   *target;
+
+	values[0] = Int64GetDatum(job->id);
+	values[1] = Int32GetDatum(from);
+	values[2] = Int32GetDatum(max_records);
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	n = (int) bd_spi_exec("SELECT seq, key FROM bulkdelete.record"
+						  " WHERE operation_id = $1 AND seq >= $2"
+						  " AND seq < $2::pg_catalog.int8 + $3 ORDER BY seq",
+						  3, argtypes, values, NULL, true, SPI_OK_SELECT);
+	bd_switch_user_end(&sw);
+	if (n == 0)
+		return 0;
+	seqs = palloc(sizeof(int) * n);
+	keys = palloc(sizeof(Jsonb *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		seqs[i] = (int) bd_spi_int64(i, 1, 0);
+		keys[i] = DatumGetJsonbPCopy(bd_spi_datum(i, 2, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	MemoryContextSwitchTo(callercxt);
+
+	set = bd_keys_parse(bd_keys_lookup(job->target), n, records_fill_jsonb,
+						keys);
+	target = bd_batch_prepare(job->target, job->owner);
+	if (counts->cascade_rows == NULL)
+	{
+		counts->ncascade = target->ncascade;
+		counts->cascade_relids = target->cascade_relids;
+		counts->cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
+	}
+	bd_switch_user_begin(&sw, job->owner);
+	bd_keys_delete(set, target, counts);
+	bd_switch_user_end(&sw);
+
+	for (int i = 0; i < n; i++)
+	{
+		BdFailure  *f;
+
+		if (set->outcomes[i] == BD_KEY_DELETED)
+		{
+			counts->deleted++;
+			continue;
+		}
+		if (set->outcomes[i] == BD_KEY_SUPPRESSED)
+		{
+			counts->skipped++;
+			continue;
+		}
+		counts->failed++;
+		f = palloc(sizeof(BdFailure));
+		f->relid = job->target;
+		f->record_key = JsonbToCString(NULL, &keys[i]->root, VARSIZE(keys[i]));
+		f->sqlstate = pstrdup(unpack_sql_state(set->sqlerrcodes[i]));
+		f->message = set->messages[i];
+		f->detail = set->details[i];
+		*failures = lappend(*failures, f);
+	}
+	records_store_outcomes(job->id, set, seqs);
+	return n;
+}
