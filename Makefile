@@ -10,6 +10,7 @@ OBJS = \
 	src/job.o \
 	src/launcher.o \
 	src/query.o \
+	src/records.o \
 	src/shmem.o \
 	src/spi_util.o \
 	src/worker.o
