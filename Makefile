@@ -22,7 +22,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states
+REGRESS = setup objects security states engine
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
