@@ -6,13 +6,13 @@ OBJS = \
 	src/bulkdelete.o \
 	src/candidates.o \
 	src/api.o \
+	src/batch.o \
 	src/csv.o \
 	src/keys.o \
-	src/records.o \
-	src/batch.o \
 	src/job.o \
 	src/launcher.o \
 	src/query.o \
+	src/records.o \
 	src/shmem.o \
 	src/spi_util.o \
 	src/worker.o
@@ -24,11 +24,11 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states records records_upload records_bulk
+REGRESS = setup objects security states engine records records_upload records_bulk
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
-ISOLATION = state_race
+ISOLATION = state_race job_concurrency
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

@@ -10,6 +10,8 @@
 #include "api.h"
 #include "bulkdelete.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -23,7 +25,9 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
+#include "utils/xid8.h"
 
+#include "batch.h"
 #include "job.h"
 #include "launcher.h"
 #include "query.h"
@@ -38,6 +42,7 @@ PG_FUNCTION_INFO_V1(bulkdelete_submit_filter);
 PG_FUNCTION_INFO_V1(bulkdelete_run);
 PG_FUNCTION_INFO_V1(bulkdelete_wait);
 PG_FUNCTION_INFO_V1(bulkdelete_forget);
+PG_FUNCTION_INFO_V1(bulkdelete_existed_at);
 
 /* The job options a caller may set, with their bounds (those of the GUCs) */
 typedef struct ApiOption
@@ -126,6 +131,7 @@ bd_api_check_options(Jsonb *options)
 	{
 		char	   *key;
 		const ApiOption *opt = NULL;
+		double		f = 0;
 
 		if (tok != WJB_KEY)
 			continue;
@@ -139,16 +145,10 @@ bd_api_check_options(Jsonb *options)
 					 errmsg("unknown bulk delete job option \"%s\"", key),
 					 errhint("Valid options are batch_size, batch_time, batch_delay, lock_timeout and max_rows_per_second.")));
 		tok = JsonbIteratorNext(&it, &v, true);
-		if (v.type != jbvNumeric ||
-			!DatumGetBool(DirectFunctionCall2(numeric_eq,
-											  NumericGetDatum(v.val.numeric),
-											  DirectFunctionCall2(numeric_trunc,
-																  NumericGetDatum(v.val.numeric),
-																  Int32GetDatum(0)))) ||
-			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-											   NumericGetDatum(v.val.numeric))) < opt->min ||
-			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-											   NumericGetDatum(v.val.numeric))) > opt->max)
+		if (v.type == jbvNumeric)
+			f = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+												   NumericGetDatum(v.val.numeric)));
+		if (v.type != jbvNumeric || f != floor(f) || f < opt->min || f > opt->max)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("bulk delete job option \"%s\" must be an integer from %d to %d",
@@ -243,8 +243,8 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
 }
 
 /*
- * CALL bulkdelete.run(job bigint): run a queued job in this session, with
- * the batches and commits of a worker.  If the call is interrupted, the job
+ * CALL bulkdelete.run(job bigint): run a queued (or paused) job in this
+ * session, with the batches and commits of a worker.  If the call is interrupted, the job
  * stays in_progress and a worker takes it over.
  */
 Datum
@@ -269,6 +269,9 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 				 errdetail("The job, or another job on one of its relations, is running.")));
 	PG_TRY();
 	{
+		/* a paused job runs too: resumed and started in one transaction */
+		if (bd_job_current_state(job_id) == BD_STATE_PAUSED)
+			(void) bd_job_transition(job_id, BD_ACTION_RESUME, true);
 		(void) bd_job_transition(job_id, BD_ACTION_RUN, true);
 		bd_job_set_worker_pid(job_id, MyProcPid);
 		SPI_commit();
@@ -339,4 +342,48 @@ bulkdelete_forget(PG_FUNCTION_ARGS)
 	(void) bd_job_check_access(job_id);
 	bd_job_forget(job_id);
 	PG_RETURN_VOID();
+}
+
+/* The in-progress xids of a job's start, cached across calls */
+typedef struct ApiCutoff
+{
+	ArrayType  *source;			/* the argument they were read from */
+	int			nxip;
+	FullTransactionId *xip;
+} ApiCutoff;
+
+/*
+ * bulkdelete.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
+ * RETURNS boolean: the "existed at the job's start" test of a row version,
+ * used in the engine's range-mode DELETE (see bd_xmin_existed_at).  Called
+ * once per row, so the xip array is decoded once per statement.
+ */
+Datum
+bulkdelete_existed_at(PG_FUNCTION_ARGS)
+{
+	TransactionId xmin = DatumGetTransactionId(PG_GETARG_DATUM(0));
+	FullTransactionId cutoff_xmax = PG_GETARG_FULLTRANSACTIONID(1);
+	ArrayType  *xip = PG_GETARG_ARRAYTYPE_P(2);
+	ApiCutoff  *cache = (ApiCutoff *) fcinfo->flinfo->fn_extra;
+
+	if (cache == NULL || cache->source != xip)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		if (cache == NULL)
+			cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+										   sizeof(ApiCutoff));
+		deconstruct_array(xip, XID8OID, sizeof(FullTransactionId),
+						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls,
+						  &cache->nxip);
+		cache->xip = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+										sizeof(FullTransactionId) * (cache->nxip + 1));
+		for (int i = 0; i < cache->nxip; i++)
+			cache->xip[i] = DatumGetFullTransactionId(elems[i]);
+		cache->source = xip;
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	PG_RETURN_BOOL(bd_xmin_existed_at(xmin, cutoff_xmax, cache->xip,
+									  cache->nxip));
 }

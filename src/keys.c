@@ -198,6 +198,20 @@ bd_keys_lookup(Oid relid)
 }
 
 /*
+ * What batch.c knows of relid for deletes as owner (its restricting foreign
+ * keys and the relations its cascades reach): bd_batch_prepare of a query
+ * that is the table alone.
+ */
+BdTarget *
+bd_keys_target(Oid relid, Oid owner)
+{
+	BdCompiledQuery *query = palloc0(sizeof(BdCompiledQuery));
+
+	query->relid = relid;
+	return bd_batch_prepare(query, owner);
+}
+
+/*
  * The key column a name stands for: the column of that name, exactly or
  * else case-insensitively; "Id" (in any case) names a one-column key.  -1
  * when none.
@@ -491,7 +505,7 @@ keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 	Datum	   *values = bd_keys_params(info, run->set->values, items, n,
 										argtypes);
 
-	return bd_spi_try(sql, info->ncols + 1, argtypes, values, expected,
+	return bd_spi_try(sql, info->ncols + 1, argtypes, values, NULL, expected,
 					  processed, edata);
 }
 

@@ -71,6 +71,7 @@ typedef void (*BdKeyFill) (void *arg, int item, BdKeyInfo *info,
 						   Datum *values);
 
 extern BdKeyInfo *bd_keys_lookup(Oid relid);
+extern BdTarget *bd_keys_target(Oid relid, Oid owner);
 extern int	bd_keys_column(BdKeyInfo *info, const char *name);
 extern char *bd_keys_column_list(BdKeyInfo *info);
 extern void bd_keys_check_id_type(BdKeyInfo *info, Oid typid);

@@ -232,7 +232,7 @@ bulkdelete_delete_records(PG_FUNCTION_ARGS)
 	invalid = palloc(sizeof(bool) * (ids.n + 1));
 	for (int i = 0; i < ids.n; i++)
 		invalid[i] = set->outcomes[i] == BD_KEY_FAILED;
-	bd_keys_delete(set, bd_batch_prepare(relid, GetUserId()), NULL);
+	bd_keys_delete(set, bd_keys_target(relid, GetUserId()), NULL);
 
 	for (int i = 0; i < ids.n; i++)
 	{
@@ -716,16 +716,6 @@ bulkdelete_unprocessed_records(PG_FUNCTION_ARGS)
 						   " WHERE operation_id = $1 AND seq >= $2 ORDER BY seq");
 }
 
-void
-bd_records_start(BdJob *job)
-{
-	bd_job_mark_started(job->id, records_count(job->id));
-	job->started = true;
-	job->started_at = GetCurrentTransactionStartTimestamp();
-	job->query_index = 0;
-	job->next_chunk = 0;
-}
-
 /*
  * Store the outcome of the records of a batch that were not deleted:
  * seqs[i] got set's outcome i.  A deleted record needs no row change: it
@@ -812,7 +802,7 @@ bd_records_run_batch(BdJob *job, int from, int max_records,
 
 	set = bd_keys_parse(bd_keys_lookup(job->target), n, records_fill_jsonb,
 						keys);
-	target = bd_batch_prepare(job->target, job->owner);
+	target = bd_keys_target(job->target, job->owner);
 	if (counts->cascade_rows == NULL)
 	{
 		counts->ncascade = target->ncascade;

@@ -31,11 +31,4 @@
 extern int	bd_records_run_batch(BdJob *job, int from, int max_records,
 								 BdBatchCounts *counts, List **failures);
 
-/*
- * The first start of an ids job: its candidates are its uploaded records;
- * record the start (bd_job_mark_started) with their number.  In a
- * transaction.
- */
-extern void bd_records_start(BdJob *job);
-
 #endif							/* BULKDELETE_RECORDS_H */

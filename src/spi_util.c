@@ -177,6 +177,7 @@ typedef struct SpiTryCall
 	int			nargs;
 	Oid		   *argtypes;
 	Datum	   *values;
+	const char *nulls;
 	int			expected;
 	uint64		processed;
 } SpiTryCall;
@@ -187,7 +188,8 @@ spi_try_exec(void *arg)
 	SpiTryCall *call = (SpiTryCall *) arg;
 
 	call->processed = bd_spi_exec(call->sql, call->nargs, call->argtypes,
-								  call->values, NULL, false, call->expected);
+								  call->values, call->nulls, false,
+								  call->expected);
 }
 
 /*
@@ -197,7 +199,8 @@ spi_try_exec(void *arg)
  */
 bool
 bd_spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
-		   int expected, uint64 *processed, ErrorData **edata)
+		   const char *nulls, int expected, uint64 *processed,
+		   ErrorData **edata)
 {
 	SpiTryCall	call;
 
@@ -205,6 +208,7 @@ bd_spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	call.nargs = nargs;
 	call.argtypes = argtypes;
 	call.values = values;
+	call.nulls = nulls;
 	call.expected = expected;
 	call.processed = 0;
 	if (!bd_try_subxact(spi_try_exec, &call, edata))

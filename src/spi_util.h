@@ -26,8 +26,8 @@ extern ArrayType *bd_text_array(char **vals, int n);
 extern bool bd_try_subxact(void (*fn) (void *arg), void *arg,
 						   ErrorData **edata);
 extern bool bd_spi_try(const char *sql, int nargs, Oid *argtypes,
-					   Datum *values, int expected, uint64 *processed,
-					   ErrorData **edata);
+					   Datum *values, const char *nulls, int expected,
+					   uint64 *processed, ErrorData **edata);
 
 /*
  * Run a piece of code as another role, e.g. the owner of the job tables,

@@ -195,52 +195,56 @@ worker_batch_settings(int lock_timeout)
 }
 
 /*
- * After a batch of rows rows that started at started, committed: adapt the
- * batch size *units (chunks or records) toward batch_time, at most doubling
- * or halving it at a time, so one slow batch does not swing it wildly; then
- * pause as the row throttle, the fixed delay and the standbys ask.
- */
-static void
-worker_pace(RunSettings *settings, TimestampTz started, int rows, int *units)
-{
-	long		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
-	double		ratio = (double) settings->batch_time / elapsed_ms;
-
-	ratio = Min(2.0, Max(0.5, ratio));
-	*units = Max(1, (int) (*units * ratio));
-
-	if (settings->max_rows_per_second > 0)
-	{
-		long		due = (long) rows * 1000 / settings->max_rows_per_second;
-
-		worker_sleep(due - elapsed_ms);
-	}
-	worker_sleep(settings->batch_delay);
-	worker_wait_for_replicas();
-}
-
-/*
- * One batch of an ids job: the next records_per_batch uploaded records
- * (records.c), counted and recorded like a batch of candidates.  Returns
- * the number of records handled, 0 when none was left.  In the batch's
- * transaction; does not commit.
+ * Delete the candidates of one batch of chunks (all TID lists, or all block
+ * ranges); returns the number of rows the chunks stand for (TIDs, or
+ * blocks times an estimate of rows per block is not known: blocks).
  */
 static int
-worker_ids_batch(BdJob *job, int records_per_batch)
+worker_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
+					 BdBatchCounts *counts, List **failures)
 {
-	BdBatchCounts counts;
-	List	   *failures = NIL;
-	int			rows;
+	BdChunk    *first = linitial(chunks);
+	ItemPointerData *tids;
+	Datum	   *xmins;
+	int			ntids = 0;
+	int			nxmins = 0;
+	ListCell   *lc;
 
-	memset(&counts, 0, sizeof(counts));
-	rows = bd_records_run_batch(job, job->next_chunk, records_per_batch,
-								&counts, &failures);
-	if (rows > 0)
+	if (first->tids == NULL)
 	{
-		job->next_chunk += rows;
-		bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
+		BdChunk    *last = llast(chunks);
+
+		bd_batch_delete_range(target, first->first_block, last->end_block,
+							  job->cutoff_xmax, job->cutoff_xip, counts,
+							  failures);
+		return (int) (counts->deleted + counts->failed);
 	}
-	return rows;
+
+	/* gather the chunks' rows into one list of TIDs and one of xmins */
+	tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
+	xmins = palloc(sizeof(Datum) * list_length(chunks) * BD_CHUNK_ROWS);
+	foreach(lc, chunks)
+	{
+		BdChunk    *c = lfirst(lc);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(c->tids, TIDOID, sizeof(ItemPointerData), false,
+						  TYPALIGN_SHORT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			tids[ntids++] = *DatumGetItemPointer(elems[i]);
+		deconstruct_array(c->xmins, XIDOID, sizeof(TransactionId), true,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			xmins[nxmins++] = elems[i];
+	}
+	bd_batch_delete_tids(target, first->leaf, tids, ntids,
+						 construct_array(xmins, nxmins, XIDOID,
+										 sizeof(TransactionId), true,
+										 TYPALIGN_INT),
+						 counts, failures);
+	return ntids;
 }
 
 /*
@@ -260,11 +264,10 @@ bd_job_run(BdJob *job, bool in_session)
 	BdTarget   *target = NULL;
 	int			nqueries;
 	int			chunks_per_batch;
-	int			records_per_batch;
 	int64		batchno = 0;
 
 	worker_in_session = in_session;
-	jobcxt = AllocSetContextCreate(TopMemoryContext, "bulkdelete job",
+	jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
 								   ALLOCSET_DEFAULT_SIZES);
 	batchcxt = AllocSetContextCreate(jobcxt, "bulkdelete batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -274,37 +277,32 @@ bd_job_run(BdJob *job, bool in_session)
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
 	/*
-	 * At the first start, fix the candidate set in one snapshot; an ids
-	 * job's candidates are its uploaded records.
+	 * At the first start, fix the candidate set in one snapshot (ids jobs
+	 * have theirs: the uploaded records).
 	 */
-	if (!job->started)
+	if (!job->started && !job->ids_kind)
 	{
 		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
-		if (job->ids_kind)
-			bd_records_start(job);
-		else
-		{
-			worker_commit(true);
-			bd_candidates_fix(job);
-		}
+		worker_commit(true);
+		bd_candidates_fix(job);
 		worker_commit(false);
+		/* the cutoff is stored now: read it, into the job's context */
+		MemoryContextSwitchTo(jobcxt);
+		job = bd_job_load(job->id);
 	}
+	else if (!job->started)
+		bd_job_mark_started_ids(job->id);
 	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
-	records_per_batch = settings.batch_size;
 
 	for (;;)
 	{
 		BdJobState	state;
 		List	   *chunks;
-		BdChunk    *last;
-		ItemPointerData *tids;
-		Datum	   *xmins;
-		int			ntids = 0;
-		int			nxmins = 0;
-		ListCell   *lc;
 		BdBatchCounts counts;
 		List	   *failures = NIL;
 		TimestampTz started;
+		long		elapsed_ms;
+		int			rows;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(batchcxt);
@@ -323,105 +321,98 @@ bd_job_run(BdJob *job, bool in_session)
 			break;
 		}
 
+		memset(&counts, 0, sizeof(counts));
+		started = GetCurrentTimestamp();
 		if (job->ids_kind)
 		{
-			int			rows;
-
-			started = GetCurrentTimestamp();
-			pgstat_report_activity(STATE_RUNNING,
-									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
-											 job->id, batchno + 1));
-			worker_batch_settings(settings.lock_timeout);
-			rows = worker_ids_batch(job, records_per_batch);
-			if (rows == 0)
-				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
-			worker_commit(false);
-			if (rows == 0)
-				break;
-			batchno++;
-			worker_pace(&settings, started, rows, &records_per_batch);
-			continue;
-		}
-
-		if (target == NULL)
-		{
-			BdCompiledQuery *q;
-
-			MemoryContextSwitchTo(jobcxt);
-			q = bd_query_compile(job->query_set, job->relations,
-												  job->nrelations,
-												  job->query_index,
-												  job->started_at);
-
-			target = bd_batch_prepare(q->relid, job->owner);
-		}
-
-		MemoryContextSwitchTo(batchcxt);
-		chunks = bd_job_fetch_chunks(job->id, job->query_index,
-									 job->next_chunk, chunks_per_batch);
-		if (chunks == NIL)
-		{
-			bool		done = job->query_index + 1 >= nqueries;
-
-			MemoryContextSwitchTo(jobcxt);
-			if (done)
-				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
-			else
-			{
-				job->query_index++;
-				job->next_chunk = 0;
-				target = NULL;
-				bd_job_next_query(job->id, job->query_index);
-			}
-			worker_commit(false);
-			if (done)
-				break;
-			continue;
-		}
-
-		batchno++;
-		pgstat_report_activity(STATE_RUNNING,
-								psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
-										 job->id, batchno));
-		started = GetCurrentTimestamp();
-		worker_batch_settings(settings.lock_timeout);
-
-		/* gather the chunks' rows into one list of TIDs and one of xmins */
-		tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
-		xmins = palloc(sizeof(Datum) * list_length(chunks) * BD_CHUNK_ROWS);
-		foreach(lc, chunks)
-		{
-			BdChunk    *c = lfirst(lc);
-			Datum	   *elems;
-			bool	   *nulls;
 			int			n;
 
-			deconstruct_array(c->tids, TIDOID, sizeof(ItemPointerData), false,
-							  TYPALIGN_SHORT, &elems, &nulls, &n);
-			for (int i = 0; i < n; i++)
-				tids[ntids++] = *DatumGetItemPointer(elems[i]);
-			deconstruct_array(c->xmins, XIDOID, sizeof(TransactionId), true,
-							  TYPALIGN_INT, &elems, &nulls, &n);
-			for (int i = 0; i < n; i++)
-				xmins[nxmins++] = elems[i];
+			worker_batch_settings(settings.lock_timeout);
+			n = bd_records_run_batch(job, job->next_chunk,
+									 chunks_per_batch * BD_CHUNK_ROWS,
+									 &counts, &failures);
+			if (n == 0)
+			{
+				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
+				worker_commit(false);
+				break;
+			}
+			rows = n;
+			job->next_chunk += n;
+			bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
+			worker_commit(false);
 		}
-		last = llast(chunks);
+		else
+		{
+			if (target == NULL)
+			{
+				MemoryContextSwitchTo(jobcxt);
+				target = bd_batch_prepare(bd_query_compile(job->query_set,
+														   job->relations,
+														   job->nrelations,
+														   job->query_index,
+														   job->started_at),
+										  job->owner);
+				MemoryContextSwitchTo(batchcxt);
+			}
 
-		memset(&counts, 0, sizeof(counts));
-		counts.ncascade = target->ncascade;
-		counts.cascade_relids = target->cascade_relids;
-		counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
-		bd_batch_delete(target, ((BdChunk *) linitial(chunks))->leaf, tids, ntids,
-						construct_array(xmins, nxmins, XIDOID,
-										sizeof(TransactionId), true,
-										TYPALIGN_INT),
-						&counts, &failures);
-		job->next_chunk = last->chunk + 1;
-		bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
-							job->query_index);
-		worker_commit(false);
+			chunks = bd_job_fetch_chunks(job->id, job->query_index,
+										 job->next_chunk, chunks_per_batch);
+			if (chunks == NIL)
+			{
+				bool		done = job->query_index + 1 >= nqueries;
 
-		worker_pace(&settings, started, ntids, &chunks_per_batch);
+				if (done)
+					bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
+				else
+				{
+					job->query_index++;
+					job->next_chunk = 0;
+					target = NULL;
+					bd_job_next_query(job->id, job->query_index);
+				}
+				worker_commit(false);
+				if (done)
+					break;
+				continue;
+			}
+
+			batchno++;
+			pgstat_report_activity(STATE_RUNNING,
+									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
+											 job->id, batchno));
+			worker_batch_settings(settings.lock_timeout);
+			counts.ncascade = target->ncascade;
+			counts.cascade_relids = target->cascade_relids;
+			counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
+			rows = worker_delete_chunks(job, target, chunks, &counts, &failures);
+			job->next_chunk = ((BdChunk *) llast(chunks))->chunk + 1;
+			bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
+								job->query_index);
+			worker_commit(false);
+		}
+
+		/*
+		 * Adapt the batch toward batch_time, at most doubling or halving it
+		 * at a time, so one slow batch does not swing it wildly.
+		 */
+		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
+		{
+			double		ratio = (double) settings.batch_time / elapsed_ms;
+
+			ratio = Min(2.0, Max(0.5, ratio));
+			chunks_per_batch = Max(1, (int) (chunks_per_batch * ratio));
+		}
+
+		/* pacing: the row throttle, the fixed delay, the standbys */
+		if (settings.max_rows_per_second > 0)
+		{
+			long		due = (long) rows * 1000 / settings.max_rows_per_second;
+
+			worker_sleep(due - elapsed_ms);
+		}
+		worker_sleep(settings.batch_delay);
+		worker_wait_for_replicas();
 	}
 
 	MemoryContextSwitchTo(old);
@@ -478,6 +469,7 @@ worker_run_next(TimestampTz *next_start)
 	MemoryContextSwitchTo(cxt);
 	job = bd_job_load(job_id);
 	worker_commit(false);
+	MemoryContextSwitchTo(cxt);
 
 	/* there may be more to run than this job: let the launcher look */
 	bd_shmem_wake_database(MyDatabaseId);
