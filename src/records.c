@@ -492,15 +492,15 @@ records_append(int64 job_id, RecordsUpload *st)
 }
 
 /*
- * bulkdelete.upload(job bigint, data text) RETURNS bigint: add the keys of
- * a CSV document (RFC 4180, with a header naming the key columns) to an
- * open job; all or none.  Returns the number of records added.
+ * Add the keys read by read(st, arg) to open job job_id, which must be
+ * locked: all or none.  An error while a key is read (st->at set) is
+ * reported as an invalid key of the upload, at its line or position.
+ * Returns the number of keys added.
  */
-Datum
-bulkdelete_upload(PG_FUNCTION_ARGS)
+static int64
+records_upload(int64 job_id, Size size, const char *unit,
+			   void (*read) (RecordsUpload *st, void *arg), void *arg)
 {
-	int64		job_id = PG_GETARG_INT64(0);
-	text	   *data = PG_GETARG_TEXT_PP(1);
 	MemoryContext cxt = CurrentMemoryContext;
 	BdJob	   *job;
 	RecordsUpload st;
@@ -508,12 +508,11 @@ bulkdelete_upload(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	job = records_open_job(job_id);
-	records_check_size(job_id, VARSIZE_ANY_EXHDR(data));
-	records_upload_init(&st, bd_keys_lookup(job->target), "line");
+	records_check_size(job_id, size);
+	records_upload_init(&st, bd_keys_lookup(job->target), unit);
 	PG_TRY();
 	{
-		bd_csv_read(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
-					records_csv_record, &st);
+		read(&st, arg);
 	}
 	PG_CATCH();
 	{
@@ -522,15 +521,57 @@ bulkdelete_upload(PG_FUNCTION_ARGS)
 		records_rethrow_invalid(cxt, &st);
 	}
 	PG_END_TRY();
-	if (st.nheader == 0)
+	added = records_append(job_id, &st);
+	SPI_finish();
+	return added;
+}
+
+/* Read the keys of a CSV document (text *arg). */
+static void
+records_read_csv(RecordsUpload *st, void *arg)
+{
+	text	   *data = (text *) arg;
+
+	bd_csv_read(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data),
+				records_csv_record, st);
+	if (st->nheader == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
 				 errmsg("malformed CSV data: there is no header line"),
 				 errdetail("The data must start with a header naming the primary key column(s): %s.",
-						   bd_keys_column_list(st.info))));
-	added = records_append(job_id, &st);
-	SPI_finish();
-	PG_RETURN_INT64(added);
+						   bd_keys_column_list(st->info))));
+}
+
+/* Read the keys of an array of ids (ArrayType *arg). */
+static void
+records_read_ids(RecordsUpload *st, void *arg)
+{
+	RecordsIds	ids;
+
+	records_deconstruct((ArrayType *) arg, &ids);
+	bd_keys_check_id_type(st->info, ids.elemtype);
+	for (int i = 0; i < ids.n; i++)
+	{
+		Datum	   *values = records_upload_next(st);
+
+		st->at = i + 1;
+		records_fill_id(&ids, i, st->info, values);
+		st->at = 0;
+	}
+}
+
+/*
+ * bulkdelete.upload(job bigint, data text) RETURNS bigint: add the keys of
+ * a CSV document (RFC 4180, with a header naming the key columns) to an
+ * open job; all or none.  Returns the number of records added.
+ */
+Datum
+bulkdelete_upload(PG_FUNCTION_ARGS)
+{
+	text	   *data = PG_GETARG_TEXT_PP(1);
+
+	PG_RETURN_INT64(records_upload(PG_GETARG_INT64(0), VARSIZE_ANY_EXHDR(data),
+								   "line", records_read_csv, data));
 }
 
 /*
@@ -540,38 +581,10 @@ bulkdelete_upload(PG_FUNCTION_ARGS)
 Datum
 bulkdelete_upload_ids(PG_FUNCTION_ARGS)
 {
-	int64		job_id = PG_GETARG_INT64(0);
 	ArrayType  *array = PG_GETARG_ARRAYTYPE_P(1);
-	MemoryContext cxt = CurrentMemoryContext;
-	BdJob	   *job;
-	RecordsUpload st;
-	RecordsIds	ids;
-	int64		added;
 
-	SPI_connect();
-	job = records_open_job(job_id);
-	records_check_size(job_id, VARSIZE(array));
-	records_upload_init(&st, bd_keys_lookup(job->target), "position");
-	records_deconstruct(array, &ids);
-	bd_keys_check_id_type(st.info, ids.elemtype);
-	PG_TRY();
-	{
-		for (int i = 0; i < ids.n; i++)
-		{
-			Datum	   *values = records_upload_next(&st);
-
-			st.at = i + 1;
-			records_fill_id(&ids, i, st.info, values);
-		}
-	}
-	PG_CATCH();
-	{
-		records_rethrow_invalid(cxt, &st);
-	}
-	PG_END_TRY();
-	added = records_append(job_id, &st);
-	SPI_finish();
-	PG_RETURN_INT64(added);
+	PG_RETURN_INT64(records_upload(PG_GETARG_INT64(0), VARSIZE(array),
+								   "position", records_read_ids, array));
 }
 
 /* The number of records uploaded to a job. */
