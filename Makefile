@@ -28,7 +28,7 @@ REGRESS = setup objects security states engine records records_upload records_bu
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
-ISOLATION = state_race job_concurrency
+ISOLATION = state_race job_concurrency upload_race
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

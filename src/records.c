@@ -469,11 +469,15 @@ records_append(int64 job_id, RecordsUpload *st)
 		appendStringInfo(&key, "%s%s, k.k%d", c > 0 ? ", " : "",
 						 quote_literal_cstr(info->colnames[c]), c + 1);
 
+	/*
+	 * Not read-only: a fresh snapshot sees the records of an upload that
+	 * held the job's lock before us.
+	 */
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	bd_spi_exec("SELECT COALESCE(pg_catalog.max(seq) + 1, 0) FROM bulkdelete.record"
 				" WHERE operation_id = $1",
 				1, &argtypes[info->ncols + 1], &values[info->ncols + 1], NULL,
-				true, SPI_OK_SELECT);
+				false, SPI_OK_SELECT);
 	base = bd_spi_int64(0, 1, 0);
 	if (base + st->n > INT_MAX)
 		ereport(ERROR,
@@ -587,7 +591,10 @@ bulkdelete_upload_ids(PG_FUNCTION_ARGS)
 								   "position", records_read_ids, array));
 }
 
-/* The number of records uploaded to a job. */
+/*
+ * The number of records uploaded to a job, with a fresh snapshot (an upload
+ * that held the job's lock before us has committed).
+ */
 static int64
 records_count(int64 job_id)
 {
@@ -600,7 +607,7 @@ records_count(int64 job_id)
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	bd_spi_exec("SELECT pg_catalog.count(*) FROM bulkdelete.record WHERE operation_id = $1",
-				1, argtypes, values, NULL, true, SPI_OK_SELECT);
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
 	n = bd_spi_int64(0, 1, 0);
 	bd_switch_user_end(&sw);
 	SPI_finish();
