@@ -197,6 +197,70 @@ SELECT count(*) FROM bulkdelete.failed_results(:cancel_job);
 RESET ROLE;
 SELECT count(*), min(id), max(id) FROM up.many;
 
+-- a job runs as its owner: row-level security, triggers, deferred foreign
+-- keys (checked per batch) and a privilege revoked before it runs
+CREATE TABLE up.secret (id integer PRIMARY KEY, owner name);
+INSERT INTO up.secret VALUES (1, 'bd_alice'), (2, 'bd_bob'), (3, 'bd_alice'),
+	(4, 'bd_alice'), (5, 'bd_alice');
+ALTER TABLE up.secret ENABLE ROW LEVEL SECURITY;
+CREATE POLICY secret_own ON up.secret USING (owner = current_user);
+CREATE TABLE up.secret_ref (secret_id integer REFERENCES up.secret
+	DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO up.secret_ref VALUES (4);
+GRANT SELECT, DELETE ON up.secret TO bd_alice;
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.secret') AS secret_job \gset
+SELECT bulkdelete.upload(:secret_job, ARRAY[1, 2, 3, 4, 6]);
+SELECT bulkdelete.close_upload(:secret_job);
+RESET ROLE;
+SELECT bulkdelete.wait(:secret_job, '60 s');
+SET ROLE bd_alice;
+SELECT state, success_count, failure_count, skipped_count
+FROM bulkdelete.operation WHERE id = :secret_job;
+SELECT * FROM bulkdelete.successful_results(:secret_job);
+SELECT * FROM bulkdelete.failed_results(:secret_job);
+RESET ROLE;
+SELECT id FROM up.secret ORDER BY id;
+
+CREATE TABLE up.kept (id integer PRIMARY KEY);
+INSERT INTO up.kept VALUES (1), (2), (3);
+CREATE FUNCTION up.keep_2() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RETURN CASE WHEN OLD.id = 2 THEN NULL ELSE OLD END;
+END
+$$;
+CREATE TRIGGER keep_2 BEFORE DELETE ON up.kept
+	FOR EACH ROW EXECUTE FUNCTION up.keep_2();
+GRANT SELECT, DELETE ON up.kept TO bd_alice;
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.kept') AS kept_job \gset
+SELECT bulkdelete.upload(:kept_job, ARRAY[1, 2, 3]);
+SELECT bulkdelete.close_upload(:kept_job);
+RESET ROLE;
+SELECT bulkdelete.wait(:kept_job, '60 s');
+SET ROLE bd_alice;
+SELECT state, success_count, failure_count, skipped_count
+FROM bulkdelete.operation WHERE id = :kept_job;
+SELECT * FROM bulkdelete.successful_results(:kept_job);
+SELECT * FROM bulkdelete.failed_results(:kept_job);
+RESET ROLE;
+SELECT id FROM up.kept;
+
+-- the privilege is revoked in the transaction that queues the job
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.secret') AS revoked_job \gset
+SELECT bulkdelete.upload(:revoked_job, ARRAY[5]);
+BEGIN;
+SELECT bulkdelete.close_upload(:revoked_job);
+RESET ROLE;
+REVOKE DELETE ON up.secret FROM bd_alice;
+COMMIT;
+SELECT bulkdelete.wait(:revoked_job, '60 s');
+SET ROLE bd_alice;
+SELECT * FROM bulkdelete.failed_results(:revoked_job);
+RESET ROLE;
+SELECT count(*) FROM up.secret WHERE id = 5;
+
 -- failed first: the target is dropped before the job runs; nothing was
 -- tried, so every record is unprocessed
 CREATE TABLE up.doomed (id integer PRIMARY KEY);
