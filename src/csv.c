@@ -73,7 +73,7 @@ csv_read_quoted(CsvReader *r)
 
 		if (r->p == r->end)
 			bd_csv_malformed(start_line,
-						  "A quoted field that starts on this line is not closed.");
+							 "A quoted field that starts on this line is not closed.");
 		c = *r->p++;
 		if (c == '"')
 		{
@@ -104,7 +104,7 @@ csv_read_plain(CsvReader *r)
 	{
 		if (*r->p == '"')
 			bd_csv_malformed(r->line,
-						  "A double quote appears inside an unquoted field; quote the whole field and double the quote.");
+							 "A double quote appears inside an unquoted field; quote the whole field and double the quote.");
 		r->p++;
 	}
 	return r->p == start ? NULL : pnstrdup(start, r->p - start);
@@ -146,7 +146,7 @@ csv_read_record(CsvReader *r)
 			return;
 		}
 		bd_csv_malformed(r->line,
-					  "A carriage return outside quotes is not followed by a line feed.");
+						 "A carriage return outside quotes is not followed by a line feed.");
 	}
 }
 

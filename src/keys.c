@@ -380,7 +380,7 @@ bd_keys_from_datum(BdKeyInfo *info, Datum id, Oid typid, Datum *values)
 {
 	Oid			outfunc;
 	bool		isvarlena;
-	char	   *text;
+	char	   *str;
 
 	if (typid == JSONBOID)
 	{
@@ -388,14 +388,14 @@ bd_keys_from_datum(BdKeyInfo *info, Datum id, Oid typid, Datum *values)
 		return;
 	}
 	getTypeOutputInfo(typid, &outfunc, &isvarlena);
-	text = OidOutputFunctionCall(outfunc, id);
+	str = OidOutputFunctionCall(outfunc, id);
 	if (typid == JSONOID || info->ncols > 1)
 		bd_keys_from_jsonb(info,
 						   DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-															  CStringGetDatum(text))),
+															  CStringGetDatum(str))),
 						   values);
 	else
-		values[0] = bd_keys_input(info, 0, text);
+		values[0] = bd_keys_input(info, 0, str);
 }
 
 /*

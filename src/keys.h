@@ -50,7 +50,7 @@ typedef enum BdKeyOutcome
 	BD_KEY_DELETED,
 	BD_KEY_FAILED,				/* an error: sqlerrcode, message, detail */
 	BD_KEY_NOT_FOUND,			/* no row has this key */
-	BD_KEY_HIDDEN,				/* the row is there, row-level security hides it */
+	BD_KEY_HIDDEN,				/* row-level security hides the row */
 	BD_KEY_SUPPRESSED			/* a BEFORE DELETE trigger returned NULL */
 } BdKeyOutcome;
 

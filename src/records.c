@@ -470,8 +470,8 @@ records_append(int64 job_id, RecordsUpload *st)
 						 quote_literal_cstr(info->colnames[c]), c + 1);
 
 	/*
-	 * Not read-only: a fresh snapshot sees the records of an upload that
-	 * held the job's lock before us.
+	 * Not read-only: a fresh snapshot sees the records of an upload that held
+	 * the job's lock before us.
 	 */
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	bd_spi_exec("SELECT COALESCE(pg_catalog.max(seq) + 1, 0) FROM bulkdelete.record"
