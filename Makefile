@@ -7,6 +7,8 @@ OBJS = \
 	src/api.o \
 	src/job.o \
 	src/launcher.o \
+	src/preview.o \
+	src/query.o \
 	src/spi_util.o
 
 DATA = bulkdelete--1.0.sql
@@ -16,7 +18,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states
+REGRESS = setup objects security states query_fixture query_ops query_dates \
+	query_links query_errors query_filter preview
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
