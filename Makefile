@@ -4,12 +4,17 @@ EXTENSION = bulkdelete
 MODULE_big = bulkdelete
 OBJS = \
 	src/bulkdelete.o \
+	src/candidates.o \
 	src/api.o \
+	src/batch.o \
 	src/job.o \
 	src/launcher.o \
 	src/preview.o \
 	src/query.o \
-	src/spi_util.o
+	src/records.o \
+	src/shmem.o \
+	src/spi_util.o \
+	src/worker.o
 
 DATA = bulkdelete--1.0.sql
 PGFILEDESC = "bulkdelete - bulk delete jobs in background workers"

@@ -40,6 +40,9 @@ CREATE TABLE @extschema@.operation (
 	error_sqlstate text,
 	error_message text,
 	worker_pid integer,
+	next_chunk integer NOT NULL DEFAULT 0,
+	cutoff_xmax xid8,
+	cutoff_xip xid8[],
 	CONSTRAINT operation_id_pkey PRIMARY KEY (id),
 	CONSTRAINT operation_kind_check CHECK (kind IN ('query', 'ids')),
 	CONSTRAINT operation_state_check CHECK (state IN ('open', 'scheduled',
@@ -56,6 +59,10 @@ COMMENT ON TABLE @extschema@.operation IS
 	'one row per bulk delete job (Dataverse BulkDeleteOperation)';
 COMMENT ON COLUMN @extschema@.operation.relations IS
 	'every relation the normalized query set refers to; the query set names them by position in this array, so that dump and restore keep them';
+COMMENT ON COLUMN @extschema@.operation.next_chunk IS
+	'the engine''s position: the first chunk of candidates of query processing_query_index not yet deleted';
+COMMENT ON COLUMN @extschema@.operation.cutoff_xmax IS
+	'the snapshot of the job''s start (xmax and in-progress xids): a row version is a candidate only if it existed then';
 COMMENT ON COLUMN @extschema@.operation.started_at IS
 	'the cutoff: only rows that matched and existed at this moment are deleted';
 
@@ -80,6 +87,28 @@ CREATE INDEX failure_operation_id_idx ON @extschema@.failure (operation_id);
 
 COMMENT ON TABLE @extschema@.failure IS
 	'one row per record a bulk delete job could not delete (Dataverse BulkDeleteFailure)';
+
+/*
+ * The candidate set of a running job, fixed at its start, in chunks read in
+ * order.  A chunk is either a list of rows of one leaf relation (their TIDs
+ * and the xmins they had then: TID mode), or a range of blocks of the
+ * relation (range mode: the rows there that match and existed at the
+ * start, see operation.cutoff_xmax).  Only the engine reads it.  It is not
+ * dumped: TIDs mean nothing in another database.
+ */
+CREATE TABLE @extschema@.candidate (
+	operation_id bigint NOT NULL,
+	query_index integer NOT NULL,
+	chunk integer NOT NULL,
+	leaf oid NOT NULL,
+	tids tid[],
+	xmins xid[],
+	first_block bigint,
+	end_block bigint,
+	CONSTRAINT candidate_pkey PRIMARY KEY (operation_id, query_index, chunk),
+	CONSTRAINT candidate_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
 
 /* A role sees the jobs of the roles it is a member of; superusers see all. */
 ALTER TABLE @extschema@.operation ENABLE ROW LEVEL SECURITY;
@@ -133,6 +162,14 @@ FROM @extschema@.operation o,
 COMMENT ON VIEW @extschema@.jobs IS
 	'progress of every bulk delete job the current role may see';
 
+/* The engine's "existed at the job's start" test, see batch.c */
+CREATE FUNCTION @extschema@.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'bulkdelete_existed_at'
+	LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.existed_at(xid, xid8, xid8[]) IS
+	'internal: whether a row version with this xmin existed when the snapshot (cutoff_xmax, cutoff_xip) was taken';
+
 /* Job control */
 CREATE FUNCTION @extschema@.cancel(job bigint) RETURNS text
 	AS 'MODULE_PATHNAME', 'bulkdelete_cancel'
@@ -158,6 +195,45 @@ CREATE FUNCTION @extschema@.postpone(job bigint, "until" timestamptz) RETURNS te
 COMMENT ON FUNCTION @extschema@.postpone(bigint, timestamptz) IS
 	'make a job that has not started wait until the given time; returns the new state';
 
+/* Query-set jobs */
+CREATE FUNCTION @extschema@.submit(query_set jsonb, name text DEFAULT NULL,
+	start_after timestamptz DEFAULT NULL, notify boolean DEFAULT false,
+	to_recipients text[] DEFAULT '{}', cc_recipients text[] DEFAULT '{}',
+	options jsonb DEFAULT '{}') RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_submit'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.submit(jsonb, text, timestamptz, boolean, text[], text[], jsonb) IS
+	'validate a query set and queue a bulk delete job for it; returns the job id, the job starts when the caller commits';
+
+CREATE FUNCTION @extschema@.submit(target regclass, filter text,
+	name text DEFAULT NULL, start_after timestamptz DEFAULT NULL,
+	notify boolean DEFAULT false, to_recipients text[] DEFAULT '{}',
+	cc_recipients text[] DEFAULT '{}', options jsonb DEFAULT '{}')
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_submit_filter'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.submit(regclass, text, text, timestamptz, boolean, text[], text[], jsonb) IS
+	'queue a bulk delete job for the rows of target that match one SQL boolean expression; returns the job id';
+
+CREATE PROCEDURE @extschema@.run(job bigint)
+	AS 'MODULE_PATHNAME', 'bulkdelete_run'
+	LANGUAGE C;
+COMMENT ON PROCEDURE @extschema@.run(bigint) IS
+	'run a queued job in this session, committing every batch (use CALL)';
+
+CREATE FUNCTION @extschema@.wait(job bigint, timeout interval DEFAULT NULL)
+	RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_wait'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.wait(bigint, interval) IS
+	'wait until a job reaches a final state or the timeout passes; returns its state';
+
+CREATE FUNCTION @extschema@.forget(job bigint) RETURNS void
+	AS 'MODULE_PATHNAME', 'bulkdelete_forget'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.forget(bigint) IS
+	'delete a finished job and its failure records';
+
 /*
  * Query sets: what a query set, or a SQL filter over one table, would delete
  * if a job started now.  Everything runs as the caller: the count, the
@@ -182,5 +258,6 @@ COMMENT ON FUNCTION @extschema@.preview(regclass, text) IS
 /* The BulkDelete privilege is USAGE on this schema, granted by the DBA. */
 REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
+REVOKE ALL ON @extschema@.candidate FROM PUBLIC;
 GRANT SELECT ON @extschema@.operation, @extschema@.failure, @extschema@.jobs
 	TO PUBLIC;

@@ -9,17 +9,53 @@
  */
 #include "bulkdelete.h"
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/latch.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
+#include "utils/xid8.h"
 
+#include "batch.h"
 #include "job.h"
 #include "launcher.h"
+#include "query.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(bulkdelete_cancel);
 PG_FUNCTION_INFO_V1(bulkdelete_pause);
 PG_FUNCTION_INFO_V1(bulkdelete_resume);
 PG_FUNCTION_INFO_V1(bulkdelete_postpone);
+PG_FUNCTION_INFO_V1(bulkdelete_submit);
+PG_FUNCTION_INFO_V1(bulkdelete_submit_filter);
+PG_FUNCTION_INFO_V1(bulkdelete_run);
+PG_FUNCTION_INFO_V1(bulkdelete_wait);
+PG_FUNCTION_INFO_V1(bulkdelete_forget);
+PG_FUNCTION_INFO_V1(bulkdelete_existed_at);
+
+/* The job options a caller may set, with their bounds (those of the GUCs) */
+typedef struct ApiOption
+{
+	const char *name;
+	int			min;
+	int			max;
+} ApiOption;
+
+static const ApiOption api_options[] = {
+	{"batch_size", 1, 1000000},
+	{"batch_time", 10, 600000},
+	{"batch_delay", 0, 3600000},
+	{"lock_timeout", 1, INT_MAX},
+	{"max_rows_per_second", 0, INT_MAX},
+};
 
 /* Apply one job-control action and return the job's new state as text. */
 static Datum
@@ -70,4 +106,282 @@ bulkdelete_postpone(PG_FUNCTION_ARGS)
 	bd_job_set_start_after(job_id, until);
 	bd_launcher_wake_at_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
+}
+
+/*
+ * Check a job's options: an object whose keys are among api_options, each an
+ * integer within its bounds.  22023 otherwise.
+ */
+static void
+api_check_options(Jsonb *options)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+		const ApiOption *opt = NULL;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		for (int i = 0; i < lengthof(api_options); i++)
+			if (strcmp(api_options[i].name, key) == 0)
+				opt = &api_options[i];
+		if (opt == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown bulk delete job option \"%s\"", key),
+					 errhint("Valid options are batch_size, batch_time, batch_delay, lock_timeout and max_rows_per_second.")));
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (v.type != jbvNumeric ||
+			!DatumGetBool(DirectFunctionCall2(numeric_eq,
+											  NumericGetDatum(v.val.numeric),
+											  DirectFunctionCall1(numeric_trunc,
+																  NumericGetDatum(v.val.numeric)))) ||
+			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											   NumericGetDatum(v.val.numeric))) < opt->min ||
+			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+											   NumericGetDatum(v.val.numeric))) > opt->max)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bulk delete job option \"%s\" must be an integer from %d to %d",
+							key, opt->min, opt->max)));
+	}
+}
+
+/* An empty text[] for a null recipients argument. */
+static ArrayType *
+api_recipients(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return construct_empty_array(TEXTOID);
+	return PG_GETARG_ARRAYTYPE_P(argno);
+}
+
+/*
+ * The part of both submit forms after the query set is normalized: the
+ * common arguments are name, start_after, notify, to_recipients,
+ * cc_recipients, options, from argument "first" on.
+ */
+static int64
+api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
+		   List *relations, Oid target)
+{
+	char	   *name = PG_ARGISNULL(first) ? NULL :
+		text_to_cstring(PG_GETARG_TEXT_PP(first));
+	TimestampTz start_after = PG_ARGISNULL(first + 1) ? DT_NOBEGIN :
+		PG_GETARG_TIMESTAMPTZ(first + 1);
+	bool		notify = PG_ARGISNULL(first + 2) ? false : PG_GETARG_BOOL(first + 2);
+	Jsonb	   *options;
+	int64		job_id;
+
+	if (PG_ARGISNULL(first + 5))
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else
+		options = PG_GETARG_JSONB_P(first + 5);
+	api_check_options(options);
+	if (start_after != DT_NOBEGIN && TIMESTAMP_NOT_FINITE(start_after))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("start_after must be a finite time")));
+
+	job_id = bd_job_create(name, false, normalized, relations, target,
+						   start_after, notify, api_recipients(fcinfo, first + 3),
+						   api_recipients(fcinfo, first + 4), options);
+	bd_launcher_wake_at_commit();
+	return job_id;
+}
+
+/*
+ * bulkdelete.submit(query_set jsonb, name text, start_after timestamptz,
+ * notify bool, to_recipients text[], cc_recipients text[], options jsonb)
+ * RETURNS bigint
+ */
+Datum
+bulkdelete_submit(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *normalized;
+	List	   *relations = NIL;
+
+	bd_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query set must not be null")));
+	normalized = bd_query_normalize(PG_GETARG_JSONB_P(0), &relations);
+	PG_RETURN_INT64(api_submit(fcinfo, 1, normalized, relations, InvalidOid));
+}
+
+/*
+ * bulkdelete.submit(target regclass, filter text, name text, ...) RETURNS
+ * bigint: the psql shorthand, one SQL boolean expression over target.
+ */
+Datum
+bulkdelete_submit_filter(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *normalized;
+	List	   *relations = NIL;
+	Oid			relid;
+
+	bd_require_preload();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target and filter must not be null")));
+	relid = PG_GETARG_OID(0);
+	normalized = bd_query_normalize_filter(relid,
+										   text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   &relations);
+	PG_RETURN_INT64(api_submit(fcinfo, 2, normalized, relations, relid));
+}
+
+/*
+ * CALL bulkdelete.run(job bigint): run a queued job in this session, with
+ * the batches and commits of a worker.  If the call is interrupted, the job
+ * stays in_progress and a worker takes it over.
+ */
+Datum
+bulkdelete_run(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	CallContext *ctx = (CallContext *) fcinfo->context;
+	BdJob	   *volatile job;
+
+	if (ctx == NULL || !IsA(ctx, CallContext) || ctx->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("bulkdelete.run must be called with CALL outside a transaction block"),
+				 errdetail("It commits after every batch.")));
+
+	SPI_connect_ext(SPI_OPT_NONATOMIC);
+	job = bd_job_check_access(job_id);
+	if (!bd_job_lock_for_session(job))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("bulk delete job " INT64_FORMAT " cannot run now", job_id),
+				 errdetail("The job, or another job on one of its relations, is running.")));
+	PG_TRY();
+	{
+		(void) bd_job_transition(job_id, BD_ACTION_RUN, true);
+		bd_job_set_worker_pid(job_id, MyProcPid);
+		SPI_commit();
+		bd_job_run(bd_job_load(job_id), true);
+	}
+	PG_FINALLY();
+	{
+		bd_job_release_locks(job);
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * bulkdelete.wait(job bigint, timeout interval) RETURNS text: block until the
+ * job reaches a final state or the timeout passes; return its state.
+ */
+Datum
+bulkdelete_wait(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	TimestampTz deadline = DT_NOEND;
+	BdJobState	state;
+
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("bulkdelete.wait cannot see a job progress inside a REPEATABLE READ or SERIALIZABLE transaction")));
+	if (!PG_ARGISNULL(1))
+	{
+		Interval   *timeout = PG_GETARG_INTERVAL_P(1);
+
+		deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														   TimestampTzGetDatum(GetCurrentTimestamp()),
+														   IntervalPGetDatum(timeout)));
+	}
+	(void) bd_job_check_access(job_id);
+	for (;;)
+	{
+		long		nap = 100;
+
+		state = bd_job_current_state(job_id);
+		if (bd_job_state_is_final(state))
+			break;
+		if (deadline != DT_NOEND)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (now >= deadline)
+				break;
+			nap = Min(nap, (long) ((deadline - now) / 1000) + 1);
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 nap, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
+}
+
+/* bulkdelete.forget(job bigint): delete a finished job and its failures. */
+Datum
+bulkdelete_forget(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+
+	(void) bd_job_check_access(job_id);
+	bd_job_forget(job_id);
+	PG_RETURN_VOID();
+}
+
+/* The in-progress xids of a job's start, cached across calls */
+typedef struct ApiCutoff
+{
+	ArrayType  *source;			/* the argument they were read from */
+	int			nxip;
+	FullTransactionId *xip;
+} ApiCutoff;
+
+/*
+ * bulkdelete.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
+ * RETURNS boolean: the "existed at the job's start" test of a row version,
+ * used in the engine's range-mode DELETE (see bd_xmin_existed_at).  Called
+ * once per row, so the xip array is decoded once per statement.
+ */
+Datum
+bulkdelete_existed_at(PG_FUNCTION_ARGS)
+{
+	TransactionId xmin = DatumGetTransactionId(PG_GETARG_DATUM(0));
+	FullTransactionId cutoff_xmax = PG_GETARG_FULLTRANSACTIONID(1);
+	ArrayType  *xip = PG_GETARG_ARRAYTYPE_P(2);
+	ApiCutoff  *cache = (ApiCutoff *) fcinfo->flinfo->fn_extra;
+
+	if (cache == NULL || cache->source != xip)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		if (cache == NULL)
+			cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+										   sizeof(ApiCutoff));
+		deconstruct_array(xip, XID8OID, sizeof(FullTransactionId),
+						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls,
+						  &cache->nxip);
+		cache->xip = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+										sizeof(FullTransactionId) * (cache->nxip + 1));
+		for (int i = 0; i < cache->nxip; i++)
+			cache->xip[i] = DatumGetFullTransactionId(elems[i]);
+		cache->source = xip;
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	PG_RETURN_BOOL(bd_xmin_existed_at(xmin, cutoff_xmax, cache->xip,
+									  cache->nxip));
 }

@@ -73,4 +73,10 @@ bd_init_materialized_srf(FunctionCallInfo fcinfo)
 }
 #endif
 
+/* 16 added the Datum conversions of ItemPointer to storage/itemptr.h. */
+#if PG_VERSION_NUM < 160000
+#define DatumGetItemPointer(X) ((ItemPointer) DatumGetPointer(X))
+#define ItemPointerGetDatum(X) PointerGetDatum(X)
+#endif
+
 #endif							/* BULKDELETE_COMPAT_H */

@@ -26,6 +26,9 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "storage/lock.h"
+#include "utils/json.h"
+#include "utils/fmgrprotos.h"
 
 static const char *const job_state_names[BD_NUM_STATES] = {
 	[BD_STATE_OPEN] = "open",
@@ -311,4 +314,772 @@ bd_job_set_start_after(int64 job_id, TimestampTz start_after)
 				2, argtypes, values, NULL, false, SPI_OK_UPDATE);
 	bd_switch_user_end(&sw);
 	SPI_finish();
+}
+
+/*
+ * Advisory locks of the engine.  A worker holds, at session level, one lock
+ * on the job it runs and one on every relation of that job: the first tells
+ * a job that is running from one left in_progress by a crash, the second
+ * keeps two jobs off one table.  They use their own field4 values, so they
+ * never collide with the advisory locks of applications.
+ */
+#define BD_LOCKTAG_JOB 0x4244
+#define BD_LOCKTAG_RELATION 0x4245
+
+static void
+job_locktag(LOCKTAG *tag, int64 key, uint16 kind)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32),
+						 (uint32) key, kind);
+}
+
+static bool
+job_try_lock(int64 key, uint16 kind)
+{
+	LOCKTAG		tag;
+
+	job_locktag(&tag, key, kind);
+	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+static void
+job_unlock(int64 key, uint16 kind)
+{
+	LOCKTAG		tag;
+
+	job_locktag(&tag, key, kind);
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
+/* The relations a job deletes from or reads: what its relation locks cover */
+static List *
+job_relation_list(ArrayType *relations, Oid target)
+{
+	List	   *result = NIL;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+
+	if (relations != NULL)
+	{
+		deconstruct_array(relations, REGCLASSOID, sizeof(Oid), true,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			if (!nulls[i])
+				result = list_append_unique_oid(result, DatumGetObjectId(elems[i]));
+	}
+	if (OidIsValid(target))
+		result = list_append_unique_oid(result, target);
+	return result;
+}
+
+/*
+ * Try to take the job lock and every relation lock of a job; all or none.
+ */
+static bool
+job_try_lock_all(int64 job_id, List *relids)
+{
+	ListCell   *lc;
+
+	if (!job_try_lock(job_id, BD_LOCKTAG_JOB))
+		return false;
+	foreach(lc, relids)
+	{
+		if (!job_try_lock(lfirst_oid(lc), BD_LOCKTAG_RELATION))
+		{
+			ListCell   *lc2;
+
+			foreach(lc2, relids)
+			{
+				if (lc2 == lc)
+					break;
+				job_unlock(lfirst_oid(lc2), BD_LOCKTAG_RELATION);
+			}
+			job_unlock(job_id, BD_LOCKTAG_JOB);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void
+job_unlock_all(int64 job_id, List *relids)
+{
+	ListCell   *lc;
+
+	foreach(lc, relids)
+		job_unlock(lfirst_oid(lc), BD_LOCKTAG_RELATION);
+	job_unlock(job_id, BD_LOCKTAG_JOB);
+}
+
+static List *
+job_relids(BdJob *job)
+{
+	List	   *relids = NIL;
+
+	for (int i = 0; i < job->nrelations; i++)
+		relids = list_append_unique_oid(relids, job->relations[i]);
+	if (OidIsValid(job->target))
+		relids = list_append_unique_oid(relids, job->target);
+	return relids;
+}
+
+/* Give up the locks bd_job_claim_next or bd_job_lock_for_session took. */
+void
+bd_job_release_locks(BdJob *job)
+{
+	job_unlock_all(job->id, job_relids(job));
+}
+
+/*
+ * Take the locks of a job for the calling session (CALL bulkdelete.run):
+ * false when the job or one of its relations is busy with another job.
+ */
+bool
+bd_job_lock_for_session(BdJob *job)
+{
+	return job_try_lock_all(job->id, job_relids(job));
+}
+
+/*
+ * Insert a new job row owned by the current user and return its id.  The
+ * state is scheduled when start_after is in the future, open for an ids job
+ * (it takes uploads first), queued otherwise.  Must be called in a
+ * transaction; the job becomes visible to the launcher when it commits.
+ */
+int64
+bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
+			  List *relations, Oid target, TimestampTz start_after,
+			  bool notify, ArrayType *to_recipients, ArrayType *cc_recipients,
+			  Jsonb *options)
+{
+	BdUserSwitch sw;
+	Oid			owner = GetUserId();
+	Oid			argtypes[12] = {TEXTOID, OIDOID, TEXTOID, JSONBOID,
+		REGCLASSARRAYOID, REGCLASSOID, TEXTOID, TIMESTAMPTZOID, BOOLOID,
+	TEXTARRAYOID, TEXTARRAYOID, JSONBOID};
+	Datum		values[12];
+	char		nulls[12];
+	const char *state;
+	Datum	   *relids;
+	int			nrel = list_length(relations);
+	int			i = 0;
+	ListCell   *lc;
+	int64		job_id;
+
+	if (ids_kind)
+		state = "open";
+	else if (start_after != DT_NOBEGIN &&
+			 start_after > GetCurrentTransactionStartTimestamp())
+		state = "scheduled";
+	else
+		state = "queued";
+
+	relids = palloc(sizeof(Datum) * (nrel + 1));
+	foreach(lc, relations)
+		relids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = name ? CStringGetTextDatum(name) : (Datum) 0;
+	nulls[0] = name ? ' ' : 'n';
+	values[1] = ObjectIdGetDatum(owner);
+	values[2] = CStringGetTextDatum(ids_kind ? "ids" : "query");
+	values[3] = query_set ? JsonbPGetDatum(query_set) : (Datum) 0;
+	nulls[3] = query_set ? ' ' : 'n';
+	values[4] = PointerGetDatum(construct_array(relids, nrel, REGCLASSOID,
+												sizeof(Oid), true,
+												TYPALIGN_INT));
+	values[5] = ObjectIdGetDatum(target);
+	nulls[5] = OidIsValid(target) ? ' ' : 'n';
+	values[6] = CStringGetTextDatum(state);
+	values[7] = TimestampTzGetDatum(start_after);
+	nulls[7] = start_after == DT_NOBEGIN ? 'n' : ' ';
+	values[8] = BoolGetDatum(notify);
+	values[9] = PointerGetDatum(to_recipients);
+	values[10] = PointerGetDatum(cc_recipients);
+	values[11] = JsonbPGetDatum(options);
+
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec("INSERT INTO bulkdelete.operation (name, owner, kind, query_set,"
+				" relations, target, state, start_after, notify, to_recipients,"
+				" cc_recipients, options)"
+				" VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9,"
+				" $10, $11, $12) RETURNING id",
+				12, argtypes, values, nulls, false, SPI_OK_INSERT_RETURNING);
+	job_id = bd_spi_int64(0, 1, 0);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return job_id;
+}
+
+/*
+ * Read job job_id (no access check: the engine's view).  The result is
+ * palloc'd in the caller's memory context.  Must be called in a transaction.
+ */
+BdJob *
+bd_job_load(int64 job_id)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext spicxt;
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	BdJob	   *job;
+	bool		isnull;
+	Datum		d;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
+					" relations, target::pg_catalog.oid, options, started_at,"
+					" COALESCE(processing_query_index, 0), next_chunk,"
+					" cutoff_xmax, cutoff_xip"
+					" FROM bulkdelete.operation WHERE id = $1",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
+						job_id)));
+
+	spicxt = MemoryContextSwitchTo(callercxt);
+	job = palloc0(sizeof(BdJob));
+	job->id = job_id;
+	job->name = bd_spi_text(0, 1);
+	job->owner = DatumGetObjectId(bd_spi_datum(0, 2, &isnull));
+	job->ids_kind = strcmp(bd_spi_text(0, 3), "ids") == 0;
+	job->state = bd_job_state_from_name(bd_spi_text(0, 4));
+	d = bd_spi_datum(0, 5, &isnull);
+	job->query_set = isnull ? NULL : DatumGetJsonbPCopy(d);
+	d = bd_spi_datum(0, 6, &isnull);
+	if (!isnull)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		deconstruct_array(DatumGetArrayTypePCopy(d), REGCLASSOID, sizeof(Oid),
+						  true, TYPALIGN_INT, &elems, &nulls,
+						  &job->nrelations);
+		job->relations = palloc(sizeof(Oid) * (job->nrelations + 1));
+		for (int i = 0; i < job->nrelations; i++)
+			job->relations[i] = nulls[i] ? InvalidOid : DatumGetObjectId(elems[i]);
+	}
+	d = bd_spi_datum(0, 7, &isnull);
+	job->target = isnull ? InvalidOid : DatumGetObjectId(d);
+	job->options = DatumGetJsonbPCopy(bd_spi_datum(0, 8, &isnull));
+	d = bd_spi_datum(0, 9, &isnull);
+	job->started = !isnull;
+	job->started_at = isnull ? 0 : DatumGetTimestampTz(d);
+	job->query_index = (int) bd_spi_int64(0, 10, 0);
+	job->next_chunk = (int) bd_spi_int64(0, 11, 0);
+	job->cutoff_xmax = bd_spi_datum(0, 12, &isnull);
+	d = bd_spi_datum(0, 13, &isnull);
+	job->cutoff_xip = isnull ? (Datum) 0 :
+		PointerGetDatum(DatumGetArrayTypePCopy(d));
+	MemoryContextSwitchTo(spicxt);
+
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return job;
+}
+
+/*
+ * A job's state as stored now (no access check), read with a fresh
+ * snapshot.  In a transaction.
+ */
+BdJobState
+bd_job_current_state(int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	BdJobState	state;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec("SELECT state FROM bulkdelete.operation WHERE id = $1",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
+						job_id)));
+	state = bd_job_state_from_name(bd_spi_text(0, 1));
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return state;
+}
+
+/*
+ * Claim the next job this database has to run: a job left in_progress (or
+ * pausing, canceling) by a worker that is gone, else the oldest queued job,
+ * else a scheduled job whose time has come; skipping jobs that run elsewhere
+ * or whose relations another job holds.  The claimed job is in_progress,
+ * carries our pid, and we hold its locks until bd_job_release_locks.
+ * Returns 0 when there is nothing to claim; *next_start is then the earliest
+ * start_after of a scheduled job, or DT_NOEND.  Must be called in a
+ * transaction; the claim counts once it commits.
+ */
+int64
+bd_job_claim_next(TimestampTz *next_start)
+{
+	BdUserSwitch sw;
+	int64		claimed = 0;
+	uint64		n;
+	int64	   *ids;
+	List	  **relids;
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+
+	*next_start = DT_NOEND;
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+
+	n = bd_spi_exec("SELECT id, relations, target::pg_catalog.oid"
+					" FROM bulkdelete.operation"
+					" WHERE state IN ('in_progress', 'pausing', 'canceling', 'queued')"
+					"    OR (state = 'scheduled' AND start_after <= pg_catalog.now())"
+					" ORDER BY state IN ('in_progress', 'pausing', 'canceling') DESC,"
+					"  COALESCE(start_after, created_at), id",
+					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+	ids = palloc(sizeof(int64) * (n + 1));
+	relids = palloc(sizeof(List *) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		d = bd_spi_datum(i, 2, &isnull);
+
+		ids[i] = bd_spi_int64(i, 1, 0);
+		relids[i] = job_relation_list(isnull ? NULL : DatumGetArrayTypeP(d),
+									  DatumGetObjectId(bd_spi_datum(i, 3, &isnull)));
+	}
+
+	for (uint64 i = 0; i < n && claimed == 0; i++)
+	{
+		char	   *state;
+
+		if (!job_try_lock_all(ids[i], relids[i]))
+			continue;
+
+		/* with the locks held, the row can be trusted: recheck it */
+		values[0] = Int64GetDatum(ids[i]);
+		if (bd_spi_exec("SELECT state FROM bulkdelete.operation WHERE id = $1"
+						" AND (state IN ('in_progress', 'pausing', 'canceling', 'queued')"
+						"  OR (state = 'scheduled' AND start_after <= pg_catalog.now()))"
+						" FOR UPDATE",
+						1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
+		{
+			job_unlock_all(ids[i], relids[i]);
+			continue;
+		}
+		state = bd_spi_text(0, 1);
+		if (strcmp(state, "scheduled") == 0)
+			(void) bd_job_transition(ids[i], BD_ACTION_START, false);
+		if (strcmp(state, "scheduled") == 0 || strcmp(state, "queued") == 0)
+			(void) bd_job_transition(ids[i], BD_ACTION_RUN, false);
+		values[1] = Int32GetDatum(MyProcPid);
+		bd_spi_exec("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
+					2, argtypes, values, NULL, false, SPI_OK_UPDATE);
+		claimed = ids[i];
+	}
+
+	if (claimed == 0)
+	{
+		bool		isnull;
+		Datum		d;
+
+		bd_spi_exec("SELECT min(start_after) FROM bulkdelete.operation"
+					" WHERE state = 'scheduled'",
+					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
+		d = bd_spi_datum(0, 1, &isnull);
+		if (!isnull)
+			*next_start = DatumGetTimestampTz(d);
+	}
+
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return claimed;
+}
+
+/* Run one UPDATE (or INSERT) on the job tables as their owner. */
+static void
+job_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		  const char *nulls, int expected)
+{
+	BdUserSwitch sw;
+
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec(sql, nargs, argtypes, values, nulls, false, expected);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+}
+
+/*
+ * The candidate set is fixed: record the cutoff (the transaction's start)
+ * and the number of candidates.  In the transaction that stored them.
+ */
+void
+bd_job_mark_started(int64 job_id, int64 candidate_count)
+{
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int64GetDatum(candidate_count);
+	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
+			  " candidate_count = $2, processing_query_index = 0, next_chunk = 0,"
+			  " cutoff_xmax = pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()),"
+			  " cutoff_xip = ARRAY(SELECT pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()))"
+			  " WHERE id = $1",
+			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* An ids job starts: its candidates are its uploaded records. */
+void
+bd_job_mark_started_ids(int64 job_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
+			  " processing_query_index = 0 WHERE id = $1 AND started_at IS NULL",
+			  1, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* Store one chunk of candidates. */
+void
+bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
+				   ArrayType *tids, ArrayType *xmins)
+{
+	Oid			argtypes[6] = {INT8OID, INT4OID, INT4OID, OIDOID,
+	TIDARRAYOID, XIDARRAYOID};
+	Datum		values[6];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(query_index);
+	values[2] = Int32GetDatum(chunk);
+	values[3] = ObjectIdGetDatum(leaf);
+	values[4] = PointerGetDatum(tids);
+	values[5] = PointerGetDatum(xmins);
+	job_write("INSERT INTO bulkdelete.candidate"
+			  " (operation_id, query_index, chunk, leaf, tids, xmins)"
+			  " VALUES ($1, $2, $3, $4, $5, $6)",
+			  6, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/* Store one chunk of candidates given as a block range. */
+void
+bd_job_store_range(int64 job_id, int query_index, int chunk, Oid leaf,
+				   BlockNumber first, BlockNumber end)
+{
+	Oid			argtypes[6] = {INT8OID, INT4OID, INT4OID, OIDOID, INT8OID,
+	INT8OID};
+	Datum		values[6];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(query_index);
+	values[2] = Int32GetDatum(chunk);
+	values[3] = ObjectIdGetDatum(leaf);
+	values[4] = Int64GetDatum((int64) first);
+	values[5] = Int64GetDatum((int64) end);
+	job_write("INSERT INTO bulkdelete.candidate"
+			  " (operation_id, query_index, chunk, leaf, first_block, end_block)"
+			  " VALUES ($1, $2, $3, $4, $5, $6)",
+			  6, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Up to max_chunks chunks of query query_index from chunk from_chunk on, all
+ * of the leaf relation of the first one, as a List of BdChunk palloc'd in
+ * the caller's context.
+ */
+List *
+bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
+					int max_chunks)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext spicxt;
+	BdUserSwitch sw;
+	Oid			argtypes[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
+	Datum		values[4];
+	List	   *result = NIL;
+	uint64		n;
+	Oid			leaf = InvalidOid;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(query_index);
+	values[2] = Int32GetDatum(from_chunk);
+	values[3] = Int32GetDatum(max_chunks);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins, first_block, end_block"
+					" FROM bulkdelete.candidate"
+					" WHERE operation_id = $1 AND query_index = $2 AND chunk >= $3"
+					" ORDER BY chunk LIMIT $4",
+					4, argtypes, values, NULL, true, SPI_OK_SELECT);
+	spicxt = MemoryContextSwitchTo(callercxt);
+	for (uint64 i = 0; i < n; i++)
+	{
+		BdChunk    *c = palloc(sizeof(BdChunk));
+		bool		isnull;
+		Datum		d;
+
+		c->chunk = (int) bd_spi_int64(i, 1, 0);
+		c->leaf = DatumGetObjectId(bd_spi_datum(i, 2, &isnull));
+		if (i > 0 && c->leaf != leaf)
+			break;
+		leaf = c->leaf;
+		d = bd_spi_datum(i, 3, &isnull);
+		c->tids = isnull ? NULL : DatumGetArrayTypePCopy(d);
+		d = bd_spi_datum(i, 4, &isnull);
+		c->xmins = isnull ? NULL : DatumGetArrayTypePCopy(d);
+		c->first_block = (BlockNumber) bd_spi_int64(i, 5, 0);
+		c->end_block = (BlockNumber) bd_spi_int64(i, 6, 0);
+		/* a batch is all of one kind: TID lists or block ranges */
+		if (i > 0 && (c->tids == NULL) != (((BdChunk *) linitial(result))->tids == NULL))
+			break;
+		result = lappend(result, c);
+	}
+	MemoryContextSwitchTo(spicxt);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return result;
+}
+
+/* A text[] of n C strings, NULL entries allowed. */
+static ArrayType *
+job_text_array(char **vals, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = vals[i] == NULL;
+		d[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(vals[i]);
+	}
+	return construct_md_array(d, nulls, 1, dims, lbs, TEXTOID, -1, false,
+							  TYPALIGN_INT);
+}
+
+/*
+ * Add one batch to the job's counters, move its position to next_chunk and
+ * store its failures, in the batch's own transaction: so the counts are
+ * exact whatever happens next.
+ */
+void
+bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
+					List *failures, int query_index)
+{
+	Oid			argtypes[7] = {INT8OID, INT8OID, INT8OID, INT8OID, INT8OID,
+	INT4OID, JSONBOID};
+	Datum		values[7];
+	StringInfoData breakdown;
+	int64		cascaded = 0;
+
+	initStringInfo(&breakdown);
+	appendStringInfoChar(&breakdown, '{');
+	for (int i = 0; i < counts->ncascade; i++)
+	{
+		if (counts->cascade_rows[i] == 0)
+			continue;
+		cascaded += counts->cascade_rows[i];
+		if (breakdown.len > 1)
+			appendStringInfoString(&breakdown, ", ");
+		escape_json(&breakdown, bd_qualified_relname(counts->cascade_relids[i]));
+		appendStringInfo(&breakdown, ": " INT64_FORMAT, counts->cascade_rows[i]);
+	}
+	appendStringInfoChar(&breakdown, '}');
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int64GetDatum(counts->deleted);
+	values[2] = Int64GetDatum(counts->failed);
+	values[3] = Int64GetDatum(counts->skipped);
+	values[4] = Int64GetDatum(cascaded);
+	values[5] = Int32GetDatum(next_chunk);
+	values[6] = DirectFunctionCall1(jsonb_in, CStringGetDatum(breakdown.data));
+	job_write("UPDATE bulkdelete.operation SET"
+			  " success_count = success_count + $2,"
+			  " failure_count = failure_count + $3,"
+			  " skipped_count = skipped_count + $4,"
+			  " cascade_count = cascade_count + $5,"
+			  " cascade_breakdown = CASE WHEN $7 = '{}' THEN cascade_breakdown ELSE"
+			  "  (SELECT pg_catalog.jsonb_object_agg(k, v) FROM"
+			  "   (SELECT k, pg_catalog.sum(v::pg_catalog.int8) AS v FROM"
+			  "     (SELECT * FROM pg_catalog.jsonb_each_text(cascade_breakdown)"
+			  "      UNION ALL SELECT * FROM pg_catalog.jsonb_each_text($7)) x(k, v)"
+			  "    GROUP BY k) y) END,"
+			  " batches = batches + 1, next_chunk = $6"
+			  " WHERE id = $1",
+			  7, argtypes, values, NULL, SPI_OK_UPDATE);
+
+	if (failures != NIL)
+	{
+		int			n = list_length(failures);
+		Oid			fargtypes[7] = {INT8OID, INT4OID, OIDARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		Datum		fvalues[7];
+		Datum	   *relids = palloc(sizeof(Datum) * n);
+		char	  **keys = palloc(sizeof(char *) * n);
+		char	  **states = palloc(sizeof(char *) * n);
+		char	  **messages = palloc(sizeof(char *) * n);
+		char	  **details = palloc(sizeof(char *) * n);
+		int			i = 0;
+		ListCell   *lc;
+
+		foreach(lc, failures)
+		{
+			BdFailure  *f = lfirst(lc);
+
+			relids[i] = ObjectIdGetDatum(f->relid);
+			keys[i] = f->record_key;
+			states[i] = f->sqlstate;
+			messages[i] = f->message;
+			details[i] = f->detail;
+			i++;
+		}
+		fvalues[0] = Int64GetDatum(job_id);
+		fvalues[1] = Int32GetDatum(query_index);
+		fvalues[2] = PointerGetDatum(construct_array(relids, n, OIDOID,
+													 sizeof(Oid), true,
+													 TYPALIGN_INT));
+		fvalues[3] = PointerGetDatum(job_text_array(keys, n));
+		fvalues[4] = PointerGetDatum(job_text_array(states, n));
+		fvalues[5] = PointerGetDatum(job_text_array(messages, n));
+		fvalues[6] = PointerGetDatum(job_text_array(details, n));
+		job_write("INSERT INTO bulkdelete.failure (operation_id, query_index,"
+				  " relation, record_key, sqlstate, message, detail)"
+				  " SELECT $1, $2, r::pg_catalog.regclass, k::pg_catalog.jsonb, s, m, d"
+				  " FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4),"
+				  "  pg_catalog.unnest($5), pg_catalog.unnest($6),"
+				  "  pg_catalog.unnest($7)) u(r, k, s, m, d)",
+				  7, fargtypes, fvalues, NULL, SPI_OK_INSERT);
+	}
+}
+
+/* Move a job on to query query_index of its set. */
+void
+bd_job_next_query(int64 job_id, int query_index)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(query_index);
+	job_write("UPDATE bulkdelete.operation SET processing_query_index = $2,"
+			  " next_chunk = 0 WHERE id = $1",
+			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * End a job's run by action (SUCCEED, FAIL or STOP), recording a job-level
+ * error when sqlstate is given.  A job that reached a final state gives up
+ * its candidate set.  In a transaction.
+ */
+void
+bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
+			  const char *message)
+{
+	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	BdJobState	state;
+
+	if (sqlstate != NULL)
+	{
+		values[0] = Int64GetDatum(job_id);
+		values[1] = CStringGetTextDatum(sqlstate);
+		values[2] = CStringGetTextDatum(message ? message : "");
+		job_write("UPDATE bulkdelete.operation SET error_sqlstate = $2,"
+				  " error_message = $3 WHERE id = $1",
+				  3, argtypes, values, NULL, SPI_OK_UPDATE);
+	}
+	/*
+	 * Range mode counts no skipped rows as it goes: every candidate neither
+	 * deleted nor failed by the end was skipped.
+	 */
+	if (action == BD_ACTION_SUCCEED)
+	{
+		values[0] = Int64GetDatum(job_id);
+		job_write("UPDATE bulkdelete.operation SET skipped_count ="
+				  " GREATEST(skipped_count, COALESCE(candidate_count, 0)"
+				  "  - success_count - failure_count)"
+				  " WHERE id = $1",
+				  1, argtypes, values, NULL, SPI_OK_UPDATE);
+	}
+	state = bd_job_transition(job_id, action, false);
+	if (bd_job_state_is_final(state))
+	{
+		values[0] = Int64GetDatum(job_id);
+		job_write("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
+				  1, argtypes, values, NULL, SPI_OK_DELETE);
+	}
+}
+
+/*
+ * Raise 42704 unless the current user may see job job_id (the rule of the
+ * row-level security policy); returns the job.  In a transaction.
+ */
+BdJob *
+bd_job_check_access(int64 job_id)
+{
+	BdJob	   *job = bd_job_load(job_id);
+
+	if (!is_member_of_role(GetUserId(), job->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
+						job_id)));
+	return job;
+}
+
+/*
+ * Delete a finished job with its failures (bulkdelete.forget).  The caller
+ * has checked access.
+ */
+void
+bd_job_forget(int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	char	   *state;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec("SELECT state FROM bulkdelete.operation WHERE id = $1 FOR UPDATE",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
+						job_id)));
+	state = bd_spi_text(0, 1);
+	if (!bd_job_state_is_final(bd_job_state_from_name(state)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot forget bulk delete job " INT64_FORMAT " in state \"%s\"",
+						job_id, state),
+				 errdetail("Only a job in state canceled, succeeded or failed can be forgotten.")));
+	bd_spi_exec("DELETE FROM bulkdelete.operation WHERE id = $1",
+				1, argtypes, values, NULL, false, SPI_OK_DELETE);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+}
+
+/* Record the pid of the session or worker running a job. */
+void
+bd_job_set_worker_pid(int64 job_id, int pid)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(pid);
+	job_write("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
+			  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }

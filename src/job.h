@@ -13,6 +13,10 @@
 #include "compat.h"
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "storage/block.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
 
 /* States of SPEC 3.3; the names are those stored in operation.state */
 typedef enum BdJobState
@@ -46,6 +50,59 @@ typedef enum BdJobAction
 	BD_ACTION_FAIL				/* in_progress -> failed */
 } BdJobAction;
 
+/* A job row, as the engine needs it; palloc'd in the caller's context */
+typedef struct BdJob
+{
+	int64		id;
+	char	   *name;
+	Oid			owner;
+	bool		ids_kind;		/* kind = 'ids' (else 'query') */
+	BdJobState	state;
+	Jsonb	   *query_set;		/* normalized; NULL for ids jobs */
+	Oid		   *relations;
+	int			nrelations;
+	Oid			target;			/* ids jobs; InvalidOid otherwise */
+	Jsonb	   *options;
+	bool		started;		/* candidate set fixed (started_at set) */
+	TimestampTz started_at;
+	int			query_index;	/* processing_query_index */
+	int			next_chunk;		/* first candidate chunk not yet done */
+	Datum		cutoff_xmax;	/* xid8: the start snapshot's xmax */
+	Datum		cutoff_xip;		/* xid8[]: its in-progress xids */
+} BdJob;
+
+/* One chunk of candidates: rows of one leaf relation */
+typedef struct BdChunk
+{
+	int			chunk;
+	Oid			leaf;
+	ArrayType  *tids;			/* tid[], or NULL for a block range */
+	ArrayType  *xmins;			/* xid[]: the candidates' xmins */
+	BlockNumber first_block;	/* a block range: [first_block, end_block) */
+	BlockNumber end_block;
+} BdChunk;
+
+/* What one batch did, to be added to the job's counters */
+typedef struct BdBatchCounts
+{
+	int64		deleted;
+	int64		failed;
+	int64		skipped;
+	int			ncascade;
+	Oid		   *cascade_relids;
+	int64	   *cascade_rows;
+} BdBatchCounts;
+
+/* A row that could not be deleted */
+typedef struct BdFailure
+{
+	Oid			relid;
+	char	   *record_key;		/* jsonb text */
+	char	   *sqlstate;
+	char	   *message;
+	char	   *detail;
+} BdFailure;
+
 extern const char *bd_job_state_name(BdJobState state);
 extern BdJobState bd_job_state_from_name(const char *name);
 extern bool bd_job_state_is_final(BdJobState state);
@@ -56,5 +113,33 @@ extern Oid	bd_job_table_relid(const char *relname);
 extern BdJobState bd_job_transition(int64 job_id, BdJobAction action,
 									bool check_access);
 extern void bd_job_set_start_after(int64 job_id, TimestampTz start_after);
+
+extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
+						   List *relations, Oid target,
+						   TimestampTz start_after, bool notify,
+						   ArrayType *to_recipients,
+						   ArrayType *cc_recipients, Jsonb *options);
+extern BdJob *bd_job_load(int64 job_id);
+extern BdJobState bd_job_current_state(int64 job_id);
+extern int64 bd_job_claim_next(TimestampTz *next_start);
+extern void bd_job_release_locks(BdJob *job);
+extern bool bd_job_lock_for_session(BdJob *job);
+extern void bd_job_mark_started(int64 job_id, int64 candidate_count);
+extern void bd_job_mark_started_ids(int64 job_id);
+extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
+							   Oid leaf, ArrayType *tids, ArrayType *xmins);
+extern void bd_job_store_range(int64 job_id, int query_index, int chunk,
+							   Oid leaf, BlockNumber first, BlockNumber end);
+extern List *bd_job_fetch_chunks(int64 job_id, int query_index,
+								 int from_chunk, int max_chunks);
+extern void bd_job_record_batch(int64 job_id, int next_chunk,
+								BdBatchCounts *counts, List *failures,
+								int query_index);
+extern void bd_job_next_query(int64 job_id, int query_index);
+extern BdJob *bd_job_check_access(int64 job_id);
+extern void bd_job_forget(int64 job_id);
+extern void bd_job_set_worker_pid(int64 job_id, int pid);
+extern void bd_job_finish(int64 job_id, BdJobAction action,
+						  const char *sqlstate, const char *message);
 
 #endif							/* BULKDELETE_JOB_H */

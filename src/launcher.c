@@ -2,15 +2,27 @@
  *
  * launcher.c
  *		The bulkdelete launcher, a static background worker started with the
- *		postmaster when the library is preloaded.
+ *		postmaster when the library is preloaded.  It connects to no
+ *		database.  For each database that may have work (all of them at
+ *		start, so that jobs left in_progress by a crash resume; afterwards
+ *		those woken by a submit, resume, postpone or upload, or whose next
+ *		scheduled job is due) it starts a job worker, at most
+ *		bulkdelete.max_workers at once.  The workers decide what to run; the
+ *		launcher only counts them and sleeps on its latch in between.
  *
  *-------------------------------------------------------------------------
  */
 #include "launcher.h"
 
 #include "bulkdelete.h"
+#include "shmem.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -19,13 +31,34 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
+
+/* the longest the launcher sleeps without a reason to wake */
+#define LAUNCHER_NAP_MS 60000L
+
+/* A worker the launcher started */
+typedef struct LauncherWorker
+{
+	BackgroundWorkerHandle *handle;
+	Oid			dbid;
+} LauncherWorker;
+
+static List *launcher_workers = NIL;
+
+/* set when the current transaction asked to wake the launcher */
+static bool launcher_wake_pending = false;
+static bool launcher_callback_registered = false;
 
 /* Register the launcher; called from _PG_init during preload only. */
 void
 bd_launcher_register(void)
 {
 	BackgroundWorker worker;
+
+	bd_shmem_request();
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -39,9 +72,182 @@ bd_launcher_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
+static void
+launcher_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && launcher_wake_pending)
+		bd_shmem_wake_database(MyDatabaseId);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		launcher_wake_pending = false;
+}
+
+/*
+ * Wake the launcher for this database when the current transaction commits
+ * (a job submitted in a transaction that rolls back never starts).
+ */
 void
 bd_launcher_wake_at_commit(void)
 {
+	if (!launcher_callback_registered)
+	{
+		RegisterXactCallback(launcher_xact_callback, NULL);
+		launcher_callback_registered = true;
+	}
+	launcher_wake_pending = true;
+}
+
+/* Mark every database that accepts connections as worth a look. */
+static void
+launcher_scan_databases(void)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	bd_shared->rescan = false;
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		BdDatabase *db;
+
+		if (!d->datallowconn || d->datistemplate)
+			continue;
+		db = bd_shmem_database(d->oid, true);
+		if (db != NULL)
+			db->next_check = 0;
+	}
+	LWLockRelease(bd_shared->lock);
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* Forget workers that have exited; returns how many still run. */
+static int
+launcher_reap(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, launcher_workers)
+	{
+		LauncherWorker *w = lfirst(lc);
+		pid_t		pid;
+
+		if (GetBackgroundWorkerPid(w->handle, &pid) == BGWH_STOPPED)
+		{
+			pfree(w->handle);
+			launcher_workers = foreach_delete_current(launcher_workers, lc);
+			pfree(w);
+		}
+	}
+	return list_length(launcher_workers);
+}
+
+/* Start a job worker for database dbid; false when no slot was free. */
+static bool
+launcher_start_worker(Oid dbid)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	LauncherWorker *w;
+	MemoryContext old;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "bulkdelete");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "bulkdelete_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "bulkdelete worker for database %u",
+			 dbid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "bulkdelete worker");
+	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	/* tell us when it starts and stops, through our latch */
+	worker.bgw_notify_pid = MyProcPid;
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	w = palloc(sizeof(LauncherWorker));
+	w->handle = handle;
+	w->dbid = dbid;
+	launcher_workers = lappend(launcher_workers, w);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+static void
+launcher_detach(int code, Datum arg)
+{
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	bd_shared->launcher_latch = NULL;
+	LWLockRelease(bd_shared->lock);
+}
+
+/*
+ * One round: start workers for the databases that are due, as long as
+ * there are free slots.  Returns how long to sleep.
+ */
+static long
+launcher_round(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz wake = TimestampTzPlusMilliseconds(now, LAUNCHER_NAP_MS);
+	int			running = launcher_reap();
+	Oid			due[BD_MAX_DATABASES];
+	int			ndue = 0;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < BD_MAX_DATABASES; i++)
+	{
+		BdDatabase *db = &bd_shared->dbs[i];
+
+		if (db->dbid == InvalidOid)
+			continue;
+		if (db->next_check <= now)
+			due[ndue++] = db->dbid;
+		else if (db->next_check < wake)
+			wake = db->next_check;
+	}
+	LWLockRelease(bd_shared->lock);
+
+	for (int i = 0; i < ndue; i++)
+	{
+		BdDatabase *db;
+
+		if (running >= bd_max_workers)
+			return 1000L;		/* a worker's exit sets our latch sooner */
+		if (!launcher_start_worker(due[i]))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("bulkdelete launcher could not start a worker"),
+					 errhint("Raise max_worker_processes.")));
+			return 5000L;
+		}
+		running++;
+
+		/* the worker reports when to look again */
+		LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+		db = bd_shmem_database(due[i], false);
+		if (db != NULL && db->next_check <= now)
+			db->next_check = DT_NOEND;
+		LWLockRelease(bd_shared->lock);
+	}
+	return Max(10L, (long) ((wake - now) / 1000));
 }
 
 void
@@ -53,16 +259,35 @@ bulkdelete_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("bulkdelete launcher");
 
+	if (IsBinaryUpgrade)
+		proc_exit(0);
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	bd_shared->launcher_latch = MyLatch;
+	bd_shared->rescan = true;
+	LWLockRelease(bd_shared->lock);
+	before_shmem_exit(launcher_detach, (Datum) 0);
+
 	for (;;)
 	{
+		bool		rescan;
+		long		nap;
+
 		CHECK_FOR_INTERRUPTS();
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 10000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		LWLockAcquire(bd_shared->lock, LW_SHARED);
+		rescan = bd_shared->rescan;
+		LWLockRelease(bd_shared->lock);
+		if (rescan)
+			launcher_scan_databases();
+
+		nap = launcher_round();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 nap, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 	}
 }

@@ -45,12 +45,15 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "common/keywords.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteManip.h"
 #include "parser/parse_coerce.h"
 #include "parser/parse_collate.h"
 #include "parser/parse_expr.h"
@@ -626,14 +629,14 @@ query_type_namespace(Oid typid)
 }
 
 /*
- * "OPERATOR(schema.opname)" for opname applied to (ltype, rtype), returning
- * boolean.  The operator is looked for in the schema of ltype, then in that
- * of its base type, then in pg_catalog, with the parser's usual rules for
- * implicit casts, and never through search_path: the text then resolves to
- * the same operator wherever it runs.  42883 naming path if there is none.
+ * The operator opname applied to (ltype, rtype), returning boolean.  It is
+ * looked for in the schema of ltype, then in that of its base type, then in
+ * pg_catalog, with the parser's usual rules for implicit casts, and never
+ * through search_path: written as OPERATOR(schema.name), it then resolves to
+ * the same operator wherever the text runs.  42883 naming path if none.
  */
-static char *
-query_operator(const char *opname, Oid ltype, Oid rtype, const char *path)
+static Oid
+query_operator_oid(const char *opname, Oid ltype, Oid rtype, const char *path)
 {
 	Oid			nsps[3];
 
@@ -658,14 +661,22 @@ query_operator(const char *opname, Oid ltype, Oid rtype, const char *path)
 			opno = ((Form_pg_operator) GETSTRUCT(tup))->oid;
 		ReleaseSysCache(tup);
 		if (OidIsValid(opno))
-			return bd_query_operator_text(opno);
+			return opno;
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_FUNCTION),
 			 errmsg("operator does not exist: %s %s %s at %s",
 					format_type_be(ltype), opname, format_type_be(rtype),
 					qpath_show(path))));
-	return NULL;				/* keep compiler quiet */
+	return InvalidOid;			/* keep compiler quiet */
+}
+
+/* The same as "OPERATOR(schema.name)" text */
+static char *
+query_operator(const char *opname, Oid ltype, Oid rtype, const char *path)
+{
+	return bd_query_operator_text(query_operator_oid(opname, ltype, rtype,
+													 path));
 }
 
 /* ----------------------------------------------------------------
@@ -1968,7 +1979,23 @@ typedef struct QueryCompile
 	int			nrelations;
 	TimestampTz reference_time;
 	Oid			link_relids[QUERY_MAX_LINKS];	/* by link number */
+	bool		self_contained; /* see BdCompiledQuery */
 } QueryCompile;
+
+/*
+ * query_operator for compilation: a condition whose operator is not
+ * immutable can give another answer later on the same row.
+ */
+static char *
+qc_operator(QueryCompile *qc, const char *opname, Oid ltype, Oid rtype,
+			const char *path)
+{
+	Oid			opno = query_operator_oid(opname, ltype, rtype, path);
+
+	if (op_volatile(opno) != PROVOLATILE_IMMUTABLE)
+		qc->self_contained = false;
+	return bd_query_operator_text(opno);
+}
 
 /* Append text to both the SQL and its display */
 static void
@@ -2098,7 +2125,7 @@ qc_date_range(QueryCompile *qc, const QueryOperator *op, JsonbContainer *cond,
 	qc_text(qc, "(");
 	if (r.has_lo)
 	{
-		qc_text(qc, psprintf("%s %s ", lhs, query_operator(">=", typid, ptype, path)));
+		qc_text(qc, psprintf("%s %s ", lhs, qc_operator(qc, ">=", typid, ptype, path)));
 		qc_param(qc, ptype, qd_bound(r.lo, ptype));
 	}
 	if (r.has_lo && r.has_hi)
@@ -2106,7 +2133,7 @@ qc_date_range(QueryCompile *qc, const QueryOperator *op, JsonbContainer *cond,
 	if (r.has_hi)
 	{
 		qc_text(qc, psprintf("%s %s ", lhs,
-							 query_operator(r.hi_inclusive ? "<=" : "<",
+							 qc_operator(qc, r.hi_inclusive ? "<=" : "<",
 											typid, ptype, path)));
 		qc_param(qc, ptype, qd_bound(r.hi, ptype));
 	}
@@ -2132,8 +2159,10 @@ qc_hierarchy(QueryCompile *qc, const QueryOperator *op, JsonbContainer *cond,
 	bool		down = op->variant == QH_UNDER || op->variant == QH_EQ_OR_UNDER;
 	bool		self = op->variant == QH_EQ_OR_UNDER ||
 		op->variant == QH_EQ_OR_ABOVE;
-	char	   *eq = query_operator("=", keytype, keytype, path);
+	char	   *eq = qc_operator(qc, "=", keytype, keytype, path);
 	char	   *rel = bd_query_relation_name(relid, path);
+
+	qc->self_contained = false; /* it reads other rows */
 
 	qc_text(qc, psprintf("%s%s %s ANY (WITH RECURSIVE h(k, p, d) AS ("
 						 "SELECT hc.%s, hc.%s, 0 FROM %s hc WHERE hc.%s %s ",
@@ -2148,9 +2177,9 @@ qc_hierarchy(QueryCompile *qc, const QueryOperator *op, JsonbContainer *cond,
 						 key, parent, rel,
 						 down ?
 						 psprintf("hc.%s %s h.k", parent,
-								  query_operator("=", ptype, keytype, path)) :
+								  qc_operator(qc, "=", ptype, keytype, path)) :
 						 psprintf("hc.%s %s h.p", key,
-								  query_operator("=", keytype, ptype, path)),
+								  qc_operator(qc, "=", keytype, ptype, path)),
 						 QUERY_MAX_LEVELS,
 						 self ? "" : " AND h.d OPERATOR(pg_catalog.>) 0",
 						 op->negate ? ")" : ""));
@@ -2197,7 +2226,7 @@ qc_condition(QueryCompile *qc, JsonbContainer *cond, const char *alias,
 												   &typid2, NULL);
 
 		qc_text(qc, psprintf("%s %s %s.%s", lhs,
-							 query_operator(op->sqlop, typid, typid2, path),
+							 qc_operator(qc, op->sqlop, typid, typid2, path),
 							 alias, column2));
 		return;
 	}
@@ -2205,7 +2234,7 @@ qc_condition(QueryCompile *qc, JsonbContainer *cond, const char *alias,
 	{
 		case QOK_COMPARE:
 			qc_text(qc, psprintf("%s %s ", lhs,
-								 query_operator(op->sqlop, typid, typid, path)));
+								 qc_operator(qc, op->sqlop, typid, typid, path)));
 			qc_param(qc, typid, query_value_datum(qc_value(cond, 0), typid,
 												  typmod, qpath_index(vpath, 0)));
 			break;
@@ -2229,7 +2258,7 @@ qc_condition(QueryCompile *qc, JsonbContainer *cond, const char *alias,
 				if (op->variant == QL_BEGINS)
 					appendStringInfoChar(&pattern, '%');
 				qc_text(qc, psprintf("%s %s ", lhs,
-									 query_operator(op->sqlop, typid, TEXTOID,
+									 qc_operator(qc, op->sqlop, typid, TEXTOID,
 													path)));
 				qc_param(qc, TEXTOID, CStringGetTextDatum(pattern.data));
 				break;
@@ -2251,7 +2280,7 @@ qc_condition(QueryCompile *qc, JsonbContainer *cond, const char *alias,
 												 qpath_index(vpath, i));
 				get_typlenbyvalalign(typid, &typlen, &typbyval, &typalign);
 				qc_text(qc, psprintf("%s %s %s (", lhs,
-									 query_operator(op->sqlop, typid, typid, path),
+									 qc_operator(qc, op->sqlop, typid, typid, path),
 									 op->negate ? "ALL" : "ANY"));
 				qc_param(qc, arraytype,
 						 PointerGetDatum(construct_array(elems, n, typid, typlen,
@@ -2261,11 +2290,11 @@ qc_condition(QueryCompile *qc, JsonbContainer *cond, const char *alias,
 			}
 		case QOK_BETWEEN:
 			qc_text(qc, psprintf("%s(%s %s ", op->negate ? "NOT " : "", lhs,
-								 query_operator(">=", typid, typid, path)));
+								 qc_operator(qc, ">=", typid, typid, path)));
 			qc_param(qc, typid, query_value_datum(qc_value(cond, 0), typid,
 												  typmod, qpath_index(vpath, 0)));
 			qc_text(qc, psprintf(" AND %s %s ", lhs,
-								 query_operator("<=", typid, typid, path)));
+								 qc_operator(qc, "<=", typid, typid, path)));
 			qc_param(qc, typid, query_value_datum(qc_value(cond, 1), typid,
 												  typmod, qpath_index(vpath, 1)));
 			qc_text(qc, ")");
@@ -2423,8 +2452,8 @@ qc_link_begin(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
 	*to = bd_query_column_name(relid, jb_int(link, "to_attnum", 0),
 							   jb_string(link, "to"), qpath_key(path, "to"),
 							   &to_type, NULL);
-	*op = from_first ? query_operator("=", from_type, to_type, path) :
-		query_operator("=", to_type, from_type, path);
+	*op = from_first ? qc_operator(qc, "=", from_type, to_type, path) :
+		qc_operator(qc, "=", to_type, from_type, path);
 	return relid;
 }
 
@@ -2447,6 +2476,7 @@ qc_link_predicate(QueryCompile *qc, JsonbContainer *link,
 	Oid			relid;
 
 	check_stack_depth();
+	qc->self_contained = false; /* it reads another relation */
 	relid = qc_link_begin(qc, link, parent_relid, path, &alias, &from, &to,
 						  type == QLT_IN, &op);
 	if (type == QLT_IN)
@@ -2480,6 +2510,7 @@ qc_link_join(QueryCompile *qc, JsonbContainer *link, const char *parent_alias,
 	bool		nested = false;
 
 	check_stack_depth();
+	qc->self_contained = false; /* it reads another relation */
 	relid = qc_link_begin(qc, link, parent_relid, path, &alias, &from, &to,
 						  false, &op);
 	for (int i = 0; i < jb_length(children); i++)
@@ -2638,7 +2669,14 @@ query_check_expr_walker(Node *node, QueryExprCheck *ctx)
 	return expression_tree_walker(node, query_check_expr_walker, ctx);
 }
 
-/* Append the stored filter expression of query, deparsed over t (relid) */
+/*
+ * Append the stored filter expression of query, deparsed over t (relid).
+ * bd_query_compile has set search_path to pg_catalog, pg_temp, so every
+ * name outside pg_catalog comes out schema-qualified and the text means the
+ * same under any search_path that starts with pg_catalog.  It is
+ * self-contained when it reads no other row (no subquery) and calls nothing
+ * that is not immutable.
+ */
 static void
 qc_filter_expression(QueryCompile *qc, JsonbContainer *query, Oid relid,
 					 const char *path)
@@ -2650,6 +2688,8 @@ qc_filter_expression(QueryCompile *qc, JsonbContainer *query, Oid relid,
 	check.sublevels_up = 0;
 	check.path = qpath_key(path, "filter");
 	(void) query_check_expr_walker(expr, &check);
+	if (checkExprHasSubLink(expr) || contain_mutable_functions(expr))
+		qc->self_contained = false;
 	qc_text(qc, deparse_expression(expr, deparse_context_for("t", relid),
 								   true, false));
 }
@@ -2663,6 +2703,7 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	QueryCompile qc;
 	BdCompiledQuery *result;
 	char	   *path;
+	char	   *from;
 	Oid			relid;
 	int			nestlevel;
 
@@ -2682,13 +2723,17 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	qc.relations = relations;
 	qc.nrelations = nrelations;
 	qc.reference_time = reference_time;
+	qc.self_contained = true;
 
 	/*
 	 * Read values and compute relative dates in the submitter's time zone
 	 * and date order; display dates in ISO style, which reads back the same
-	 * under any setting.
+	 * under any setting; deparse with only pg_catalog on the search_path.
 	 */
 	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	(void) set_config_option("TimeZone",
 							 jb_string(&normalized->root, "timezone"),
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
@@ -2701,21 +2746,25 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 
+	/* the condition first, for where_sql; then FROM ... WHERE around it */
 	relid = qc_relation(&qc, query, path);
-	qc_text(&qc, psprintf("FROM %s t WHERE (",
-						  bd_query_relation_name(relid, qpath_key(path, "entity"))));
+	qc_text(&qc, "(");
 	if (jb_get(query, "expr"))
 		qc_filter_expression(&qc, query, relid, path);
 	else
 		qc_expression(&qc, query, relid, path);
 	qc_text(&qc, ")");
+	from = psprintf("FROM %s t WHERE ",
+					bd_query_relation_name(relid, qpath_key(path, "entity")));
 
 	AtEOXact_GUC(true, nestlevel);
 
 	result = palloc0(sizeof(BdCompiledQuery));
 	result->relid = relid;
-	result->from_where = qc.sql.data;
-	result->display = qc.display.data;
+	result->where_sql = qc.sql.data;
+	result->from_where = psprintf("%s%s", from, qc.sql.data);
+	result->display = psprintf("%s%s", from, qc.display.data);
+	result->self_contained = qc.self_contained;
 	result->distinct = false;
 	result->nparams = qc.nparams;
 	result->paramtypes = qc.paramtypes;

@@ -12,6 +12,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 /*
  * Run sql with the given parameters through SPI.  "expected" is the SPI
@@ -96,4 +97,21 @@ bd_switch_user_end(BdUserSwitch *sw)
 {
 	SetUserIdAndSecContext(sw->saved_userid, sw->saved_sec_context);
 	AtEOXact_GUC(true, sw->guc_nestlevel);
+}
+
+/*
+ * The schema-qualified, quoted name of a relation, for SQL text; raises
+ * 42P01 when the relation is gone.
+ */
+char *
+bd_qualified_relname(Oid relid)
+{
+	char	   *relname = get_rel_name(relid);
+
+	if (relname == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  relname);
 }

@@ -19,6 +19,7 @@ extern uint64 bd_spi_exec(const char *sql, int nargs, Oid *argtypes,
 extern Datum bd_spi_datum(uint64 row, int col, bool *isnull);
 extern int64 bd_spi_int64(uint64 row, int col, int64 if_null);
 extern char *bd_spi_text(uint64 row, int col);
+extern char *bd_qualified_relname(Oid relid);
 
 /*
  * Run a piece of code as another role, e.g. the owner of the job tables,

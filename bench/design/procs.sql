@@ -10,15 +10,20 @@
 --            snapshot (xmin, xmax, xip); wrong across xid wraparound
 --   visible  pg_visible_in_snapshot(xmin::text::xid8, start snapshot); only
 --            right while the epoch is 0
---   age      age(xmin) > age(start xmax) AND xmin <> ALL(start xip): modular
---            32-bit comparison done by age(), no text round trip
+--   age      (age(xmin) > age(start xmax) OR age(xmin) < 0) AND xmin <> ALL
+--            (start xip): "xmin is not one of the xids assigned since the
+--            start (the window [start xmax, now]) nor in progress at start",
+--            32-bit modular arithmetic done by age(), no text round trip.
+--            Never accepts a row inserted after the start; an old frozen
+--            row whose raw 32-bit xmin happens to fall in the window is
+--            wrongly skipped (odds: xids used during the job / 2^32).
 
-CREATE FUNCTION bench_xid32(x xid8) RETURNS bigint LANGUAGE sql IMMUTABLE
+CREATE OR REPLACE FUNCTION bench_xid32(x xid8) RETURNS bigint LANGUAGE sql IMMUTABLE
 AS $$ SELECT x::text::bigint & 4294967295 $$;
 
 -- B: walk the heap in physical order, block range sized to ~p_batch
 -- candidates.  p_restrict: none | prefilter | fallback_row | fallback_bisect
-CREATE PROCEDURE job_b(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
+CREATE OR REPLACE PROCEDURE job_b(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
 					   p_restrict text DEFAULT 'none')
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -36,6 +41,7 @@ DECLARE
 	v_hi		tid;
 	v_n			bigint;
 	v_f			bigint;
+	v_age		int;
 	r			record;
 BEGIN
 	v_snap := pg_current_snapshot();
@@ -72,7 +78,20 @@ BEGIN
 			ELSIF p_check = 'age' THEN
 				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
 				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-				AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+				AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
+			ELSIF p_check = 'age1' AND cardinality(v_xip) = 0 THEN
+				-- age() measures from a per-transaction stable xid, so
+				-- age(start xmax) taken now is the DELETE's; the OR's second
+				-- arm only runs for the rare new rows
+				v_age := age(v_xmax);
+				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
+				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
+				AND (age(xmin) > v_age OR age(xmin) < 0);
+			ELSIF p_check = 'age1' THEN
+				v_age := age(v_xmax);
+				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
+				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
+				AND (age(xmin) > v_age OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 			ELSE
 				RAISE EXCEPTION 'unknown check %', p_check;
 			END IF;
@@ -81,7 +100,7 @@ BEGIN
 			-- one anti-join keeps the blocked rows out of the batch ...
 			DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-			AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip)
+			AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip)
 			AND NOT EXISTS (SELECT 1 FROM contact_note n
 							WHERE n.contact_id = contact.id);
 			GET DIAGNOSTICS v_n = ROW_COUNT;
@@ -91,7 +110,7 @@ BEGIN
 			FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 				WHERE c.ctid >= v_lo AND c.ctid < v_hi
 				AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-				AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+				AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 				AND EXISTS (SELECT 1 FROM contact_note n WHERE n.contact_id = c.id)
 			LOOP
 				BEGIN
@@ -107,14 +126,14 @@ BEGIN
 			BEGIN
 				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
 				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-				AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+				AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 				GET DIAGNOSTICS v_n = ROW_COUNT;
 			EXCEPTION WHEN foreign_key_violation THEN
 				v_n := 0;
 				FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 					WHERE c.ctid >= v_lo AND c.ctid < v_hi
 					AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-					AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+					AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 				LOOP
 					BEGIN
 						DELETE FROM contact WHERE ctid = r.t;
@@ -144,7 +163,7 @@ $$;
 
 -- B's bisecting fallback: try blocks [b0, b1) whole; on a RESTRICT
 -- violation split in halves, down to one block, then row by row.
-CREATE FUNCTION bench_try_range(b0 bigint, b1 bigint, v_xmax xid, v_xip xid[],
+CREATE OR REPLACE FUNCTION bench_try_range(b0 bigint, b1 bigint, v_xmax xid, v_xip xid[],
 								OUT d bigint, OUT f bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -159,7 +178,7 @@ BEGIN
 		DELETE FROM contact WHERE ctid >= format('(%s,0)', b0)::tid
 		AND ctid < format('(%s,0)', b1)::tid
 		AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-		AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+		AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 		GET DIAGNOSTICS d = ROW_COUNT;
 		RETURN;
 	EXCEPTION WHEN foreign_key_violation THEN
@@ -176,7 +195,7 @@ BEGIN
 	FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 		WHERE c.ctid >= format('(%s,0)', b0)::tid AND c.ctid < format('(%s,0)', b1)::tid
 		AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-		AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+		AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 	LOOP
 		BEGIN
 			DELETE FROM contact WHERE ctid = r.t;
@@ -190,11 +209,14 @@ BEGIN
 END
 $$;
 
--- C: materialize the candidate TIDs at start (sorted, p_batch per chunk,
--- committed), then one TID-scan DELETE per chunk.  p_check: none | age.
--- p_restrict: none | prefilter.
-CREATE PROCEDURE job_c(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
-					   p_restrict text DEFAULT 'none')
+-- C: materialize the candidate TIDs at start (p_batch per chunk, committed),
+-- then one TID-scan DELETE per chunk.  p_check: none | age | age1.
+-- p_restrict: none | prefilter.  p_mat: sort (window ordered by ctid, then
+-- sorted arrays) | fast (row_number() OVER () in scan order, hash
+-- aggregate, no sort: a TID scan sorts its array itself).
+DROP PROCEDURE IF EXISTS job_c(text, int, text);
+CREATE OR REPLACE PROCEDURE job_c(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
+					   p_restrict text DEFAULT 'none', p_mat text DEFAULT 'sort')
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_snap		pg_snapshot;
@@ -205,16 +227,25 @@ DECLARE
 	v_tids		tid[];
 	v_n			bigint;
 	v_f			bigint;
+	v_age		int;
 	r			record;
 BEGIN
 	v_snap := pg_current_snapshot();
 	v_xmax := bench_xid32(pg_snapshot_xmax(v_snap))::text::xid;
 	v_xip := ARRAY(SELECT bench_xid32(x)::text::xid FROM pg_snapshot_xip(v_snap) x);
-	INSERT INTO bench_tid_chunk (chunk, tids)
-	SELECT (rn - 1) / p_batch, array_agg(t ORDER BY t)
-	FROM (SELECT ctid AS t, row_number() OVER (ORDER BY ctid) rn FROM contact
-		  WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
-	GROUP BY 1;
+	IF p_mat = 'fast' THEN
+		INSERT INTO bench_tid_chunk (chunk, tids)
+		SELECT rn / p_batch, array_agg(t)
+		FROM (SELECT ctid AS t, row_number() OVER () - 1 AS rn FROM contact
+			  WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
+		GROUP BY 1;
+	ELSE
+		INSERT INTO bench_tid_chunk (chunk, tids)
+		SELECT (rn - 1) / p_batch, array_agg(t ORDER BY t)
+		FROM (SELECT ctid AS t, row_number() OVER (ORDER BY ctid) rn FROM contact
+			  WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
+		GROUP BY 1;
+	END IF;
 	SELECT count(*), coalesce(sum(cardinality(tids)), 0) INTO v_chunks, v_count
 	FROM bench_tid_chunk;
 	INSERT INTO bench_job (id, snap, candidate_count) VALUES (1, v_snap, v_count);
@@ -226,14 +257,14 @@ BEGIN
 		IF p_restrict = 'prefilter' THEN
 			DELETE FROM contact WHERE ctid = ANY (v_tids)
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-			AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip)
+			AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip)
 			AND NOT EXISTS (SELECT 1 FROM contact_note n
 							WHERE n.contact_id = contact.id);
 			GET DIAGNOSTICS v_n = ROW_COUNT;
 			FOR r IN SELECT c.ctid AS t, c.id FROM contact c
 				WHERE c.ctid = ANY (v_tids)
 				AND c.status = 'closed' AND c.created_at < '2021-08-23 00:00:00+00'
-				AND age(c.xmin) > age(v_xmax) AND c.xmin <> ALL (v_xip)
+				AND (age(c.xmin) > age(v_xmax) OR age(c.xmin) < 0) AND c.xmin <> ALL (v_xip)
 				AND EXISTS (SELECT 1 FROM contact_note n WHERE n.contact_id = c.id)
 			LOOP
 				BEGIN
@@ -249,10 +280,16 @@ BEGIN
 			DELETE FROM contact WHERE ctid = ANY (v_tids)
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00';
 			GET DIAGNOSTICS v_n = ROW_COUNT;
+		ELSIF p_check = 'age1' AND cardinality(v_xip) = 0 THEN
+			v_age := age(v_xmax);
+			DELETE FROM contact WHERE ctid = ANY (v_tids)
+			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
+			AND (age(xmin) > v_age OR age(xmin) < 0);
+			GET DIAGNOSTICS v_n = ROW_COUNT;
 		ELSE
 			DELETE FROM contact WHERE ctid = ANY (v_tids)
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
-			AND age(xmin) > age(v_xmax) AND xmin <> ALL (v_xip);
+			AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 			GET DIAGNOSTICS v_n = ROW_COUNT;
 		END IF;
 		UPDATE bench_job SET success_count = success_count + v_n,
@@ -266,7 +303,7 @@ $$;
 
 -- D: materialize the candidate primary keys at start, then one
 -- DELETE ... WHERE id = ANY(chunk) per chunk.
-CREATE PROCEDURE job_d(p_batch int DEFAULT 10000)
+CREATE OR REPLACE PROCEDURE job_d(p_batch int DEFAULT 10000)
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_count		bigint;
@@ -299,7 +336,7 @@ END
 $$;
 
 -- E: the naive loop, re-finding its targets through the index every batch.
-CREATE PROCEDURE job_e(p_batch int DEFAULT 10000)
+CREATE OR REPLACE PROCEDURE job_e(p_batch int DEFAULT 10000)
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_n		bigint;

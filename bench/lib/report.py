@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""bench/lib/report.py: turn bench/run's raw measurements into the report.
+
+Reads the long-format CSV (variant,kind,rep,key,value) that bench/run writes,
+takes the median over the repetitions of every number, computes the ratios
+that SPEC section 7 sets targets for, prints the report as markdown and, with
+--out, writes it to a file.
+"""
+import argparse
+import csv
+import datetime
+import math
+import os
+import statistics
+import subprocess
+from collections import defaultdict
+
+TARGET_TIME = 1.1
+TARGET_WAL = 1.2
+TARGET_RESTRICT = 1.5
+TARGET_P99 = 2.0
+TARGET_RSS_MB = 100
+
+
+def load(path):
+    data = defaultdict(lambda: defaultdict(list))  # (variant, kind) -> key -> [values]
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            data[(r["variant"], r["kind"])][r["key"]].append(r["value"])
+    return data
+
+
+def num(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def med(data, variant, kind, key):
+    vals = [num(v) for v in data.get((variant, kind), {}).get(key, [])]
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    return statistics.median(vals) if vals else None
+
+
+def maxof(data, variant, kind, key):
+    vals = [num(v) for v in data.get((variant, kind), {}).get(key, [])]
+    vals = [v for v in vals if v is not None and not math.isnan(v)]
+    return max(vals) if vals else None
+
+
+def texts(data, variant, kind, key):
+    return data.get((variant, kind), {}).get(key, [])
+
+
+def fmt(x, spec="%.3f"):
+    return "—" if x is None else spec % x
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def verdict(r, target):
+    if r is None:
+        return "—"
+    return "%.2f %s" % (r, "ok" if r <= target else "**over %.1f**" % target)
+
+
+def git_head():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "-C", here, "rev-parse", "--short",
+                               "HEAD"],
+                              capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--raw", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--engine-note", default="")
+    ap.add_argument("--settings", default="")
+    ap.add_argument("--rows", default="")
+    ap.add_argument("--repeat", default="")
+    ap.add_argument("--pgbench", default="")
+    ap.add_argument("--batch-time-ms", type=float)
+    a = ap.parse_args()
+    d = load(a.raw)
+    variants = []
+    for (v, _k) in d:
+        if v not in variants:
+            variants.append(v)
+    has_job = any(k == "job" for (_v, k) in d)
+    has_oltp = any(k.startswith("oltp_") for (_v, k) in d)
+
+    L = []
+    L.append("# bulkdelete benchmark results")
+    L.append("")
+    L.append("- date: %s, commit %s" % (
+        datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), git_head()))
+    L.append("- dataset: %s contacts, candidates `status = 'closed' AND "
+             "created_at < '2021-08-23'` (48%%), medians of %s runs, each on a "
+             "fresh copy, prewarmed, after a CHECKPOINT" % (a.rows, a.repeat))
+    L.append("- server: %s" % a.settings)
+    L.append("- %s" % a.engine_note)
+    if has_oltp:
+        L.append("- pgbench: %s (sql/oltp.pgbench); latency and TPS counted "
+                 "over the transactions that completed while the delete ran "
+                 "(the whole run after the lead for \"alone\")" % a.pgbench)
+    L.append("")
+
+    # --- time and WAL --------------------------------------------------
+    L.append("## Wall time and WAL")
+    L.append("")
+    L.append("Job time is from `submit` until `wait` returns. For `restrict` "
+             "the plain DELETE deletes only the candidates without a "
+             "restricting child (`AND NOT EXISTS (...)`), the rows a job can "
+             "delete; a plain DELETE of every candidate fails as a whole. "
+             "The restrict job is held to %.1f× the no-failure job on the same "
+             "schema (`restrict0`: same foreign key, no candidate blocked); "
+             "its ratio to the `base` job (no foreign key, so no RI check per "
+             "row) is shown for information." % TARGET_RESTRICT)
+    L.append("")
+    L.append("| variant | what | median s | WAL MB | job/plain time (≤%.1f) "
+             "| job/plain WAL (≤%.1f) | job/no-failure job time (≤%.1f) "
+             "| job/base job time |"
+             % (TARGET_TIME, TARGET_WAL, TARGET_RESTRICT))
+    L.append("|---|---|---|---|---|---|---|---|")
+    base_job = med(d, "base", "job", "seconds")
+    nofail_job = med(d, "restrict0", "job", "seconds")
+    for v in variants:
+        ps = med(d, v, "plain", "seconds")
+        pw = med(d, v, "plain", "wal_bytes")
+        L.append("| %s | plain DELETE | %s | %s | | | | |"
+                 % (v, fmt(ps), fmt(pw and pw / 1e6, "%.1f")))
+        if v == "restrict" and texts(d, v, "plain_all", "outcome"):
+            L.append("| %s | plain DELETE of all candidates | %s | | | | | "
+                     "fails: %s |"
+                     % (v, fmt(med(d, v, "plain_all", "seconds")),
+                        texts(d, v, "plain_all", "outcome")[0]))
+        if has_job:
+            js = med(d, v, "job", "seconds")
+            jw = med(d, v, "job", "wal_bytes")
+            rn = verdict(ratio(js, nofail_job), TARGET_RESTRICT) \
+                if v == "restrict" else ""
+            rb = fmt(ratio(js, base_job), "%.2f") if v != "base" else ""
+            L.append("| %s | job | %s | %s | %s | %s | %s | %s |"
+                     % (v, fmt(js), fmt(jw and jw / 1e6, "%.1f"),
+                        verdict(ratio(js, ps), TARGET_TIME),
+                        verdict(ratio(jw, pw), TARGET_WAL), rn, rb))
+        else:
+            L.append("| %s | job | %s | | | | | |" % (v, a.engine_note))
+    L.append("")
+
+    # --- the job rows ----------------------------------------------------
+    if has_job:
+        L.append("## Jobs")
+        L.append("")
+        L.append("Counters from `bulkdelete.operation` (median; the check "
+                 "column compares every run with the data: failures = "
+                 "candidates with a restricting child, success = the rest, "
+                 "candidates left = failures). Peak RSS is the worker's "
+                 "VmHWM, which counts the shared buffers it touched; private "
+                 "is the highest RssAnon sampled, the memory that must stay "
+                 "under %d MB. Longest transaction is sampled from "
+                 "`pg_stat_activity` every 0.1 s." % TARGET_RSS_MB)
+        L.append("")
+        L.append("| variant | state | candidates | success | failure | skipped "
+                 "| cascade | batches | peak RSS MB | private MB | longest xact s "
+                 "| check |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for v in variants:
+            g = lambda key: med(d, v, "job", key)
+            states = sorted(set(texts(d, v, "job", "state")))
+            ok = True
+            notes = []
+            runs = list(zip(texts(d, v, "job", "state"),
+                            texts(d, v, "job", "candidates"),
+                            texts(d, v, "job", "blocked"),
+                            texts(d, v, "job", "success_count"),
+                            texts(d, v, "job", "failure_count"),
+                            texts(d, v, "job", "candidate_count"),
+                            texts(d, v, "job", "left"),
+                            texts(d, v, "job", "total_before"),
+                            texts(d, v, "job", "total_after")))
+            if not runs:
+                ok = False
+                notes.append("no completed job: %s" % "; ".join(
+                    texts(d, v, "job", "error"))[:200])
+            for st, cands, blocked, succ, fail, cc, left, tb, ta in runs:
+                c, b = int(cands), int(blocked)
+                if st != "succeeded":
+                    ok = False
+                    notes.append("state %s" % st)
+                if int(cc) != c:
+                    ok = False
+                    notes.append("candidate_count %s, expected %d" % (cc, c))
+                if int(fail) != b or int(succ) != c - b or int(left) != b:
+                    ok = False
+                    notes.append("success %s failure %s left %s, expected "
+                                 "%d/%d/%d" % (succ, fail, left, c - b, b, b))
+                if int(ta) != int(tb) - int(succ):
+                    ok = False
+                    notes.append("%s rows before, %s after, %s deleted: rows "
+                                 "outside the candidates were deleted" % (tb, ta, succ))
+            errs = [e for e in texts(d, v, "job", "error") if e not in ("-", "")]
+            if errs:
+                notes.append("error: %s" % errs[0].replace("_", " "))
+            hwm = maxof(d, v, "job", "vm_hwm_kb")
+            anon = maxof(d, v, "job", "rss_anon_peak_kb")
+            longest = maxof(d, v, "job", "longest_xact_s")
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+                     % (v, "/".join(states), fmt(g("candidate_count"), "%.0f"),
+                        fmt(g("success_count"), "%.0f"),
+                        fmt(g("failure_count"), "%.0f"),
+                        fmt(g("skipped_count"), "%.0f"),
+                        fmt(g("cascade_count"), "%.0f"),
+                        fmt(g("batches"), "%.0f"),
+                        fmt(hwm and hwm / 1024, "%.0f"),
+                        fmt(anon and anon / 1024, "%.0f") + (
+                            "" if anon is None or anon / 1024 < TARGET_RSS_MB
+                            else " **over**"),
+                        fmt(longest, "%.2f") + (
+                            "" if a.batch_time_ms is None or longest is None
+                            or longest * 1000 <= 2 * a.batch_time_ms
+                            else " **over 2×batch_time**"),
+                        "ok" if ok else "**" + "; ".join(notes) + "**"))
+        if a.batch_time_ms is not None:
+            L.append("")
+            L.append("`bulkdelete.batch_time` = %g ms; the longest batch "
+                     "transaction must stay under twice that." % a.batch_time_ms)
+        L.append("")
+
+    # --- OLTP ----------------------------------------------------------------
+    if has_oltp:
+        L.append("## Concurrent OLTP")
+        L.append("")
+        L.append("| variant | pgbench | delete s | TPS | p50 ms | p99 ms "
+                 "| p99 / alone (≤%.1f) | max ms | longest job xact s |"
+                 % TARGET_P99)
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for v in variants:
+            idle = med(d, v, "oltp_alone", "p99_ms")
+            for mode, label in (("alone", "alone"), ("plain", "with plain DELETE"),
+                                ("job", "with job")):
+                k = "oltp_" + mode
+                if (v, k) not in d:
+                    if mode == "job":
+                        L.append("| %s | %s | %s | | | | | | |"
+                                 % (v, label, a.engine_note))
+                    continue
+                p99 = med(d, v, k, "p99_ms")
+                L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+                         % (v, label,
+                            "" if mode == "alone" else fmt(med(d, v, k, "op_seconds")),
+                            fmt(med(d, v, k, "tps"), "%.0f"),
+                            fmt(med(d, v, k, "p50_ms"), "%.2f"),
+                            fmt(p99, "%.2f"),
+                            "" if mode == "alone" else
+                            verdict(ratio(p99, idle), TARGET_P99),
+                            fmt(med(d, v, k, "max_ms"), "%.1f"),
+                            fmt(maxof(d, v, k, "longest_xact_s"), "%.2f")
+                            if mode == "job" else ""))
+        L.append("")
+
+    text = "\n".join(L)
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

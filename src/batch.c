@@ -1,0 +1,770 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *		One batch of a job.  The candidate rows of a batch (TIDs of one leaf
+ *		relation, with the xmin each had when the job started) are deleted
+ *		with one real DELETE, as the job's owner, in a subtransaction:
+ *
+ *			DELETE FROM ONLY leaf t
+ *			WHERE t.ctid = ANY($1) AND t.xmin = ANY($2)
+ *
+ *		The TID list makes it a TID scan that visits only the candidates, in
+ *		physical order, never a row an earlier batch passed.  The xmin test
+ *		makes sure the row at that TID is still the version that existed when
+ *		the job started: a row updated since then (new version, new xmin) or
+ *		a row inserted later into a reused slot is not deleted, and counts as
+ *		skipped.
+ *
+ *		When the DELETE fails, the batch is split: rows that a restricting
+ *		foreign key holds are found with one anti-join and tried alone;
+ *		rows locked by another session are found with SKIP LOCKED; anything
+ *		else is bisected.  So a batch with few failures costs a handful of
+ *		subtransactions, not one per row.  A single row that still fails
+ *		becomes a failure record with its key, SQLSTATE, message and detail;
+ *		transient errors (deadlock, serialization failure, lock timeout) on a
+ *		single row are retried a few times first.
+ *
+ *		Rows removed from other tables by ON DELETE CASCADE are counted from
+ *		the transaction's own statistics before and after each successful
+ *		DELETE.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "batch.h"
+
+#include "bulkdelete.h"
+#include "spi_util.h"
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+
+/* how often a single row is retried after a transient error */
+#define BATCH_ROW_RETRIES 3
+
+/*
+ * Parameters of every statement of a batch, after the query's own $1..$n
+ * (range mode only; none in TID mode).  Each statement uses some of them.
+ */
+#define P_TIDS 1				/* tid[]: the rows a statement works on */
+#define P_XMINS 2				/* xid[]: their xmins at the start (TID mode) */
+#define P_LEAF 3				/* oid: the leaf relation */
+#define P_LO 4					/* tid: first TID of the block range */
+#define P_HI 5					/* tid: first TID past the block range */
+#define P_CUTOFF_XMAX 6			/* xid8: the start snapshot's xmax */
+#define P_CUTOFF_XIP 7			/* xid8[]: its in-progress xids */
+#define BATCH_NPARAMS 7
+
+/* The state of one batch */
+typedef struct BatchState
+{
+	BdTarget   *target;
+	Oid			leaf;
+	int			nbase;			/* parameters of the query's condition */
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;
+	char	   *from;			/* "[ONLY] relation t" */
+	char	   *filter;			/* what a row must also satisfy */
+	char	   *delete_tids_sql;
+	BdBatchCounts *counts;
+	int64	   *cascade_before;
+	/* rows that failed, with their errors; keys are fetched at the end */
+	int			nfailed;
+	int			maxfailed;
+	ItemPointerData *failed_tids;
+	ErrorData **failed_errors;
+} BatchState;
+
+/* Build a TID array datum from n TIDs. */
+static Datum
+batch_tid_array(ItemPointer tids, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * (n + 1));
+
+	for (int i = 0; i < n; i++)
+		d[i] = ItemPointerGetDatum(&tids[i]);
+	return PointerGetDatum(construct_array(d, n, TIDOID, sizeof(ItemPointerData),
+										   false, TYPALIGN_SHORT));
+}
+
+/*
+ * The SQL of a jsonb object holding the primary key of row t (or its ctid
+ * when there is no primary key).
+ */
+static char *
+batch_key_sql(Oid relid)
+{
+	StringInfoData buf;
+	Oid			pk_index = InvalidOid;
+	List	   *indexes;
+	Relation	rel;
+	ListCell   *lc;
+
+	rel = relation_open(relid, AccessShareLock);
+	indexes = RelationGetIndexList(rel);
+	foreach(lc, indexes)
+	{
+		Oid			indexoid = lfirst_oid(lc);
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(indexoid));
+
+		if (HeapTupleIsValid(tup))
+		{
+			if (((Form_pg_index) GETSTRUCT(tup))->indisprimary)
+				pk_index = indexoid;
+			ReleaseSysCache(tup);
+		}
+	}
+
+	initStringInfo(&buf);
+	if (!OidIsValid(pk_index))
+		appendStringInfoString(&buf, "pg_catalog.jsonb_build_object('ctid', t.ctid::pg_catalog.text)");
+	else
+	{
+		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk_index));
+		Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+
+		appendStringInfoString(&buf, "pg_catalog.jsonb_build_object(");
+		for (int i = 0; i < idx->indnkeyatts; i++)
+		{
+			char	   *att = get_attname(relid, idx->indkey.values[i], false);
+
+			appendStringInfo(&buf, "%s%s, t.%s", i > 0 ? ", " : "",
+							 quote_literal_cstr(att), quote_identifier(att));
+		}
+		appendStringInfoChar(&buf, ')');
+		ReleaseSysCache(tup);
+	}
+	relation_close(rel, AccessShareLock);
+	return buf.data;
+}
+
+/*
+ * Prepare what every batch of a query needs: its name, the key
+ * expression, the anti-join that spots rows held by a RESTRICT or NO
+ * ACTION foreign key, and the leaf relations ON DELETE CASCADE reaches.
+ * Must be called in a transaction; the result is palloc'd in the caller's
+ * memory context.
+ */
+BdTarget *
+bd_batch_prepare(BdCompiledQuery *query, Oid owner)
+{
+	Oid			relid = query->relid;
+	MemoryContext callercxt = CurrentMemoryContext;
+	MemoryContext spicxt;
+	BdTarget   *target = palloc0(sizeof(BdTarget));
+	StringInfoData blocked;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		values[1];
+	uint64		n;
+	BdUserSwitch sw;
+
+	target->relid = relid;
+	target->query = query;
+	target->relname = bd_qualified_relname(relid);
+	target->owner = owner;
+	target->key_sql = batch_key_sql(relid);
+
+	SPI_connect();
+	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
+	values[0] = ObjectIdGetDatum(relid);
+
+	/*
+	 * Foreign keys that make a delete fail: RESTRICT ('r') and NO ACTION
+	 * ('a'), from their top-level constraint (conparentid = 0), which for a
+	 * partitioned referencing table covers every partition.
+	 */
+	n = bd_spi_exec("SELECT c.conrelid, c.conkey, c.confkey"
+					" FROM pg_catalog.pg_constraint c"
+					" WHERE c.contype = 'f' AND c.confrelid = $1"
+					" AND c.confdeltype IN ('r', 'a') AND c.conparentid = 0",
+					1, argtypes, values, NULL, true, SPI_OK_SELECT);
+	initStringInfo(&blocked);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			child = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
+		ArrayType  *conkey = DatumGetArrayTypeP(bd_spi_datum(i, 2, &isnull));
+		ArrayType  *confkey = DatumGetArrayTypeP(bd_spi_datum(i, 3, &isnull));
+		int16	   *ck = (int16 *) ARR_DATA_PTR(conkey);
+		int16	   *pk = (int16 *) ARR_DATA_PTR(confkey);
+		int			nkeys = ArrayGetNItems(ARR_NDIM(conkey), ARR_DIMS(conkey));
+
+		appendStringInfo(&blocked, "%sEXISTS (SELECT 1 FROM %s c WHERE ",
+						 blocked.len > 0 ? " OR " : "",
+						 bd_qualified_relname(child));
+		for (int k = 0; k < nkeys; k++)
+			appendStringInfo(&blocked, "%sc.%s = t.%s", k > 0 ? " AND " : "",
+							 quote_identifier(get_attname(child, ck[k], false)),
+							 quote_identifier(get_attname(relid, pk[k], false)));
+		appendStringInfoChar(&blocked, ')');
+	}
+
+	/*
+	 * Leaf relations reachable through ON DELETE CASCADE chains, the
+	 * relation itself included (a self-referencing cascade deletes from
+	 * it too).  Only leaves keep statistics.
+	 */
+	n = bd_spi_exec("WITH RECURSIVE reach(relid) AS ("
+					"  SELECT $1"
+					"  UNION"
+					"  SELECT c.conrelid FROM pg_catalog.pg_constraint c, reach r"
+					"  WHERE c.contype = 'f' AND c.confdeltype = 'c'"
+					"    AND c.confrelid = r.relid)"
+					" SELECT DISTINCT x.relid FROM reach r,"
+					"  LATERAL (SELECT r.relid UNION ALL SELECT p.relid"
+					"   FROM pg_catalog.pg_partition_tree(r.relid) p) x,"
+					"  pg_catalog.pg_class k"
+					" WHERE k.oid = x.relid AND k.relkind = 'r'",
+					1, argtypes, values, NULL, true, SPI_OK_SELECT);
+	spicxt = MemoryContextSwitchTo(callercxt);
+	target->blocked_sql = blocked.len > 0 ? pstrdup(blocked.data) : NULL;
+	target->ncascade = (int) n;
+	target->cascade_relids = palloc(sizeof(Oid) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		target->cascade_relids[i] = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
+	}
+	MemoryContextSwitchTo(spicxt);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return target;
+}
+
+/* Deleted-row counters of this transaction for every counted relation. */
+static void
+batch_read_stats(BatchState *st, int64 *into)
+{
+	for (int i = 0; i < st->target->ncascade; i++)
+		into[i] = DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_deleted,
+													ObjectIdGetDatum(st->target->cascade_relids[i])));
+}
+
+static bool
+batch_is_transient(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+/*
+ * Run sql with the batch's parameters, tids as P_TIDS, in a
+ * subtransaction.  Returns true and sets *processed on success; on failure
+ * rolls the subtransaction back and returns false with *edata set (in the
+ * caller's memory context).
+ */
+static bool
+batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
+		  int expected, uint64 *processed, ErrorData **edata)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = true;
+
+	st->values[st->nbase + P_TIDS - 1] = batch_tid_array(tids, n);
+	st->nulls[st->nbase + P_TIDS - 1] = ' ';
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		*processed = bd_spi_exec(sql, st->nbase + BATCH_NPARAMS, st->types,
+								 st->values, st->nulls, false, expected);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+static void
+batch_fail_row(BatchState *st, ItemPointer tid, ErrorData *edata)
+{
+	if (st->nfailed == st->maxfailed)
+	{
+		st->maxfailed = Max(16, st->maxfailed * 2);
+		if (st->failed_tids == NULL)
+		{
+			st->failed_tids = palloc(sizeof(ItemPointerData) * st->maxfailed);
+			st->failed_errors = palloc(sizeof(ErrorData *) * st->maxfailed);
+		}
+		else
+		{
+			st->failed_tids = repalloc_huge(st->failed_tids,
+											sizeof(ItemPointerData) * st->maxfailed);
+			st->failed_errors = repalloc_huge(st->failed_errors,
+											  sizeof(ErrorData *) * st->maxfailed);
+		}
+	}
+	st->failed_tids[st->nfailed] = *tid;
+	st->failed_errors[st->nfailed] = edata;
+	st->nfailed++;
+	st->counts->failed++;
+}
+
+/* DELETE the rows; on success add the deletes and the cascades. */
+static bool
+batch_delete_rows(BatchState *st, ItemPointer tids, int n, ErrorData **edata)
+{
+	uint64		deleted;
+	int64	   *after = palloc(sizeof(int64) * (st->target->ncascade + 1));
+
+	batch_read_stats(st, st->cascade_before);
+	if (!batch_try(st, st->delete_tids_sql, tids, n, SPI_OK_DELETE, &deleted, edata))
+		return false;
+	batch_read_stats(st, after);
+	st->counts->deleted += deleted;
+	for (int i = 0; i < st->target->ncascade; i++)
+	{
+		int64		delta = after[i] - st->cascade_before[i];
+
+		/* our own deletes show in the leaf's counter too */
+		if (st->target->cascade_relids[i] == st->leaf)
+			delta -= deleted;
+		st->counts->cascade_rows[i] += delta;
+	}
+	return true;
+}
+
+static int
+batch_tid_cmp(const void *a, const void *b)
+{
+	return ItemPointerCompare((ItemPointer) a, (ItemPointer) b);
+}
+
+/*
+ * The rows of tids[0..n) that a query (run as the job tables' owner, for it
+ * reads referencing tables the job's owner may not see) returns are moved
+ * to the front of tids, the others after them.  Returns the number found.
+ */
+static int
+batch_partition(BatchState *st, const char *sql, ItemPointer tids, int n)
+{
+	BdUserSwitch sw;
+	uint64		found;
+	ErrorData  *edata = NULL;
+	int			nfront = 0;
+	int			nrest;
+	ItemPointerData *sorted;
+	ItemPointerData *hits;
+	ItemPointerData *rest = palloc(sizeof(ItemPointerData) * n);
+
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (!batch_try(st, sql, tids, n, SPI_OK_SELECT, &found, &edata))
+	{
+		bd_switch_user_end(&sw);
+		return 0;				/* cannot tell: treat all alike */
+	}
+	bd_switch_user_end(&sw);
+	if (found == 0)
+		return 0;
+
+	/* move the returned TIDs to the front, keeping both parts in order */
+	hits = palloc(sizeof(ItemPointerData) * found);
+	for (uint64 j = 0; j < found; j++)
+	{
+		bool		isnull;
+
+		hits[j] = *DatumGetItemPointer(bd_spi_datum(j, 1, &isnull));
+	}
+	qsort(hits, found, sizeof(ItemPointerData), batch_tid_cmp);
+	sorted = palloc(sizeof(ItemPointerData) * n);
+	nrest = 0;
+	for (int i = 0; i < n; i++)
+	{
+		if (bsearch(&tids[i], hits, found, sizeof(ItemPointerData), batch_tid_cmp))
+			sorted[nfront++] = tids[i];
+		else
+			rest[nrest++] = tids[i];
+	}
+	memcpy(sorted + nfront, rest, sizeof(ItemPointerData) * nrest);
+	memcpy(tids, sorted, sizeof(ItemPointerData) * n);
+	return (int) found;
+}
+
+static void batch_attempt(BatchState *st, ItemPointer tids, int n);
+
+/* Delete one row, retrying transient errors, or record its failure. */
+static void
+batch_attempt_row(BatchState *st, ItemPointer tid)
+{
+	ErrorData  *edata = NULL;
+
+	for (int attempt = 0;; attempt++)
+	{
+		if (batch_delete_rows(st, tid, 1, &edata))
+			return;
+		if (!batch_is_transient(edata->sqlerrcode) || attempt >= BATCH_ROW_RETRIES)
+			break;
+		FreeErrorData(edata);
+		CHECK_FOR_INTERRUPTS();
+	}
+	batch_fail_row(st, tid, edata);
+}
+
+/*
+ * Delete tids[0..n): whole, or split until the rows that fail are found.
+ */
+static void
+batch_attempt(BatchState *st, ItemPointer tids, int n)
+{
+	ErrorData  *edata = NULL;
+	int			half;
+
+	if (n == 0)
+		return;
+	if (n == 1)
+	{
+		batch_attempt_row(st, tids);
+		return;
+	}
+	if (batch_delete_rows(st, tids, n, &edata))
+		return;
+
+	/* a missing privilege fails every row alike: no need to look further */
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+	{
+		for (int i = 0; i < n; i++)
+			batch_fail_row(st, &tids[i], edata);
+		return;
+	}
+
+	/* rows locked by someone else: lock the others, try the locked alone */
+	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	{
+		char	   *sql = psprintf("SELECT t.ctid FROM ONLY %s t"
+								   " WHERE t.ctid = ANY($%d) FOR UPDATE SKIP LOCKED",
+								   bd_qualified_relname(st->leaf),
+								   st->nbase + P_TIDS);
+		int			nfree = batch_partition(st, sql, tids, n);
+
+		if (nfree > 0 && nfree < n)
+		{
+			batch_attempt(st, tids, nfree);
+			for (int i = nfree; i < n; i++)
+				batch_attempt_row(st, &tids[i]);
+			return;
+		}
+	}
+	FreeErrorData(edata);
+
+	half = n / 2;
+	batch_attempt(st, tids, half);
+	batch_attempt(st, tids + half, n - half);
+}
+
+/*
+ * Fetch the keys of the failed rows and turn them into BdFailure records.
+ * The rows are still there (their delete failed), unless a cascade from a
+ * later row of the batch took them; then the key says only the TID.
+ */
+static List *
+batch_failures(BatchState *st)
+{
+	List	   *result = NIL;
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {TIDARRAYOID};
+	Datum		values[1];
+	uint64		n;
+	char	   *sql;
+	char	  **keys;
+
+	if (st->nfailed == 0)
+		return NIL;
+	keys = palloc0(sizeof(char *) * st->nfailed);
+	sql = psprintf("SELECT t.ctid, (%s)::pg_catalog.text FROM ONLY %s t"
+				   " WHERE t.ctid = ANY($1)",
+				   st->target->key_sql, bd_qualified_relname(st->leaf));
+	values[0] = batch_tid_array(st->failed_tids, st->nfailed);
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	n = bd_spi_exec(sql, 1, argtypes, values, NULL, true, SPI_OK_SELECT);
+	for (uint64 j = 0; j < n; j++)
+	{
+		bool		isnull;
+		ItemPointer r = DatumGetItemPointer(bd_spi_datum(j, 1, &isnull));
+
+		for (int i = 0; i < st->nfailed; i++)
+			if (keys[i] == NULL && ItemPointerEquals(r, &st->failed_tids[i]))
+				keys[i] = bd_spi_text(j, 2);
+	}
+	bd_switch_user_end(&sw);
+
+	for (int i = 0; i < st->nfailed; i++)
+	{
+		BdFailure  *f = palloc(sizeof(BdFailure));
+		ErrorData  *e = st->failed_errors[i];
+
+		f->relid = st->target->relid;
+		f->record_key = keys[i] ? keys[i] :
+			psprintf("{\"ctid\": \"(%u,%u)\"}",
+					 ItemPointerGetBlockNumber(&st->failed_tids[i]),
+					 ItemPointerGetOffsetNumber(&st->failed_tids[i]));
+		f->sqlstate = pstrdup(unpack_sql_state(e->sqlerrcode));
+		f->message = e->message ? e->message : "";
+		f->detail = e->detail;
+		result = lappend(result, f);
+	}
+	return result;
+}
+
+/*
+ * Set up the state of one batch on leaf relation leaf (the target itself or
+ * one of its partitions or inheritance children): the parameters, and the
+ * row filter that makes sure a row is still the candidate it was at the
+ * start.  In TID mode that is its xmin being one of the candidates' xmins;
+ * in range mode the query's condition and a row version older than the
+ * start (bulkdelete.existed_at).
+ */
+static void
+batch_begin(BatchState *st, BdTarget *target, Oid leaf, bool range_mode,
+			BdBatchCounts *counts)
+{
+	int			nbase = range_mode ? target->query->nparams : 0;
+	int			ntotal = nbase + BATCH_NPARAMS;
+	static const Oid own_types[BATCH_NPARAMS] = {TIDARRAYOID, XIDARRAYOID,
+		OIDOID, TIDOID, TIDOID, XID8OID, XID8ARRAYOID};
+
+	memset(st, 0, sizeof(BatchState));
+	st->target = target;
+	st->leaf = leaf;
+	st->counts = counts;
+	st->cascade_before = palloc(sizeof(int64) * (target->ncascade + 1));
+	st->nbase = nbase;
+	st->types = palloc(sizeof(Oid) * ntotal);
+	st->values = palloc0(sizeof(Datum) * ntotal);
+	st->nulls = palloc(ntotal + 1);
+	memset(st->nulls, 'n', ntotal);
+	st->nulls[ntotal] = '\0';
+	for (int i = 0; i < nbase; i++)
+	{
+		st->types[i] = target->query->paramtypes[i];
+		st->values[i] = target->query->paramvalues[i];
+		st->nulls[i] = target->query->paramnulls[i];
+	}
+	memcpy(st->types + nbase, own_types, sizeof(own_types));
+	st->values[nbase + P_LEAF - 1] = ObjectIdGetDatum(leaf);
+	st->nulls[nbase + P_LEAF - 1] = ' ';
+
+	/*
+	 * Through the relation the job names, so that its row-level security
+	 * policies and privileges apply, but only the one leaf: ONLY when the
+	 * leaf is the relation itself, the tableoid test otherwise.
+	 */
+	if (leaf == target->relid)
+		st->from = psprintf("ONLY %s t", target->relname);
+	else
+		st->from = psprintf("%s t", target->relname);
+	if (range_mode)
+		st->filter = psprintf("%s AND bulkdelete.existed_at(t.xmin, $%d, $%d)",
+							  target->query->where_sql,
+							  nbase + P_CUTOFF_XMAX, nbase + P_CUTOFF_XIP);
+	else
+		st->filter = psprintf("t.xmin = ANY($%d)", nbase + P_XMINS);
+	if (leaf != target->relid)
+		st->filter = psprintf("%s AND t.tableoid = $%d", st->filter,
+							  nbase + P_LEAF);
+	st->delete_tids_sql = psprintf("DELETE FROM %s WHERE t.ctid = ANY($%d) AND %s",
+								   st->from, nbase + P_TIDS, st->filter);
+}
+
+/*
+ * Delete tids[0..n) of the batch: the rows a restricting foreign key holds
+ * first found with one anti-join and tried one by one after the others,
+ * which go whole, or split until the rows that fail are found.
+ */
+static void
+batch_delete_list(BatchState *st, ItemPointer tids, int n)
+{
+	int			nblocked = 0;
+
+	if (st->target->blocked_sql != NULL && n > 0)
+	{
+		char	   *sql = psprintf("SELECT t.ctid FROM ONLY %s t"
+								   " WHERE t.ctid = ANY($%d) AND (%s)",
+								   bd_qualified_relname(st->leaf),
+								   st->nbase + P_TIDS,
+								   st->target->blocked_sql);
+
+		nblocked = batch_partition(st, sql, tids, n);
+	}
+	batch_attempt(st, tids + nblocked, n - nblocked);
+	for (int i = 0; i < nblocked; i++)
+		batch_attempt_row(st, &tids[i]);
+}
+
+/* End a batch: failures with their keys, and the skipped rows (TID mode). */
+static void
+batch_end(BatchState *st, List **failures)
+{
+	*failures = list_concat(*failures, batch_failures(st));
+}
+
+/*
+ * Delete one batch in TID mode: ntids candidate rows of leaf relation leaf,
+ * whose xmins at the job's start are among xmins.  Adds what happened to
+ * *counts (whose cascade arrays have target->ncascade entries) and appends
+ * a BdFailure for every row that could not be deleted to *failures; rows
+ * neither deleted nor failed are counted as skipped.
+ *
+ * Must be called in the batch's transaction, connected to SPI, as any
+ * user: the DELETE runs as the job's owner.
+ */
+void
+bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
+					 ArrayType *xmins, BdBatchCounts *counts, List **failures)
+{
+	BatchState	st;
+	BdUserSwitch sw;
+	int64		before_deleted = counts->deleted;
+	int64		before_failed = counts->failed;
+
+	batch_begin(&st, target, leaf, false, counts);
+	st.values[P_XMINS - 1] = PointerGetDatum(xmins);
+	st.nulls[P_XMINS - 1] = ' ';
+
+	bd_switch_user_begin(&sw, target->owner);
+	batch_delete_list(&st, tids, ntids);
+	bd_switch_user_end(&sw);
+
+	batch_end(&st, failures);
+	counts->skipped += ntids - (counts->deleted - before_deleted) -
+		(counts->failed - before_failed);
+}
+
+/*
+ * Delete one batch in range mode: the rows of blocks [first, end) of the
+ * target (a plain table) that match the query's condition and existed at
+ * the job's start (cutoff_xmax, cutoff_xip: its snapshot).  One DELETE over
+ * a TID range scan does it when nothing fails, so the job walks the table
+ * once, in physical order, like a plain DELETE.  Rows skipped are not
+ * known here (they are counted at the job's end).  Same calling rules as
+ * bd_batch_delete_tids.
+ */
+void
+bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
+					  Datum cutoff_xmax, Datum cutoff_xip,
+					  BdBatchCounts *counts, List **failures)
+{
+	BatchState	st;
+	BdUserSwitch sw;
+	ItemPointerData lo;
+	ItemPointerData hi;
+	char	   *range;
+	bool		done = false;
+
+	batch_begin(&st, target, target->relid, true, counts);
+	ItemPointerSet(&lo, first, 0);
+	ItemPointerSet(&hi, end, 0);
+	st.values[st.nbase + P_LO - 1] = ItemPointerGetDatum(&lo);
+	st.values[st.nbase + P_HI - 1] = ItemPointerGetDatum(&hi);
+	st.values[st.nbase + P_CUTOFF_XMAX - 1] = cutoff_xmax;
+	st.values[st.nbase + P_CUTOFF_XIP - 1] = cutoff_xip;
+	st.nulls[st.nbase + P_LO - 1] = ' ';
+	st.nulls[st.nbase + P_HI - 1] = ' ';
+	st.nulls[st.nbase + P_CUTOFF_XMAX - 1] = ' ';
+	st.nulls[st.nbase + P_CUTOFF_XIP - 1] = ' ';
+	range = psprintf("t.ctid >= $%d AND t.ctid < $%d AND %s",
+					 st.nbase + P_LO, st.nbase + P_HI, st.filter);
+
+	bd_switch_user_begin(&sw, target->owner);
+
+	/*
+	 * With no restricting foreign key, try the whole range in one DELETE.
+	 * Otherwise, and when that fails, list the range's rows (as the owner,
+	 * so its condition and policies decide) and go on as in TID mode.
+	 */
+	if (target->blocked_sql == NULL)
+	{
+		ErrorData  *edata = NULL;
+		uint64		deleted;
+		char	   *sql = psprintf("DELETE FROM %s WHERE %s", st.from, range);
+		int64	   *after = palloc(sizeof(int64) * (target->ncascade + 1));
+
+		batch_read_stats(&st, st.cascade_before);
+		if (batch_try(&st, sql, NULL, 0, SPI_OK_DELETE, &deleted, &edata))
+		{
+			batch_read_stats(&st, after);
+			counts->deleted += deleted;
+			for (int i = 0; i < target->ncascade; i++)
+				counts->cascade_rows[i] += after[i] - st.cascade_before[i] -
+					(target->cascade_relids[i] == target->relid ? deleted : 0);
+			done = true;
+		}
+		else
+			FreeErrorData(edata);
+	}
+	if (!done)
+	{
+		char	   *sql = psprintf("SELECT t.ctid FROM %s WHERE %s", st.from, range);
+		uint64		n;
+		ItemPointerData *tids;
+
+		n = bd_spi_exec(sql, st.nbase + BATCH_NPARAMS, st.types, st.values,
+						st.nulls, true, SPI_OK_SELECT);
+		tids = palloc(sizeof(ItemPointerData) * (n + 1));
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			tids[i] = *DatumGetItemPointer(bd_spi_datum(i, 1, &isnull));
+		}
+		batch_delete_list(&st, tids, (int) n);
+	}
+	bd_switch_user_end(&sw);
+	batch_end(&st, failures);
+}
+
+/*
+ * Did the row version whose raw xmin is xmin exist when the job started, the
+ * start's snapshot having xmax cutoff_xmax and in-progress xids xip?  A row
+ * is new when its xmin was assigned since the start (at or after
+ * cutoff_xmax and before the current snapshot's xmax, in 32-bit modular
+ * terms), was in progress at the start, or is our own.  Tested that way
+ * round, a row frozen long ago, whose raw xmin may be anything, counts as
+ * old; only one whose raw xmin falls in the window by coincidence (a chance
+ * of the xids used during the job in 2^32) would be skipped wrongly.
+ * Must be called with an active snapshot.
+ */
+bool
+bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
+				   FullTransactionId *xip, int nxip)
+{
+	TransactionId start = XidFromFullTransactionId(cutoff_xmax);
+	TransactionId now_xmax = GetActiveSnapshot()->xmax;
+
+	if (!TransactionIdIsNormal(xmin))
+		return true;			/* frozen or bootstrap */
+	if ((uint32) (xmin - start) < (uint32) (now_xmax - start))
+		return false;
+	for (int i = 0; i < nxip; i++)
+		if (XidFromFullTransactionId(xip[i]) == xmin)
+			return false;
+	return !TransactionIdIsCurrentTransactionId(xmin);
+}

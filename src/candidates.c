@@ -1,0 +1,253 @@
+/*-------------------------------------------------------------------------
+ *
+ * candidates.c
+ *		Fixing a job's candidate set (SPEC 4.1), in one snapshot at the
+ *		job's start, query by query, in one of two ways:
+ *
+ *		Range mode, for a query on a plain table whose condition depends on
+ *		nothing but the row itself (the common purge): the candidates are
+ *		the rows that match and whose version existed at the start.  Only
+ *		their number is computed now; what is stored is the table's blocks
+ *		at the start, in ranges of BD_RANGE_BLOCKS, and the start's snapshot
+ *		(operation.cutoff_xmax).  The batches then walk the table once in
+ *		physical order, deleting in each range the rows that match and are
+ *		older than the start, like one plain DELETE cut into pieces.  A row
+ *		unchanged since the start matches now exactly when it matched then.
+ *
+ *		TID mode, for everything else (joins, subqueries, partitioned or
+ *		inherited tables): the query runs once, as the job's owner, and for
+ *		every row it selects the leaf relation, TID and xmin are stored, in
+ *		chunks of BD_CHUNK_ROWS rows of one leaf.  The pair (TID, xmin) names
+ *		one version of one row, so later changes to other tables cannot
+ *		change the set.
+ *
+ *		Either way a row inserted after the start is never deleted, and a row
+ *		changed since is skipped.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "candidates.h"
+
+#include "bulkdelete.h"
+#include "query.h"
+#include "spi_util.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "access/relation.h"
+#include "catalog/pg_inherits.h"
+#include "storage/bufmgr.h"
+
+/* rows fetched from the candidate query at a time */
+#define CANDIDATES_FETCH 4096
+
+/* The chunk being filled */
+typedef struct ChunkBuffer
+{
+	int64		job_id;
+	int			query_index;
+	int			chunk;
+	Oid			leaf;
+	int			n;
+	ItemPointerData tids[BD_CHUNK_ROWS];
+	TransactionId xmins[BD_CHUNK_ROWS];
+} ChunkBuffer;
+
+static int
+candidates_xid_cmp(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* Store the buffered chunk, if any, and empty the buffer. */
+static void
+candidates_flush(ChunkBuffer *buf)
+{
+	Datum		tids[BD_CHUNK_ROWS];
+	Datum		xmins[BD_CHUNK_ROWS];
+	TransactionId sorted[BD_CHUNK_ROWS];
+	int			nx = 0;
+
+	if (buf->n == 0)
+		return;
+	for (int i = 0; i < buf->n; i++)
+		tids[i] = ItemPointerGetDatum(&buf->tids[i]);
+
+	/* the set of xmins is what the DELETE tests: keep it small */
+	memcpy(sorted, buf->xmins, sizeof(TransactionId) * buf->n);
+	qsort(sorted, buf->n, sizeof(TransactionId), candidates_xid_cmp);
+	for (int i = 0; i < buf->n; i++)
+		if (i == 0 || sorted[i] != sorted[i - 1])
+			xmins[nx++] = TransactionIdGetDatum(sorted[i]);
+
+	bd_job_store_chunk(buf->job_id, buf->query_index, buf->chunk, buf->leaf,
+					   construct_array(tids, buf->n, TIDOID,
+									   sizeof(ItemPointerData), false,
+									   TYPALIGN_SHORT),
+					   construct_array(xmins, nx, XIDOID, sizeof(TransactionId),
+									   true, TYPALIGN_INT));
+	buf->chunk++;
+	buf->n = 0;
+}
+
+/*
+ * Range mode: count the rows of q that match now (in the start's snapshot)
+ * and store the relation's blocks as ranges.  Returns the count.
+ */
+static int64
+candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
+{
+	BdUserSwitch sw;
+	Relation	rel;
+	BlockNumber nblocks;
+	int64		total;
+	int			chunk = 0;
+
+	bd_switch_user_begin(&sw, job->owner);
+	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
+				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
+				SPI_OK_SELECT);
+	total = bd_spi_int64(0, 1, 0);
+	bd_switch_user_end(&sw);
+
+	/*
+	 * Blocks added after this point hold only rows written after the start:
+	 * the walk stops at the size the table has now.
+	 */
+	rel = relation_open(q->relid, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	relation_close(rel, AccessShareLock);
+	for (BlockNumber b = 0; b < nblocks; b += BD_RANGE_BLOCKS)
+		bd_job_store_range(job->id, query_index, chunk++, q->relid, b,
+						   Min(nblocks, b + BD_RANGE_BLOCKS));
+	return total;
+}
+
+/*
+ * TID mode: run query query_index of the job's set and store its rows.  Returns their
+ * number.
+ */
+static int64
+candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
+					 MemoryContext scratch)
+{
+	BdCompiledQuery *q;
+	ChunkBuffer *buf;
+	int			guc_level;
+	char	   *sql;
+	Portal		portal;
+	BdUserSwitch sw;
+	int64		total = 0;
+
+	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
+						 query_index, reference_time);
+	if (get_rel_relkind(q->relid) == RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("bulk delete jobs cannot delete through view \"%s\"",
+						get_rel_name(q->relid)),
+				 errhint("Name the table the view shows instead.")));
+	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
+		!has_subclass(q->relid))
+		return candidates_fix_range(job, query_index, q);
+
+	/*
+	 * Without joins the rows come in physical order from a sequential or
+	 * bitmap scan when it starts at the first block and runs alone.
+	 */
+	guc_level = NewGUCNestLevel();
+	set_config_option("synchronize_seqscans", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("enable_indexscan", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (q->distinct)
+		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid, t.xmin %s"
+					   " ORDER BY t.tableoid, t.ctid", q->from_where);
+	else
+		sql = psprintf("SELECT t.tableoid, t.ctid, t.xmin %s", q->from_where);
+
+	buf = palloc0(sizeof(ChunkBuffer));
+	buf->job_id = job->id;
+	buf->query_index = query_index;
+
+	bd_switch_user_begin(&sw, job->owner);
+	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
+									   q->paramvalues, q->paramnulls, true, 0);
+	for (;;)
+	{
+		uint64		n;
+		MemoryContext old;
+
+		SPI_cursor_fetch(portal, true, CANDIDATES_FETCH);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		old = MemoryContextSwitchTo(scratch);
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Oid			leaf = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
+
+			if (buf->n == BD_CHUNK_ROWS || (buf->n > 0 && leaf != buf->leaf))
+				candidates_flush(buf);
+			buf->leaf = leaf;
+			buf->tids[buf->n] = *DatumGetItemPointer(bd_spi_datum(i, 2, &isnull));
+			buf->xmins[buf->n] = DatumGetTransactionId(bd_spi_datum(i, 3, &isnull));
+			buf->n++;
+		}
+		total += n;
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(scratch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	candidates_flush(buf);
+	bd_switch_user_end(&sw);
+	AtEOXact_GUC(true, guc_level);
+	pfree(buf);
+	return total;
+}
+
+/*
+ * Fix the candidate set of every query of the job, record the cutoff and
+ * the count, and return the count.  Must be called in a REPEATABLE READ
+ * transaction (so all queries see one snapshot), connected to SPI.
+ */
+int64
+bd_candidates_fix(BdJob *job)
+{
+	TimestampTz reference_time = GetCurrentTransactionStartTimestamp();
+	MemoryContext scratch;
+	int64		total = 0;
+	int			nqueries = bd_query_count(job->query_set);
+
+	scratch = AllocSetContextCreate(CurrentMemoryContext,
+									"bulkdelete candidates",
+									ALLOCSET_DEFAULT_SIZES);
+	for (int i = 0; i < nqueries; i++)
+		total += candidates_fix_query(job, i, reference_time, scratch);
+	MemoryContextDelete(scratch);
+
+	bd_job_mark_started(job->id, total);
+	job->started = true;
+	job->started_at = reference_time;
+	job->query_index = 0;
+	job->next_chunk = 0;
+	return total;
+}

@@ -1,0 +1,22 @@
+/*-------------------------------------------------------------------------
+ *
+ * candidates.h
+ *		Fixing a job's candidate set at its start.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BULKDELETE_CANDIDATES_H
+#define BULKDELETE_CANDIDATES_H
+
+#include "compat.h"
+
+#include "job.h"
+
+/* rows per stored chunk of candidates */
+#define BD_CHUNK_ROWS 512
+/* blocks per stored chunk of a range-mode query */
+#define BD_RANGE_BLOCKS 32
+
+extern int64 bd_candidates_fix(BdJob *job);
+
+#endif							/* BULKDELETE_CANDIDATES_H */

@@ -1,0 +1,540 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		A job worker.  The launcher starts one for a database that may have
+ *		work; it connects to that database, claims the next runnable job
+ *		(bd_job_claim_next), runs it, and claims again until nothing is left,
+ *		then tells the launcher when to look again and exits.
+ *
+ *		Running one job (bd_job_run, also used by CALL bulkdelete.run in a
+ *		session) is a loop of batch transactions.  Each one reads the job's
+ *		state (so pause and cancel act within one batch), takes the next
+ *		chunks of candidates, deletes them (batch.c), and stores the counts,
+ *		failures and new position in the same transaction, so a crash never
+ *		loses or repeats a batch.  The number of chunks per batch adapts so
+ *		that a batch takes about bulkdelete.batch_time.
+ *
+ *		The two callers commit differently: in a session, inside CALL, with
+ *		SPI_commit on a non-atomic SPI connection; in a worker, with the
+ *		transaction calls of worker_spi.  worker_commit hides the difference;
+ *		either way no snapshot is held across batches.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "worker.h"
+
+#include "batch.h"
+#include "bulkdelete.h"
+#include "candidates.h"
+#include "query.h"
+#include "records.h"
+#include "shmem.h"
+#include "spi_util.h"
+
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+static void worker_begin(bool repeatable_read);
+
+/* true while bd_job_run runs inside CALL bulkdelete.run */
+static bool worker_in_session = false;
+
+/*
+ * Commit the current transaction and start the next one, which is
+ * REPEATABLE READ when asked.  In a worker, a transaction holds an SPI
+ * connection and an active snapshot for its whole length (the SPI calls of
+ * job.c and batch.c take fresh snapshots per statement where they write).
+ */
+static void
+worker_commit(bool repeatable_read)
+{
+	if (worker_in_session)
+	{
+		SPI_commit();
+		if (repeatable_read)
+			bd_spi_exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", 0,
+						NULL, NULL, NULL, false, SPI_OK_UTILITY);
+		return;
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	worker_begin(repeatable_read);
+}
+
+/* Start a worker's transaction (see worker_commit). */
+static void
+worker_begin(bool repeatable_read)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (repeatable_read)
+		XactIsoLevel = XACT_REPEATABLE_READ;
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/* End a worker's transaction for good. */
+static void
+worker_end(void)
+{
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/* Per-job settings: the bulkdelete.* settings, overridden by job options */
+typedef struct RunSettings
+{
+	int			batch_size;
+	int			batch_time;		/* ms */
+	int			batch_delay;	/* ms */
+	int			lock_timeout;	/* ms */
+	int			max_rows_per_second;
+} RunSettings;
+
+/* An integer option of the job, or dflt. */
+static int
+worker_option(Jsonb *options, const char *key, int dflt)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	if (options == NULL)
+		return dflt;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&options->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvNumeric)
+		return dflt;
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4,
+											 NumericGetDatum(v->val.numeric)));
+}
+
+static void
+worker_settings(BdJob *job, RunSettings *s)
+{
+	s->batch_size = worker_option(job->options, "batch_size", bd_batch_size);
+	s->batch_time = worker_option(job->options, "batch_time", bd_batch_time);
+	s->batch_delay = worker_option(job->options, "batch_delay", bd_batch_delay);
+	s->lock_timeout = worker_option(job->options, "lock_timeout", bd_lock_timeout);
+	s->max_rows_per_second = worker_option(job->options, "max_rows_per_second",
+										   bd_max_rows_per_second);
+}
+
+/* Sleep ms milliseconds, waking for interrupts and postmaster death. */
+static void
+worker_sleep(long ms)
+{
+	if (ms <= 0)
+		return;
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * While a standby replays further behind than bulkdelete.max_replica_lag,
+ * wait.  Checked between batches.
+ */
+static void
+worker_wait_for_replicas(void)
+{
+	for (;;)
+	{
+		bool		lagging;
+
+		if (bd_max_replica_lag <= 0)
+			return;
+		SPI_execute("SELECT 1 FROM pg_catalog.pg_stat_replication"
+					" WHERE replay_lag > pg_catalog.current_setting('bulkdelete.max_replica_lag')::pg_catalog.interval",
+					true, 1);
+		lagging = SPI_processed > 0;
+		worker_commit(false);
+		if (!lagging)
+			return;
+		worker_sleep(1000);
+	}
+}
+
+/* Release the per-batch settings: lock_timeout and immediate constraints. */
+static void
+worker_batch_settings(int lock_timeout)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%d", lock_timeout);
+	set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_LOCAL, true, 0, false);
+
+	/*
+	 * Deferred constraints are checked at the end of each statement, so a
+	 * violation shows on the row that caused it, not at commit.
+	 */
+	bd_spi_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, false,
+				SPI_OK_UTILITY);
+}
+
+/*
+ * Delete the candidates of one batch of chunks (all TID lists, or all block
+ * ranges); returns the number of rows the chunks stand for (TIDs, or
+ * blocks times an estimate of rows per block is not known: blocks).
+ */
+static int
+worker_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
+					 BdBatchCounts *counts, List **failures)
+{
+	BdChunk    *first = linitial(chunks);
+	ItemPointerData *tids;
+	Datum	   *xmins;
+	int			ntids = 0;
+	int			nxmins = 0;
+	ListCell   *lc;
+
+	if (first->tids == NULL)
+	{
+		BdChunk    *last = llast(chunks);
+
+		bd_batch_delete_range(target, first->first_block, last->end_block,
+							  job->cutoff_xmax, job->cutoff_xip, counts,
+							  failures);
+		return (int) (counts->deleted + counts->failed);
+	}
+
+	/* gather the chunks' rows into one list of TIDs and one of xmins */
+	tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
+	xmins = palloc(sizeof(Datum) * list_length(chunks) * BD_CHUNK_ROWS);
+	foreach(lc, chunks)
+	{
+		BdChunk    *c = lfirst(lc);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(c->tids, TIDOID, sizeof(ItemPointerData), false,
+						  TYPALIGN_SHORT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			tids[ntids++] = *DatumGetItemPointer(elems[i]);
+		deconstruct_array(c->xmins, XIDOID, sizeof(TransactionId), true,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			xmins[nxmins++] = elems[i];
+	}
+	bd_batch_delete_tids(target, first->leaf, tids, ntids,
+						 construct_array(xmins, nxmins, XIDOID,
+										 sizeof(TransactionId), true,
+										 TYPALIGN_INT),
+						 counts, failures);
+	return ntids;
+}
+
+/*
+ * Run one job until it ends, pauses or is canceled.  The job is claimed
+ * (in_progress, its locks held by this process).  Must be called in a
+ * transaction: in a session (in_session), connected to SPI with
+ * SPI_OPT_NONATOMIC; in a worker, as worker_begin left it.  Commits as it
+ * goes and returns in a fresh transaction.
+ */
+void
+bd_job_run(BdJob *job, bool in_session)
+{
+	MemoryContext jobcxt;
+	MemoryContext batchcxt;
+	MemoryContext old;
+	RunSettings settings;
+	BdTarget   *target = NULL;
+	int			nqueries;
+	int			chunks_per_batch;
+	int64		batchno = 0;
+
+	worker_in_session = in_session;
+	jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
+								   ALLOCSET_DEFAULT_SIZES);
+	batchcxt = AllocSetContextCreate(jobcxt, "bulkdelete batch",
+									 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(jobcxt);
+	worker_settings(job, &settings);
+	chunks_per_batch = Max(1, settings.batch_size / BD_CHUNK_ROWS);
+	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
+
+	/*
+	 * At the first start, fix the candidate set in one snapshot (ids jobs
+	 * have theirs: the uploaded records).
+	 */
+	if (!job->started && !job->ids_kind)
+	{
+		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
+		worker_commit(true);
+		bd_candidates_fix(job);
+		worker_commit(false);
+		/* the cutoff is stored now: read it, into the job's context */
+		MemoryContextSwitchTo(jobcxt);
+		job = bd_job_load(job->id);
+	}
+	else if (!job->started)
+		bd_job_mark_started_ids(job->id);
+	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
+
+	for (;;)
+	{
+		BdJobState	state;
+		List	   *chunks;
+		BdBatchCounts counts;
+		List	   *failures = NIL;
+		TimestampTz started;
+		long		elapsed_ms;
+		int			rows;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(batchcxt);
+		MemoryContextSwitchTo(batchcxt);
+
+		state = bd_job_current_state(job->id);
+		if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
+		{
+			bd_job_finish(job->id, BD_ACTION_STOP, NULL, NULL);
+			worker_commit(false);
+			break;
+		}
+		if (state != BD_STATE_IN_PROGRESS)
+		{
+			worker_commit(false);
+			break;
+		}
+
+		memset(&counts, 0, sizeof(counts));
+		started = GetCurrentTimestamp();
+		if (job->ids_kind)
+		{
+			int			n;
+
+			worker_batch_settings(settings.lock_timeout);
+			n = bd_records_run_batch(job, job->next_chunk,
+									 chunks_per_batch * BD_CHUNK_ROWS,
+									 &counts, &failures);
+			if (n == 0)
+			{
+				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
+				worker_commit(false);
+				break;
+			}
+			rows = n;
+			job->next_chunk += n;
+			bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
+			worker_commit(false);
+		}
+		else
+		{
+			if (target == NULL)
+			{
+				MemoryContextSwitchTo(jobcxt);
+				target = bd_batch_prepare(bd_query_compile(job->query_set,
+														   job->relations,
+														   job->nrelations,
+														   job->query_index,
+														   job->started_at),
+										  job->owner);
+				MemoryContextSwitchTo(batchcxt);
+			}
+
+			chunks = bd_job_fetch_chunks(job->id, job->query_index,
+										 job->next_chunk, chunks_per_batch);
+			if (chunks == NIL)
+			{
+				bool		done = job->query_index + 1 >= nqueries;
+
+				if (done)
+					bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
+				else
+				{
+					job->query_index++;
+					job->next_chunk = 0;
+					target = NULL;
+					bd_job_next_query(job->id, job->query_index);
+				}
+				worker_commit(false);
+				if (done)
+					break;
+				continue;
+			}
+
+			batchno++;
+			pgstat_report_activity(STATE_RUNNING,
+									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
+											 job->id, batchno));
+			worker_batch_settings(settings.lock_timeout);
+			counts.ncascade = target->ncascade;
+			counts.cascade_relids = target->cascade_relids;
+			counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
+			rows = worker_delete_chunks(job, target, chunks, &counts, &failures);
+			job->next_chunk = ((BdChunk *) llast(chunks))->chunk + 1;
+			bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
+								job->query_index);
+			worker_commit(false);
+		}
+
+		/*
+		 * Adapt the batch toward batch_time, at most doubling or halving it
+		 * at a time, so one slow batch does not swing it wildly.
+		 */
+		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
+		{
+			double		ratio = (double) settings.batch_time / elapsed_ms;
+
+			ratio = Min(2.0, Max(0.5, ratio));
+			chunks_per_batch = Max(1, (int) (chunks_per_batch * ratio));
+		}
+
+		/* pacing: the row throttle, the fixed delay, the standbys */
+		if (settings.max_rows_per_second > 0)
+		{
+			long		due = (long) rows * 1000 / settings.max_rows_per_second;
+
+			worker_sleep(due - elapsed_ms);
+		}
+		worker_sleep(settings.batch_delay);
+		worker_wait_for_replicas();
+	}
+
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(jobcxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * A job's run ended in an error that batch.c did not turn into row
+ * failures: record it on the job in a fresh transaction, ending the job
+ * (failed, or stopped when it was already pausing or canceling).  Called
+ * after the failed transaction was aborted.
+ */
+static void
+worker_record_job_error(int64 job_id, ErrorData *edata)
+{
+	BdJobState	state;
+
+	worker_begin(false);
+	state = bd_job_current_state(job_id);
+	if (state == BD_STATE_IN_PROGRESS)
+		bd_job_finish(job_id, BD_ACTION_FAIL, unpack_sql_state(edata->sqlerrcode),
+					  edata->message);
+	else if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
+		bd_job_finish(job_id, BD_ACTION_STOP, unpack_sql_state(edata->sqlerrcode),
+					  edata->message);
+	worker_end();
+}
+
+/*
+ * Claim and run one job; false when there was none.  *next_start tells
+ * when a scheduled job is due.
+ */
+static bool
+worker_run_next(TimestampTz *next_start)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	BdJob	   *job;
+	int64		job_id;
+
+	worker_begin(false);
+	if (!OidIsValid(get_extension_oid("bulkdelete", true)))
+	{
+		worker_end();
+		*next_start = DT_NOEND;
+		return false;
+	}
+	job_id = bd_job_claim_next(next_start);
+	if (job_id == 0)
+	{
+		worker_end();
+		return false;
+	}
+	MemoryContextSwitchTo(cxt);
+	job = bd_job_load(job_id);
+	worker_commit(false);
+	MemoryContextSwitchTo(cxt);
+
+	/* there may be more to run than this job: let the launcher look */
+	bd_shmem_wake_database(MyDatabaseId);
+
+	PG_TRY();
+	{
+		bd_job_run(job, false);
+		worker_end();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		/* say it where the DBA looks first, then on the job */
+		ereport(LOG,
+				(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
+						job_id, edata->message)));
+		worker_record_job_error(job_id, edata);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+	bd_job_release_locks(job);
+	return true;
+}
+
+/*
+ * Entry point of a job worker; main_arg is the OID of its database.  Connects
+ * as the bootstrap superuser and runs each job as its owner with
+ * SetUserIdAndSecContext, the way autovacuum acts for table owners: a job's
+ * owner may be a role that cannot log in.
+ */
+void
+bulkdelete_worker_main(Datum main_arg)
+{
+	Oid			dbid = DatumGetObjectId(main_arg);
+	MemoryContext cxt;
+	uint64		seen_gen;
+	TimestampTz next_start = DT_NOEND;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	pgstat_report_appname("bulkdelete worker");
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "bulkdelete worker",
+								ALLOCSET_DEFAULT_SIZES);
+	seen_gen = bd_shmem_database_gen(dbid);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(cxt);
+		MemoryContextReset(cxt);
+		if (!worker_run_next(&next_start))
+			break;
+	}
+	bd_shmem_database_idle(dbid, seen_gen, next_start);
+	proc_exit(0);
+}
