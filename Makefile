@@ -23,8 +23,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states query_fixture query_ops query_dates \
-	query_links query_errors query_filter preview
+REGRESS = setup objects security states engine query_fixture query_ops \
+	query_dates query_links query_errors query_filter preview
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs

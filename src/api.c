@@ -244,8 +244,8 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
 }
 
 /*
- * CALL bulkdelete.run(job bigint): run a queued job in this session, with
- * the batches and commits of a worker.  If the call is interrupted, the job
+ * CALL bulkdelete.run(job bigint): run a queued (or paused) job in this
+ * session, with the batches and commits of a worker.  If the call is interrupted, the job
  * stays in_progress and a worker takes it over.
  */
 Datum
@@ -270,6 +270,9 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 				 errdetail("The job, or another job on one of its relations, is running.")));
 	PG_TRY();
 	{
+		/* a paused job runs too: resumed and started in one transaction */
+		if (bd_job_current_state(job_id) == BD_STATE_PAUSED)
+			(void) bd_job_transition(job_id, BD_ACTION_RESUME, true);
 		(void) bd_job_transition(job_id, BD_ACTION_RUN, true);
 		bd_job_set_worker_pid(job_id, MyProcPid);
 		SPI_commit();

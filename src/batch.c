@@ -43,6 +43,7 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
@@ -448,8 +449,14 @@ batch_attempt(BatchState *st, ItemPointer tids, int n)
 	if (batch_delete_rows(st, tids, n, &edata))
 		return;
 
-	/* a missing privilege fails every row alike: no need to look further */
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+	/*
+	 * The job's owner lost its privilege on the table: every row fails
+	 * alike, no need to look further.  (A permission error that a trigger
+	 * raises for some rows is bisected like any other.)
+	 */
+	if (edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		(pg_class_aclcheck(st->target->relid, st->target->owner, ACL_DELETE) != ACLCHECK_OK ||
+		 pg_class_aclcheck(st->target->relid, st->target->owner, ACL_SELECT) != ACLCHECK_OK))
 	{
 		for (int i = 0; i < n; i++)
 			batch_fail_row(st, &tids[i], edata);
