@@ -76,8 +76,8 @@ typedef struct PreviewLevel
 	const char *alias;			/* of a row in from_where */
 	char	   *from_where;		/* "FROM ... WHERE (...)" */
 	int			depth;
-	Oid			closure_of;		/* the self-referencing key this level is
-								 * the closure of, or InvalidOid */
+	Oid			closure_of;		/* the self-referencing key this level is the
+								 * closure of, or InvalidOid */
 	struct PreviewLevel *up;
 } PreviewLevel;
 
@@ -109,7 +109,7 @@ static List *
 preview_fkeys(Oid relid)
 {
 	List	   *ancestors = get_rel_relispartition(relid) ?
-		get_partition_ancestors(relid) : NIL;
+	get_partition_ancestors(relid) : NIL;
 	int			n = 1 + list_length(ancestors);
 	Datum	   *oids = palloc(sizeof(Datum) * n);
 	Oid			argtypes[1] = {OIDARRAYOID};
@@ -244,8 +244,8 @@ preview_cascaded_rows(PreviewLevel *level, PreviewFkey *fk, const char *alias)
 	}
 
 	/*
-	 * Self-referencing: d holds the keys of the rows deleted so far, from
-	 * the level's rows down through the key; UNION stops on cyclic data.
+	 * Self-referencing: d holds the keys of the rows deleted so far, from the
+	 * level's rows down through the key; UNION stops on cyclic data.
 	 */
 	appendStringInfoString(&buf, "FROM ");
 	appendStringInfo(&buf, "%s %s WHERE (EXISTS (WITH RECURSIVE d(", rel, alias);
@@ -295,21 +295,16 @@ preview_action_name(char deltype)
 	}
 }
 
-/* Is this self-referencing key's closure already on the path? */
+/*
+ * Is relation relid, or the closure of self-referencing key fkey, already
+ * on the path from level up?  (Either may be InvalidOid.)
+ */
 static bool
-preview_closure_on_path(PreviewLevel *level, Oid fkey)
+preview_on_path(PreviewLevel *level, Oid relid, Oid fkey)
 {
 	for (PreviewLevel *l = level; l != NULL; l = l->up)
-		if (l->closure_of == fkey)
-			return true;
-	return false;
-}
-
-static bool
-preview_relation_on_path(PreviewLevel *level, Oid relid)
-{
-	for (PreviewLevel *l = level; l != NULL; l = l->up)
-		if (l->relid == relid)
+		if ((OidIsValid(relid) && l->relid == relid) ||
+			(OidIsValid(fkey) && l->closure_of == fkey))
 			return true;
 	return false;
 }
@@ -368,8 +363,8 @@ preview_level(PreviewCascade *pc, PreviewLevel *level)
 			PreviewLevel *next;
 
 			/* a cycle: its rows are counted where it started */
-			if (self ? preview_closure_on_path(level, fk->oid) :
-				preview_relation_on_path(level, fk->conrelid))
+			if (self ? preview_on_path(level, InvalidOid, fk->oid) :
+				preview_on_path(level, fk->conrelid, InvalidOid))
 				continue;
 			if (!readable)
 			{
@@ -442,13 +437,9 @@ static void
 preview_rows(FunctionCallInfo fcinfo, Jsonb *normalized, List *relations)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			nrelations = list_length(relations);
-	Oid		   *rels = palloc(sizeof(Oid) * Max(nrelations, 1));
-	int			i = 0;
-	ListCell   *lc;
+	int			nrelations;
+	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
 
-	foreach(lc, relations)
-		rels[i++] = lfirst_oid(lc);
 	bd_init_materialized_srf(fcinfo);
 	SPI_connect();
 	for (int q = 0; q < bd_query_count(normalized); q++)
@@ -484,16 +475,22 @@ bulkdelete_preview(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* Normalize the arguments (target regclass, filter text) */
+static Jsonb *
+preview_filter_args(FunctionCallInfo fcinfo, List **relations)
+{
+	return bd_query_normalize_filter(PG_GETARG_OID(0),
+									 text_to_cstring(PG_GETARG_TEXT_PP(1)),
+									 relations);
+}
+
 /* bulkdelete.preview(target regclass, filter text) RETURNS TABLE(...) */
 Datum
 bulkdelete_preview_filter(PG_FUNCTION_ARGS)
 {
 	List	   *relations = NIL;
-	Jsonb	   *normalized;
+	Jsonb	   *normalized = preview_filter_args(fcinfo, &relations);
 
-	normalized = bd_query_normalize_filter(PG_GETARG_OID(0),
-										   text_to_cstring(PG_GETARG_TEXT_PP(1)),
-										   &relations);
 	preview_rows(fcinfo, normalized, relations);
 	return (Datum) 0;
 }
@@ -540,11 +537,8 @@ Datum
 bulkdelete_test_normalize_filter(PG_FUNCTION_ARGS)
 {
 	List	   *relations = NIL;
-	Jsonb	   *normalized;
+	Jsonb	   *normalized = preview_filter_args(fcinfo, &relations);
 
-	normalized = bd_query_normalize_filter(PG_GETARG_OID(0),
-										   text_to_cstring(PG_GETARG_TEXT_PP(1)),
-										   &relations);
 	return preview_normalized_row(fcinfo, normalized, relations);
 }
 

@@ -744,8 +744,10 @@ static TimestampTz
 qd_trunc(TimestampTz ts, QueryUnit unit)
 {
 	static const char *const fields[] = {
-		[QU_DAY] = "day", [QU_WEEK] = "day", [QU_MONTH] = "month",
-		[QU_YEAR] = "year"
+		[QU_DAY] = "day",
+		[QU_WEEK] = "day",
+		[QU_MONTH] = "month",
+		[QU_YEAR] = "year",
 	};
 	TimestampTz start;
 	struct pg_tm tm;
@@ -931,7 +933,7 @@ query_check_relation(Oid relid, bool target, const char *path)
 	if (target)
 	{
 		bool		ok = relkind == RELKIND_RELATION ||
-			relkind == RELKIND_PARTITIONED_TABLE;
+		relkind == RELKIND_PARTITIONED_TABLE;
 
 		if (relkind == RELKIND_VIEW)
 			ok = (relation_is_updatable(relid, NIL, true, NULL) &
@@ -1094,7 +1096,7 @@ qn_condition_link(QueryNormalize *qn, const char *name, const char *path)
 	for (int i = 0; i < qn->nlinks; i++)
 	{
 		const char *alias = qn->links[i].alias ? qn->links[i].alias :
-			qn->links[i].entity;
+		qn->links[i].entity;
 
 		if (strcmp(alias, name) != 0)
 			continue;
@@ -1628,13 +1630,9 @@ query_form_end(StringInfo out)
 static void
 query_dry_run(Jsonb *normalized, List *relations)
 {
-	int			nrelations = list_length(relations);
-	Oid		   *rels = palloc(sizeof(Oid) * Max(nrelations, 1));
-	int			i = 0;
-	ListCell   *lc;
+	int			nrelations;
+	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
 
-	foreach(lc, relations)
-		rels[i++] = lfirst_oid(lc);
 	SPI_connect();
 	for (int q = 0; q < bd_query_count(normalized); q++)
 	{
@@ -1646,6 +1644,20 @@ query_dry_run(Jsonb *normalized, List *relations)
 					true, SPI_OK_SELECT);
 	}
 	SPI_finish();
+}
+
+/* The OIDs of a relation list as the array bd_query_compile takes */
+Oid *
+bd_query_relation_array(List *relations, int *nrelations)
+{
+	Oid		   *result = palloc(sizeof(Oid) * Max(list_length(relations), 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, relations)
+		result[i++] = lfirst_oid(lc);
+	*nrelations = i;
+	return result;
 }
 
 Jsonb *
@@ -1748,8 +1760,8 @@ query_refuse_comments(const char *filter)
 			break;
 
 		/*
-		 * The scanner ends the text of the token it returns with a NUL in
-		 * its copy of the input, so this is where the token ends.
+		 * The scanner ends the text of the token it returns with a NUL in its
+		 * copy of the input, so this is where the token ends.
 		 */
 		end = loc + strlen(extra.scanbuf + loc);
 	}
@@ -2134,7 +2146,7 @@ qc_date_range(QueryCompile *qc, const QueryOperator *op, JsonbContainer *cond,
 	{
 		qc_text(qc, psprintf("%s %s ", lhs,
 							 qc_operator(qc, r.hi_inclusive ? "<=" : "<",
-											typid, ptype, path)));
+										 typid, ptype, path)));
 		qc_param(qc, ptype, qd_bound(r.hi, ptype));
 	}
 	qc_text(qc, ")");
@@ -2158,7 +2170,7 @@ qc_hierarchy(QueryCompile *qc, const QueryOperator *op, JsonbContainer *cond,
 											  &ptype, NULL);
 	bool		down = op->variant == QH_UNDER || op->variant == QH_EQ_OR_UNDER;
 	bool		self = op->variant == QH_EQ_OR_UNDER ||
-		op->variant == QH_EQ_OR_ABOVE;
+	op->variant == QH_EQ_OR_ABOVE;
 	char	   *eq = qc_operator(qc, "=", keytype, keytype, path);
 	char	   *rel = bd_query_relation_name(relid, path);
 
@@ -2259,7 +2271,7 @@ qc_condition(QueryCompile *qc, JsonbContainer *cond, const char *alias,
 					appendStringInfoChar(&pattern, '%');
 				qc_text(qc, psprintf("%s %s ", lhs,
 									 qc_operator(qc, op->sqlop, typid, TEXTOID,
-													path)));
+												 path)));
 				qc_param(qc, TEXTOID, CStringGetTextDatum(pattern.data));
 				break;
 			}
@@ -2726,9 +2738,9 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	qc.self_contained = true;
 
 	/*
-	 * Read values and compute relative dates in the submitter's time zone
-	 * and date order; display dates in ISO style, which reads back the same
-	 * under any setting; deparse with only pg_catalog on the search_path.
+	 * Read values and compute relative dates in the submitter's time zone and
+	 * date order; display dates in ISO style, which reads back the same under
+	 * any setting; deparse with only pg_catalog on the search_path.
 	 */
 	nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",

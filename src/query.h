@@ -78,6 +78,9 @@ extern BdCompiledQuery *bd_query_compile(Jsonb *normalized, Oid *relations,
 										 int nrelations, int index,
 										 TimestampTz reference_time);
 
+/* The OIDs of a relation list (as normalize returns it) as an array */
+extern Oid *bd_query_relation_array(List *relations, int *nrelations);
+
 /*
  * Quoting helpers shared with preview.c: the current, quoted name of a
  * relation or column (an error naming path if it is gone), and
