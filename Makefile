@@ -28,7 +28,7 @@ REGRESS = setup objects security states engine query_fixture query_ops \
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
-ISOLATION = state_race
+ISOLATION = state_race job_concurrency
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

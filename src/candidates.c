@@ -186,8 +186,9 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	buf->query_index = query_index;
 
 	bd_switch_user_begin(&sw, job->owner);
+	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
-									   q->paramvalues, q->paramnulls, true, 0);
+									   q->paramvalues, q->paramnulls, false, 0);
 	for (;;)
 	{
 		uint64		n;
