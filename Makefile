@@ -9,6 +9,7 @@ OBJS = \
 	src/batch.o \
 	src/job.o \
 	src/launcher.o \
+	src/preview.o \
 	src/query.o \
 	src/records.o \
 	src/shmem.o \
@@ -22,7 +23,8 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states engine
+REGRESS = setup objects security states engine query_fixture query_ops \
+	query_dates query_links query_errors query_filter preview query_jobs
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
