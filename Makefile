@@ -11,6 +11,7 @@ OBJS = \
 	src/keys.o \
 	src/job.o \
 	src/launcher.o \
+	src/preview.o \
 	src/query.o \
 	src/records.o \
 	src/shmem.o \
@@ -24,7 +25,9 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states engine records records_upload records_bulk
+REGRESS = setup objects security states engine query_fixture query_ops \
+	query_dates query_links query_errors query_filter preview query_jobs \
+	records records_upload records_bulk
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
@@ -44,3 +47,7 @@ PROVE_TESTS = test/t/*.pl
 # used by test/run to read the test lists
 print-%:
 	@echo $($*)
+
+# every object depends on every header: the build is small, and a changed
+# struct must never meet an object compiled against its old layout
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

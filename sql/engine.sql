@@ -161,3 +161,18 @@ ROLLBACK;
 SELECT bulkdelete.wait(:job, '60 s');
 SELECT bd_try(format('SELECT bulkdelete.forget(%s)', :job));
 SELECT count(*) FROM bulkdelete.operation WHERE id = :job;
+
+-- bad job options are refused and create nothing
+SELECT count(*) AS jobs_before FROM bulkdelete.operation \gset
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": 0}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": 1.5}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": "10"}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"nope": 1}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '[1]')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', start_after => 'infinity')$$);
+SELECT count(*) = :jobs_before AS nothing_created FROM bulkdelete.operation;
+-- wait cannot wait for a job its own transaction submitted
+BEGIN;
+SELECT bulkdelete.submit('eng.contact'::regclass, 'false') AS job \gset
+SELECT regexp_replace(bd_try(format('SELECT bulkdelete.wait(%s, %L)', :job, '1 s')), 'job [0-9]+', 'job N');
+ROLLBACK;

@@ -310,6 +310,12 @@ bulkdelete_wait(PG_FUNCTION_ARGS)
 														   IntervalPGetDatum(timeout)));
 	}
 	(void) bd_job_check_access(job_id);
+	if (bd_job_created_here(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot wait for bulk delete job " INT64_FORMAT " in the transaction that submitted it",
+						job_id),
+				 errhint("A job starts only after the transaction that submitted it commits.")));
 	for (;;)
 	{
 		long		nap = 100;

@@ -19,6 +19,7 @@
 #include "bulkdelete.h"
 #include "spi_util.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -642,8 +643,10 @@ bd_job_claim_next(TimestampTz *next_start)
 
 	n = bd_spi_exec("SELECT id, relations, target::pg_catalog.oid"
 					" FROM bulkdelete.operation"
-					" WHERE state IN ('in_progress', 'pausing', 'canceling', 'queued')"
-					"    OR (state = 'scheduled' AND start_after <= pg_catalog.now())"
+					" WHERE (state IN ('in_progress', 'pausing', 'canceling', 'queued')"
+					"    OR (state = 'scheduled' AND start_after <= pg_catalog.now()))"
+					/* a row without what to delete cannot be run */
+					"  AND (kind = 'ids' OR query_set IS NOT NULL)"
 					" ORDER BY state IN ('in_progress', 'pausing', 'canceling') DESC,"
 					"  COALESCE(start_after, created_at), id",
 					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
@@ -1081,4 +1084,28 @@ bd_job_set_candidate_count(int64 job_id, int64 candidate_count)
 	values[1] = Int64GetDatum(candidate_count);
 	job_write("UPDATE bulkdelete.operation SET candidate_count = $2 WHERE id = $1",
 			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* Was job job_id created by the current transaction (not yet committed)? */
+bool
+bd_job_created_here(int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		here = false;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec("SELECT xmin FROM bulkdelete.operation WHERE id = $1",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) > 0)
+	{
+		bool		isnull;
+
+		here = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(bd_spi_datum(0, 1, &isnull)));
+	}
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return here;
 }

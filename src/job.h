@@ -138,6 +138,7 @@ extern void bd_job_record_batch(int64 job_id, int next_chunk,
 								int query_index);
 extern void bd_job_next_query(int64 job_id, int query_index);
 extern BdJob *bd_job_check_access(int64 job_id);
+extern bool bd_job_created_here(int64 job_id);
 extern void bd_job_forget(int64 job_id);
 extern void bd_job_set_worker_pid(int64 job_id, int pid);
 extern void bd_job_set_candidate_count(int64 job_id, int64 candidate_count);

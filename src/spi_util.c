@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 /*
  * Run sql with the given parameters through SPI.  "expected" is the SPI
@@ -28,8 +29,12 @@ bd_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 {
 	int			rc;
 
+	/*
+	 * A read-only statement runs on the active snapshot; inside CALL, right
+	 * after a commit, there is none, so let SPI take its own.
+	 */
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
-							   read_only, 0);
+							   read_only && ActiveSnapshotSet(), 0);
 	if (rc != expected)
 		elog(ERROR, "bulkdelete: SPI_execute_with_args returned %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
