@@ -129,6 +129,34 @@ SELECT * FROM bulkdelete.failed_results(:tag_job);
 RESET ROLE;
 SELECT code FROM up.tag;
 
+-- bigint and uuid keys go through the stored JSON exactly
+CREATE TABLE up.big (id bigint PRIMARY KEY);
+INSERT INTO up.big VALUES (1), (9007199254740993), (9223372036854775807);
+CREATE TABLE up.tok (id uuid PRIMARY KEY);
+INSERT INTO up.tok VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'),
+	('b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12');
+GRANT SELECT, DELETE ON up.big, up.tok TO bd_alice;
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('up.big') AS big_job \gset
+SELECT bulkdelete.upload(:big_job, E'id\n9007199254740993\n"9223372036854775807"\n');
+SELECT bulkdelete.upload(:big_job, ARRAY[9007199254740992]);
+SELECT bulkdelete.close_upload(:big_job);
+SELECT bulkdelete.create_job('up.tok') AS tok_job \gset
+SELECT bulkdelete.upload(:tok_job, E'Id\nA0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11\n');
+SELECT bulkdelete.upload(:tok_job, ARRAY['c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13'::uuid]);
+SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :tok_job, E'id\nnot-a-uuid\n'));
+SELECT bulkdelete.close_upload(:tok_job);
+RESET ROLE;
+SELECT bulkdelete.wait(:big_job, '60 s'), bulkdelete.wait(:tok_job, '60 s');
+SET ROLE bd_alice;
+SELECT * FROM bulkdelete.successful_results(:big_job);
+SELECT * FROM bulkdelete.failed_results(:big_job);
+SELECT * FROM bulkdelete.successful_results(:tok_job);
+SELECT * FROM bulkdelete.failed_results(:tok_job);
+RESET ROLE;
+SELECT * FROM up.big;
+SELECT * FROM up.tok;
+
 -- a key of two columns: the header names both, in any order; arrays of JSON
 SET ROLE bd_alice;
 SELECT bulkdelete.create_job('up.line') AS line_job \gset
