@@ -38,18 +38,17 @@
  */
 #include "keys.h"
 
-#include "bulkdelete.h"
+#include "query.h"
 #include "spi_util.h"
 
 #include "access/nbtree.h"
 #include "access/relation.h"
 #include "access/stratnum.h"
 #include "catalog/pg_index.h"
-#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
-#include "parser/parse_coerce.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "parser/parse_coerce.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -70,24 +69,6 @@ typedef struct KeysRun
 	int64	   *stats_before;
 	int64	   *stats_after;
 } KeysRun;
-
-/* "OPERATOR(schema.name)" for an operator */
-static char *
-keys_operator_sql(Oid opno)
-{
-	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-	Form_pg_operator op;
-	char	   *result;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for operator %u", opno);
-	op = (Form_pg_operator) GETSTRUCT(tup);
-	result = psprintf("OPERATOR(%s.%s)",
-					  quote_identifier(get_namespace_name(op->oprnamespace)),
-					  NameStr(op->oprname));
-	ReleaseSysCache(tup);
-	return result;
-}
 
 /*
  * The primary key of relid, which must be a table or a partitioned table:
@@ -187,7 +168,7 @@ bd_keys_lookup(Oid relid)
 		appendStringInfo(&names, "k%d, ", i + 1);
 		appendStringInfo(&match, "%st.%s %s k.k%d", i > 0 ? " AND " : "",
 						 quote_identifier(info->colnames[i]),
-						 keys_operator_sql(eqop), i + 1);
+						 bd_query_operator_text(eqop), i + 1);
 	}
 	info->keys_sql = psprintf("ROWS FROM (%spg_catalog.unnest($%d)) AS k(%sitem)",
 							  keys.data, info->ncols + 1, names.data);
