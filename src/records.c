@@ -783,6 +783,12 @@ records_store_outcomes(int64 job_id, BdKeySet *set, int *seqs)
 	bd_switch_user_end(&sw);
 }
 
+/*
+ * One batch of an ids job (see records.h): the records from position from
+ * on, parsed, deleted as the job's owner by keys.c, counted, and the
+ * outcome of those not deleted stored.  In the batch's transaction,
+ * connected to SPI.
+ */
 int
 bd_records_run_batch(BdJob *job, int from, int max_records,
 					 BdBatchCounts *counts, List **failures)
@@ -806,6 +812,7 @@ bd_records_run_batch(BdJob *job, int from, int max_records,
 						  " AND seq < $2::pg_catalog.int8 + $3 ORDER BY seq",
 						  3, argtypes, values, NULL, true, SPI_OK_SELECT);
 	bd_switch_user_end(&sw);
+	MemoryContextSwitchTo(callercxt);
 	if (n == 0)
 		return 0;
 	seqs = palloc(sizeof(int) * n);
@@ -818,7 +825,6 @@ bd_records_run_batch(BdJob *job, int from, int max_records,
 		keys[i] = DatumGetJsonbPCopy(bd_spi_datum(i, 2, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
-	MemoryContextSwitchTo(callercxt);
 
 	set = bd_keys_parse(bd_keys_lookup(job->target), n, records_fill_jsonb,
 						keys);
