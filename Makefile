@@ -31,7 +31,7 @@ REGRESS = setup objects security states engine query_fixture query_ops \
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
 
 # isolation specs
-ISOLATION = state_race job_concurrency upload_race
+ISOLATION = state_race job_concurrency upload_race records_lock
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 
