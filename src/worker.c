@@ -140,16 +140,30 @@ worker_settings(BdJob *job, RunSettings *s)
 										   bd_max_rows_per_second);
 }
 
-/* Sleep ms milliseconds, waking for interrupts and postmaster death. */
+/*
+ * Sleep ms milliseconds, handling interrupts (a cancel or shutdown ends the
+ * sleep with an error) and postmaster death.  Our latch may be set for
+ * other reasons, so wait until the time has really passed.
+ */
 static void
 worker_sleep(long ms)
 {
+	TimestampTz until;
+
 	if (ms <= 0)
 		return;
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	for (;;)
+	{
+		long		left = (long) ((until - GetCurrentTimestamp()) / 1000);
+
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*

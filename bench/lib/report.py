@@ -256,6 +256,10 @@ def main():
                                  % (v, label, a.engine_note))
                     continue
                 p99 = med(d, v, k, "p99_ms")
+                short = sum(1 for c in texts(d, v, k, "covered") if c == "0")
+                if short:
+                    label += " (pgbench ended before the delete in %d run%s)" % (
+                        short, "" if short == 1 else "s")
                 L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"
                          % (v, label,
                             "" if mode == "alone" else fmt(med(d, v, k, "op_seconds")),
