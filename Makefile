@@ -44,3 +44,7 @@ PROVE_TESTS = test/t/*.pl
 # used by test/run to read the test lists
 print-%:
 	@echo $($*)
+
+# every object depends on every header: the build is small, and a changed
+# struct must never meet an object compiled against its old layout
+$(OBJS): $(wildcard $(srcdir)/src/*.h)
