@@ -101,6 +101,7 @@ CREATE TABLE @extschema@.candidate (
 	query_index integer NOT NULL,
 	chunk integer NOT NULL,
 	leaf oid NOT NULL,
+	filenode oid,
 	tids tid[],
 	xmins xid[],
 	first_block bigint,

@@ -31,6 +31,7 @@
 #include "job.h"
 #include "launcher.h"
 #include "query.h"
+#include "shmem.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(bulkdelete_cancel);
@@ -277,11 +278,18 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		SPI_commit();
 		bd_job_run(bd_job_load(job_id), true);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		/*
+		 * The job stays in_progress: a worker takes it over, resuming it
+		 * after an interrupt, or recording the error that stopped us.
+		 */
 		bd_job_release_locks(job);
+		bd_shmem_wake_database(MyDatabaseId);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	bd_job_release_locks(job);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

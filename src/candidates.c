@@ -92,6 +92,7 @@ candidates_flush(ChunkBuffer *buf)
 			xmins[nx++] = TransactionIdGetDatum(sorted[i]);
 
 	bd_job_store_chunk(buf->job_id, buf->query_index, buf->chunk, buf->leaf,
+					   bd_relation_filenode(buf->leaf),
 					   construct_array(tids, buf->n, TIDOID,
 									   sizeof(ItemPointerData), false,
 									   TYPALIGN_SHORT),

@@ -165,6 +165,9 @@ bd_job_table_owner(void)
 	return owner;
 }
 
+static void job_write(const char *sql, int nargs, Oid *argtypes,
+					  Datum *values, const char *nulls, int expected);
+
 /* Comma-separated names of the states an action may start from. */
 static char *
 job_action_sources(BdJobAction action)
@@ -307,18 +310,13 @@ bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
 void
 bd_job_set_start_after(int64 job_id, TimestampTz start_after)
 {
-	BdUserSwitch sw;
 	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
 	Datum		values[2];
 
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
 	values[0] = Int64GetDatum(job_id);
 	values[1] = TimestampTzGetDatum(start_after);
-	bd_spi_exec("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
-				2, argtypes, values, NULL, false, SPI_OK_UPDATE);
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	job_write("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
+			  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /*
@@ -759,11 +757,11 @@ bd_job_mark_started_ids(int64 job_id)
 /* Store one chunk of candidates. */
 void
 bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
-				   ArrayType *tids, ArrayType *xmins)
+				   Oid filenode, ArrayType *tids, ArrayType *xmins)
 {
-	Oid			argtypes[6] = {INT8OID, INT4OID, INT4OID, OIDOID,
-	TIDARRAYOID, XIDARRAYOID};
-	Datum		values[6];
+	Oid			argtypes[7] = {INT8OID, INT4OID, INT4OID, OIDOID,
+	TIDARRAYOID, XIDARRAYOID, OIDOID};
+	Datum		values[7];
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(query_index);
@@ -771,10 +769,11 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 	values[3] = ObjectIdGetDatum(leaf);
 	values[4] = PointerGetDatum(tids);
 	values[5] = PointerGetDatum(xmins);
+	values[6] = ObjectIdGetDatum(filenode);
 	job_write("INSERT INTO bulkdelete.candidate"
-			  " (operation_id, query_index, chunk, leaf, tids, xmins)"
-			  " VALUES ($1, $2, $3, $4, $5, $6)",
-			  6, argtypes, values, NULL, SPI_OK_INSERT);
+			  " (operation_id, query_index, chunk, leaf, tids, xmins, filenode)"
+			  " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			  7, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /* Store one chunk of candidates given as a block range. */
@@ -822,7 +821,7 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 	values[3] = Int32GetDatum(max_chunks);
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins, first_block, end_block"
+	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins, first_block, end_block, filenode"
 					" FROM bulkdelete.candidate"
 					" WHERE operation_id = $1 AND query_index = $2 AND chunk >= $3"
 					" ORDER BY chunk LIMIT $4",
@@ -845,6 +844,8 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 		c->xmins = isnull ? NULL : DatumGetArrayTypePCopy(d);
 		c->first_block = (BlockNumber) bd_spi_int64(i, 5, 0);
 		c->end_block = (BlockNumber) bd_spi_int64(i, 6, 0);
+		d = bd_spi_datum(i, 7, &isnull);
+		c->filenode = isnull ? InvalidOid : DatumGetObjectId(d);
 		/* a batch is all of one kind: TID lists or block ranges */
 		if (i > 0 && (c->tids == NULL) != (((BdChunk *) linitial(result))->tids == NULL))
 			break;

@@ -15,6 +15,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
+#include "access/htup_details.h"
 #include "utils/snapmgr.h"
 
 /*
@@ -121,6 +124,25 @@ bd_qualified_relname(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  relname);
+}
+
+/*
+ * The relfilenode of a relation now: it changes when the relation is
+ * rewritten (VACUUM FULL, CLUSTER, TRUNCATE, some ALTER TABLE).
+ */
+Oid
+bd_relation_filenode(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			filenode;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	filenode = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+	ReleaseSysCache(tup);
+	return filenode;
 }
 
 /* A text[] of n C strings, NULL entries allowed. */

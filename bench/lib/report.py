@@ -215,6 +215,10 @@ def main():
             hwm = maxof(d, v, "job", "vm_hwm_kb")
             anon = maxof(d, v, "job", "rss_anon_peak_kb")
             longest = maxof(d, v, "job", "longest_xact_s")
+            if not maxof(d, v, "job", "samples"):
+                # the worker came and went between two polls
+                hwm = anon = longest = None
+                notes.append("worker never sampled")
             L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
                      % (v, "/".join(states), fmt(g("candidate_count"), "%.0f"),
                         fmt(g("success_count"), "%.0f"),
