@@ -10,6 +10,8 @@ OBJS = \
 	src/job.o \
 	src/launcher.o \
 	src/query.o \
+	src/recurrence.o \
+	src/schedule.o \
 	src/shmem.o \
 	src/spi_util.o \
 	src/worker.o
@@ -21,8 +23,9 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states
-REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
+REGRESS = setup objects security states schedule
+REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
+	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
 ISOLATION = state_race

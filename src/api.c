@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+#include "api.h"
 #include "job.h"
 #include "launcher.h"
 #include "query.h"
@@ -141,8 +142,9 @@ api_check_options(Jsonb *options)
 		if (v.type != jbvNumeric ||
 			!DatumGetBool(DirectFunctionCall2(numeric_eq,
 											  NumericGetDatum(v.val.numeric),
-											  DirectFunctionCall1(numeric_trunc,
-																  NumericGetDatum(v.val.numeric)))) ||
+											  DirectFunctionCall2(numeric_trunc,
+																  NumericGetDatum(v.val.numeric),
+																  Int32GetDatum(0)))) ||
 			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 											   NumericGetDatum(v.val.numeric))) < opt->min ||
 			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
@@ -154,13 +156,27 @@ api_check_options(Jsonb *options)
 	}
 }
 
-/* An empty text[] for a null recipients argument. */
-static ArrayType *
-api_recipients(FunctionCallInfo fcinfo, int argno)
+/* A recipients argument; an empty text[] when it is null. */
+ArrayType *
+bd_api_recipients(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_ARGISNULL(argno))
 		return construct_empty_array(TEXTOID);
 	return PG_GETARG_ARRAYTYPE_P(argno);
+}
+
+/* A job options argument, checked; an empty object when it is null. */
+Jsonb *
+bd_api_options(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *options;
+
+	if (PG_ARGISNULL(argno))
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else
+		options = PG_GETARG_JSONB_P(argno);
+	api_check_options(options);
+	return options;
 }
 
 /*
@@ -177,22 +193,17 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	TimestampTz start_after = PG_ARGISNULL(first + 1) ? DT_NOBEGIN :
 		PG_GETARG_TIMESTAMPTZ(first + 1);
 	bool		notify = PG_ARGISNULL(first + 2) ? false : PG_GETARG_BOOL(first + 2);
-	Jsonb	   *options;
+	Jsonb	   *options = bd_api_options(fcinfo, first + 5);
 	int64		job_id;
 
-	if (PG_ARGISNULL(first + 5))
-		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	else
-		options = PG_GETARG_JSONB_P(first + 5);
-	api_check_options(options);
 	if (start_after != DT_NOBEGIN && TIMESTAMP_NOT_FINITE(start_after))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("start_after must be a finite time")));
 
 	job_id = bd_job_create(name, false, normalized, relations, target,
-						   start_after, notify, api_recipients(fcinfo, first + 3),
-						   api_recipients(fcinfo, first + 4), options);
+						   start_after, notify, bd_api_recipients(fcinfo, first + 3),
+						   bd_api_recipients(fcinfo, first + 4), options);
 	bd_launcher_wake_at_commit();
 	return job_id;
 }

@@ -133,5 +133,8 @@ extern void bd_job_forget(int64 job_id);
 extern void bd_job_set_worker_pid(int64 job_id, int pid);
 extern void bd_job_finish(int64 job_id, BdJobAction action,
 						  const char *sqlstate, const char *message);
+extern void bd_job_link_run(int64 job_id, int64 parent_id,
+							const char *schedule, const char *recurrence);
+extern int64 bd_job_unfinished_run(int64 parent_id);
 
 #endif							/* BULKDELETE_JOB_H */
