@@ -92,6 +92,12 @@ SELECT bd_try($$SELECT bulkdelete.schedule('purge', '* * * * * *', 'public.sched
 SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', 'public.sched_contact'::regclass, 'closed', options => '{"batch_size": 0}')$$);
 SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', 'public.sched_contact'::regclass, 'closed', options => '{"colour": 1}')$$);
 RESET ROLE;
+-- pg_cron logs in as the scheduling role: it needs CONNECT on the database
+REVOKE CONNECT ON DATABASE contrib_regression FROM PUBLIC;
+SET ROLE bd_alice;
+SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', 'public.sched_contact'::regclass, 'closed')$$);
+RESET ROLE;
+GRANT CONNECT ON DATABASE contrib_regression TO PUBLIC;
 -- nothing was created by the refused calls
 SELECT count(*) FROM bulkdelete.schedule_definition;
 SELECT count(*) FROM cron.job;

@@ -79,13 +79,27 @@ static const RecFreq rec_freqs[] = {
 	{"YEARLY", "years", 0},
 };
 
+static void rec_error(const char *kind, const char *value,
+					  const char *detail) pg_attribute_noreturn();
+static void rec_cron_error(const char *cron,
+						   const char *detail) pg_attribute_noreturn();
+static void rec_rrule_error(const char *rrule,
+							const char *detail) pg_attribute_noreturn();
+
+/* Raise 22023 for a malformed cron schedule or RRULE. */
 static void
-rec_cron_error(const char *cron, const char *detail)
+rec_error(const char *kind, const char *value, const char *detail)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid cron schedule \"%s\"", cron),
+			 errmsg("invalid %s \"%s\"", kind, value),
 			 errdetail_internal("%s", detail)));
+}
+
+static void
+rec_cron_error(const char *cron, const char *detail)
+{
+	rec_error("cron schedule", cron, detail);
 }
 
 /*
@@ -131,7 +145,6 @@ rec_parse_value(const char *cron, const char *p, const RecField *f,
 	}
 	rec_cron_error(cron, psprintf("\"%.*s\" is not a valid value for the %s field.",
 								  len, start, f->what));
-	return p;					/* keep compiler quiet */
 }
 
 /* Check a value against its field's bounds. */
@@ -148,9 +161,9 @@ rec_check_bounds(const char *cron, const RecField *f, int value)
  * the star and ranges optionally followed by "/step".  Returns its bits.
  */
 static uint64
-rec_parse_field(const char *cron, const char *text, const RecField *f)
+rec_parse_field(const char *cron, const char *field, const RecField *f)
 {
-	const char *p = text;
+	const char *p = field;
 	uint64		bits = 0;
 
 	for (;;)
@@ -248,8 +261,9 @@ rec_parse_alias(const char *cron, const char *alias, BdCronSchedule *s)
 									  alias));
 }
 
-void
-bd_cron_parse(const char *cron, BdCronSchedule *s)
+/* Parse a cron schedule; raises 22023 naming the offending part. */
+static void
+rec_parse_cron(const char *cron, BdCronSchedule *s)
 {
 	char	   *copy = pstrdup(cron);
 	char	   *fields[6];
@@ -426,10 +440,7 @@ rec_cron_for_period(const RecFreq *f, int interval)
 static void
 rec_rrule_error(const char *rrule, const char *detail)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("invalid recurrence \"%s\"", rrule),
-			 errdetail_internal("%s", detail)));
+	rec_error("recurrence", rrule, detail);
 }
 
 /*
@@ -518,27 +529,27 @@ rec_rrule_to_cron(const char *rrule)
 }
 
 char *
-bd_recurrence_to_cron(const char *recurrence)
+bd_recurrence_to_cron(const char *recurrence, BdCronSchedule *parsed)
 {
 	const char *start = recurrence;
 	const char *end;
-	char	   *text;
-	BdCronSchedule parsed;
+	char	   *trimmed;
+	char	   *cron;
+	BdCronSchedule scratch;
 
 	while (isspace((unsigned char) *start))
 		start++;
 	end = start + strlen(start);
 	while (end > start && isspace((unsigned char) end[-1]))
 		end--;
-	text = pnstrdup(start, end - start);
+	trimmed = pnstrdup(start, end - start);
 
-	if (*text == '\0')
+	if (*trimmed == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("recurrence must not be empty"),
 				 errhint("To delete once, use bulkdelete.submit.")));
-	if (strchr(text, '=') != NULL)
-		return rec_rrule_to_cron(text);
-	bd_cron_parse(text, &parsed);
-	return text;
+	cron = strchr(trimmed, '=') != NULL ? rec_rrule_to_cron(trimmed) : trimmed;
+	rec_parse_cron(cron, parsed ? parsed : &scratch);
+	return cron;
 }

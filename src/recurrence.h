@@ -37,13 +37,12 @@ typedef struct BdCronSchedule
 
 /*
  * The cron schedule for a recurrence: an RRULE (anything containing '=')
- * mapped onto cron, or a cron schedule checked and returned trimmed.
- * Raises 22023 explaining what is wrong.  palloc'd.
+ * mapped onto cron, or a cron schedule checked and returned trimmed; parsed
+ * into *parsed unless that is NULL.  Raises 22023 explaining what is wrong.
+ * palloc'd.
  */
-extern char *bd_recurrence_to_cron(const char *recurrence);
-
-/* Parse a cron schedule; raises 22023 naming the offending part. */
-extern void bd_cron_parse(const char *cron, BdCronSchedule *schedule);
+extern char *bd_recurrence_to_cron(const char *recurrence,
+								   BdCronSchedule *parsed);
 
 /*
  * The first minute strictly after "after" at which the schedule fires, in

@@ -85,6 +85,9 @@ typedef struct ScheduleDefinition
 	Jsonb	   *options;
 } ScheduleDefinition;
 
+static void schedule_error_not_preloaded(void) pg_attribute_noreturn();
+static void schedule_error_missing(const char *name) pg_attribute_noreturn();
+
 /* Is pg_cron among shared_preload_libraries (the only way it loads)? */
 static bool
 schedule_pg_cron_preloaded(void)
@@ -285,8 +288,7 @@ schedule_begin(FunctionCallInfo fcinfo, ScheduleRequest *req)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("bulk delete schedule name must not be empty")));
 	req->recurrence = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	req->cron = bd_recurrence_to_cron(req->recurrence);
-	bd_cron_parse(req->cron, &parsed);
+	req->cron = bd_recurrence_to_cron(req->recurrence, &parsed);
 	if (!parsed.at_restart &&
 		!bd_cron_next_time(&parsed, GetCurrentTimestamp(), &next))
 		ereport(ERROR,
@@ -350,8 +352,8 @@ schedule_define(FunctionCallInfo fcinfo, ScheduleRequest *req, int first,
 
 	/*
 	 * Replace the definition of that name, or insert one.  Two sessions
-	 * creating the same name race at the insert; the loser finds the
-	 * winner's row the second time round and replaces it.
+	 * creating the same name race at the insert; the loser finds the winner's
+	 * row the second time round and replaces it.
 	 */
 	while (id == 0)
 	{
@@ -604,7 +606,8 @@ bulkdelete_start_scheduled_run(PG_FUNCTION_ARGS)
 Datum
 bulkdelete_recurrence_to_cron(PG_FUNCTION_ARGS)
 {
-	char	   *cron = bd_recurrence_to_cron(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	char	   *cron = bd_recurrence_to_cron(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+											 NULL);
 
 	PG_RETURN_TEXT_P(cstring_to_text(cron));
 }
@@ -620,8 +623,7 @@ bulkdelete_next_run_time(PG_FUNCTION_ARGS)
 	BdCronSchedule parsed;
 	TimestampTz next;
 
-	bd_cron_parse(bd_recurrence_to_cron(text_to_cstring(PG_GETARG_TEXT_PP(0))),
-				  &parsed);
+	(void) bd_recurrence_to_cron(text_to_cstring(PG_GETARG_TEXT_PP(0)), &parsed);
 	if (!bd_cron_next_time(&parsed, PG_GETARG_TIMESTAMPTZ(1), &next))
 		PG_RETURN_NULL();
 	PG_RETURN_TIMESTAMPTZ(next);
