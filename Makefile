@@ -10,6 +10,7 @@ OBJS = \
 	src/job.o \
 	src/launcher.o \
 	src/query.o \
+	src/records.o \
 	src/recurrence.o \
 	src/schedule.o \
 	src/shmem.o \
@@ -23,7 +24,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states schedule
+REGRESS = setup objects security states engine schedule
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 

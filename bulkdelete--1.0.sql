@@ -41,6 +41,8 @@ CREATE TABLE @extschema@.operation (
 	error_message text,
 	worker_pid integer,
 	next_chunk integer NOT NULL DEFAULT 0,
+	cutoff_xmax xid8,
+	cutoff_xip xid8[],
 	CONSTRAINT operation_id_pkey PRIMARY KEY (id),
 	CONSTRAINT operation_kind_check CHECK (kind IN ('query', 'ids')),
 	CONSTRAINT operation_state_check CHECK (state IN ('open', 'scheduled',
@@ -57,6 +59,8 @@ COMMENT ON COLUMN @extschema@.operation.relations IS
 	'every relation the normalized query set refers to; the query set names them by position in this array, so that dump and restore keep them';
 COMMENT ON COLUMN @extschema@.operation.next_chunk IS
 	'the engine''s position: the first chunk of candidates of query processing_query_index not yet deleted';
+COMMENT ON COLUMN @extschema@.operation.cutoff_xmax IS
+	'the snapshot of the job''s start (xmax and in-progress xids): a row version is a candidate only if it existed then';
 COMMENT ON COLUMN @extschema@.operation.started_at IS
 	'the cutoff: only rows that matched and existed at this moment are deleted';
 
@@ -83,18 +87,22 @@ COMMENT ON TABLE @extschema@.failure IS
 	'one row per record a bulk delete job could not delete (Dataverse BulkDeleteFailure)';
 
 /*
- * The candidate set of a running job, fixed at its start: for each row the
- * leaf relation, TID and xmin it had then, in chunks read in order.  Only
- * the engine reads it.  It is not dumped: TIDs mean nothing in another
- * database.
+ * The candidate set of a running job, fixed at its start, in chunks read in
+ * order.  A chunk is either a list of rows of one leaf relation (their TIDs
+ * and the xmins they had then: TID mode), or a range of blocks of the
+ * relation (range mode: the rows there that match and existed at the
+ * start, see operation.cutoff_xmax).  Only the engine reads it.  It is not
+ * dumped: TIDs mean nothing in another database.
  */
 CREATE TABLE @extschema@.candidate (
 	operation_id bigint NOT NULL,
 	query_index integer NOT NULL,
 	chunk integer NOT NULL,
 	leaf oid NOT NULL,
-	tids tid[] NOT NULL,
-	xmins xid[] NOT NULL,
+	tids tid[],
+	xmins xid[],
+	first_block bigint,
+	end_block bigint,
 	CONSTRAINT candidate_pkey PRIMARY KEY (operation_id, query_index, chunk),
 	CONSTRAINT candidate_operation_id_fkey FOREIGN KEY (operation_id)
 		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
@@ -151,6 +159,14 @@ FROM @extschema@.operation o,
 
 COMMENT ON VIEW @extschema@.jobs IS
 	'progress of every bulk delete job the current role may see';
+
+/* The engine's "existed at the job's start" test, see batch.c */
+CREATE FUNCTION @extschema@.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'bulkdelete_existed_at'
+	LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.existed_at(xid, xid8, xid8[]) IS
+	'internal: whether a row version with this xmin existed when the snapshot (cutoff_xmax, cutoff_xip) was taken';
 
 /* Job control */
 CREATE FUNCTION @extschema@.cancel(job bigint) RETURNS text

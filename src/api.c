@@ -22,8 +22,10 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
+#include "utils/xid8.h"
 
 #include "api.h"
+#include "batch.h"
 #include "job.h"
 #include "launcher.h"
 #include "query.h"
@@ -38,6 +40,7 @@ PG_FUNCTION_INFO_V1(bulkdelete_submit_filter);
 PG_FUNCTION_INFO_V1(bulkdelete_run);
 PG_FUNCTION_INFO_V1(bulkdelete_wait);
 PG_FUNCTION_INFO_V1(bulkdelete_forget);
+PG_FUNCTION_INFO_V1(bulkdelete_existed_at);
 
 /* The job options a caller may set, with their bounds (those of the GUCs) */
 typedef struct ApiOption
@@ -252,8 +255,8 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
 }
 
 /*
- * CALL bulkdelete.run(job bigint): run a queued job in this session, with
- * the batches and commits of a worker.  If the call is interrupted, the job
+ * CALL bulkdelete.run(job bigint): run a queued (or paused) job in this
+ * session, with the batches and commits of a worker.  If the call is interrupted, the job
  * stays in_progress and a worker takes it over.
  */
 Datum
@@ -278,6 +281,9 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 				 errdetail("The job, or another job on one of its relations, is running.")));
 	PG_TRY();
 	{
+		/* a paused job runs too: resumed and started in one transaction */
+		if (bd_job_current_state(job_id) == BD_STATE_PAUSED)
+			(void) bd_job_transition(job_id, BD_ACTION_RESUME, true);
 		(void) bd_job_transition(job_id, BD_ACTION_RUN, true);
 		bd_job_set_worker_pid(job_id, MyProcPid);
 		SPI_commit();
@@ -348,4 +354,48 @@ bulkdelete_forget(PG_FUNCTION_ARGS)
 	(void) bd_job_check_access(job_id);
 	bd_job_forget(job_id);
 	PG_RETURN_VOID();
+}
+
+/* The in-progress xids of a job's start, cached across calls */
+typedef struct ApiCutoff
+{
+	ArrayType  *source;			/* the argument they were read from */
+	int			nxip;
+	FullTransactionId *xip;
+} ApiCutoff;
+
+/*
+ * bulkdelete.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
+ * RETURNS boolean: the "existed at the job's start" test of a row version,
+ * used in the engine's range-mode DELETE (see bd_xmin_existed_at).  Called
+ * once per row, so the xip array is decoded once per statement.
+ */
+Datum
+bulkdelete_existed_at(PG_FUNCTION_ARGS)
+{
+	TransactionId xmin = DatumGetTransactionId(PG_GETARG_DATUM(0));
+	FullTransactionId cutoff_xmax = PG_GETARG_FULLTRANSACTIONID(1);
+	ArrayType  *xip = PG_GETARG_ARRAYTYPE_P(2);
+	ApiCutoff  *cache = (ApiCutoff *) fcinfo->flinfo->fn_extra;
+
+	if (cache == NULL || cache->source != xip)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+
+		if (cache == NULL)
+			cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+										   sizeof(ApiCutoff));
+		deconstruct_array(xip, XID8OID, sizeof(FullTransactionId),
+						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls,
+						  &cache->nxip);
+		cache->xip = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
+										sizeof(FullTransactionId) * (cache->nxip + 1));
+		for (int i = 0; i < cache->nxip; i++)
+			cache->xip[i] = DatumGetFullTransactionId(elems[i]);
+		cache->source = xip;
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	PG_RETURN_BOOL(bd_xmin_existed_at(xmin, cutoff_xmax, cache->xip,
+									  cache->nxip));
 }

@@ -43,10 +43,12 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/syscache.h"
@@ -54,16 +56,34 @@
 /* how often a single row is retried after a transient error */
 #define BATCH_ROW_RETRIES 3
 
-/* The state of one bd_batch_delete call */
+/*
+ * Parameters of every statement of a batch, after the query's own $1..$n
+ * (range mode only; none in TID mode).  Each statement uses some of them.
+ */
+#define P_TIDS 1				/* tid[]: the rows a statement works on */
+#define P_XMINS 2				/* xid[]: their xmins at the start (TID mode) */
+#define P_LEAF 3				/* oid: the leaf relation */
+#define P_LO 4					/* tid: first TID of the block range */
+#define P_HI 5					/* tid: first TID past the block range */
+#define P_CUTOFF_XMAX 6			/* xid8: the start snapshot's xmax */
+#define P_CUTOFF_XIP 7			/* xid8[]: its in-progress xids */
+#define BATCH_NPARAMS 7
+
+/* The state of one batch */
 typedef struct BatchState
 {
 	BdTarget   *target;
 	Oid			leaf;
-	char	   *delete_sql;
-	Datum		xmins;
+	int			nbase;			/* parameters of the query's condition */
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;
+	char	   *from;			/* "[ONLY] relation t" */
+	char	   *filter;			/* what a row must also satisfy */
+	char	   *delete_tids_sql;
 	BdBatchCounts *counts;
 	int64	   *cascade_before;
-	/* rows that failed, with their errors, keys fetched at the end */
+	/* rows that failed, with their errors; keys are fetched at the end */
 	int			nfailed;
 	int			maxfailed;
 	ItemPointerData *failed_tids;
@@ -134,15 +154,16 @@ batch_key_sql(Oid relid)
 }
 
 /*
- * Prepare what every batch of a query on relid needs: its name, the key
+ * Prepare what every batch of a query needs: its name, the key
  * expression, the anti-join that spots rows held by a RESTRICT or NO
  * ACTION foreign key, and the leaf relations ON DELETE CASCADE reaches.
  * Must be called in a transaction; the result is palloc'd in the caller's
  * memory context.
  */
 BdTarget *
-bd_batch_prepare(Oid relid, Oid owner)
+bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 {
+	Oid			relid = query->relid;
 	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext spicxt;
 	BdTarget   *target = palloc0(sizeof(BdTarget));
@@ -153,6 +174,7 @@ bd_batch_prepare(Oid relid, Oid owner)
 	BdUserSwitch sw;
 
 	target->relid = relid;
+	target->query = query;
 	target->relname = bd_qualified_relname(relid);
 	target->owner = owner;
 	target->key_sql = batch_key_sql(relid);
@@ -243,7 +265,7 @@ batch_is_transient(int sqlerrcode)
 }
 
 /*
- * Run sql with the batch's parameters ($1 tids, $2 xmins, $3 leaf) in a
+ * Run sql with the batch's parameters, tids as P_TIDS, in a
  * subtransaction.  Returns true and sets *processed on success; on failure
  * rolls the subtransaction back and returns false with *edata set (in the
  * caller's memory context).
@@ -254,19 +276,17 @@ batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	Oid			argtypes[3] = {TIDARRAYOID, XIDARRAYOID, OIDOID};
-	Datum		values[3];
 	bool		ok = true;
 
-	values[0] = batch_tid_array(tids, n);
-	values[1] = st->xmins;
-	values[2] = ObjectIdGetDatum(st->leaf);
+	st->values[st->nbase + P_TIDS - 1] = batch_tid_array(tids, n);
+	st->nulls[st->nbase + P_TIDS - 1] = ' ';
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
-		*processed = bd_spi_exec(sql, 3, argtypes, values, NULL, false, expected);
+		*processed = bd_spi_exec(sql, st->nbase + BATCH_NPARAMS, st->types,
+								 st->values, st->nulls, false, expected);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -318,7 +338,7 @@ batch_delete_rows(BatchState *st, ItemPointer tids, int n, ErrorData **edata)
 	int64	   *after = palloc(sizeof(int64) * (st->target->ncascade + 1));
 
 	batch_read_stats(st, st->cascade_before);
-	if (!batch_try(st, st->delete_sql, tids, n, SPI_OK_DELETE, &deleted, edata))
+	if (!batch_try(st, st->delete_tids_sql, tids, n, SPI_OK_DELETE, &deleted, edata))
 		return false;
 	batch_read_stats(st, after);
 	st->counts->deleted += deleted;
@@ -429,8 +449,14 @@ batch_attempt(BatchState *st, ItemPointer tids, int n)
 	if (batch_delete_rows(st, tids, n, &edata))
 		return;
 
-	/* a missing privilege fails every row alike: no need to look further */
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
+	/*
+	 * The job's owner lost its privilege on the table: every row fails
+	 * alike, no need to look further.  (A permission error that a trigger
+	 * raises for some rows is bisected like any other.)
+	 */
+	if (edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		(pg_class_aclcheck(st->target->relid, st->target->owner, ACL_DELETE) != ACLCHECK_OK ||
+		 pg_class_aclcheck(st->target->relid, st->target->owner, ACL_SELECT) != ACLCHECK_OK))
 	{
 		for (int i = 0; i < n; i++)
 			batch_fail_row(st, &tids[i], edata);
@@ -441,9 +467,9 @@ batch_attempt(BatchState *st, ItemPointer tids, int n)
 	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 	{
 		char	   *sql = psprintf("SELECT t.ctid FROM ONLY %s t"
-								   " WHERE t.ctid = ANY($1) AND t.xmin = ANY($2)"
-								   " AND $3 IS NOT NULL FOR UPDATE SKIP LOCKED",
-								   bd_qualified_relname(st->leaf));
+								   " WHERE t.ctid = ANY($%d) FOR UPDATE SKIP LOCKED",
+								   bd_qualified_relname(st->leaf),
+								   st->nbase + P_TIDS);
 		int			nfree = batch_partition(st, sql, tids, n);
 
 		if (nfree > 0 && nfree < n)
@@ -516,31 +542,42 @@ batch_failures(BatchState *st)
 }
 
 /*
- * Delete one batch: ntids candidate rows of leaf relation leaf (the target
- * itself or one of its partitions or inheritance children), whose xmins at
- * the job's start are among xmins.  Adds what happened to *counts (whose
- * cascade arrays have target->ncascade entries) and appends a BdFailure for
- * every row that could not be deleted to *failures.
- *
- * Must be called in the batch's transaction, connected to SPI, as any
- * user: the DELETE runs as the job's owner.
+ * Set up the state of one batch on leaf relation leaf (the target itself or
+ * one of its partitions or inheritance children): the parameters, and the
+ * row filter that makes sure a row is still the candidate it was at the
+ * start.  In TID mode that is its xmin being one of the candidates' xmins;
+ * in range mode the query's condition and a row version older than the
+ * start (bulkdelete.existed_at).
  */
-void
-bd_batch_delete(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
-				ArrayType *xmins, BdBatchCounts *counts, List **failures)
+static void
+batch_begin(BatchState *st, BdTarget *target, Oid leaf, bool range_mode,
+			BdBatchCounts *counts)
 {
-	BatchState	st;
-	BdUserSwitch sw;
-	int64		before_deleted = counts->deleted;
-	int64		before_failed = counts->failed;
-	int			nblocked = 0;
+	int			nbase = range_mode ? target->query->nparams : 0;
+	int			ntotal = nbase + BATCH_NPARAMS;
+	static const Oid own_types[BATCH_NPARAMS] = {TIDARRAYOID, XIDARRAYOID,
+		OIDOID, TIDOID, TIDOID, XID8OID, XID8ARRAYOID};
 
-	memset(&st, 0, sizeof(st));
-	st.target = target;
-	st.leaf = leaf;
-	st.xmins = PointerGetDatum(xmins);
-	st.counts = counts;
-	st.cascade_before = palloc(sizeof(int64) * (target->ncascade + 1));
+	memset(st, 0, sizeof(BatchState));
+	st->target = target;
+	st->leaf = leaf;
+	st->counts = counts;
+	st->cascade_before = palloc(sizeof(int64) * (target->ncascade + 1));
+	st->nbase = nbase;
+	st->types = palloc(sizeof(Oid) * ntotal);
+	st->values = palloc0(sizeof(Datum) * ntotal);
+	st->nulls = palloc(ntotal + 1);
+	memset(st->nulls, 'n', ntotal);
+	st->nulls[ntotal] = '\0';
+	for (int i = 0; i < nbase; i++)
+	{
+		st->types[i] = target->query->paramtypes[i];
+		st->values[i] = target->query->paramvalues[i];
+		st->nulls[i] = target->query->paramnulls[i];
+	}
+	memcpy(st->types + nbase, own_types, sizeof(own_types));
+	st->values[nbase + P_LEAF - 1] = ObjectIdGetDatum(leaf);
+	st->nulls[nbase + P_LEAF - 1] = ' ';
 
 	/*
 	 * Through the relation the job names, so that its row-level security
@@ -548,38 +585,193 @@ bd_batch_delete(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
 	 * leaf is the relation itself, the tableoid test otherwise.
 	 */
 	if (leaf == target->relid)
-		st.delete_sql = psprintf("DELETE FROM ONLY %s t WHERE t.ctid = ANY($1)"
-								 " AND t.xmin = ANY($2) AND $3 IS NOT NULL",
-								 target->relname);
+		st->from = psprintf("ONLY %s t", target->relname);
 	else
-		st.delete_sql = psprintf("DELETE FROM %s t WHERE t.ctid = ANY($1)"
-								 " AND t.xmin = ANY($2) AND t.tableoid = $3",
-								 target->relname);
+		st->from = psprintf("%s t", target->relname);
+	if (range_mode)
+		st->filter = psprintf("%s AND bulkdelete.existed_at(t.xmin, $%d, $%d)",
+							  target->query->where_sql,
+							  nbase + P_CUTOFF_XMAX, nbase + P_CUTOFF_XIP);
+	else
+		st->filter = psprintf("t.xmin = ANY($%d)", nbase + P_XMINS);
+	if (leaf != target->relid)
+		st->filter = psprintf("%s AND t.tableoid = $%d", st->filter,
+							  nbase + P_LEAF);
+	st->delete_tids_sql = psprintf("DELETE FROM %s WHERE t.ctid = ANY($%d) AND %s",
+								   st->from, nbase + P_TIDS, st->filter);
+}
+
+/*
+ * Delete tids[0..n) of the batch: the rows a restricting foreign key holds
+ * first found with one anti-join and tried one by one after the others,
+ * which go whole, or split until the rows that fail are found.
+ */
+static void
+batch_delete_list(BatchState *st, ItemPointer tids, int n)
+{
+	int			nblocked = 0;
+
+	if (st->target->blocked_sql != NULL && n > 0)
+	{
+		char	   *sql = psprintf("SELECT t.ctid FROM ONLY %s t"
+								   " WHERE t.ctid = ANY($%d) AND (%s)",
+								   bd_qualified_relname(st->leaf),
+								   st->nbase + P_TIDS,
+								   st->target->blocked_sql);
+
+		nblocked = batch_partition(st, sql, tids, n);
+	}
+	batch_attempt(st, tids + nblocked, n - nblocked);
+	for (int i = 0; i < nblocked; i++)
+		batch_attempt_row(st, &tids[i]);
+}
+
+/* End a batch: failures with their keys, and the skipped rows (TID mode). */
+static void
+batch_end(BatchState *st, List **failures)
+{
+	*failures = list_concat(*failures, batch_failures(st));
+}
+
+/*
+ * Delete one batch in TID mode: ntids candidate rows of leaf relation leaf,
+ * whose xmins at the job's start are among xmins.  Adds what happened to
+ * *counts (whose cascade arrays have target->ncascade entries) and appends
+ * a BdFailure for every row that could not be deleted to *failures; rows
+ * neither deleted nor failed are counted as skipped.
+ *
+ * Must be called in the batch's transaction, connected to SPI, as any
+ * user: the DELETE runs as the job's owner.
+ */
+void
+bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
+					 ArrayType *xmins, BdBatchCounts *counts, List **failures)
+{
+	BatchState	st;
+	BdUserSwitch sw;
+	int64		before_deleted = counts->deleted;
+	int64		before_failed = counts->failed;
+
+	batch_begin(&st, target, leaf, false, counts);
+	st.values[P_XMINS - 1] = PointerGetDatum(xmins);
+	st.nulls[P_XMINS - 1] = ' ';
+
+	bd_switch_user_begin(&sw, target->owner);
+	batch_delete_list(&st, tids, ntids);
+	bd_switch_user_end(&sw);
+
+	batch_end(&st, failures);
+	counts->skipped += ntids - (counts->deleted - before_deleted) -
+		(counts->failed - before_failed);
+}
+
+/*
+ * Delete one batch in range mode: the rows of blocks [first, end) of the
+ * target (a plain table) that match the query's condition and existed at
+ * the job's start (cutoff_xmax, cutoff_xip: its snapshot).  One DELETE over
+ * a TID range scan does it when nothing fails, so the job walks the table
+ * once, in physical order, like a plain DELETE.  Rows skipped are not
+ * known here (they are counted at the job's end).  Same calling rules as
+ * bd_batch_delete_tids.
+ */
+void
+bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
+					  Datum cutoff_xmax, Datum cutoff_xip,
+					  BdBatchCounts *counts, List **failures)
+{
+	BatchState	st;
+	BdUserSwitch sw;
+	ItemPointerData lo;
+	ItemPointerData hi;
+	char	   *range;
+	bool		done = false;
+
+	batch_begin(&st, target, target->relid, true, counts);
+	ItemPointerSet(&lo, first, 0);
+	ItemPointerSet(&hi, end, 0);
+	st.values[st.nbase + P_LO - 1] = ItemPointerGetDatum(&lo);
+	st.values[st.nbase + P_HI - 1] = ItemPointerGetDatum(&hi);
+	st.values[st.nbase + P_CUTOFF_XMAX - 1] = cutoff_xmax;
+	st.values[st.nbase + P_CUTOFF_XIP - 1] = cutoff_xip;
+	st.nulls[st.nbase + P_LO - 1] = ' ';
+	st.nulls[st.nbase + P_HI - 1] = ' ';
+	st.nulls[st.nbase + P_CUTOFF_XMAX - 1] = ' ';
+	st.nulls[st.nbase + P_CUTOFF_XIP - 1] = ' ';
+	range = psprintf("t.ctid >= $%d AND t.ctid < $%d AND %s",
+					 st.nbase + P_LO, st.nbase + P_HI, st.filter);
 
 	bd_switch_user_begin(&sw, target->owner);
 
 	/*
-	 * Rows a restricting foreign key holds would make the whole DELETE fail:
-	 * find them first with one anti-join and try them one by one, after the
-	 * others.
+	 * With no restricting foreign key, try the whole range in one DELETE.
+	 * Otherwise, and when that fails, list the range's rows (as the owner,
+	 * so its condition and policies decide) and go on as in TID mode.
 	 */
-	if (target->blocked_sql != NULL)
+	if (target->blocked_sql == NULL)
 	{
-		char	   *sql = psprintf("SELECT t.ctid FROM ONLY %s t"
-								   " WHERE t.ctid = ANY($1) AND t.xmin = ANY($2)"
-								   " AND $3 IS NOT NULL AND (%s)",
-								   bd_qualified_relname(leaf),
-								   target->blocked_sql);
+		ErrorData  *edata = NULL;
+		uint64		deleted;
+		char	   *sql = psprintf("DELETE FROM %s WHERE %s", st.from, range);
+		int64	   *after = palloc(sizeof(int64) * (target->ncascade + 1));
 
-		nblocked = batch_partition(&st, sql, tids, ntids);
+		batch_read_stats(&st, st.cascade_before);
+		if (batch_try(&st, sql, NULL, 0, SPI_OK_DELETE, &deleted, &edata))
+		{
+			batch_read_stats(&st, after);
+			counts->deleted += deleted;
+			for (int i = 0; i < target->ncascade; i++)
+				counts->cascade_rows[i] += after[i] - st.cascade_before[i] -
+					(target->cascade_relids[i] == target->relid ? deleted : 0);
+			done = true;
+		}
+		else
+			FreeErrorData(edata);
 	}
-	batch_attempt(&st, tids + nblocked, ntids - nblocked);
-	for (int i = 0; i < nblocked; i++)
-		batch_attempt_row(&st, &tids[i]);
+	if (!done)
+	{
+		char	   *sql = psprintf("SELECT t.ctid FROM %s WHERE %s", st.from, range);
+		uint64		n;
+		ItemPointerData *tids;
 
+		n = bd_spi_exec(sql, st.nbase + BATCH_NPARAMS, st.types, st.values,
+						st.nulls, true, SPI_OK_SELECT);
+		tids = palloc(sizeof(ItemPointerData) * (n + 1));
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+
+			tids[i] = *DatumGetItemPointer(bd_spi_datum(i, 1, &isnull));
+		}
+		batch_delete_list(&st, tids, (int) n);
+	}
 	bd_switch_user_end(&sw);
+	batch_end(&st, failures);
+}
 
-	*failures = list_concat(*failures, batch_failures(&st));
-	counts->skipped += ntids - (counts->deleted - before_deleted) -
-		(counts->failed - before_failed);
+/*
+ * Did the row version whose raw xmin is xmin exist when the job started, the
+ * start's snapshot having xmax cutoff_xmax and in-progress xids xip?  A row
+ * is new when its xmin was assigned since the start (at or after
+ * cutoff_xmax and before the current snapshot's xmax, in 32-bit modular
+ * terms), was in progress at the start, or is our own.  Tested that way
+ * round, a row frozen long ago, whose raw xmin may be anything, counts as
+ * old; only one whose raw xmin falls in the window by coincidence (a chance
+ * of the xids used during the job in 2^32) would be skipped wrongly.
+ * Must be called with an active snapshot.
+ */
+bool
+bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
+				   FullTransactionId *xip, int nxip)
+{
+	TransactionId start = XidFromFullTransactionId(cutoff_xmax);
+	TransactionId now_xmax = GetActiveSnapshot()->xmax;
+
+	if (!TransactionIdIsNormal(xmin))
+		return true;			/* frozen or bootstrap */
+	if ((uint32) (xmin - start) < (uint32) (now_xmax - start))
+		return false;
+	for (int i = 0; i < nxip; i++)
+		if (XidFromFullTransactionId(xip[i]) == xmin)
+			return false;
+	return !TransactionIdIsCurrentTransactionId(xmin);
 }

@@ -12,15 +12,19 @@
 
 #include "compat.h"
 
+#include "access/transam.h"
+#include "storage/block.h"
 #include "storage/itemptr.h"
 #include "utils/array.h"
 
 #include "job.h"
+#include "query.h"
 
 /* What a batch needs to know about the relation a query deletes from */
 typedef struct BdTarget
 {
 	Oid			relid;			/* the query's entity */
+	BdCompiledQuery *query;		/* the query, compiled at the job's start */
 	char	   *relname;		/* quoted, schema-qualified */
 	Oid			owner;			/* the job's owner: deletes run as this role */
 	char	   *key_sql;		/* jsonb of a row's key, over alias t */
@@ -30,9 +34,15 @@ typedef struct BdTarget
 	Oid		   *cascade_relids;
 } BdTarget;
 
-extern BdTarget *bd_batch_prepare(Oid relid, Oid owner);
-extern void bd_batch_delete(BdTarget *target, Oid leaf, ItemPointer tids,
-							int ntids, ArrayType *xmins,
-							BdBatchCounts *counts, List **failures);
+extern BdTarget *bd_batch_prepare(BdCompiledQuery *query, Oid owner);
+extern void bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids,
+								 int ntids, ArrayType *xmins,
+								 BdBatchCounts *counts, List **failures);
+extern void bd_batch_delete_range(BdTarget *target, BlockNumber first,
+								  BlockNumber end, Datum cutoff_xmax,
+								  Datum cutoff_xip, BdBatchCounts *counts,
+								  List **failures);
+extern bool bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
+							   FullTransactionId *xip, int nxip);
 
 #endif							/* BULKDELETE_BATCH_H */

@@ -1,17 +1,28 @@
 /*-------------------------------------------------------------------------
  *
  * candidates.c
- *		Fixing a job's candidate set (SPEC 4.1): at the job's start every
- *		query of its set runs once, as the job's owner, in one snapshot, and
- *		the rows it selects are stored as the job's candidates: for each row
- *		its leaf relation, its TID and its xmin, in chunks of BD_CHUNK_ROWS
- *		rows of one leaf relation each (bulkdelete.candidate).
+ *		Fixing a job's candidate set (SPEC 4.1), in one snapshot at the
+ *		job's start, query by query, in one of two ways:
  *
- *		That pair (TID, xmin) names one version of one row: the batches
- *		delete exactly those versions, so a row inserted after the start is
- *		never deleted, and a row changed since is skipped.  The chunks are
- *		written once and read once, in physical order, which keeps the job's
- *		cost close to one plain DELETE.
+ *		Range mode, for a query on a plain table whose condition depends on
+ *		nothing but the row itself (the common purge): the candidates are
+ *		the rows that match and whose version existed at the start.  Only
+ *		their number is computed now; what is stored is the table's blocks
+ *		at the start, in ranges of BD_RANGE_BLOCKS, and the start's snapshot
+ *		(operation.cutoff_xmax).  The batches then walk the table once in
+ *		physical order, deleting in each range the rows that match and are
+ *		older than the start, like one plain DELETE cut into pieces.  A row
+ *		unchanged since the start matches now exactly when it matched then.
+ *
+ *		TID mode, for everything else (joins, subqueries, partitioned or
+ *		inherited tables): the query runs once, as the job's owner, and for
+ *		every row it selects the leaf relation, TID and xmin are stored, in
+ *		chunks of BD_CHUNK_ROWS rows of one leaf.  The pair (TID, xmin) names
+ *		one version of one row, so later changes to other tables cannot
+ *		change the set.
+ *
+ *		Either way a row inserted after the start is never deleted, and a row
+ *		changed since is skipped.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +41,10 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "access/relation.h"
+#include "catalog/pg_inherits.h"
+#include "storage/bufmgr.h"
 
 /* rows fetched from the candidate query at a time */
 #define CANDIDATES_FETCH 4096
@@ -87,7 +102,40 @@ candidates_flush(ChunkBuffer *buf)
 }
 
 /*
- * Run query query_index of the job's set and store its rows.  Returns their
+ * Range mode: count the rows of q that match now (in the start's snapshot)
+ * and store the relation's blocks as ranges.  Returns the count.
+ */
+static int64
+candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
+{
+	BdUserSwitch sw;
+	Relation	rel;
+	BlockNumber nblocks;
+	int64		total;
+	int			chunk = 0;
+
+	bd_switch_user_begin(&sw, job->owner);
+	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
+				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
+				SPI_OK_SELECT);
+	total = bd_spi_int64(0, 1, 0);
+	bd_switch_user_end(&sw);
+
+	/*
+	 * Blocks added after this point hold only rows written after the start:
+	 * the walk stops at the size the table has now.
+	 */
+	rel = relation_open(q->relid, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	relation_close(rel, AccessShareLock);
+	for (BlockNumber b = 0; b < nblocks; b += BD_RANGE_BLOCKS)
+		bd_job_store_range(job->id, query_index, chunk++, q->relid, b,
+						   Min(nblocks, b + BD_RANGE_BLOCKS));
+	return total;
+}
+
+/*
+ * TID mode: run query query_index of the job's set and store its rows.  Returns their
  * number.
  */
 static int64
@@ -96,6 +144,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 {
 	BdCompiledQuery *q;
 	ChunkBuffer *buf;
+	int			guc_level;
 	char	   *sql;
 	Portal		portal;
 	BdUserSwitch sw;
@@ -109,11 +158,23 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 				 errmsg("bulk delete jobs cannot delete through view \"%s\"",
 						get_rel_name(q->relid)),
 				 errhint("Name the table the view shows instead.")));
+	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
+		!has_subclass(q->relid))
+		return candidates_fix_range(job, query_index, q);
 
 	/*
 	 * Without joins the rows come in physical order from a sequential or
-	 * bitmap scan, which is the order the batches want; with joins, sort.
+	 * bitmap scan when it starts at the first block and runs alone.
 	 */
+	guc_level = NewGUCNestLevel();
+	set_config_option("synchronize_seqscans", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("enable_indexscan", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (q->distinct)
 		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid, t.xmin %s"
 					   " ORDER BY t.tableoid, t.ctid", q->from_where);
@@ -158,6 +219,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	SPI_cursor_close(portal);
 	candidates_flush(buf);
 	bd_switch_user_end(&sw);
+	AtEOXact_GUC(true, guc_level);
 	pfree(buf);
 	return total;
 }
@@ -165,8 +227,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 /*
  * Fix the candidate set of every query of the job, record the cutoff and
  * the count, and return the count.  Must be called in a REPEATABLE READ
- * transaction (so all queries see one snapshot), connected to SPI.  The
- * planner settings below last until that transaction ends.
+ * transaction (so all queries see one snapshot), connected to SPI.
  */
 int64
 bd_candidates_fix(BdJob *job)
@@ -175,19 +236,6 @@ bd_candidates_fix(BdJob *job)
 	MemoryContext scratch;
 	int64		total = 0;
 	int			nqueries = bd_query_count(job->query_set);
-
-	/*
-	 * A plain scan returns rows in physical order only when it starts at
-	 * the first block and runs alone.
-	 */
-	set_config_option("synchronize_seqscans", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	set_config_option("enable_indexscan", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 
 	scratch = AllocSetContextCreate(CurrentMemoryContext,
 									"bulkdelete candidates",

@@ -14,6 +14,8 @@
 
 /* rows per stored chunk of candidates */
 #define BD_CHUNK_ROWS 512
+/* blocks per stored chunk of a range-mode query */
+#define BD_RANGE_BLOCKS 32
 
 extern int64 bd_candidates_fix(BdJob *job);
 

@@ -534,9 +534,10 @@ bd_job_load(int64 job_id)
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	if (bd_spi_exec("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
 					" relations, target::pg_catalog.oid, options, started_at,"
-					" COALESCE(processing_query_index, 0), next_chunk"
+					" COALESCE(processing_query_index, 0), next_chunk,"
+					" cutoff_xmax, cutoff_xip"
 					" FROM bulkdelete.operation WHERE id = $1",
-					1, argtypes, values, NULL, true, SPI_OK_SELECT) == 0)
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
@@ -572,6 +573,10 @@ bd_job_load(int64 job_id)
 	job->started_at = isnull ? 0 : DatumGetTimestampTz(d);
 	job->query_index = (int) bd_spi_int64(0, 10, 0);
 	job->next_chunk = (int) bd_spi_int64(0, 11, 0);
+	job->cutoff_xmax = bd_spi_datum(0, 12, &isnull);
+	d = bd_spi_datum(0, 13, &isnull);
+	job->cutoff_xip = isnull ? (Datum) 0 :
+		PointerGetDatum(DatumGetArrayTypePCopy(d));
 	MemoryContextSwitchTo(spicxt);
 
 	bd_switch_user_end(&sw);
@@ -724,9 +729,24 @@ bd_job_mark_started(int64 job_id, int64 candidate_count)
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int64GetDatum(candidate_count);
 	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
-			  " candidate_count = $2, processing_query_index = 0, next_chunk = 0"
+			  " candidate_count = $2, processing_query_index = 0, next_chunk = 0,"
+			  " cutoff_xmax = pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()),"
+			  " cutoff_xip = ARRAY(SELECT pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()))"
 			  " WHERE id = $1",
 			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* An ids job starts: its candidates are its uploaded records. */
+void
+bd_job_mark_started_ids(int64 job_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(job_id);
+	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
+			  " processing_query_index = 0 WHERE id = $1 AND started_at IS NULL",
+			  1, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /* Store one chunk of candidates. */
@@ -746,6 +766,27 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 	values[5] = PointerGetDatum(xmins);
 	job_write("INSERT INTO bulkdelete.candidate"
 			  " (operation_id, query_index, chunk, leaf, tids, xmins)"
+			  " VALUES ($1, $2, $3, $4, $5, $6)",
+			  6, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/* Store one chunk of candidates given as a block range. */
+void
+bd_job_store_range(int64 job_id, int query_index, int chunk, Oid leaf,
+				   BlockNumber first, BlockNumber end)
+{
+	Oid			argtypes[6] = {INT8OID, INT4OID, INT4OID, OIDOID, INT8OID,
+	INT8OID};
+	Datum		values[6];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(query_index);
+	values[2] = Int32GetDatum(chunk);
+	values[3] = ObjectIdGetDatum(leaf);
+	values[4] = Int64GetDatum((int64) first);
+	values[5] = Int64GetDatum((int64) end);
+	job_write("INSERT INTO bulkdelete.candidate"
+			  " (operation_id, query_index, chunk, leaf, first_block, end_block)"
 			  " VALUES ($1, $2, $3, $4, $5, $6)",
 			  6, argtypes, values, NULL, SPI_OK_INSERT);
 }
@@ -774,7 +815,8 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 	values[3] = Int32GetDatum(max_chunks);
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins FROM bulkdelete.candidate"
+	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins, first_block, end_block"
+					" FROM bulkdelete.candidate"
 					" WHERE operation_id = $1 AND query_index = $2 AND chunk >= $3"
 					" ORDER BY chunk LIMIT $4",
 					4, argtypes, values, NULL, true, SPI_OK_SELECT);
@@ -783,14 +825,22 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 	{
 		BdChunk    *c = palloc(sizeof(BdChunk));
 		bool		isnull;
+		Datum		d;
 
 		c->chunk = (int) bd_spi_int64(i, 1, 0);
 		c->leaf = DatumGetObjectId(bd_spi_datum(i, 2, &isnull));
 		if (i > 0 && c->leaf != leaf)
 			break;
 		leaf = c->leaf;
-		c->tids = DatumGetArrayTypePCopy(bd_spi_datum(i, 3, &isnull));
-		c->xmins = DatumGetArrayTypePCopy(bd_spi_datum(i, 4, &isnull));
+		d = bd_spi_datum(i, 3, &isnull);
+		c->tids = isnull ? NULL : DatumGetArrayTypePCopy(d);
+		d = bd_spi_datum(i, 4, &isnull);
+		c->xmins = isnull ? NULL : DatumGetArrayTypePCopy(d);
+		c->first_block = (BlockNumber) bd_spi_int64(i, 5, 0);
+		c->end_block = (BlockNumber) bd_spi_int64(i, 6, 0);
+		/* a batch is all of one kind: TID lists or block ranges */
+		if (i > 0 && (c->tids == NULL) != (((BdChunk *) linitial(result))->tids == NULL))
+			break;
 		result = lappend(result, c);
 	}
 	MemoryContextSwitchTo(spicxt);
@@ -947,6 +997,19 @@ bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
 		job_write("UPDATE bulkdelete.operation SET error_sqlstate = $2,"
 				  " error_message = $3 WHERE id = $1",
 				  3, argtypes, values, NULL, SPI_OK_UPDATE);
+	}
+	/*
+	 * Range mode counts no skipped rows as it goes: every candidate neither
+	 * deleted nor failed by the end was skipped.
+	 */
+	if (action == BD_ACTION_SUCCEED)
+	{
+		values[0] = Int64GetDatum(job_id);
+		job_write("UPDATE bulkdelete.operation SET skipped_count ="
+				  " GREATEST(skipped_count, COALESCE(candidate_count, 0)"
+				  "  - success_count - failure_count)"
+				  " WHERE id = $1",
+				  1, argtypes, values, NULL, SPI_OK_UPDATE);
 	}
 	state = bd_job_transition(job_id, action, false);
 	if (bd_job_state_is_final(state))

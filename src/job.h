@@ -14,6 +14,7 @@
 
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "storage/block.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
@@ -66,6 +67,8 @@ typedef struct BdJob
 	TimestampTz started_at;
 	int			query_index;	/* processing_query_index */
 	int			next_chunk;		/* first candidate chunk not yet done */
+	Datum		cutoff_xmax;	/* xid8: the start snapshot's xmax */
+	Datum		cutoff_xip;		/* xid8[]: its in-progress xids */
 } BdJob;
 
 /* One chunk of candidates: rows of one leaf relation */
@@ -73,8 +76,10 @@ typedef struct BdChunk
 {
 	int			chunk;
 	Oid			leaf;
-	ArrayType  *tids;			/* tid[] */
-	ArrayType  *xmins;			/* xid[]: the xmin of each candidate */
+	ArrayType  *tids;			/* tid[], or NULL for a block range */
+	ArrayType  *xmins;			/* xid[]: the candidates' xmins */
+	BlockNumber first_block;	/* a block range: [first_block, end_block) */
+	BlockNumber end_block;
 } BdChunk;
 
 /* What one batch did, to be added to the job's counters */
@@ -120,8 +125,11 @@ extern int64 bd_job_claim_next(TimestampTz *next_start);
 extern void bd_job_release_locks(BdJob *job);
 extern bool bd_job_lock_for_session(BdJob *job);
 extern void bd_job_mark_started(int64 job_id, int64 candidate_count);
+extern void bd_job_mark_started_ids(int64 job_id);
 extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
 							   Oid leaf, ArrayType *tids, ArrayType *xmins);
+extern void bd_job_store_range(int64 job_id, int query_index, int chunk,
+							   Oid leaf, BlockNumber first, BlockNumber end);
 extern List *bd_job_fetch_chunks(int64 job_id, int query_index,
 								 int from_chunk, int max_chunks);
 extern void bd_job_record_batch(int64 job_id, int next_chunk,

@@ -43,5 +43,7 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index, T
 	Datum d = DirectFunctionCall2(jsonb_object_field_text, DirectFunctionCall2(jsonb_array_element, JsonbPGetDatum(normalized), Int32GetDatum(0)), CStringGetTextDatum("filter"));
 	q->relid = relations[0];
 	q->from_where = psprintf("FROM %s t WHERE (%s)", bd_qualified_relname(relations[0]), TextDatumGetCString(d));
+	q->where_sql = psprintf("(%s)", TextDatumGetCString(d));
+	q->self_contained = strcasestr(q->where_sql, "select") == NULL && strcasestr(q->where_sql, "now") == NULL;
 	return q;
 }

@@ -34,6 +34,15 @@ typedef struct BdCompiledQuery
 	 */
 	char	   *from_where;
 	bool		distinct;		/* joins may repeat a row of t */
+	/*
+	 * The condition alone, over alias t, with the same parameters; and
+	 * whether it depends on nothing but the row's own columns and the
+	 * reference time (no other relation, no subquery, no volatile or
+	 * stable function), so that evaluating it later on an unchanged row
+	 * gives the answer it gave at the job's start.
+	 */
+	char	   *where_sql;
+	bool		self_contained;
 	int			nparams;
 	Oid		   *paramtypes;
 	Datum	   *paramvalues;

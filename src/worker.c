@@ -27,6 +27,7 @@
 #include "bulkdelete.h"
 #include "candidates.h"
 #include "query.h"
+#include "records.h"
 #include "shmem.h"
 #include "spi_util.h"
 
@@ -194,6 +195,59 @@ worker_batch_settings(int lock_timeout)
 }
 
 /*
+ * Delete the candidates of one batch of chunks (all TID lists, or all block
+ * ranges); returns the number of rows the chunks stand for (TIDs, or
+ * blocks times an estimate of rows per block is not known: blocks).
+ */
+static int
+worker_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
+					 BdBatchCounts *counts, List **failures)
+{
+	BdChunk    *first = linitial(chunks);
+	ItemPointerData *tids;
+	Datum	   *xmins;
+	int			ntids = 0;
+	int			nxmins = 0;
+	ListCell   *lc;
+
+	if (first->tids == NULL)
+	{
+		BdChunk    *last = llast(chunks);
+
+		bd_batch_delete_range(target, first->first_block, last->end_block,
+							  job->cutoff_xmax, job->cutoff_xip, counts,
+							  failures);
+		return (int) (counts->deleted + counts->failed);
+	}
+
+	/* gather the chunks' rows into one list of TIDs and one of xmins */
+	tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
+	xmins = palloc(sizeof(Datum) * list_length(chunks) * BD_CHUNK_ROWS);
+	foreach(lc, chunks)
+	{
+		BdChunk    *c = lfirst(lc);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(c->tids, TIDOID, sizeof(ItemPointerData), false,
+						  TYPALIGN_SHORT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			tids[ntids++] = *DatumGetItemPointer(elems[i]);
+		deconstruct_array(c->xmins, XIDOID, sizeof(TransactionId), true,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			xmins[nxmins++] = elems[i];
+	}
+	bd_batch_delete_tids(target, first->leaf, tids, ntids,
+						 construct_array(xmins, nxmins, XIDOID,
+										 sizeof(TransactionId), true,
+										 TYPALIGN_INT),
+						 counts, failures);
+	return ntids;
+}
+
+/*
  * Run one job until it ends, pauses or is canceled.  The job is claimed
  * (in_progress, its locks held by this process).  Must be called in a
  * transaction: in a session (in_session), connected to SPI with
@@ -213,7 +267,7 @@ bd_job_run(BdJob *job, bool in_session)
 	int64		batchno = 0;
 
 	worker_in_session = in_session;
-	jobcxt = AllocSetContextCreate(TopMemoryContext, "bulkdelete job",
+	jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
 								   ALLOCSET_DEFAULT_SIZES);
 	batchcxt = AllocSetContextCreate(jobcxt, "bulkdelete batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -222,26 +276,28 @@ bd_job_run(BdJob *job, bool in_session)
 	chunks_per_batch = Max(1, settings.batch_size / BD_CHUNK_ROWS);
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
-	/* At the first start, fix the candidate set in one snapshot. */
-	if (!job->started)
+	/*
+	 * At the first start, fix the candidate set in one snapshot (ids jobs
+	 * have theirs: the uploaded records).
+	 */
+	if (!job->started && !job->ids_kind)
 	{
 		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
 		worker_commit(true);
 		bd_candidates_fix(job);
 		worker_commit(false);
+		/* the cutoff is stored now: read it, into the job's context */
+		MemoryContextSwitchTo(jobcxt);
+		job = bd_job_load(job->id);
 	}
-	nqueries = bd_query_count(job->query_set);
+	else if (!job->started)
+		bd_job_mark_started_ids(job->id);
+	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
 
 	for (;;)
 	{
 		BdJobState	state;
 		List	   *chunks;
-		BdChunk    *last;
-		ItemPointerData *tids;
-		Datum	   *xmins;
-		int			ntids = 0;
-		int			nxmins = 0;
-		ListCell   *lc;
 		BdBatchCounts counts;
 		List	   *failures = NIL;
 		TimestampTz started;
@@ -265,83 +321,76 @@ bd_job_run(BdJob *job, bool in_session)
 			break;
 		}
 
-		if (target == NULL)
-		{
-			BdCompiledQuery *q;
-
-			MemoryContextSwitchTo(jobcxt);
-			q = bd_query_compile(job->query_set, job->relations,
-												  job->nrelations,
-												  job->query_index,
-												  job->started_at);
-
-			target = bd_batch_prepare(q->relid, job->owner);
-		}
-
-		MemoryContextSwitchTo(batchcxt);
-		chunks = bd_job_fetch_chunks(job->id, job->query_index,
-									 job->next_chunk, chunks_per_batch);
-		if (chunks == NIL)
-		{
-			bool		done = job->query_index + 1 >= nqueries;
-
-			MemoryContextSwitchTo(jobcxt);
-			if (done)
-				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
-			else
-			{
-				job->query_index++;
-				job->next_chunk = 0;
-				target = NULL;
-				bd_job_next_query(job->id, job->query_index);
-			}
-			worker_commit(false);
-			if (done)
-				break;
-			continue;
-		}
-
-		batchno++;
-		pgstat_report_activity(STATE_RUNNING,
-								psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
-										 job->id, batchno));
+		memset(&counts, 0, sizeof(counts));
 		started = GetCurrentTimestamp();
-		worker_batch_settings(settings.lock_timeout);
-
-		/* gather the chunks' rows into one list of TIDs and one of xmins */
-		tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
-		xmins = palloc(sizeof(Datum) * list_length(chunks) * BD_CHUNK_ROWS);
-		foreach(lc, chunks)
+		if (job->ids_kind)
 		{
-			BdChunk    *c = lfirst(lc);
-			Datum	   *elems;
-			bool	   *nulls;
 			int			n;
 
-			deconstruct_array(c->tids, TIDOID, sizeof(ItemPointerData), false,
-							  TYPALIGN_SHORT, &elems, &nulls, &n);
-			for (int i = 0; i < n; i++)
-				tids[ntids++] = *DatumGetItemPointer(elems[i]);
-			deconstruct_array(c->xmins, XIDOID, sizeof(TransactionId), true,
-							  TYPALIGN_INT, &elems, &nulls, &n);
-			for (int i = 0; i < n; i++)
-				xmins[nxmins++] = elems[i];
+			worker_batch_settings(settings.lock_timeout);
+			n = bd_records_run_batch(job, job->next_chunk,
+									 chunks_per_batch * BD_CHUNK_ROWS,
+									 &counts, &failures);
+			if (n == 0)
+			{
+				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
+				worker_commit(false);
+				break;
+			}
+			rows = n;
+			job->next_chunk += n;
+			bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
+			worker_commit(false);
 		}
-		last = llast(chunks);
+		else
+		{
+			if (target == NULL)
+			{
+				MemoryContextSwitchTo(jobcxt);
+				target = bd_batch_prepare(bd_query_compile(job->query_set,
+														   job->relations,
+														   job->nrelations,
+														   job->query_index,
+														   job->started_at),
+										  job->owner);
+				MemoryContextSwitchTo(batchcxt);
+			}
 
-		memset(&counts, 0, sizeof(counts));
-		counts.ncascade = target->ncascade;
-		counts.cascade_relids = target->cascade_relids;
-		counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
-		bd_batch_delete(target, ((BdChunk *) linitial(chunks))->leaf, tids, ntids,
-						construct_array(xmins, nxmins, XIDOID,
-										sizeof(TransactionId), true,
-										TYPALIGN_INT),
-						&counts, &failures);
-		job->next_chunk = last->chunk + 1;
-		bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
-							job->query_index);
-		worker_commit(false);
+			chunks = bd_job_fetch_chunks(job->id, job->query_index,
+										 job->next_chunk, chunks_per_batch);
+			if (chunks == NIL)
+			{
+				bool		done = job->query_index + 1 >= nqueries;
+
+				if (done)
+					bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
+				else
+				{
+					job->query_index++;
+					job->next_chunk = 0;
+					target = NULL;
+					bd_job_next_query(job->id, job->query_index);
+				}
+				worker_commit(false);
+				if (done)
+					break;
+				continue;
+			}
+
+			batchno++;
+			pgstat_report_activity(STATE_RUNNING,
+									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
+											 job->id, batchno));
+			worker_batch_settings(settings.lock_timeout);
+			counts.ncascade = target->ncascade;
+			counts.cascade_relids = target->cascade_relids;
+			counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
+			rows = worker_delete_chunks(job, target, chunks, &counts, &failures);
+			job->next_chunk = ((BdChunk *) llast(chunks))->chunk + 1;
+			bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
+								job->query_index);
+			worker_commit(false);
+		}
 
 		/*
 		 * Adapt the batch toward batch_time, at most doubling or halving it
@@ -356,7 +405,6 @@ bd_job_run(BdJob *job, bool in_session)
 		}
 
 		/* pacing: the row throttle, the fixed delay, the standbys */
-		rows = ntids;
 		if (settings.max_rows_per_second > 0)
 		{
 			long		due = (long) rows * 1000 / settings.max_rows_per_second;
@@ -421,6 +469,7 @@ worker_run_next(TimestampTz *next_start)
 	MemoryContextSwitchTo(cxt);
 	job = bd_job_load(job_id);
 	worker_commit(false);
+	MemoryContextSwitchTo(cxt);
 
 	/* there may be more to run than this job: let the launcher look */
 	bd_shmem_wake_database(MyDatabaseId);

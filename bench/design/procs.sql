@@ -41,6 +41,7 @@ DECLARE
 	v_hi		tid;
 	v_n			bigint;
 	v_f			bigint;
+	v_age		int;
 	r			record;
 BEGIN
 	v_snap := pg_current_snapshot();
@@ -78,6 +79,19 @@ BEGIN
 				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
 				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
 				AND (age(xmin) > age(v_xmax) OR age(xmin) < 0) AND xmin <> ALL (v_xip);
+			ELSIF p_check = 'age1' AND cardinality(v_xip) = 0 THEN
+				-- age() measures from a per-transaction stable xid, so
+				-- age(start xmax) taken now is the DELETE's; the OR's second
+				-- arm only runs for the rare new rows
+				v_age := age(v_xmax);
+				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
+				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
+				AND (age(xmin) > v_age OR age(xmin) < 0);
+			ELSIF p_check = 'age1' THEN
+				v_age := age(v_xmax);
+				DELETE FROM contact WHERE ctid >= v_lo AND ctid < v_hi
+				AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
+				AND (age(xmin) > v_age OR age(xmin) < 0) AND xmin <> ALL (v_xip);
 			ELSE
 				RAISE EXCEPTION 'unknown check %', p_check;
 			END IF;
@@ -195,11 +209,14 @@ BEGIN
 END
 $$;
 
--- C: materialize the candidate TIDs at start (sorted, p_batch per chunk,
--- committed), then one TID-scan DELETE per chunk.  p_check: none | age.
--- p_restrict: none | prefilter.
+-- C: materialize the candidate TIDs at start (p_batch per chunk, committed),
+-- then one TID-scan DELETE per chunk.  p_check: none | age | age1.
+-- p_restrict: none | prefilter.  p_mat: sort (window ordered by ctid, then
+-- sorted arrays) | fast (row_number() OVER () in scan order, hash
+-- aggregate, no sort: a TID scan sorts its array itself).
+DROP PROCEDURE IF EXISTS job_c(text, int, text);
 CREATE OR REPLACE PROCEDURE job_c(p_check text DEFAULT 'none', p_batch int DEFAULT 10000,
-					   p_restrict text DEFAULT 'none')
+					   p_restrict text DEFAULT 'none', p_mat text DEFAULT 'sort')
 LANGUAGE plpgsql AS $$
 DECLARE
 	v_snap		pg_snapshot;
@@ -210,16 +227,25 @@ DECLARE
 	v_tids		tid[];
 	v_n			bigint;
 	v_f			bigint;
+	v_age		int;
 	r			record;
 BEGIN
 	v_snap := pg_current_snapshot();
 	v_xmax := bench_xid32(pg_snapshot_xmax(v_snap))::text::xid;
 	v_xip := ARRAY(SELECT bench_xid32(x)::text::xid FROM pg_snapshot_xip(v_snap) x);
-	INSERT INTO bench_tid_chunk (chunk, tids)
-	SELECT (rn - 1) / p_batch, array_agg(t ORDER BY t)
-	FROM (SELECT ctid AS t, row_number() OVER (ORDER BY ctid) rn FROM contact
-		  WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
-	GROUP BY 1;
+	IF p_mat = 'fast' THEN
+		INSERT INTO bench_tid_chunk (chunk, tids)
+		SELECT rn / p_batch, array_agg(t)
+		FROM (SELECT ctid AS t, row_number() OVER () - 1 AS rn FROM contact
+			  WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
+		GROUP BY 1;
+	ELSE
+		INSERT INTO bench_tid_chunk (chunk, tids)
+		SELECT (rn - 1) / p_batch, array_agg(t ORDER BY t)
+		FROM (SELECT ctid AS t, row_number() OVER (ORDER BY ctid) rn FROM contact
+			  WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
+		GROUP BY 1;
+	END IF;
 	SELECT count(*), coalesce(sum(cardinality(tids)), 0) INTO v_chunks, v_count
 	FROM bench_tid_chunk;
 	INSERT INTO bench_job (id, snap, candidate_count) VALUES (1, v_snap, v_count);
@@ -253,6 +279,12 @@ BEGIN
 		ELSIF p_check = 'none' THEN
 			DELETE FROM contact WHERE ctid = ANY (v_tids)
 			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00';
+			GET DIAGNOSTICS v_n = ROW_COUNT;
+		ELSIF p_check = 'age1' AND cardinality(v_xip) = 0 THEN
+			v_age := age(v_xmax);
+			DELETE FROM contact WHERE ctid = ANY (v_tids)
+			AND status = 'closed' AND created_at < '2021-08-23 00:00:00+00'
+			AND (age(xmin) > v_age OR age(xmin) < 0);
 			GET DIAGNOSTICS v_n = ROW_COUNT;
 		ELSE
 			DELETE FROM contact WHERE ctid = ANY (v_tids)

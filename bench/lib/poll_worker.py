@@ -15,16 +15,20 @@ On SIGTERM or SIGINT it prints one line of key=value pairs:
                      underestimate by at most one interval
   xacts              distinct worker transactions seen
 
-Usage: poll_worker.py --interval 0.1 -- psql <connection options>
+Usage: poll_worker.py --interval 0.1 [--ready FILE] -- psql <connection options>
+(--ready: a file created once the first poll has returned)
 """
 import argparse
 import signal
 import subprocess
 import sys
 
-QUERY = ("SELECT extract(epoch FROM clock_timestamp()), pid, "
-         "coalesce(extract(epoch FROM xact_start)::text, '') "
-         "FROM pg_stat_activity WHERE backend_type = 'bulkdelete worker'")
+# One line per poll even when no worker runs (pid empty then), so that the
+# first line tells the caller that polling has begun.
+QUERY = ("SELECT extract(epoch FROM clock_timestamp()), coalesce(a.pid, 0), "
+         "coalesce(extract(epoch FROM a.xact_start)::text, '') "
+         "FROM (SELECT 1) AS one LEFT JOIN pg_stat_activity AS a "
+         "ON a.backend_type = 'bulkdelete worker'")
 
 
 def proc_status(pid):
@@ -43,6 +47,7 @@ def proc_status(pid):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--interval", type=float, default=0.1)
+    ap.add_argument("--ready")
     ap.add_argument("psql", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = [a for a in args.psql if a != "--"]
@@ -66,11 +71,17 @@ def main():
                          stderr=subprocess.DEVNULL, text=True)
     p.stdin.write("%s \\watch %s\n" % (QUERY, args.interval))
     p.stdin.flush()
+    ready = False
     for line in p.stdout:
         parts = line.split()
         if len(parts) < 2:
             continue
+        if not ready and args.ready:
+            open(args.ready, "w").close()
+            ready = True
         now, pid = float(parts[0]), parts[1]
+        if pid == "0":
+            continue
         st["samples"] += 1
         pids.add(pid)
         vals = proc_status(pid)

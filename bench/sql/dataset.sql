@@ -4,7 +4,7 @@
 --
 -- psql variables:
 --   rows     number of contacts (default 1000000)
---   variant  base | cascade | restrict
+--   variant  base | cascade | restrict0 | restrict
 --
 -- Candidates are status = 'closed' AND created_at < 2021-08-23 (0.8 * 0.6 =
 -- 48% of the rows), spread at random over the heap.  The pgbench workload
@@ -42,7 +42,8 @@ SELECT :rows + 1 AS next_id \gset
 CREATE SEQUENCE contact_bench_id_seq START :next_id;
 
 SELECT :'variant' = 'cascade' AS is_cascade,
-	   :'variant' = 'restrict' AS is_restrict \gset
+	   :'variant' = 'restrict' AS is_restrict,
+	   :'variant' = 'restrict0' AS is_restrict0 \gset
 
 \if :is_cascade
 -- two ON DELETE CASCADE children per contact
@@ -69,6 +70,24 @@ SELECT id, 'keep me' FROM (
 	SELECT id, row_number() OVER (ORDER BY id) AS rn FROM contact
 	WHERE status = 'closed' AND created_at < '2021-08-23 00:00:00+00') s
 WHERE rn % 100 = 0;
+CREATE INDEX contact_note_contact_id_idx ON contact_note (contact_id);
+\endif
+
+\if :is_restrict0
+-- the same ON DELETE RESTRICT foreign key and about as many children, all
+-- on non-candidates: every deleted row pays the RI check, nothing is
+-- blocked.  The job here is the "no-failure job" that restrict is
+-- compared with.
+CREATE TABLE contact_note (
+	id			bigserial PRIMARY KEY,
+	contact_id	bigint NOT NULL REFERENCES contact ON DELETE RESTRICT,
+	note		text
+);
+INSERT INTO contact_note (contact_id, note)
+SELECT id, 'keep me' FROM (
+	SELECT id, row_number() OVER (ORDER BY id) AS rn FROM contact
+	WHERE NOT (status = 'closed' AND created_at < '2021-08-23 00:00:00+00')) s
+WHERE rn % 108 = 0;
 CREATE INDEX contact_note_contact_id_idx ON contact_note (contact_id);
 \endif
 
