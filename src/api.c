@@ -9,6 +9,8 @@
  */
 #include "bulkdelete.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -129,6 +131,7 @@ api_check_options(Jsonb *options)
 	{
 		char	   *key;
 		const ApiOption *opt = NULL;
+		double		f = 0;
 
 		if (tok != WJB_KEY)
 			continue;
@@ -142,16 +145,10 @@ api_check_options(Jsonb *options)
 					 errmsg("unknown bulk delete job option \"%s\"", key),
 					 errhint("Valid options are batch_size, batch_time, batch_delay, lock_timeout and max_rows_per_second.")));
 		tok = JsonbIteratorNext(&it, &v, true);
-		if (v.type != jbvNumeric ||
-			!DatumGetBool(DirectFunctionCall2(numeric_eq,
-											  NumericGetDatum(v.val.numeric),
-											  DirectFunctionCall2(numeric_trunc,
-																  NumericGetDatum(v.val.numeric),
-																  Int32GetDatum(0)))) ||
-			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-											   NumericGetDatum(v.val.numeric))) < opt->min ||
-			DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-											   NumericGetDatum(v.val.numeric))) > opt->max)
+		if (v.type == jbvNumeric)
+			f = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+												   NumericGetDatum(v.val.numeric)));
+		if (v.type != jbvNumeric || f != floor(f) || f < opt->min || f > opt->max)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("bulk delete job option \"%s\" must be an integer from %d to %d",
