@@ -9,6 +9,7 @@ OBJS = \
 	src/batch.o \
 	src/job.o \
 	src/launcher.o \
+	src/preview.o \
 	src/query.o \
 	src/records.o \
 	src/recurrence.o \
@@ -24,12 +25,14 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
 
 # pg_regress tests (sql/, expected/), in this order
-REGRESS = setup objects security states engine schedule
+REGRESS = setup objects security states engine query_fixture query_ops \
+	query_dates query_links query_errors query_filter preview query_jobs \
+	schedule
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
-ISOLATION = state_race
+ISOLATION = state_race job_concurrency
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 
@@ -45,3 +48,7 @@ PROVE_TESTS = test/t/*.pl
 # used by test/run to read the test lists
 print-%:
 	@echo $($*)
+
+# every object depends on every header: the build is small, and a changed
+# struct must never meet an object compiled against its old layout
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

@@ -99,6 +99,7 @@ CREATE TABLE @extschema@.candidate (
 	query_index integer NOT NULL,
 	chunk integer NOT NULL,
 	leaf oid NOT NULL,
+	filenode oid,
 	tids tid[],
 	xmins xid[],
 	first_block bigint,
@@ -231,6 +232,27 @@ CREATE FUNCTION @extschema@.forget(job bigint) RETURNS void
 	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.forget(bigint) IS
 	'delete a finished job and its failure records';
+
+/*
+ * Query sets: what a query set, or a SQL filter over one table, would delete
+ * if a job started now.  Everything runs as the caller: the count, the
+ * cascade tree, and the checks of SPEC 5.
+ */
+CREATE FUNCTION @extschema@.preview(query_set jsonb)
+RETURNS TABLE(query_index integer, relation regclass, sql text,
+			  matching_rows bigint, cascade jsonb)
+	AS 'MODULE_PATHNAME', 'bulkdelete_preview'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.preview(jsonb) IS
+	'what a query set would delete now: per query, the SQL a job runs, the rows that match (counted as the caller), and the rows foreign keys would cascade to, change or block';
+
+CREATE FUNCTION @extschema@.preview(target regclass, filter text)
+RETURNS TABLE(query_index integer, relation regclass, sql text,
+			  matching_rows bigint, cascade jsonb)
+	AS 'MODULE_PATHNAME', 'bulkdelete_preview_filter'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.preview(regclass, text) IS
+	'what a bulk delete of the rows of target matching one SQL boolean expression would delete now';
 
 /*
  * ---- Schedules (SPEC 3.4): recurring runs through pg_cron; src/schedule.c --

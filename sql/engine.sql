@@ -161,3 +161,49 @@ ROLLBACK;
 SELECT bulkdelete.wait(:job, '60 s');
 SELECT bd_try(format('SELECT bulkdelete.forget(%s)', :job));
 SELECT count(*) FROM bulkdelete.operation WHERE id = :job;
+
+-- bad job options are refused and create nothing
+SELECT count(*) AS jobs_before FROM bulkdelete.operation \gset
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": 0}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": 1.5}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": "10"}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"nope": 1}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '[1]')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', start_after => 'infinity')$$);
+SELECT count(*) = :jobs_before AS nothing_created FROM bulkdelete.operation;
+-- wait cannot wait for a job its own transaction submitted
+BEGIN;
+SELECT bulkdelete.submit('eng.contact'::regclass, 'false') AS job \gset
+SELECT regexp_replace(bd_try(format('SELECT bulkdelete.wait(%s, %L)', :job, '1 s')), 'job [0-9]+', 'job N');
+ROLLBACK;
+
+-- A job that keeps a list of row addresses (TID mode: its condition has a
+-- subquery) stops, failed, when the table is rewritten under it: the same
+-- addresses would name other rows.  A trigger pauses the job during its
+-- first batch; VACUUM FULL rewrites the table; the run that follows fails.
+CREATE TABLE eng.rewritten (id int PRIMARY KEY);
+INSERT INTO eng.rewritten SELECT generate_series(1, 1500);
+CREATE FUNCTION eng.pause_me() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.id = 1 THEN
+		PERFORM bulkdelete.pause(current_setting('eng.job')::bigint);
+	END IF;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER pause_me BEFORE DELETE ON eng.rewritten FOR EACH ROW EXECUTE FUNCTION eng.pause_me();
+BEGIN;
+SELECT bulkdelete.submit('eng.rewritten'::regclass, 'id > (SELECT 0)', options => '{"batch_size": 1}') AS job \gset
+SELECT bulkdelete.pause(:job);
+COMMIT;
+SET eng.job = :job;
+CALL bulkdelete.run(:job);
+SELECT state, candidate_count, success_count FROM bulkdelete.operation WHERE id = :job;
+VACUUM FULL eng.rewritten;
+\set VERBOSITY sqlstate
+CALL bulkdelete.run(:job);
+\set VERBOSITY default
+-- a worker takes the job over, meets the error and records it
+SELECT bulkdelete.wait(:job, '60 s');
+SELECT state, success_count, error_sqlstate, regexp_replace(error_message, 'job [0-9]+', 'job N')
+FROM bulkdelete.operation WHERE id = :job;
+SELECT count(*) AS rows_left FROM eng.rewritten;

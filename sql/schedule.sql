@@ -4,7 +4,9 @@
 -- a schedule's pg_cron job would run themselves.
 CREATE TABLE public.sched_contact (id int PRIMARY KEY, closed boolean NOT NULL);
 INSERT INTO public.sched_contact SELECT g, g % 2 = 0 FROM generate_series(1, 20) g;
-GRANT SELECT, DELETE ON public.sched_contact TO bd_alice, bd_bob;
+GRANT SELECT, DELETE ON public.sched_contact TO bd_alice, bd_bob, bd_team;
+CREATE TABLE public.sched_private (id int PRIMARY KEY);
+GRANT SELECT ON public.sched_private TO bd_alice;
 -- a role that can log in, of which alice is a member
 CREATE ROLE bd_sched_team LOGIN;
 GRANT bd_sched_team TO bd_alice;
@@ -86,6 +88,12 @@ SELECT bd_try($$SELECT bulkdelete.schedule(NULL, '@daily', 'public.sched_contact
 SELECT bd_try($$SELECT bulkdelete.schedule('', '@daily', 'public.sched_contact'::regclass, 'closed')$$);
 SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', NULL::regclass, 'closed')$$);
 SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', NULL::jsonb)$$);
+-- the query set is validated exactly as by submit
+SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', 'public.sched_private'::regclass, 'true')$$);
+SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', 'public.sched_contact'::regclass, 'no_such_column')$$);
+SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', 'public.sched_contact'::regclass, 'true; DROP TABLE x')$$);
+SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', '{"entity": "public.sched_contact", "criteria": {"conditions": [{"attribute": "closed", "operator": "eq", "values": []}]}}'::jsonb)$$);
+SELECT bd_try($$SELECT bulkdelete.schedule('purge', '@daily', '{"entity": "public.no_such_table", "criteria": {"conditions": []}}'::jsonb)$$);
 SELECT bd_try($$SELECT bulkdelete.schedule('purge', '0 0 31 2 *', 'public.sched_contact'::regclass, 'closed')$$);
 SELECT bd_try($$SELECT bulkdelete.schedule('purge', 'FREQ=DAILY;INTERVAL=2', 'public.sched_contact'::regclass, 'closed')$$);
 SELECT bd_try($$SELECT bulkdelete.schedule('purge', '* * * * * *', 'public.sched_contact'::regclass, 'closed')$$);
@@ -215,6 +223,18 @@ SELECT id = :run4 AS is_run4, state, candidate_count, success_count
 FROM bulkdelete.operation WHERE parent_id = :sched ORDER BY id DESC LIMIT 1;
 RESET ROLE;
 
+-- a schedule with a JSON query set runs the same way
+SET ROLE bd_alice;
+SELECT bulkdelete.schedule('json purge', '@weekly', '[{"entity": "public.sched_contact",
+	"criteria": {"conditions": [{"attribute": "id", "operator": "le", "values": [3]}]}}]'::jsonb) AS json_sched \gset
+SELECT name, schedule, relations, query_count FROM bulkdelete.schedules WHERE id = :json_sched;
+SELECT bulkdelete.start_scheduled_run(:json_sched) AS json_run \gset
+SELECT bulkdelete.wait(:json_run, '60 s');
+SELECT success_count, parent_id = :json_sched AS linked FROM bulkdelete.operation WHERE id = :json_run;
+SELECT array_agg(id ORDER BY id) FROM public.sched_contact WHERE id <= 4;
+SELECT bulkdelete.unschedule('json purge');
+RESET ROLE;
+
 -- A schedule of a role alice is a member of: she sees it, and may start a
 -- run, which is the owner's job, not hers
 SET ROLE bd_sched_team;
@@ -254,5 +274,5 @@ SELECT count(*) FROM cron.job;
 SELECT count(*) FROM bulkdelete.schedule_definition;
 
 DELETE FROM bulkdelete.operation;
-DROP TABLE public.sched_contact;
+DROP TABLE public.sched_contact, public.sched_private;
 DROP EXTENSION pg_cron;

@@ -31,6 +31,7 @@
 #include "job.h"
 #include "launcher.h"
 #include "query.h"
+#include "shmem.h"
 #include "worker.h"
 
 PG_FUNCTION_INFO_V1(bulkdelete_cancel);
@@ -286,11 +287,18 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		SPI_commit();
 		bd_job_run(bd_job_load(job_id), true);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		/*
+		 * The job stays in_progress: a worker takes it over, resuming it
+		 * after an interrupt, or recording the error that stopped us.
+		 */
 		bd_job_release_locks(job);
+		bd_shmem_wake_database(MyDatabaseId);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	bd_job_release_locks(job);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -319,6 +327,12 @@ bulkdelete_wait(PG_FUNCTION_ARGS)
 														   IntervalPGetDatum(timeout)));
 	}
 	(void) bd_job_check_access(job_id);
+	if (bd_job_created_here(job_id))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot wait for bulk delete job " INT64_FORMAT " in the transaction that submitted it",
+						job_id),
+				 errhint("A job starts only after the transaction that submitted it commits.")));
 	for (;;)
 	{
 		long		nap = 100;

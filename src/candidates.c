@@ -92,6 +92,7 @@ candidates_flush(ChunkBuffer *buf)
 			xmins[nx++] = TransactionIdGetDatum(sorted[i]);
 
 	bd_job_store_chunk(buf->job_id, buf->query_index, buf->chunk, buf->leaf,
+					   bd_relation_filenode(buf->leaf),
 					   construct_array(tids, buf->n, TIDOID,
 									   sizeof(ItemPointerData), false,
 									   TYPALIGN_SHORT),
@@ -186,8 +187,9 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	buf->query_index = query_index;
 
 	bd_switch_user_begin(&sw, job->owner);
+	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
-									   q->paramvalues, q->paramnulls, true, 0);
+									   q->paramvalues, q->paramnulls, false, 0);
 	for (;;)
 	{
 		uint64		n;

@@ -28,6 +28,51 @@
 #define BD_HAVE_SHMEM_REQUEST_HOOK 1
 #endif
 
+/*
+ * Parse a string as exactly one expression: raw_parser has a mode for it
+ * from 14 (PL/pgSQL's); 13 parses "SELECT <string>", whose statement list
+ * the caller checks the same way (13 alone lets a trailing ';' through).
+ */
+#if PG_VERSION_NUM >= 140000
+#define bd_raw_parse_expression(str) raw_parser((str), RAW_PARSE_PLPGSQL_EXPR)
+#define bd_select_group_distinct(stmt) ((stmt)->groupDistinct)
+#else
+#define bd_raw_parse_expression(str) raw_parser(psprintf("SELECT %s", (str)))
+#define bd_select_group_distinct(stmt) false
+#endif
+
+/*
+ * Set up a set-returning function in materialize mode: InitMaterializedSRF
+ * from 15, the same steps by hand before.
+ */
+#if PG_VERSION_NUM >= 150000
+#define bd_init_materialized_srf(fcinfo) InitMaterializedSRF((fcinfo), 0)
+#else
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+static inline void
+bd_init_materialized_srf(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	TupleDesc	tupdesc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
+	MemoryContextSwitchTo(old);
+}
+#endif
+
 /* 16 added the Datum conversions of ItemPointer to storage/itemptr.h. */
 #if PG_VERSION_NUM < 160000
 #define DatumGetItemPointer(X) ((ItemPointer) DatumGetPointer(X))

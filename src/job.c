@@ -19,6 +19,7 @@
 #include "bulkdelete.h"
 #include "spi_util.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -638,8 +639,10 @@ bd_job_claim_next(TimestampTz *next_start)
 
 	n = bd_spi_exec("SELECT id, relations, target::pg_catalog.oid"
 					" FROM bulkdelete.operation"
-					" WHERE state IN ('in_progress', 'pausing', 'canceling', 'queued')"
-					"    OR (state = 'scheduled' AND start_after <= pg_catalog.now())"
+					" WHERE (state IN ('in_progress', 'pausing', 'canceling', 'queued')"
+					"    OR (state = 'scheduled' AND start_after <= pg_catalog.now()))"
+					/* a row without what to delete cannot be run */
+					"  AND (kind = 'ids' OR query_set IS NOT NULL)"
 					" ORDER BY state IN ('in_progress', 'pausing', 'canceling') DESC,"
 					"  COALESCE(start_after, created_at), id",
 					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
@@ -752,11 +755,11 @@ bd_job_mark_started_ids(int64 job_id)
 /* Store one chunk of candidates. */
 void
 bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
-				   ArrayType *tids, ArrayType *xmins)
+				   Oid filenode, ArrayType *tids, ArrayType *xmins)
 {
-	Oid			argtypes[6] = {INT8OID, INT4OID, INT4OID, OIDOID,
-	TIDARRAYOID, XIDARRAYOID};
-	Datum		values[6];
+	Oid			argtypes[7] = {INT8OID, INT4OID, INT4OID, OIDOID,
+	TIDARRAYOID, XIDARRAYOID, OIDOID};
+	Datum		values[7];
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(query_index);
@@ -764,10 +767,11 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 	values[3] = ObjectIdGetDatum(leaf);
 	values[4] = PointerGetDatum(tids);
 	values[5] = PointerGetDatum(xmins);
+	values[6] = ObjectIdGetDatum(filenode);
 	job_write("INSERT INTO bulkdelete.candidate"
-			  " (operation_id, query_index, chunk, leaf, tids, xmins)"
-			  " VALUES ($1, $2, $3, $4, $5, $6)",
-			  6, argtypes, values, NULL, SPI_OK_INSERT);
+			  " (operation_id, query_index, chunk, leaf, tids, xmins, filenode)"
+			  " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+			  7, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /* Store one chunk of candidates given as a block range. */
@@ -815,7 +819,7 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 	values[3] = Int32GetDatum(max_chunks);
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins, first_block, end_block"
+	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins, first_block, end_block, filenode"
 					" FROM bulkdelete.candidate"
 					" WHERE operation_id = $1 AND query_index = $2 AND chunk >= $3"
 					" ORDER BY chunk LIMIT $4",
@@ -838,6 +842,8 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 		c->xmins = isnull ? NULL : DatumGetArrayTypePCopy(d);
 		c->first_block = (BlockNumber) bd_spi_int64(i, 5, 0);
 		c->end_block = (BlockNumber) bd_spi_int64(i, 6, 0);
+		d = bd_spi_datum(i, 7, &isnull);
+		c->filenode = isnull ? InvalidOid : DatumGetObjectId(d);
 		/* a batch is all of one kind: TID lists or block ranges */
 		if (i > 0 && (c->tids == NULL) != (((BdChunk *) linitial(result))->tids == NULL))
 			break;
@@ -1082,6 +1088,30 @@ bd_job_set_worker_pid(int64 job_id, int pid)
 	values[1] = Int32GetDatum(pid);
 	job_write("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
 			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* Was job job_id created by the current transaction (not yet committed)? */
+bool
+bd_job_created_here(int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		here = false;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec("SELECT xmin FROM bulkdelete.operation WHERE id = $1",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) > 0)
+	{
+		bool		isnull;
+
+		here = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(bd_spi_datum(0, 1, &isnull)));
+	}
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return here;
 }
 
 /*

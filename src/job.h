@@ -76,6 +76,7 @@ typedef struct BdChunk
 {
 	int			chunk;
 	Oid			leaf;
+	Oid			filenode;		/* the leaf's relfilenode then (TID chunks) */
 	ArrayType  *tids;			/* tid[], or NULL for a block range */
 	ArrayType  *xmins;			/* xid[]: the candidates' xmins */
 	BlockNumber first_block;	/* a block range: [first_block, end_block) */
@@ -127,7 +128,8 @@ extern bool bd_job_lock_for_session(BdJob *job);
 extern void bd_job_mark_started(int64 job_id, int64 candidate_count);
 extern void bd_job_mark_started_ids(int64 job_id);
 extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
-							   Oid leaf, ArrayType *tids, ArrayType *xmins);
+							   Oid leaf, Oid filenode, ArrayType *tids,
+							   ArrayType *xmins);
 extern void bd_job_store_range(int64 job_id, int query_index, int chunk,
 							   Oid leaf, BlockNumber first, BlockNumber end);
 extern List *bd_job_fetch_chunks(int64 job_id, int query_index,
@@ -137,6 +139,7 @@ extern void bd_job_record_batch(int64 job_id, int next_chunk,
 								int query_index);
 extern void bd_job_next_query(int64 job_id, int query_index);
 extern BdJob *bd_job_check_access(int64 job_id);
+extern bool bd_job_created_here(int64 job_id);
 extern void bd_job_forget(int64 job_id);
 extern void bd_job_set_worker_pid(int64 job_id, int pid);
 extern void bd_job_finish(int64 job_id, BdJobAction action,

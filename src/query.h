@@ -19,6 +19,7 @@
 
 #include "compat.h"
 
+#include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -33,7 +34,10 @@ typedef struct BdCompiledQuery
 	 * value is a parameter $1 .. $nparams.
 	 */
 	char	   *from_where;
-	bool		distinct;		/* joins may repeat a row of t */
+	/* the same with every parameter written as a literal: display only */
+	char	   *display;
+	bool		distinct;		/* joins may repeat a row of t (never set:
+								 * link entities compile to subqueries) */
 	/*
 	 * The condition alone, over alias t, with the same parameters; and
 	 * whether it depends on nothing but the row's own columns and the
@@ -73,5 +77,19 @@ extern int	bd_query_count(Jsonb *normalized);
 extern BdCompiledQuery *bd_query_compile(Jsonb *normalized, Oid *relations,
 										 int nrelations, int index,
 										 TimestampTz reference_time);
+
+/* The OIDs of a relation list (as normalize returns it) as an array */
+extern Oid *bd_query_relation_array(List *relations, int *nrelations);
+
+/*
+ * Quoting helpers shared with preview.c: the current, quoted name of a
+ * relation or column (an error naming path if it is gone), and
+ * "OPERATOR(schema.name)" for an operator.
+ */
+extern char *bd_query_relation_name(Oid relid, const char *path);
+extern char *bd_query_column_name(Oid relid, AttrNumber attnum,
+								  const char *submitted, const char *path,
+								  Oid *typid, int32 *typmod);
+extern char *bd_query_operator_text(Oid opno);
 
 #endif							/* BULKDELETE_QUERY_H */

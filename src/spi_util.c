@@ -13,6 +13,10 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
+#include "access/htup_details.h"
+#include "utils/snapmgr.h"
 
 /*
  * Run sql with the given parameters through SPI.  "expected" is the SPI
@@ -26,8 +30,12 @@ bd_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 {
 	int			rc;
 
+	/*
+	 * A read-only statement runs on the active snapshot; inside CALL, right
+	 * after a commit, there is none, so let SPI take its own.
+	 */
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
-							   read_only, 0);
+							   read_only && ActiveSnapshotSet(), 0);
 	if (rc != expected)
 		elog(ERROR, "bulkdelete: SPI_execute_with_args returned %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
@@ -114,4 +122,23 @@ bd_qualified_relname(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  relname);
+}
+
+/*
+ * The relfilenode of a relation now: it changes when the relation is
+ * rewritten (VACUUM FULL, CLUSTER, TRUNCATE, some ALTER TABLE).
+ */
+Oid
+bd_relation_filenode(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			filenode;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	filenode = ((Form_pg_class) GETSTRUCT(tup))->relfilenode;
+	ReleaseSysCache(tup);
+	return filenode;
 }

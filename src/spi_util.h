@@ -2,7 +2,8 @@
  *
  * spi_util.h
  *		Checked SPI wrappers: run a statement with typed parameters, fail
- *		loudly on anything unexpected, and read columns of the result.
+ *		loudly on anything unexpected, and read columns of the result; and
+ *		the few catalog look-ups every module needs.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +21,7 @@ extern Datum bd_spi_datum(uint64 row, int col, bool *isnull);
 extern int64 bd_spi_int64(uint64 row, int col, int64 if_null);
 extern char *bd_spi_text(uint64 row, int col);
 extern char *bd_qualified_relname(Oid relid);
+extern Oid	bd_relation_filenode(Oid relid);
 
 /*
  * Run a piece of code as another role, e.g. the owner of the job tables,

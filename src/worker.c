@@ -40,7 +40,9 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
+#include "utils/lsyscache.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -140,16 +142,30 @@ worker_settings(BdJob *job, RunSettings *s)
 										   bd_max_rows_per_second);
 }
 
-/* Sleep ms milliseconds, waking for interrupts and postmaster death. */
+/*
+ * Sleep ms milliseconds, handling interrupts (a cancel or shutdown ends the
+ * sleep with an error) and postmaster death.  Our latch may be set for
+ * other reasons, so wait until the time has really passed.
+ */
 static void
 worker_sleep(long ms)
 {
+	TimestampTz until;
+
 	if (ms <= 0)
 		return;
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	for (;;)
+	{
+		long		left = (long) ((until - GetCurrentTimestamp()) / 1000);
+
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -219,6 +235,21 @@ worker_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
 							  failures);
 		return (int) (counts->deleted + counts->failed);
 	}
+
+	/*
+	 * A TID means the same row only in the same file: if VACUUM FULL,
+	 * CLUSTER, TRUNCATE or a rewriting ALTER TABLE gave the relation a new
+	 * one since the start, the list no longer applies.  Checked under the
+	 * lock the DELETE takes anyway, so no rewrite can slip in after.
+	 */
+	LockRelationOid(first->leaf, RowExclusiveLock);
+	if (bd_relation_filenode(first->leaf) != first->filenode)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"%s\" was rewritten while bulk delete job " INT64_FORMAT " ran",
+						get_rel_name(first->leaf), job->id),
+				 errdetail("VACUUM FULL, CLUSTER, TRUNCATE or ALTER TABLE gave it new row addresses, so the job's list of candidates no longer applies."),
+				 errhint("Submit the job again.")));
 
 	/* gather the chunks' rows into one list of TIDs and one of xmins */
 	tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);

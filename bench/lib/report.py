@@ -215,6 +215,10 @@ def main():
             hwm = maxof(d, v, "job", "vm_hwm_kb")
             anon = maxof(d, v, "job", "rss_anon_peak_kb")
             longest = maxof(d, v, "job", "longest_xact_s")
+            if not maxof(d, v, "job", "samples"):
+                # the worker came and went between two polls
+                hwm = anon = longest = None
+                notes.append("worker never sampled")
             L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
                      % (v, "/".join(states), fmt(g("candidate_count"), "%.0f"),
                         fmt(g("success_count"), "%.0f"),
@@ -256,6 +260,10 @@ def main():
                                  % (v, label, a.engine_note))
                     continue
                 p99 = med(d, v, k, "p99_ms")
+                short = sum(1 for c in texts(d, v, k, "covered") if c == "0")
+                if short:
+                    label += " (pgbench ended before the delete in %d run%s)" % (
+                        short, "" if short == 1 else "s")
                 L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |"
                          % (v, label,
                             "" if mode == "alone" else fmt(med(d, v, k, "op_seconds")),

@@ -1,0 +1,164 @@
+# The job engine across restarts and crashes, time, worker limits and
+# databases.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('engine');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'bulkdelete'
+bulkdelete.max_workers = 2
+max_worker_processes = 16
+restart_after_crash = on
+});
+$node->start;
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION bulkdelete;
+	CREATE TABLE contact (id int PRIMARY KEY, status text NOT NULL, payload text);
+	CREATE TABLE contract (id serial PRIMARY KEY,
+		contact_id int NOT NULL REFERENCES contact ON DELETE RESTRICT);
+	CREATE INDEX ON contract (contact_id);
+});
+
+# Fill contact afresh: 100,000 rows, half of them 'old', 10 of those held
+# by a RESTRICT key.
+sub fill
+{
+	$node->safe_psql('postgres', q{
+		TRUNCATE contract, contact;
+		INSERT INTO contact SELECT i, CASE WHEN i % 2 = 0 THEN 'old' ELSE 'new' END,
+			repeat('p', 80) FROM generate_series(1, 100000) i;
+		INSERT INTO contract (contact_id) SELECT i * 1000 FROM generate_series(1, 10) i;
+		VACUUM ANALYZE contact;
+	});
+}
+
+# Submit a slow job (throttled) on contact and return its id.
+sub submit_slow
+{
+	my ($filter) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT bulkdelete.submit('contact'::regclass, \$\$$filter\$\$,
+			options => '{"max_rows_per_second": 10000, "batch_size": 1000, "batch_time": 50}')});
+}
+
+# After the job: exact counts, exactly the candidates gone.
+sub check_exact
+{
+	my ($job, $what) = @_;
+	ok($node->poll_query_until('postgres',
+		"SELECT state = 'succeeded' FROM bulkdelete.operation WHERE id = $job"),
+		"$what: the job ends by itself");
+	is($node->safe_psql('postgres', qq{
+		SELECT candidate_count || ' ' || success_count || ' ' || failure_count
+			|| ' ' || skipped_count FROM bulkdelete.operation WHERE id = $job}),
+		'50000 49990 10 0', "$what: exact counts");
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FILTER (WHERE status = 'old') || ' '
+			|| count(*) FILTER (WHERE status = 'new') FROM contact}),
+		'10 50000', "$what: exactly the candidate rows are gone");
+	is($node->safe_psql('postgres', qq{
+		SELECT count(DISTINCT record_key) FROM bulkdelete.failure
+		WHERE operation_id = $job AND sqlstate = '23503'}),
+		'10', "$what: each blocked row recorded once");
+}
+
+# kill -9 of the worker mid-job (range mode)
+fill();
+my $job = submit_slow(q{status = 'old'});
+ok($node->poll_query_until('postgres',
+	"SELECT batches >= 3 FROM bulkdelete.operation WHERE id = $job"),
+	'kill -9: the job is running');
+my $pid = $node->safe_psql('postgres',
+	"SELECT worker_pid FROM bulkdelete.operation WHERE id = $job");
+ok($pid > 0, 'the job shows its worker');
+is($node->safe_psql('postgres', "SELECT backend_type || ' / ' || application_name
+	FROM pg_stat_activity WHERE pid = $pid"),
+	"bulkdelete worker / bulkdelete job $job", 'the worker names itself and its job');
+kill 'KILL', $pid;
+check_exact($job, 'kill -9');
+
+# immediate shutdown mid-job (TID mode: the condition has a subquery)
+fill();
+$job = submit_slow(q{status = 'old' AND EXISTS (SELECT 1)});
+ok($node->poll_query_until('postgres',
+	"SELECT batches >= 3 FROM bulkdelete.operation WHERE id = $job"),
+	'immediate stop: the job is running');
+$node->stop('immediate');
+$node->start;
+check_exact($job, 'immediate stop');
+
+# start_after in the future: the job waits, then starts on time
+$node->safe_psql('postgres', q{
+	CREATE TABLE later (id int PRIMARY KEY);
+	INSERT INTO later SELECT generate_series(1, 100);
+});
+$job = $node->safe_psql('postgres', q{
+	SELECT bulkdelete.submit('later'::regclass, 'id > 50',
+		start_after => clock_timestamp() + interval '3 seconds')});
+is($node->safe_psql('postgres', "SELECT state FROM bulkdelete.operation WHERE id = $job"),
+	'scheduled', 'a job for later is scheduled');
+ok($node->poll_query_until('postgres',
+	"SELECT state = 'succeeded' FROM bulkdelete.operation WHERE id = $job"),
+	'the scheduled job runs');
+is($node->safe_psql('postgres',
+	"SELECT started_at >= start_after FROM bulkdelete.operation WHERE id = $job"),
+	't', 'not before its time');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM later'), '50',
+	'and it deleted its rows');
+
+# more jobs than max_workers: the others wait queued, all finish
+my $submits = '';
+for my $i (1 .. 5)
+{
+	$node->safe_psql('postgres', qq{
+		CREATE TABLE many$i (id int PRIMARY KEY);
+		INSERT INTO many$i SELECT generate_series(1, 20000);
+	});
+	$submits .= ($i > 1 ? ' UNION ALL ' : '')
+	  . qq{SELECT bulkdelete.submit('many$i'::regclass, 'id % 2 = 0',
+			options => '{"max_rows_per_second": 10000}')};
+}
+# one transaction: all five are queued at the same moment
+my $list = join(',', split /\n/, $node->safe_psql('postgres', $submits));
+my ($max_running, $queued_while_full) = (0, 0);
+for (1 .. 300)
+{
+	my ($running, $queued, $done) = split /\|/, $node->safe_psql('postgres', qq{
+		SELECT count(*) FILTER (WHERE state = 'in_progress'),
+			   count(*) FILTER (WHERE state = 'queued'),
+			   count(*) FILTER (WHERE state = 'succeeded')
+		FROM bulkdelete.operation WHERE id IN ($list)});
+	$max_running = $running if $running > $max_running;
+	$queued_while_full = 1 if $running == 2 && $queued > 0;
+	last if $done == 5;
+	usleep(50_000);
+}
+ok($max_running == 2, "at most max_workers jobs ran at once ($max_running)");
+ok($queued_while_full, 'the others waited queued meanwhile');
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 5 FROM bulkdelete.operation
+	WHERE id IN ($list) AND state = 'succeeded'}), 'all queued jobs finish');
+
+# a job in a second database
+$node->safe_psql('postgres', 'CREATE DATABASE second');
+$node->safe_psql('second', q{
+	CREATE EXTENSION bulkdelete;
+	CREATE TABLE t (id int PRIMARY KEY);
+	INSERT INTO t SELECT generate_series(1, 1000);
+});
+$job = $node->safe_psql('second',
+	"SELECT bulkdelete.submit('t'::regclass, 'id <= 400')");
+ok($node->poll_query_until('second',
+	"SELECT state = 'succeeded' FROM bulkdelete.operation WHERE id = $job"),
+	'a job in a second database runs');
+is($node->safe_psql('second', 'SELECT count(*) FROM t'), '600',
+	'and deletes there');
+
+$node->stop;
+done_testing();
