@@ -237,15 +237,7 @@ bd_candidates_fix(BdJob *job)
 	TimestampTz reference_time = GetCurrentTransactionStartTimestamp();
 	MemoryContext scratch;
 	int64		total = 0;
-	int			nqueries;
-
-	/* a query job whose row was written by hand may lack its query set */
-	if (job->query_set == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("bulk delete job " INT64_FORMAT " has no query set",
-						job->id)));
-	nqueries = bd_query_count(job->query_set);
+	int			nqueries = bd_query_count(job->query_set);
 
 	scratch = AllocSetContextCreate(CurrentMemoryContext,
 									"bulkdelete candidates",
