@@ -354,6 +354,22 @@ batch_delete_rows(BatchState *st, ItemPointer tids, int n, ErrorData **edata)
 	return true;
 }
 
+/* The TIDs in the first column of the last SPI result, palloc'd. */
+static ItemPointerData *
+batch_spi_tids(int *n)
+{
+	ItemPointerData *tids = palloc(sizeof(ItemPointerData) * (SPI_processed + 1));
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		tids[i] = *DatumGetItemPointer(bd_spi_datum(i, 1, &isnull));
+	}
+	*n = (int) SPI_processed;
+	return tids;
+}
+
 static int
 batch_tid_cmp(const void *a, const void *b)
 {
@@ -685,6 +701,8 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 	ItemPointerData hi;
 	char	   *range;
 	bool		done = false;
+	ItemPointerData *blocked = NULL;
+	int			nblocked = 0;
 
 	batch_begin(&st, target, target->relid, true, counts);
 	ItemPointerSet(&lo, first, 0);
@@ -703,19 +721,48 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 	bd_switch_user_begin(&sw, target->owner);
 
 	/*
-	 * With no restricting foreign key, try the whole range in one DELETE.
-	 * Otherwise, and when that fails, list the range's rows (as the owner,
-	 * so its condition and policies decide) and go on as in TID mode.
+	 * Rows a restricting foreign key holds would make the DELETE fail: find
+	 * those of the range with one anti-join (as the tables' owner, for it
+	 * reads the referencing tables; no condition of the caller's runs
+	 * then), keep the candidates among them (as the job's owner), and
+	 * leave them out of the DELETE: they are tried one by one after it.
 	 */
-	if (target->blocked_sql == NULL)
+	if (target->blocked_sql != NULL)
+	{
+		BdUserSwitch sw2;
+		uint64		n;
+
+		bd_switch_user_begin(&sw2, bd_job_table_owner());
+		n = bd_spi_exec(psprintf("SELECT t.ctid FROM ONLY %s t"
+								 " WHERE t.ctid >= $%d AND t.ctid < $%d AND (%s)",
+								 target->relname, st.nbase + P_LO,
+								 st.nbase + P_HI, target->blocked_sql),
+						st.nbase + BATCH_NPARAMS, st.types, st.values,
+						st.nulls, true, SPI_OK_SELECT);
+		bd_switch_user_end(&sw2);
+		blocked = batch_spi_tids(&nblocked);
+		if (n > 0)
+		{
+			st.values[st.nbase + P_TIDS - 1] = batch_tid_array(blocked, nblocked);
+			st.nulls[st.nbase + P_TIDS - 1] = ' ';
+			bd_spi_exec(psprintf("SELECT t.ctid FROM %s WHERE t.ctid = ANY($%d) AND %s",
+								 st.from, st.nbase + P_TIDS, st.filter),
+						st.nbase + BATCH_NPARAMS, st.types, st.values,
+						st.nulls, true, SPI_OK_SELECT);
+			blocked = batch_spi_tids(&nblocked);
+		}
+	}
+
+	/* the rest of the range in one DELETE, when nothing fails */
 	{
 		ErrorData  *edata = NULL;
 		uint64		deleted;
-		char	   *sql = psprintf("DELETE FROM %s WHERE %s", st.from, range);
+		char	   *sql = psprintf("DELETE FROM %s WHERE %s AND NOT (t.ctid = ANY($%d))",
+								   st.from, range, st.nbase + P_TIDS);
 		int64	   *after = palloc(sizeof(int64) * (target->ncascade + 1));
 
 		batch_read_stats(&st, st.cascade_before);
-		if (batch_try(&st, sql, NULL, 0, SPI_OK_DELETE, &deleted, &edata))
+		if (batch_try(&st, sql, blocked, nblocked, SPI_OK_DELETE, &deleted, &edata))
 		{
 			batch_read_stats(&st, after);
 			counts->deleted += deleted;
@@ -727,23 +774,27 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 		else
 			FreeErrorData(edata);
 	}
+
+	/*
+	 * When it failed, list the range's rows (as the owner, so its condition
+	 * and policies decide) and go on as in TID mode.
+	 */
 	if (!done)
 	{
-		char	   *sql = psprintf("SELECT t.ctid FROM %s WHERE %s", st.from, range);
-		uint64		n;
 		ItemPointerData *tids;
+		int			ntids;
 
-		n = bd_spi_exec(sql, st.nbase + BATCH_NPARAMS, st.types, st.values,
-						st.nulls, true, SPI_OK_SELECT);
-		tids = palloc(sizeof(ItemPointerData) * (n + 1));
-		for (uint64 i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			tids[i] = *DatumGetItemPointer(bd_spi_datum(i, 1, &isnull));
-		}
-		batch_delete_list(&st, tids, (int) n);
+		st.values[st.nbase + P_TIDS - 1] = batch_tid_array(blocked, nblocked);
+		st.nulls[st.nbase + P_TIDS - 1] = ' ';
+		bd_spi_exec(psprintf("SELECT t.ctid FROM %s WHERE %s AND NOT (t.ctid = ANY($%d))",
+							 st.from, range, st.nbase + P_TIDS),
+					st.nbase + BATCH_NPARAMS, st.types, st.values, st.nulls,
+					true, SPI_OK_SELECT);
+		tids = batch_spi_tids(&ntids);
+		batch_attempt(&st, tids, ntids);
 	}
+	for (int i = 0; i < nblocked; i++)
+		batch_attempt_row(&st, &blocked[i]);
 	bd_switch_user_end(&sw);
 	batch_end(&st, failures);
 }

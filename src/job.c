@@ -161,6 +161,9 @@ bd_job_table_owner(void)
 	return owner;
 }
 
+static void job_write(const char *sql, int nargs, Oid *argtypes,
+					  Datum *values, const char *nulls, int expected);
+
 /* Comma-separated names of the states an action may start from. */
 static char *
 job_action_sources(BdJobAction action)
@@ -303,18 +306,13 @@ bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
 void
 bd_job_set_start_after(int64 job_id, TimestampTz start_after)
 {
-	BdUserSwitch sw;
 	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
 	Datum		values[2];
 
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
 	values[0] = Int64GetDatum(job_id);
 	values[1] = TimestampTzGetDatum(start_after);
-	bd_spi_exec("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
-				2, argtypes, values, NULL, false, SPI_OK_UPDATE);
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	job_write("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
+			  2, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /*

@@ -309,10 +309,13 @@ preview_on_path(PreviewLevel *level, Oid relid, Oid fkey)
 	return false;
 }
 
-/* Append one entry of the cascade tree; rows < 0 is written null */
+/*
+ * Append one entry of the cascade tree; rows < 0 is written null; cut says
+ * the rows it cascades to were not followed further.
+ */
 static void
 preview_entry(PreviewCascade *pc, PreviewFkey *fk, PreviewLevel *level,
-			  int64 rows)
+			  int64 rows, bool cut)
 {
 	StringInfo	out = &pc->out;
 
@@ -330,7 +333,8 @@ preview_entry(PreviewCascade *pc, PreviewFkey *fk, PreviewLevel *level,
 		appendStringInfoString(out, ", \"rows\": null");
 	else
 		appendStringInfo(out, ", \"rows\": " INT64_FORMAT, rows);
-	appendStringInfo(out, ", \"depth\": %d}", level->depth + 1);
+	appendStringInfo(out, ", \"depth\": %d%s}", level->depth + 1,
+					 cut ? ", \"cut\": true" : "");
 }
 
 /*
@@ -361,16 +365,22 @@ preview_level(PreviewCascade *pc, PreviewLevel *level)
 		if (fk->deltype == 'c')
 		{
 			PreviewLevel *next;
+			bool		cycle;
 
-			/* a cycle: its rows are counted where it started */
-			if (self ? preview_on_path(level, InvalidOid, fk->oid) :
-				preview_on_path(level, fk->conrelid, InvalidOid))
+			/* a closure already on the path holds every row of this key */
+			if (self && preview_on_path(level, InvalidOid, fk->oid))
 				continue;
 			if (!readable)
 			{
-				preview_entry(pc, fk, level, -1);
+				preview_entry(pc, fk, level, -1, false);
 				continue;
 			}
+
+			/*
+			 * A cycle through other tables: count this level, whose rows
+			 * leave out those the path deletes already, and stop there.
+			 */
+			cycle = !self && preview_on_path(level, fk->conrelid, InvalidOid);
 			next = palloc0(sizeof(PreviewLevel));
 			next->relid = fk->conrelid;
 			next->alias = alias;
@@ -378,26 +388,33 @@ preview_level(PreviewCascade *pc, PreviewLevel *level)
 			next->depth = level->depth + 1;
 			next->closure_of = self ? fk->oid : InvalidOid;
 			next->up = level;
-			preview_entry(pc, fk, level, preview_count(pc, next->from_where));
-			preview_level(pc, next);
+			preview_entry(pc, fk, level, preview_count(pc, next->from_where),
+						  cycle);
+			if (!cycle)
+				preview_level(pc, next);
 		}
 		else if (!readable)
-			preview_entry(pc, fk, level, -1);
+			preview_entry(pc, fk, level, -1, false);
 		else if (fk->deltype == 'n' || fk->deltype == 'd')
-			preview_entry(pc, fk, level,
-						  preview_count(pc, psprintf("FROM %s %s WHERE (EXISTS (SELECT 1 %s AND %s))%s",
-													 rel, alias, level->from_where,
-													 preview_key_match(fk, level->alias, alias),
-													 preview_not_deleted(level, fk->conrelid,
-																		 alias))));
+		{
+			/* the referencing rows that stay and point to a deleted row */
+			char	   *rows = psprintf("FROM %s %s WHERE (EXISTS (SELECT 1 %s AND %s))%s",
+										rel, alias, level->from_where,
+										preview_key_match(fk, level->alias, alias),
+										preview_not_deleted(level, fk->conrelid, alias));
+
+			preview_entry(pc, fk, level, preview_count(pc, rows), false);
+		}
 		else
+		{
 			/* the deleted rows that a row not deleted still references */
-			preview_entry(pc, fk, level,
-						  preview_count(pc, psprintf("%s AND EXISTS (SELECT 1 FROM %s %s WHERE %s%s)",
-													 level->from_where, rel, alias,
-													 preview_key_match(fk, level->alias, alias),
-													 preview_not_deleted(level, fk->conrelid,
-																		 alias))));
+			char	   *rows = psprintf("%s AND EXISTS (SELECT 1 FROM %s %s WHERE %s%s)",
+										level->from_where, rel, alias,
+										preview_key_match(fk, level->alias, alias),
+										preview_not_deleted(level, fk->conrelid, alias));
+
+			preview_entry(pc, fk, level, preview_count(pc, rows), false);
+		}
 	}
 }
 

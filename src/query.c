@@ -2040,9 +2040,10 @@ qc_param(QueryCompile *qc, Oid typid, Datum value)
 	qc->nparams++;
 	appendStringInfo(&qc->sql, "$%d", qc->nparams);
 	getTypeOutputInfo(typid, &typoutput, &typisvarlena);
+	/* typmod "given" as -1: bpchar prints as bpchar, not as character(1) */
 	appendStringInfo(&qc->display, "%s::%s",
 					 quote_literal_cstr(OidOutputFunctionCall(typoutput, value)),
-					 format_type_be(typid));
+					 format_type_extended(typid, -1, FORMAT_TYPE_TYPEMOD_GIVEN));
 }
 
 /*
