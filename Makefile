@@ -14,6 +14,8 @@ OBJS = \
 	src/preview.o \
 	src/query.o \
 	src/records.o \
+	src/recurrence.o \
+	src/schedule.o \
 	src/shmem.o \
 	src/spi_util.o \
 	src/worker.o
@@ -27,8 +29,9 @@ PG_CFLAGS = -Werror=implicit-function-declaration
 # pg_regress tests (sql/, expected/), in this order
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter preview query_jobs \
-	records records_upload records_bulk
-REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf
+	records records_upload records_bulk schedule
+REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
+	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
 ISOLATION = state_race job_concurrency upload_race records_lock

@@ -47,9 +47,7 @@ CREATE TABLE @extschema@.operation (
 	CONSTRAINT operation_kind_check CHECK (kind IN ('query', 'ids')),
 	CONSTRAINT operation_state_check CHECK (state IN ('open', 'scheduled',
 		'queued', 'in_progress', 'pausing', 'paused', 'canceling',
-		'canceled', 'succeeded', 'failed')),
-	CONSTRAINT operation_parent_id_fkey FOREIGN KEY (parent_id)
-		REFERENCES @extschema@.operation (id) ON DELETE SET NULL
+		'canceled', 'succeeded', 'failed'))
 );
 ALTER SEQUENCE @extschema@.operation_id_seq OWNED BY @extschema@.operation.id;
 CREATE INDEX operation_state_idx ON @extschema@.operation (state);
@@ -347,10 +345,141 @@ COMMENT ON FUNCTION @extschema@.unprocessed_records(bigint) IS
 
 /* ---- end of id-list deletes ---------------------------------------------- */
 
+/*
+ * ---- Schedules (SPEC 3.4): recurring runs through pg_cron; src/schedule.c --
+ *
+ * One row per schedule.  Its runs are operation rows whose parent_id points
+ * here; unscheduling keeps them, with parent_id set to null.  Callers read
+ * the definitions of the roles they are members of; src/schedule.c writes
+ * them as the table owner after checking the caller's rights.
+ */
+CREATE SEQUENCE @extschema@.schedule_definition_id_seq;
+
+CREATE TABLE @extschema@.schedule_definition (
+	id bigint NOT NULL
+		DEFAULT pg_catalog.nextval('@extschema@.schedule_definition_id_seq'),
+	name text NOT NULL,
+	owner regrole NOT NULL,
+	recurrence text NOT NULL,
+	schedule text NOT NULL,
+	query_set jsonb NOT NULL,
+	relations regclass[] NOT NULL DEFAULT '{}',
+	target regclass,
+	query_count integer NOT NULL,
+	notify boolean NOT NULL DEFAULT false,
+	to_recipients text[] NOT NULL DEFAULT '{}',
+	cc_recipients text[] NOT NULL DEFAULT '{}',
+	options jsonb NOT NULL DEFAULT '{}',
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CONSTRAINT schedule_definition_id_pkey PRIMARY KEY (id),
+	CONSTRAINT schedule_definition_name_key UNIQUE (name)
+);
+ALTER SEQUENCE @extschema@.schedule_definition_id_seq
+	OWNED BY @extschema@.schedule_definition.id;
+
+COMMENT ON TABLE @extschema@.schedule_definition IS
+	'one row per recurring bulk delete (Dataverse recurring BulkDeleteOperation); pg_cron starts its runs';
+COMMENT ON COLUMN @extschema@.schedule_definition.owner IS
+	'the role that scheduled it: pg_cron logs in as this role and every run runs as it';
+COMMENT ON COLUMN @extschema@.schedule_definition.recurrence IS
+	'the recurrence as given: cron syntax or a Dataverse RRULE';
+COMMENT ON COLUMN @extschema@.schedule_definition.schedule IS
+	'the cron schedule registered with pg_cron (UTC)';
+
+ALTER TABLE @extschema@.operation
+	ADD CONSTRAINT operation_parent_id_fkey FOREIGN KEY (parent_id)
+		REFERENCES @extschema@.schedule_definition (id) ON DELETE SET NULL;
+
+ALTER TABLE @extschema@.schedule_definition ENABLE ROW LEVEL SECURITY;
+CREATE POLICY schedule_definition_member_policy
+	ON @extschema@.schedule_definition
+	USING (pg_catalog.pg_has_role(CURRENT_USER, owner::oid, 'MEMBER'));
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.schedule_definition', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.schedule_definition_id_seq', '');
+
+CREATE FUNCTION @extschema@.schedule(name text, cron text, query_set jsonb,
+	notify boolean DEFAULT false, to_recipients text[] DEFAULT '{}',
+	cc_recipients text[] DEFAULT '{}', options jsonb DEFAULT '{}')
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_schedule'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.schedule(text, text, jsonb, boolean, text[], text[], jsonb) IS
+	'create or replace a recurring bulk delete run by pg_cron (cron syntax or a Dataverse RRULE); returns the schedule id';
+
+CREATE FUNCTION @extschema@.schedule(name text, cron text, target regclass,
+	filter text, notify boolean DEFAULT false,
+	to_recipients text[] DEFAULT '{}', cc_recipients text[] DEFAULT '{}',
+	options jsonb DEFAULT '{}')
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_schedule_filter'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.schedule(text, text, regclass, text, boolean, text[], text[], jsonb) IS
+	'create or replace a recurring bulk delete of the rows of target that match one SQL boolean expression; returns the schedule id';
+
+CREATE FUNCTION @extschema@.unschedule(name text) RETURNS void
+	AS 'MODULE_PATHNAME', 'bulkdelete_unschedule'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.unschedule(text) IS
+	'remove a schedule and its pg_cron job; its runs stay';
+
+CREATE FUNCTION @extschema@.start_scheduled_run(schedule bigint) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_start_scheduled_run'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.start_scheduled_run(bigint) IS
+	'what a schedule''s pg_cron job runs: queue one run of the schedule as its owner, or record it as skipped while the previous run is still going; returns the run''s job id';
+
+CREATE FUNCTION @extschema@.recurrence_to_cron(recurrence text) RETURNS text
+	AS 'MODULE_PATHNAME', 'bulkdelete_recurrence_to_cron'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.recurrence_to_cron(text) IS
+	'the cron schedule a recurrence (cron syntax or a Dataverse RRULE) runs on';
+
+CREATE FUNCTION @extschema@.next_run_time(schedule text,
+	after timestamptz DEFAULT pg_catalog.now()) RETURNS timestamptz
+	AS 'MODULE_PATHNAME', 'bulkdelete_next_run_time'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.next_run_time(text, timestamptz) IS
+	'the first minute after "after" at which pg_cron starts a schedule (UTC, as pg_cron 1.4); null if never';
+
+/*
+ * What a DBA reads about schedules: each with its last run and the next
+ * time pg_cron starts it.  Runs as the caller, so the policies apply.
+ */
+CREATE VIEW @extschema@.schedules WITH (security_invoker = true) AS
+SELECT d.id, d.name, d.owner, d.recurrence, d.schedule,
+	   d.relations, d.query_count, d.notify, d.to_recipients,
+	   d.cc_recipients, d.options, d.created_at, d.updated_at,
+	   n.runs,
+	   r.id AS last_run_id, r.state AS last_run_state,
+	   r.created_at AS last_run_at, r.finished_at AS last_run_finished_at,
+	   r.success_count AS last_run_success_count,
+	   r.failure_count AS last_run_failure_count,
+	   r.skipped_count AS last_run_skipped_count,
+	   r.error_message AS last_run_error,
+	   @extschema@.next_run_time(d.schedule, pg_catalog.now()) AS next_run
+FROM @extschema@.schedule_definition d
+	 LEFT JOIN LATERAL (
+		 SELECT o.id, o.state, o.created_at, o.finished_at, o.success_count,
+				o.failure_count, o.skipped_count, o.error_message
+		 FROM @extschema@.operation o
+		 WHERE o.parent_id OPERATOR(pg_catalog.=) d.id
+		 ORDER BY o.id DESC LIMIT 1) r ON true,
+	 LATERAL (SELECT pg_catalog.count(*) AS runs
+			  FROM @extschema@.operation o
+			  WHERE o.parent_id OPERATOR(pg_catalog.=) d.id) n;
+
+COMMENT ON VIEW @extschema@.schedules IS
+	'every schedule the current role may see, with its last run and its next run time';
+
+/* ---- end of Schedules ---- */
+
 /* The BulkDelete privilege is USAGE on this schema, granted by the DBA. */
 REVOKE ALL ON SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA @extschema@ FROM PUBLIC;
 REVOKE ALL ON @extschema@.candidate FROM PUBLIC;
 REVOKE ALL ON @extschema@.record FROM PUBLIC;
-GRANT SELECT ON @extschema@.operation, @extschema@.failure, @extschema@.jobs
+GRANT SELECT ON @extschema@.operation, @extschema@.failure, @extschema@.jobs,
+	@extschema@.schedule_definition, @extschema@.schedules
 	TO PUBLIC;

@@ -27,6 +27,7 @@
 #include "utils/wait_event.h"
 #include "utils/xid8.h"
 
+#include "api.h"
 #include "batch.h"
 #include "job.h"
 #include "launcher.h"
@@ -116,8 +117,8 @@ bulkdelete_postpone(PG_FUNCTION_ARGS)
  * Check a job's options: an object whose keys are among api_options, each an
  * integer within its bounds.  22023 otherwise.
  */
-void
-bd_api_check_options(Jsonb *options)
+static void
+api_check_options(Jsonb *options)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -157,13 +158,27 @@ bd_api_check_options(Jsonb *options)
 	}
 }
 
-/* An empty text[] for a null recipients argument. */
+/* A recipients argument; an empty text[] when it is null. */
 ArrayType *
 bd_api_recipients(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_ARGISNULL(argno))
 		return construct_empty_array(TEXTOID);
 	return PG_GETARG_ARRAYTYPE_P(argno);
+}
+
+/* A job options argument, checked; an empty object when it is null. */
+Jsonb *
+bd_api_options(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *options;
+
+	if (PG_ARGISNULL(argno))
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else
+		options = PG_GETARG_JSONB_P(argno);
+	api_check_options(options);
+	return options;
 }
 
 /*
@@ -180,14 +195,9 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	TimestampTz start_after = PG_ARGISNULL(first + 1) ? DT_NOBEGIN :
 		PG_GETARG_TIMESTAMPTZ(first + 1);
 	bool		notify = PG_ARGISNULL(first + 2) ? false : PG_GETARG_BOOL(first + 2);
-	Jsonb	   *options;
+	Jsonb	   *options = bd_api_options(fcinfo, first + 5);
 	int64		job_id;
 
-	if (PG_ARGISNULL(first + 5))
-		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	else
-		options = PG_GETARG_JSONB_P(first + 5);
-	bd_api_check_options(options);
 	if (start_after != DT_NOBEGIN && TIMESTAMP_NOT_FINITE(start_after))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * api.h
- *		Argument checks of api.c that other files with SQL-callable
- *		functions (records.c) share.
+ *		Argument helpers of the SQL-callable functions, shared by api.c,
+ *		records.c and schedule.c: the job options and recipients that
+ *		submit, create_job and schedule take.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,7 +16,7 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
-extern void bd_api_check_options(Jsonb *options);
+extern Jsonb *bd_api_options(FunctionCallInfo fcinfo, int argno);
 extern ArrayType *bd_api_recipients(FunctionCallInfo fcinfo, int argno);
 
 #endif							/* BULKDELETE_API_H */

@@ -79,4 +79,13 @@ bd_init_materialized_srf(FunctionCallInfo fcinfo)
 #define ItemPointerGetDatum(X) PointerGetDatum(X)
 #endif
 
+/* 16 folded the per-object-kind ACL checks into object_aclcheck. */
+#if PG_VERSION_NUM >= 160000
+#define bd_database_aclcheck(dbid, roleid, mode) \
+	object_aclcheck(DatabaseRelationId, (dbid), (roleid), (mode))
+#else
+#define bd_database_aclcheck(dbid, roleid, mode) \
+	pg_database_aclcheck((dbid), (roleid), (mode))
+#endif
+
 #endif							/* BULKDELETE_COMPAT_H */

@@ -1110,3 +1110,50 @@ bd_job_created_here(int64 job_id)
 	SPI_finish();
 	return here;
 }
+
+/*
+ * Make job job_id a run of schedule definition parent_id: record the
+ * definition, the schedule's name and its cron schedule on the job row.
+ * Called right after bd_job_create, in the same transaction.
+ */
+void
+bd_job_link_run(int64 job_id, int64 parent_id, const char *schedule,
+				const char *recurrence)
+{
+	Oid			argtypes[4] = {INT8OID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int64GetDatum(parent_id);
+	values[2] = CStringGetTextDatum(schedule);
+	values[3] = CStringGetTextDatum(recurrence);
+	job_write("UPDATE bulkdelete.operation SET parent_id = $2, schedule = $3,"
+			  " recurrence = $4 WHERE id = $1",
+			  4, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * The most recent run of schedule definition parent_id that has not reached
+ * a final state, or 0 when every run has ended.  In a transaction; the
+ * caller serializes the runs of one definition (it locks the definition).
+ */
+int64
+bd_job_unfinished_run(int64 parent_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	int64		run = 0;
+
+	values[0] = Int64GetDatum(parent_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec("SELECT id FROM bulkdelete.operation WHERE parent_id = $1"
+					" AND state NOT IN ('canceled', 'succeeded', 'failed')"
+					" ORDER BY id DESC LIMIT 1",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) > 0)
+		run = bd_spi_int64(0, 1, 0);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return run;
+}

@@ -146,5 +146,8 @@ extern void bd_job_set_worker_pid(int64 job_id, int pid);
 extern void bd_job_set_candidate_count(int64 job_id, int64 candidate_count);
 extern void bd_job_finish(int64 job_id, BdJobAction action,
 						  const char *sqlstate, const char *message);
+extern void bd_job_link_run(int64 job_id, int64 parent_id,
+							const char *schedule, const char *recurrence);
+extern int64 bd_job_unfinished_run(int64 parent_id);
 
 #endif							/* BULKDELETE_JOB_H */

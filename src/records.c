@@ -280,11 +280,7 @@ bulkdelete_create_job(PG_FUNCTION_ARGS)
 	records_check_privilege(relid, ACL_SELECT, "select from");
 	(void) bd_keys_lookup(relid);
 
-	if (PG_ARGISNULL(5))
-		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	else
-		options = PG_GETARG_JSONB_P(5);
-	bd_api_check_options(options);
+	options = bd_api_options(fcinfo, 5);
 
 	job_id = bd_job_create(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   true, NULL, NIL, relid, DT_NOBEGIN,
