@@ -212,8 +212,8 @@ worker_batch_settings(int lock_timeout)
 
 /*
  * Delete the candidates of one batch of chunks (all TID lists, or all block
- * ranges); returns the number of rows the chunks stand for (TIDs, or
- * blocks times an estimate of rows per block is not known: blocks).
+ * ranges); returns the number of rows handled (for the row throttle): the
+ * TIDs of a list, the rows deleted or failed in a range.
  */
 static int
 worker_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
