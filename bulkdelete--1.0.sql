@@ -165,7 +165,8 @@ COMMENT ON VIEW @extschema@.jobs IS
 CREATE FUNCTION @extschema@.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
 	RETURNS boolean
 	AS 'MODULE_PATHNAME', 'bulkdelete_existed_at'
-	LANGUAGE C STRICT STABLE PARALLEL SAFE;
+	LANGUAGE C STRICT STABLE PARALLEL SAFE
+	COST 10;	/* after the query's own, cheaper conditions */
 COMMENT ON FUNCTION @extschema@.existed_at(xid, xid8, xid8[]) IS
 	'internal: whether a row version with this xmin existed when the snapshot (cutoff_xmax, cutoff_xip) was taken';
 

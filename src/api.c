@@ -336,7 +336,7 @@ bulkdelete_wait(PG_FUNCTION_ARGS)
 				 errhint("A job starts only after the transaction that submitted it commits.")));
 	for (;;)
 	{
-		long		nap = 100;
+		long		nap = 20;
 
 		state = bd_job_current_state(job_id);
 		if (bd_job_state_is_final(state))

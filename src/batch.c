@@ -188,7 +188,7 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	 * ('a'), from their top-level constraint (conparentid = 0), which for a
 	 * partitioned referencing table covers every partition.
 	 */
-	n = bd_spi_exec("SELECT c.conrelid, c.conkey, c.confkey"
+	n = bd_spi_exec("SELECT c.conrelid, c.conkey, c.confkey, c.conpfeqop"
 					" FROM pg_catalog.pg_constraint c"
 					" WHERE c.contype = 'f' AND c.confrelid = $1"
 					" AND c.confdeltype IN ('r', 'a') AND c.conparentid = 0",
@@ -202,15 +202,19 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 		ArrayType  *confkey = DatumGetArrayTypeP(bd_spi_datum(i, 3, &isnull));
 		int16	   *ck = (int16 *) ARR_DATA_PTR(conkey);
 		int16	   *pk = (int16 *) ARR_DATA_PTR(confkey);
+		Oid		   *eqop = (Oid *) ARR_DATA_PTR(DatumGetArrayTypeP(bd_spi_datum(i, 4, &isnull)));
 		int			nkeys = ArrayGetNItems(ARR_NDIM(conkey), ARR_DIMS(conkey));
 
 		appendStringInfo(&blocked, "%sEXISTS (SELECT 1 FROM %s c WHERE ",
 						 blocked.len > 0 ? " OR " : "",
 						 bd_qualified_relname(child));
+		/* the key's own equality operators, PK = FK, named in full */
 		for (int k = 0; k < nkeys; k++)
-			appendStringInfo(&blocked, "%sc.%s = t.%s", k > 0 ? " AND " : "",
-							 quote_identifier(get_attname(child, ck[k], false)),
-							 quote_identifier(get_attname(relid, pk[k], false)));
+			appendStringInfo(&blocked, "%st.%s %s c.%s",
+							 k > 0 ? " AND " : "",
+							 quote_identifier(get_attname(relid, pk[k], false)),
+							 bd_query_operator_text(eqop[k]),
+							 quote_identifier(get_attname(child, ck[k], false)));
 		appendStringInfoChar(&blocked, ')');
 	}
 

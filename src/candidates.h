@@ -16,6 +16,8 @@
 #define BD_CHUNK_ROWS 512
 /* blocks per stored chunk of a range-mode query */
 #define BD_RANGE_BLOCKS 32
+/* most block-range chunks in one batch (1024 blocks, 8 MB) */
+#define BD_RANGE_MAX_CHUNKS 32
 
 extern int64 bd_candidates_fix(BdJob *job);
 

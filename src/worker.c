@@ -389,6 +389,19 @@ bd_job_run(BdJob *job, bool in_session)
 
 			chunks = bd_job_fetch_chunks(job->id, job->query_index,
 										 job->next_chunk, chunks_per_batch);
+
+			/*
+			 * A block range stays small next to the table, so that the
+			 * planner keeps the TID range scan: over a large share of the
+			 * table it would rather scan the whole index and heap for each
+			 * batch.
+			 */
+			if (chunks != NIL && ((BdChunk *) linitial(chunks))->tids == NULL &&
+				list_length(chunks) > BD_RANGE_MAX_CHUNKS)
+			{
+				chunks = list_truncate(chunks, BD_RANGE_MAX_CHUNKS);
+				chunks_per_batch = BD_RANGE_MAX_CHUNKS;
+			}
 			if (chunks == NIL)
 			{
 				bool		done = job->query_index + 1 >= nqueries;
