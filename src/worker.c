@@ -181,10 +181,10 @@ worker_wait_for_replicas(void)
 
 		if (bd_max_replica_lag <= 0)
 			return;
-		SPI_execute("SELECT 1 FROM pg_catalog.pg_stat_replication"
-					" WHERE replay_lag > pg_catalog.current_setting('bulkdelete.max_replica_lag')::pg_catalog.interval",
-					true, 1);
-		lagging = SPI_processed > 0;
+		lagging = bd_spi_exec("SELECT 1 FROM pg_catalog.pg_stat_replication"
+							  " WHERE replay_lag > pg_catalog.current_setting("
+							  "'bulkdelete.max_replica_lag')::pg_catalog.interval",
+							  0, NULL, NULL, NULL, true, SPI_OK_SELECT) > 0;
 		worker_commit(false);
 		if (!lagging)
 			return;
