@@ -145,6 +145,36 @@ ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) = 5 FROM bulkdelete.operation
 	WHERE id IN ($list) AND state = 'succeeded'}), 'all queued jobs finish');
 
+# two jobs on one table never run at once: the second waits queued
+$node->safe_psql('postgres', q{
+	CREATE TABLE shared_t (id int PRIMARY KEY);
+	INSERT INTO shared_t SELECT generate_series(1, 20000);
+});
+my $pair = join(',', split /\n/, $node->safe_psql('postgres', q{
+	SELECT bulkdelete.submit('shared_t'::regclass, 'id <= 10000',
+		options => '{"max_rows_per_second": 10000}')
+	UNION ALL
+	SELECT bulkdelete.submit('shared_t'::regclass, 'id > 10000',
+		options => '{"max_rows_per_second": 10000}')}));
+my ($both, $one) = (0, 0);
+for (1 .. 300)
+{
+	my ($running, $done) = split /\|/, $node->safe_psql('postgres', qq{
+		SELECT count(*) FILTER (WHERE state = 'in_progress'),
+			   count(*) FILTER (WHERE state = 'succeeded')
+		FROM bulkdelete.operation WHERE id IN ($pair)});
+	$both = 1 if $running > 1;
+	$one = 1 if $running == 1;
+	last if $done == 2;
+	usleep(50_000);
+}
+ok($one && !$both, 'two jobs on one table ran one after the other');
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 2 FROM bulkdelete.operation
+	WHERE id IN ($pair) AND state = 'succeeded'}), 'both finish');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM shared_t'), '0',
+	'and together they deleted every row');
+
 # a job in a second database
 $node->safe_psql('postgres', 'CREATE DATABASE second');
 $node->safe_psql('second', q{
