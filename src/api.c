@@ -255,8 +255,10 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
 
 /*
  * CALL bulkdelete.run(job bigint): run a queued (or paused) job in this
- * session, with the batches and commits of a worker.  If the call is interrupted, the job
- * stays in_progress and a worker takes it over.
+ * session, with the batches and commits of a worker.  If the call ends in an
+ * error (an interrupt, or a job-level failure), the job stays in_progress
+ * and a worker takes it over: it resumes the job, or meets the error again
+ * and records it on the job.
  */
 Datum
 bulkdelete_run(PG_FUNCTION_ARGS)
