@@ -620,12 +620,13 @@ bd_job_current_state(int64 job_id)
  * else a scheduled job whose time has come; skipping jobs that run elsewhere
  * or whose relations another job holds.  The claimed job is in_progress,
  * carries our pid, and we hold its locks until bd_job_release_locks.
- * Returns 0 when there is nothing to claim; *next_start is then the earliest
- * start_after of a scheduled job, or DT_NOEND.  Must be called in a
+ * Returns 0 when there is nothing to claim.  *next_start is the earliest
+ * start_after of a scheduled job, or DT_NOEND.  *more tells whether other
+ * runnable jobs were seen (another worker may take them).  Must be called in a
  * transaction; the claim counts once it commits.
  */
 int64
-bd_job_claim_next(TimestampTz *next_start)
+bd_job_claim_next(TimestampTz *next_start, bool *more)
 {
 	BdUserSwitch sw;
 	int64		claimed = 0;
@@ -636,6 +637,7 @@ bd_job_claim_next(TimestampTz *next_start)
 	Datum		values[2];
 
 	*next_start = DT_NOEND;
+	*more = false;
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 
@@ -687,15 +689,19 @@ bd_job_claim_next(TimestampTz *next_start)
 		bd_spi_exec("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
 					2, argtypes, values, NULL, false, SPI_OK_UPDATE);
 		claimed = ids[i];
+		*more = i + 1 < n;
 	}
 
-	if (claimed == 0)
 	{
 		bool		isnull;
 		Datum		d;
 
+		/*
+		 * Only future ones: a due job that could not be claimed waits for
+		 * the job holding its table, whose worker claims it next.
+		 */
 		bd_spi_exec("SELECT min(start_after) FROM bulkdelete.operation"
-					" WHERE state = 'scheduled'",
+					" WHERE state = 'scheduled' AND start_after > pg_catalog.now()",
 					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
 		d = bd_spi_datum(0, 1, &isnull);
 		if (!isnull)

@@ -123,7 +123,7 @@ extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 						   ArrayType *cc_recipients, Jsonb *options);
 extern BdJob *bd_job_load(int64 job_id);
 extern BdJobState bd_job_current_state(int64 job_id);
-extern int64 bd_job_claim_next(TimestampTz *next_start);
+extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more);
 extern void bd_job_release_locks(BdJob *job);
 extern bool bd_job_lock_for_session(BdJob *job);
 extern void bd_job_mark_started(int64 job_id, int64 candidate_count);

@@ -153,3 +153,23 @@ bd_shmem_database_idle(Oid dbid, uint64 seen_gen, TimestampTz next_check)
 		db->next_check = next_check;
 	LWLockRelease(bd_shared->lock);
 }
+
+/*
+ * Database dbid has a scheduled job due at "when": make sure the launcher
+ * looks then, whatever else is running.
+ */
+void
+bd_shmem_database_due(Oid dbid, TimestampTz when)
+{
+	BdDatabase *db;
+	Latch	   *latch;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	db = bd_shmem_database(dbid, true);
+	if (db != NULL && when < db->next_check)
+		db->next_check = when;
+	latch = bd_shared->launcher_latch;
+	LWLockRelease(bd_shared->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+}

@@ -49,6 +49,7 @@ extern void bd_shmem_init(void);
 extern void bd_shmem_wake_database(Oid dbid);
 extern BdDatabase *bd_shmem_database(Oid dbid, bool create);
 extern uint64 bd_shmem_database_gen(Oid dbid);
+extern void bd_shmem_database_due(Oid dbid, TimestampTz when);
 extern void bd_shmem_database_idle(Oid dbid, uint64 seen_gen,
 								   TimestampTz next_check);
 

@@ -496,6 +496,7 @@ worker_run_next(TimestampTz *next_start)
 	MemoryContext cxt = CurrentMemoryContext;
 	BdJob	   *job;
 	int64		job_id;
+	bool		more;
 
 	worker_begin(false);
 	if (!OidIsValid(get_extension_oid("bulkdelete", true)))
@@ -504,7 +505,7 @@ worker_run_next(TimestampTz *next_start)
 		*next_start = DT_NOEND;
 		return false;
 	}
-	job_id = bd_job_claim_next(next_start);
+	job_id = bd_job_claim_next(next_start, &more);
 	if (job_id == 0)
 	{
 		worker_end();
@@ -515,8 +516,14 @@ worker_run_next(TimestampTz *next_start)
 	worker_commit(false);
 	MemoryContextSwitchTo(cxt);
 
-	/* there may be more to run than this job: let the launcher look */
-	bd_shmem_wake_database(MyDatabaseId);
+	/*
+	 * There is more to run than this job: let the launcher start a worker
+	 * now, or when the next scheduled job is due.
+	 */
+	if (more)
+		bd_shmem_wake_database(MyDatabaseId);
+	else if (*next_start != DT_NOEND)
+		bd_shmem_database_due(MyDatabaseId, *next_start);
 
 	PG_TRY();
 	{
