@@ -239,29 +239,6 @@ bd_keys_input(BdKeyInfo *info, int col, char *text)
 							 info->typmods[col]);
 }
 
-/* The text of a JSON value (a string without its quotes); NULL for null */
-static char *
-keys_json_text(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return NULL;
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		case jbvBinary:
-			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
-		default:
-			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
-	}
-	return NULL;				/* keep compiler quiet */
-}
-
 /*
  * Read a key from JSON: a scalar for a one-column key, or an object whose
  * members name every key column (as bd_keys_column matches names) and
@@ -284,7 +261,7 @@ bd_keys_from_jsonb(BdKeyInfo *info, Jsonb *id, Datum *values)
 					 errdetail("The primary key of table %s has the columns %s; name each of them.",
 							   info->relname, bd_keys_column_list(info))));
 		JsonbExtractScalar(&id->root, &v);
-		values[0] = bd_keys_input(info, 0, keys_json_text(&v));
+		values[0] = bd_keys_input(info, 0, bd_jsonb_value_text(&v));
 		return;
 	}
 	if (!JB_ROOT_IS_OBJECT(id))
@@ -319,7 +296,7 @@ bd_keys_from_jsonb(BdKeyInfo *info, Jsonb *id, Datum *values)
 								info->colnames[col])));
 			seen[col] = true;
 			(void) JsonbIteratorNext(&it, &v, true);
-			texts[col] = keys_json_text(&v);
+			texts[col] = bd_jsonb_value_text(&v);
 		}
 	}
 	for (int i = 0; i < info->ncols; i++)

@@ -459,28 +459,12 @@ qn_string(JsonbValue *v, const char *path)
 static char *
 query_value_text(JsonbValue *v, const char *path)
 {
-	switch (v->type)
-	{
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		case jbvBinary:
-			return JsonbToCString(NULL, v->val.binary.data,
-								  v->val.binary.len);
-		case jbvNull:
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("value must not be null at %s", qpath_show(path)),
-					 errhint("Use the operators null and not-null to match null values.")));
-			break;
-		default:
-			elog(ERROR, "bulkdelete: unexpected jsonb value type %d", v->type);
-	}
-	return NULL;				/* keep compiler quiet */
+	if (v->type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value must not be null at %s", qpath_show(path)),
+				 errhint("Use the operators null and not-null to match null values.")));
+	return bd_jsonb_value_text(v);
 }
 
 /*

@@ -13,6 +13,7 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -242,4 +243,30 @@ bd_spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		return false;
 	*processed = call.processed;
 	return true;
+}
+
+/*
+ * The text of a JSON value: a string without its quotes, a number or a
+ * boolean as written, an object or array as JSON text; NULL for null.
+ */
+char *
+bd_jsonb_value_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return NULL;
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		default:
+			elog(ERROR, "bulkdelete: unexpected jsonb value type %d", (int) v->type);
+	}
+	return NULL;				/* keep compiler quiet */
 }

@@ -13,6 +13,7 @@
 #include "compat.h"
 
 #include "executor/spi.h"
+#include "utils/jsonb.h"
 #include "utils/array.h"
 
 extern uint64 bd_spi_exec(const char *sql, int nargs, Oid *argtypes,
@@ -23,6 +24,7 @@ extern int64 bd_spi_int64(uint64 row, int col, int64 if_null);
 extern char *bd_spi_text(uint64 row, int col);
 extern char *bd_qualified_relname(Oid relid);
 extern Oid	bd_relation_filenode(Oid relid);
+extern char *bd_jsonb_value_text(JsonbValue *v);
 extern ArrayType *bd_text_array(char **vals, int n);
 
 extern bool bd_try_subxact(void (*fn) (void *arg), void *arg,
