@@ -1,19 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * batch.c
- *		One batch of a job.  The candidate rows of a batch (TIDs of one leaf
- *		relation, with the xmin each had when the job started) are deleted
- *		with one real DELETE, as the job's owner, in a subtransaction:
+ *		One batch of a job, deleted with one real DELETE as the job's owner,
+ *		in a subtransaction, in one of two forms (see candidates.c):
  *
- *			DELETE FROM ONLY leaf t
- *			WHERE t.ctid = ANY($1) AND t.xmin = ANY($2)
+ *			DELETE FROM ONLY rel t		-- range mode
+ *			WHERE t.ctid >= $lo AND t.ctid < $hi AND <condition>
+ *			  AND bulkdelete.existed_at(t.xmin, $cutoff_xmax, $cutoff_xip)
  *
- *		The TID list makes it a TID scan that visits only the candidates, in
- *		physical order, never a row an earlier batch passed.  The xmin test
- *		makes sure the row at that TID is still the version that existed when
+ *			DELETE FROM ONLY leaf t		-- TID mode
+ *			WHERE t.ctid = ANY($tids) AND t.xmin = ANY($xmins)
+ *
+ *		Either is a TID (range) scan that visits the batch's part of the
+ *		table once, in physical order, never a row an earlier batch passed.
+ *		The xmin tests make sure a row is still the version that existed when
  *		the job started: a row updated since then (new version, new xmin) or
- *		a row inserted later into a reused slot is not deleted, and counts as
- *		skipped.
+ *		inserted later is not deleted, and counts as skipped.
  *
  *		When the DELETE fails, the batch is split: rows that a restricting
  *		foreign key holds are found with one anti-join and tried alone;
