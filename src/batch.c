@@ -55,8 +55,6 @@
 #include "utils/relcache.h"
 #include "utils/syscache.h"
 
-/* how often a single row is retried after a transient error */
-#define BATCH_ROW_RETRIES 3
 
 /*
  * Parameters of every statement of a batch, after the query's own $1..$n
@@ -421,7 +419,7 @@ batch_attempt_row(BatchState *st, ItemPointer tid)
 	{
 		if (batch_delete_rows(st, tid, 1, &edata))
 			return;
-		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= BATCH_ROW_RETRIES)
+		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= BD_ROW_RETRIES)
 			break;
 		FreeErrorData(edata);
 		CHECK_FOR_INTERRUPTS();

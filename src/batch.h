@@ -20,6 +20,9 @@
 #include "job.h"
 #include "query.h"
 
+/* how often a single row is retried after a transient error */
+#define BD_ROW_RETRIES 3
+
 /* What a batch needs to know about the relation a query deletes from */
 typedef struct BdTarget
 {

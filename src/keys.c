@@ -56,9 +56,6 @@
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
-/* how often a single key is retried after a transient error */
-#define KEYS_RETRIES 3
-
 /* The state of one bd_keys_delete call */
 typedef struct KeysRun
 {
@@ -517,7 +514,7 @@ keys_attempt_one(KeysRun *run, int item)
 	{
 		if (keys_delete_items(run, &item, 1, &edata))
 			return;
-		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= KEYS_RETRIES)
+		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= BD_ROW_RETRIES)
 			break;
 		FreeErrorData(edata);
 		CHECK_FOR_INTERRUPTS();
