@@ -30,7 +30,6 @@
 #include "api.h"
 #include "batch.h"
 #include "job.h"
-#include "launcher.h"
 #include "query.h"
 #include "shmem.h"
 #include "worker.h"
@@ -69,7 +68,7 @@ api_control(int64 job_id, BdJobAction action)
 	BdJobState	state = bd_job_transition(job_id, action, true);
 
 	/* the launcher acts on the new state once we commit */
-	bd_launcher_wake_at_commit();
+	bd_shmem_wake_launcher_at_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 
@@ -109,7 +108,7 @@ bulkdelete_postpone(PG_FUNCTION_ARGS)
 						job_id)));
 	state = bd_job_transition(job_id, BD_ACTION_POSTPONE, true);
 	bd_job_set_start_after(job_id, until);
-	bd_launcher_wake_at_commit();
+	bd_shmem_wake_launcher_at_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 
@@ -206,7 +205,7 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	job_id = bd_job_create(name, false, normalized, relations, target,
 						   start_after, notify, bd_api_recipients(fcinfo, first + 3),
 						   bd_api_recipients(fcinfo, first + 4), options);
-	bd_launcher_wake_at_commit();
+	bd_shmem_wake_launcher_at_commit();
 	return job_id;
 }
 
@@ -336,9 +335,16 @@ bulkdelete_wait(PG_FUNCTION_ARGS)
 				 errmsg("cannot wait for bulk delete job " INT64_FORMAT " in the transaction that submitted it",
 						job_id),
 				 errhint("A job starts only after the transaction that submitted it commits.")));
+	/*
+	 * Every commit that ends a job broadcasts job_ended (shmem.c), so with
+	 * the library preloaded the long nap is only a safety net; without it
+	 * (no workers, jobs end only by CALL run or cancel) poll each second.
+	 */
+	if (bd_shared != NULL)
+		ConditionVariablePrepareToSleep(&bd_shared->job_ended);
 	for (;;)
 	{
-		long		nap = 20;
+		long		nap = bd_shared != NULL ? 10000 : 1000;
 
 		state = bd_job_current_state(job_id);
 		if (bd_job_state_is_final(state))
@@ -351,11 +357,19 @@ bulkdelete_wait(PG_FUNCTION_ARGS)
 				break;
 			nap = Min(nap, (long) ((deadline - now) / 1000) + 1);
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 nap, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		if (bd_shared != NULL)
+			(void) ConditionVariableTimedSleep(&bd_shared->job_ended, nap,
+											   PG_WAIT_EXTENSION);
+		else
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 nap, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
 	}
+	if (bd_shared != NULL)
+		ConditionVariableCancelSleep();
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 

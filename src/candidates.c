@@ -113,14 +113,23 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 	Relation	rel;
 	BlockNumber nblocks;
 	int64		total;
-	int			chunk = 0;
+	int			guc_level;
 
+	/*
+	 * The count runs in this process alone: starting parallel workers costs
+	 * more than it saves on most purges, and a background job should not
+	 * take cores from the foreground.
+	 */
+	guc_level = NewGUCNestLevel();
+	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	bd_switch_user_begin(&sw, job->owner);
 	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
 				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
 				SPI_OK_SELECT);
 	total = bd_spi_int64(0, 1, 0);
 	bd_switch_user_end(&sw);
+	AtEOXact_GUC(true, guc_level);
 
 	/*
 	 * Blocks added after this point hold only rows written after the start:
@@ -129,9 +138,8 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 	rel = relation_open(q->relid, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
 	relation_close(rel, AccessShareLock);
-	for (BlockNumber b = 0; b < nblocks; b += BD_RANGE_BLOCKS)
-		bd_job_store_range(job->id, query_index, chunk++, q->relid, b,
-						   Min(nblocks, b + BD_RANGE_BLOCKS));
+	bd_job_store_ranges(job->id, query_index, q->relid, nblocks,
+						BD_RANGE_BLOCKS);
 	return total;
 }
 

@@ -17,6 +17,7 @@
 #include "job.h"
 
 #include "bulkdelete.h"
+#include "shmem.h"
 #include "spi_util.h"
 
 #include "access/xact.h"
@@ -296,7 +297,10 @@ bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
 				2, argtypes, values, NULL, false, SPI_OK_UPDATE);
 
 	if (bd_job_state_is_final(to))
+	{
 		job_notify(job_id);
+		bd_shmem_job_ended_at_commit();
+	}
 
 	bd_switch_user_end(&sw);
 	SPI_finish();
@@ -782,25 +786,30 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 			  7, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
-/* Store one chunk of candidates given as a block range. */
+/*
+ * Store blocks 0 .. nblocks - 1 of leaf as chunks 0, 1, ... of range_blocks
+ * blocks each, in one statement.
+ */
 void
-bd_job_store_range(int64 job_id, int query_index, int chunk, Oid leaf,
-				   BlockNumber first, BlockNumber end)
+bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
+					BlockNumber nblocks, int range_blocks)
 {
-	Oid			argtypes[6] = {INT8OID, INT4OID, INT4OID, OIDOID, INT8OID,
-	INT8OID};
-	Datum		values[6];
+	Oid			argtypes[5] = {INT8OID, INT4OID, OIDOID, INT8OID, INT4OID};
+	Datum		values[5];
 
+	if (nblocks == 0)
+		return;
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(query_index);
-	values[2] = Int32GetDatum(chunk);
-	values[3] = ObjectIdGetDatum(leaf);
-	values[4] = Int64GetDatum((int64) first);
-	values[5] = Int64GetDatum((int64) end);
+	values[2] = ObjectIdGetDatum(leaf);
+	values[3] = Int64GetDatum((int64) nblocks);
+	values[4] = Int32GetDatum(range_blocks);
 	job_write("INSERT INTO bulkdelete.candidate"
 			  " (operation_id, query_index, chunk, leaf, first_block, end_block)"
-			  " VALUES ($1, $2, $3, $4, $5, $6)",
-			  6, argtypes, values, NULL, SPI_OK_INSERT);
+			  " SELECT $1, $2, (b / $5)::pg_catalog.int4, $3, b,"
+			  " LEAST(b + $5, $4)"
+			  " FROM pg_catalog.generate_series(0::pg_catalog.int8, $4 - 1, $5) AS b",
+			  5, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /*

@@ -48,9 +48,6 @@ typedef struct LauncherWorker
 
 static List *launcher_workers = NIL;
 
-/* set when the current transaction asked to wake the launcher */
-static bool launcher_wake_pending = false;
-static bool launcher_callback_registered = false;
 
 /* Register the launcher; called from _PG_init during preload only. */
 void
@@ -70,32 +67,6 @@ bd_launcher_register(void)
 	snprintf(worker.bgw_name, BGW_MAXLEN, "bulkdelete launcher");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "bulkdelete launcher");
 	RegisterBackgroundWorker(&worker);
-}
-
-static void
-launcher_xact_callback(XactEvent event, void *arg)
-{
-	if (event == XACT_EVENT_COMMIT && launcher_wake_pending)
-		bd_shmem_wake_database(MyDatabaseId);
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_PARALLEL_ABORT)
-		launcher_wake_pending = false;
-}
-
-/*
- * Wake the launcher for this database when the current transaction commits
- * (a job submitted in a transaction that rolls back never starts).
- */
-void
-bd_launcher_wake_at_commit(void)
-{
-	if (!launcher_callback_registered)
-	{
-		RegisterXactCallback(launcher_xact_callback, NULL);
-		launcher_callback_registered = true;
-	}
-	launcher_wake_pending = true;
 }
 
 /* Mark every database that accepts connections as worth a look. */

@@ -12,7 +12,6 @@
 #include "compat.h"
 
 extern void bd_launcher_register(void);
-extern void bd_launcher_wake_at_commit(void);
 
 extern PGDLLEXPORT void bulkdelete_launcher_main(Datum main_arg);
 

@@ -34,7 +34,7 @@
 #include "bulkdelete.h"
 #include "csv.h"
 #include "keys.h"
-#include "launcher.h"
+#include "shmem.h"
 #include "spi_util.h"
 
 #include "catalog/pg_type.h"
@@ -622,7 +622,7 @@ bulkdelete_close_upload(PG_FUNCTION_ARGS)
 
 	state = bd_job_transition(job_id, BD_ACTION_CLOSE_UPLOAD, true);
 	bd_job_set_candidate_count(job_id, records_count(job_id));
-	bd_launcher_wake_at_commit();
+	bd_shmem_wake_launcher_at_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 
@@ -653,7 +653,7 @@ bulkdelete_abort(PG_FUNCTION_ARGS)
 
 	(void) records_check_job(job_id);
 	state = bd_job_transition(job_id, BD_ACTION_CANCEL, true);
-	bd_launcher_wake_at_commit();
+	bd_shmem_wake_launcher_at_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 

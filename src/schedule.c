@@ -33,9 +33,9 @@
 #include "bulkdelete.h"
 #include "api.h"
 #include "job.h"
-#include "launcher.h"
 #include "query.h"
 #include "recurrence.h"
+#include "shmem.h"
 #include "spi_util.h"
 
 #include "catalog/pg_authid.h"
@@ -598,7 +598,7 @@ bulkdelete_start_scheduled_run(PG_FUNCTION_ARGS)
 				(errmsg("bulk delete job " INT64_FORMAT " %s", run, reason)));
 	}
 	else
-		bd_launcher_wake_at_commit();
+		bd_shmem_wake_launcher_at_commit();
 	PG_RETURN_INT64(run);
 }
 

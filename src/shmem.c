@@ -2,19 +2,27 @@
  *
  * shmem.c
  *		Shared memory of bulkdelete (see shmem.h for what it holds and the
- *		locking rules): its size request, its initialization, and the
- *		wake-up of the launcher for one database.
+ *		locking rules): its size request, its initialization, the wake-up
+ *		of the launcher for one database, and the wake-ups a transaction
+ *		asks for at its commit (of the launcher after a submit, of waiting
+ *		sessions after a job ended).
  *
  *-------------------------------------------------------------------------
  */
 #include "shmem.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
 BdShared   *bd_shared = NULL;
+
+/* what the current transaction asked to wake at its commit */
+static bool wake_launcher_pending = false;
+static bool job_ended_pending = false;
+static bool xact_callback_registered = false;
 
 static shmem_startup_hook_type shmem_prev_startup_hook = NULL;
 #ifdef BD_HAVE_SHMEM_REQUEST_HOOK
@@ -46,6 +54,7 @@ shmem_startup(void)
 	{
 		memset(bd_shared, 0, sizeof(BdShared));
 		bd_shared->lock = &(GetNamedLWLockTranche("bulkdelete"))->lock;
+		ConditionVariableInit(&bd_shared->job_ended);
 		bd_shared->rescan = true;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -120,6 +129,54 @@ bd_shmem_wake_database(Oid dbid)
 	LWLockRelease(bd_shared->lock);
 	if (latch != NULL)
 		SetLatch(latch);
+}
+
+static void
+shmem_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && wake_launcher_pending)
+		bd_shmem_wake_database(MyDatabaseId);
+	if (event == XACT_EVENT_COMMIT && job_ended_pending && bd_shared != NULL)
+		ConditionVariableBroadcast(&bd_shared->job_ended);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		wake_launcher_pending = false;
+		job_ended_pending = false;
+	}
+}
+
+static void
+shmem_register_xact_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(shmem_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
+ * Wake the launcher for this database when the current transaction commits
+ * (a job submitted in a transaction that rolls back never starts).
+ */
+void
+bd_shmem_wake_launcher_at_commit(void)
+{
+	shmem_register_xact_callback();
+	wake_launcher_pending = true;
+}
+
+/*
+ * The current transaction moved a job to a final state: wake the sessions
+ * in bulkdelete.wait when it commits.
+ */
+void
+bd_shmem_job_ended_at_commit(void)
+{
+	shmem_register_xact_callback();
+	job_ended_pending = true;
 }
 
 /* The wake-up generation of database dbid (0 if untracked). */

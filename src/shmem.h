@@ -1,14 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.h
- *		The shared state of bulkdelete: how backends wake the launcher, and
- *		which databases the launcher should look at for work.
+ *		The shared state of bulkdelete: how backends wake the launcher,
+ *		which databases the launcher should look at for work, and the
+ *		condition variable sessions in bulkdelete.wait sleep on.
  *
  *		Locking: every field of BdShared below the lock is read and written
  *		only while holding BdShared->lock; launcher_latch is set once by the
  *		launcher at start (and cleared at its exit) and read without the lock,
  *		which is safe because a latch pointer is read atomically and SetLatch
- *		on a stale latch is harmless.
+ *		on a stale latch is harmless.  job_ended is broadcast after every
+ *		commit that moved a job to a final state.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +20,7 @@
 #include "compat.h"
 
 #include "datatype/timestamp.h"
+#include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 
@@ -36,6 +39,7 @@ typedef struct BdDatabase
 typedef struct BdShared
 {
 	Latch	   *launcher_latch;
+	ConditionVariable job_ended;
 	LWLock	   *lock;
 	bool		rescan;			/* look at every database again */
 	BdDatabase	dbs[BD_MAX_DATABASES];
@@ -47,6 +51,8 @@ extern void bd_shmem_request(void);
 extern void bd_shmem_init(void);
 
 extern void bd_shmem_wake_database(Oid dbid);
+extern void bd_shmem_wake_launcher_at_commit(void);
+extern void bd_shmem_job_ended_at_commit(void);
 extern BdDatabase *bd_shmem_database(Oid dbid, bool create);
 extern uint64 bd_shmem_database_gen(Oid dbid);
 extern void bd_shmem_database_due(Oid dbid, TimestampTz when);

@@ -192,7 +192,10 @@ worker_wait_for_replicas(void)
 	}
 }
 
-/* Release the per-batch settings: lock_timeout and immediate constraints. */
+/*
+ * The settings of one batch transaction: lock_timeout, asynchronous commit
+ * and immediate constraints.
+ */
 static void
 worker_batch_settings(int lock_timeout)
 {
@@ -200,6 +203,17 @@ worker_batch_settings(int lock_timeout)
 
 	snprintf(buf, sizeof(buf), "%d", lock_timeout);
 	set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_LOCAL, true, 0, false);
+
+	/*
+	 * A batch commits without waiting for its WAL to reach disk: the WAL
+	 * writer flushes it while the next batch runs.  A crash can then lose
+	 * the last batches, but always with the position and counts they
+	 * stored, so the job resumes before them and redoes them.  The
+	 * transaction that ends the job commits with the server's setting,
+	 * flushing everything before it.
+	 */
+	set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
 					  GUC_ACTION_LOCAL, true, 0, false);
 
 	/*

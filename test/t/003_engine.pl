@@ -112,6 +112,43 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres', 'SELECT count(*) FROM later'), '50',
 	'and it deleted its rows');
 
+# bulkdelete.wait returns as soon as the job ends (its fallback poll is
+# 10 s): when another session cancels it, and when a worker finishes it
+$node->safe_psql('postgres', q{
+	CREATE TABLE waited (id int PRIMARY KEY);
+	INSERT INTO waited SELECT generate_series(1, 100);
+});
+sub wait_in_background
+{
+	my ($job) = @_;
+	my $bg = $node->background_psql('postgres');
+	$bg->query_until(qr/waiting/, qq{\\echo waiting
+SELECT bulkdelete.wait($job, '60 seconds') AS st, clock_timestamp() AS at \\gset
+});
+	ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE wait_event_type = 'Extension' AND query LIKE '%bulkdelete.wait(%'
+		AND pid <> pg_backend_pid()}), "job $job: wait sleeps");
+	return $bg;
+}
+$job = $node->safe_psql('postgres', q{
+	SELECT bulkdelete.submit('waited'::regclass, 'id > 90',
+		start_after => clock_timestamp() + interval '1 hour')});
+my $bg = wait_in_background($job);
+$node->safe_psql('postgres', "SELECT bulkdelete.cancel($job)");
+is($bg->query_safe(qq{SELECT :'st', :'at'::timestamptz - finished_at < interval '5 seconds'
+	FROM bulkdelete.operation WHERE id = $job}), 'canceled|t',
+	'wait returns at once when another session cancels the job');
+$bg->quit;
+$job = $node->safe_psql('postgres', q{
+	SELECT bulkdelete.submit('waited'::regclass, 'id > 50',
+		start_after => clock_timestamp() + interval '2 seconds')});
+$bg = wait_in_background($job);
+is($bg->query_safe(qq{SELECT :'st', :'at'::timestamptz - finished_at < interval '5 seconds'
+	FROM bulkdelete.operation WHERE id = $job}), 'succeeded|t',
+	'wait returns at once when the worker finishes the job');
+$bg->quit;
+
 # more jobs than max_workers: the others wait queued, all finish
 my $submits = '';
 for my $i (1 .. 5)
