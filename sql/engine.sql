@@ -168,6 +168,7 @@ SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', option
 SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": 1.5}')$$);
 SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"batch_size": "10"}')$$);
 SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"nope": 1}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '{"busy_wal_rate": -1}')$$);
 SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', options => '[1]')$$);
 SELECT bd_try($$SELECT bulkdelete.submit('eng.contact'::regclass, 'true', start_after => 'infinity')$$);
 SELECT count(*) = :jobs_before AS nothing_created FROM bulkdelete.operation;

@@ -59,6 +59,7 @@ static const ApiOption api_options[] = {
 	{"batch_delay", 0, 3600000},
 	{"lock_timeout", 1, INT_MAX},
 	{"max_rows_per_second", 0, INT_MAX},
+	{"busy_wal_rate", 0, INT_MAX},
 };
 
 /* Apply one job-control action and return the job's new state as text. */
@@ -144,7 +145,7 @@ api_check_options(Jsonb *options)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown bulk delete job option \"%s\"", key),
-					 errhint("Valid options are batch_size, batch_time, batch_delay, lock_timeout and max_rows_per_second.")));
+					 errhint("Valid options are batch_size, batch_time, batch_delay, lock_timeout, max_rows_per_second and busy_wal_rate.")));
 		tok = JsonbIteratorNext(&it, &v, true);
 		if (v.type == jbvNumeric)
 			f = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
@@ -295,6 +296,7 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		 * The job stays in_progress: a worker takes it over, resuming it
 		 * after an interrupt, or recording the error that stopped us.
 		 */
+		bd_shmem_announcing = false;
 		bd_job_release_locks(job);
 		bd_shmem_wake_database(MyDatabaseId);
 		PG_RE_THROW();

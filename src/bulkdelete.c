@@ -30,6 +30,7 @@ int			bd_max_upload_size = 100 * 1024;	/* kB */
 char	   *bd_notify_channel = NULL;
 int			bd_max_replica_lag = 0;
 int			bd_max_rows_per_second = 0;
+int			bd_busy_wal_rate = 16384;	/* kB per second */
 
 bool		bd_preloaded = false;
 
@@ -123,6 +124,14 @@ _PG_init(void)
 							&bd_max_rows_per_second,
 							0, 0, INT_MAX,
 							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.busy_wal_rate",
+							"WAL one job writes per second while other sessions write; 0 means full speed always.",
+							"While other transactions write, a job deletes in small batches and holds its WAL to this rate, so that their commits do not wait behind its WAL.",
+							&bd_busy_wal_rate,
+							16384, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	bd_reserve_guc_prefix("bulkdelete");

@@ -55,6 +55,7 @@ shmem_startup(void)
 		memset(bd_shared, 0, sizeof(BdShared));
 		bd_shared->lock = &(GetNamedLWLockTranche("bulkdelete"))->lock;
 		ConditionVariableInit(&bd_shared->job_ended);
+		pg_atomic_init_u64(&bd_shared->job_xids, 0);
 		bd_shared->rescan = true;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -177,6 +178,35 @@ bd_shmem_job_ended_at_commit(void)
 {
 	shmem_register_xact_callback();
 	job_ended_pending = true;
+}
+
+/* job_xids of this process when the library is not preloaded */
+static uint64 local_job_xids = 0;
+
+/* true while this process runs a job: its subtransactions are announced */
+bool		bd_shmem_announcing = false;
+
+/*
+ * A job worker (or CALL run) is about to run n transactions or
+ * subtransactions that may take an xid.  Announcing before the xid is
+ * assigned means another worker never counts it as a stranger's.
+ */
+void
+bd_shmem_announce_job_xids(uint64 n)
+{
+	if (bd_shared != NULL)
+		pg_atomic_fetch_add_u64(&bd_shared->job_xids, n);
+	else
+		local_job_xids += n;
+}
+
+/* The xids announced by all jobs so far. */
+uint64
+bd_shmem_job_xids(void)
+{
+	if (bd_shared != NULL)
+		return pg_atomic_read_u64(&bd_shared->job_xids);
+	return local_job_xids;
 }
 
 /* The wake-up generation of database dbid (0 if untracked). */

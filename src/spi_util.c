@@ -9,6 +9,8 @@
  */
 #include "spi_util.h"
 
+#include "shmem.h"
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -177,6 +179,9 @@ bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
 	ResourceOwner oldowner = CurrentResourceOwner;
 	bool		ok = true;
 
+	/* a job's subtransaction may take an xid: say so first (worker.c) */
+	if (bd_shmem_announcing)
+		bd_shmem_announce_job_xids(1);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();

@@ -31,7 +31,9 @@
 #include "shmem.h"
 #include "spi_util.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
+#include "executor/instrument.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -110,7 +112,36 @@ typedef struct RunSettings
 	int			batch_delay;	/* ms */
 	int			lock_timeout;	/* ms */
 	int			max_rows_per_second;
+	int			busy_wal_rate;	/* kB per second */
 } RunSettings;
+
+/*
+ * Yielding to other writers.  Before each batch the worker compares the
+ * transaction ids assigned since the job began with those the jobs
+ * announced (shmem.c: every worker announces each transaction and
+ * subtransaction that writes before it begins): when the surplus grows,
+ * another session wrote.  Until a second passes without that, the job is "busy": batches shrink to one chunk and the job's WAL is held to
+ * busy_wal_rate, so that the others' commits never wait behind a large
+ * flush of the job's WAL.  When nobody else writes, the job runs at full
+ * speed.
+ */
+typedef struct WorkerPace
+{
+	bool		started;		/* the base counts are set */
+	uint64		base_xid;		/* the next xid at the first batch */
+	uint64		base_announced; /* bd_shmem_job_xids() then */
+	int64		surplus;		/* the highest surplus seen */
+	uint64		wal_bytes;		/* our WAL bytes before this batch */
+	TimestampTz others_seen;	/* when others' writes were last seen */
+	bool		busy;
+} WorkerPace;
+
+/*
+ * How long the job stays busy after it last saw others write: longer than
+ * the gaps between the transactions of a steady load, so that the job does
+ * not take a full-speed batch whenever one gap happens to be empty.
+ */
+#define WORKER_BUSY_HOLD_MS 1000
 
 /* An integer option of the job, or dflt. */
 static int
@@ -140,6 +171,8 @@ worker_settings(BdJob *job, RunSettings *s)
 	s->lock_timeout = worker_option(job->options, "lock_timeout", bd_lock_timeout);
 	s->max_rows_per_second = worker_option(job->options, "max_rows_per_second",
 										   bd_max_rows_per_second);
+	s->busy_wal_rate = worker_option(job->options, "busy_wal_rate",
+									 bd_busy_wal_rate);
 }
 
 /*
@@ -190,6 +223,45 @@ worker_wait_for_replicas(void)
 			return;
 		worker_sleep(1000);
 	}
+}
+
+/*
+ * A batch is about to begin: decide whether other sessions wrote since the
+ * previous one began (see WorkerPace), and mark the counters.
+ */
+static void
+worker_pace_mark(WorkerPace *pace)
+{
+	uint64		announced;
+	uint64		next_xid;
+	TimestampTz now = GetCurrentTimestamp();
+
+	/* the announcements first: a worker announces before it takes an xid */
+	announced = bd_shmem_job_xids();
+	next_xid = U64FromFullTransactionId(ReadNextFullTransactionId());
+	if (!pace->started)
+	{
+		pace->base_xid = next_xid;
+		pace->base_announced = announced;
+		pace->started = true;
+	}
+	else
+	{
+		int64		surplus = (int64) (next_xid - pace->base_xid) -
+			(int64) (announced - pace->base_announced);
+
+		if (surplus > pace->surplus)
+		{
+			pace->surplus = surplus;
+			pace->others_seen = now;
+		}
+	}
+	pace->busy = pace->others_seen != 0 &&
+		now - pace->others_seen < WORKER_BUSY_HOLD_MS * INT64CONST(1000);
+
+	/* the transaction that follows: a batch, the next query, or the end */
+	bd_shmem_announce_job_xids(1);
+	pace->wal_bytes = pgWalUsage.wal_bytes;
 }
 
 /*
@@ -310,8 +382,11 @@ bd_job_run(BdJob *job, bool in_session)
 	int			nqueries;
 	int			chunks_per_batch;
 	int64		batchno = 0;
+	WorkerPace	pace;
 
+	memset(&pace, 0, sizeof(pace));
 	worker_in_session = in_session;
+	bd_shmem_announcing = true;
 	jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
 								   ALLOCSET_DEFAULT_SIZES);
 	batchcxt = AllocSetContextCreate(jobcxt, "bulkdelete batch",
@@ -329,6 +404,7 @@ bd_job_run(BdJob *job, bool in_session)
 	{
 		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
 		worker_commit(true);
+		bd_shmem_announce_job_xids(1);
 		bd_candidates_fix(job);
 		worker_commit(false);
 		/* the cutoff is stored now: read it, into the job's context */
@@ -336,7 +412,10 @@ bd_job_run(BdJob *job, bool in_session)
 		job = bd_job_load(job->id);
 	}
 	else if (!job->started)
+	{
+		bd_shmem_announce_job_xids(1);
 		bd_job_mark_started_ids(job->id);
+	}
 	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
 
 	for (;;)
@@ -348,11 +427,14 @@ bd_job_run(BdJob *job, bool in_session)
 		TimestampTz started;
 		long		elapsed_ms;
 		int			rows;
+		int			limit;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(batchcxt);
 		MemoryContextSwitchTo(batchcxt);
 
+		/* before the state check: a job that stops writes too */
+		worker_pace_mark(&pace);
 		state = bd_job_current_state(job->id);
 		if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
 		{
@@ -368,13 +450,14 @@ bd_job_run(BdJob *job, bool in_session)
 
 		memset(&counts, 0, sizeof(counts));
 		started = GetCurrentTimestamp();
+		limit = pace.busy && settings.busy_wal_rate > 0 ? 1 : chunks_per_batch;
 		if (job->ids_kind)
 		{
 			int			n;
 
 			worker_batch_settings(settings.lock_timeout);
 			n = bd_records_run_batch(job, job->next_chunk,
-									 chunks_per_batch * BD_CHUNK_ROWS,
+									 limit * BD_CHUNK_ROWS,
 									 &counts, &failures);
 			if (n == 0)
 			{
@@ -402,7 +485,7 @@ bd_job_run(BdJob *job, bool in_session)
 			}
 
 			chunks = bd_job_fetch_chunks(job->id, job->query_index,
-										 job->next_chunk, chunks_per_batch);
+										 job->next_chunk, limit);
 
 			/*
 			 * A block range stays small next to the table, so that the
@@ -437,8 +520,9 @@ bd_job_run(BdJob *job, bool in_session)
 
 			batchno++;
 			pgstat_report_activity(STATE_RUNNING,
-									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT,
-											 job->id, batchno));
+									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT "%s",
+											 job->id, batchno,
+											 limit < chunks_per_batch ? ", yielding to other writers" : ""));
 			worker_batch_settings(settings.lock_timeout);
 			counts.ncascade = target->ncascade;
 			counts.cascade_relids = target->cascade_relids;
@@ -452,9 +536,11 @@ bd_job_run(BdJob *job, bool in_session)
 
 		/*
 		 * Adapt the batch toward batch_time, at most doubling or halving it
-		 * at a time, so one slow batch does not swing it wildly.
+		 * at a time, so one slow batch does not swing it wildly.  A batch cut
+		 * short by other writers says nothing of the size to keep.
 		 */
 		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
+		if (limit == chunks_per_batch)
 		{
 			double		ratio = (double) settings.batch_time / elapsed_ms;
 
@@ -462,17 +548,25 @@ bd_job_run(BdJob *job, bool in_session)
 			chunks_per_batch = Max(1, (int) (chunks_per_batch * ratio));
 		}
 
-		/* pacing: the row throttle, the fixed delay, the standbys */
-		if (settings.max_rows_per_second > 0)
+		/*
+		 * Pacing: the row throttle, the WAL rate while others write, the
+		 * fixed delay, the standbys.
+		 */
 		{
-			long		due = (long) rows * 1000 / settings.max_rows_per_second;
+			long		due = 0;
 
+			if (settings.max_rows_per_second > 0)
+				due = (long) rows * 1000 / settings.max_rows_per_second;
+			if (pace.busy && settings.busy_wal_rate > 0)
+				due = Max(due, (long) ((pgWalUsage.wal_bytes - pace.wal_bytes) *
+									   1000.0 / (settings.busy_wal_rate * 1024.0)));
 			worker_sleep(due - elapsed_ms);
 		}
 		worker_sleep(settings.batch_delay);
 		worker_wait_for_replicas();
 	}
 
+	bd_shmem_announcing = false;
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(jobcxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -519,6 +613,7 @@ worker_run_next(TimestampTz *next_start)
 		*next_start = DT_NOEND;
 		return false;
 	}
+	bd_shmem_announce_job_xids(1);
 	job_id = bd_job_claim_next(next_start, &more);
 	if (job_id == 0)
 	{
@@ -556,6 +651,8 @@ worker_run_next(TimestampTz *next_start)
 		ereport(LOG,
 				(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
 						job_id, edata->message)));
+		bd_shmem_announcing = false;
+		bd_shmem_announce_job_xids(1);
 		worker_record_job_error(job_id, edata);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
