@@ -702,13 +702,16 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 	bd_switch_user_begin(&sw, target->owner);
 
 	/*
-	 * Rows a restricting foreign key holds would make the DELETE fail: find
-	 * those of the range with one anti-join (as the tables' owner, for it
-	 * reads the referencing tables; no condition of the caller's runs
-	 * then), keep the candidates among them (as the job's owner), and
-	 * leave them out of the DELETE: they are tried one by one after it.
+	 * Rows a restricting foreign key holds make the DELETE fail.  Once that
+	 * has happened (the first time, the DELETE is tried again), each batch
+	 * first finds those of its range with one anti-join (as the tables'
+	 * owner, for it reads the referencing tables; no condition of the
+	 * caller's runs then), keeps the candidates among them (as the job's
+	 * owner), and leaves them out of the DELETE: they are tried one by one
+	 * after it.  Until then nothing is paid for keys that hold no row.
 	 */
-	if (target->blocked_sql != NULL)
+retry:
+	if (target->blocked_sql != NULL && target->blocked_seen)
 	{
 		BdUserSwitch sw2;
 		uint64		n;
@@ -751,6 +754,13 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 				counts->cascade_rows[i] += after[i] - st.cascade_before[i] -
 					(target->cascade_relids[i] == target->relid ? deleted : 0);
 			done = true;
+		}
+		else if (target->blocked_sql != NULL && !target->blocked_seen &&
+				 edata->sqlerrcode == ERRCODE_FOREIGN_KEY_VIOLATION)
+		{
+			FreeErrorData(edata);
+			target->blocked_seen = true;
+			goto retry;
 		}
 		else
 			FreeErrorData(edata);

@@ -33,6 +33,9 @@ typedef struct BdTarget
 	char	   *key_sql;		/* jsonb of a row's key, over alias t */
 	char	   *blocked_sql;	/* true when a restricting FK holds row t, or
 								 * NULL when no foreign key restricts */
+	bool		blocked_seen;	/* range mode: a restricting FK made a batch
+								 * fail; look for such rows before each
+								 * DELETE from now on */
 	int			ncascade;		/* leaf relations whose deletes we count */
 	Oid		   *cascade_relids;
 } BdTarget;

@@ -445,7 +445,20 @@ bd_job_release_locks(BdJob *job)
 bool
 bd_job_lock_for_session(BdJob *job)
 {
-	return job_try_lock_all(job->id, job_relids(job));
+	List	   *relids = job_relids(job);
+
+	/*
+	 * A worker looking for work holds a job's locks for a moment even when
+	 * it does not take the job: try for a second before saying it runs.
+	 */
+	for (int attempt = 0; attempt < 100; attempt++)
+	{
+		if (job_try_lock_all(job->id, relids))
+			return true;
+		pg_usleep(10000L);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return false;
 }
 
 /*
