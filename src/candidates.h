@@ -14,10 +14,13 @@
 
 /* rows per stored chunk of candidates */
 #define BD_CHUNK_ROWS 512
-/* blocks per stored chunk of a range-mode query */
-#define BD_RANGE_BLOCKS 32
+/*
+ * blocks per stored chunk of a range-mode query: small, so that a job that
+ * yields to other writers can take small steps (worker.c)
+ */
+#define BD_RANGE_BLOCKS 8
 /* most block-range chunks in one batch (1024 blocks, 8 MB) */
-#define BD_RANGE_MAX_CHUNKS 32
+#define BD_RANGE_MAX_CHUNKS (1024 / BD_RANGE_BLOCKS)
 
 extern int64 bd_candidates_fix(BdJob *job);
 

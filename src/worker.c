@@ -120,9 +120,10 @@ typedef struct RunSettings
  * transaction ids assigned since the job began with those the jobs
  * announced (shmem.c: every worker announces each transaction and
  * subtransaction that writes before it begins): when the surplus grows,
- * another session wrote.  Until a second passes without that, the job is "busy": batches shrink to one chunk and the job's WAL is held to
- * busy_wal_rate, so that the others' commits never wait behind a large
- * flush of the job's WAL.  When nobody else writes, the job runs at full
+ * another session wrote.  Until a second passes without that, the job is
+ * "busy": batches shrink to about WORKER_BUSY_BATCH_WAL of WAL (at least
+ * one chunk) and the job's WAL is held to busy_wal_rate, so that the
+ * others' commits never wait behind a large flush of the job's WAL.  When nobody else writes, the job runs at full
  * speed.
  */
 typedef struct WorkerPace
@@ -132,9 +133,13 @@ typedef struct WorkerPace
 	uint64		base_announced; /* bd_shmem_job_xids() then */
 	int64		surplus;		/* the highest surplus seen */
 	uint64		wal_bytes;		/* our WAL bytes before this batch */
+	double		wal_per_chunk;	/* WAL of one chunk in the last batch */
 	TimestampTz others_seen;	/* when others' writes were last seen */
 	bool		busy;
 } WorkerPace;
+
+/* the WAL a batch aims at while the job yields */
+#define WORKER_BUSY_BATCH_WAL (256 * 1024)
 
 /*
  * How long the job stays busy after it last saw others write: longer than
@@ -262,6 +267,15 @@ worker_pace_mark(WorkerPace *pace)
 	/* the transaction that follows: a batch, the next query, or the end */
 	bd_shmem_announce_job_xids(1);
 	pace->wal_bytes = pgWalUsage.wal_bytes;
+}
+
+/* A batch of nchunks chunks ran: learn its WAL per chunk. */
+static void
+worker_pace_chunks(WorkerPace *pace, int nchunks)
+{
+	if (nchunks > 0)
+		pace->wal_per_chunk = (double) (pgWalUsage.wal_bytes - pace->wal_bytes) /
+			nchunks;
 }
 
 /*
@@ -428,6 +442,7 @@ bd_job_run(BdJob *job, bool in_session)
 		long		elapsed_ms;
 		int			rows;
 		int			limit;
+		bool		yielding;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(batchcxt);
@@ -450,7 +465,11 @@ bd_job_run(BdJob *job, bool in_session)
 
 		memset(&counts, 0, sizeof(counts));
 		started = GetCurrentTimestamp();
-		limit = pace.busy && settings.busy_wal_rate > 0 ? 1 : chunks_per_batch;
+		yielding = pace.busy && settings.busy_wal_rate > 0;
+		limit = chunks_per_batch;
+		if (yielding)
+			limit = pace.wal_per_chunk <= 0 ? 1 :
+				Max(1, Min(limit, (int) (WORKER_BUSY_BATCH_WAL / pace.wal_per_chunk)));
 		if (job->ids_kind)
 		{
 			int			n;
@@ -466,6 +485,7 @@ bd_job_run(BdJob *job, bool in_session)
 				break;
 			}
 			rows = n;
+			worker_pace_chunks(&pace, (n + BD_CHUNK_ROWS - 1) / BD_CHUNK_ROWS);
 			job->next_chunk += n;
 			bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
 			worker_commit(false);
@@ -522,12 +542,13 @@ bd_job_run(BdJob *job, bool in_session)
 			pgstat_report_activity(STATE_RUNNING,
 									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT "%s",
 											 job->id, batchno,
-											 limit < chunks_per_batch ? ", yielding to other writers" : ""));
+											 yielding ? ", yielding to other writers" : ""));
 			worker_batch_settings(settings.lock_timeout);
 			counts.ncascade = target->ncascade;
 			counts.cascade_relids = target->cascade_relids;
 			counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
 			rows = worker_delete_chunks(job, target, chunks, &counts, &failures);
+			worker_pace_chunks(&pace, list_length(chunks));
 			job->next_chunk = ((BdChunk *) llast(chunks))->chunk + 1;
 			bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
 								job->query_index);
@@ -540,7 +561,7 @@ bd_job_run(BdJob *job, bool in_session)
 		 * short by other writers says nothing of the size to keep.
 		 */
 		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
-		if (limit == chunks_per_batch)
+		if (!yielding)
 		{
 			double		ratio = (double) settings.batch_time / elapsed_ms;
 
@@ -557,7 +578,7 @@ bd_job_run(BdJob *job, bool in_session)
 
 			if (settings.max_rows_per_second > 0)
 				due = (long) rows * 1000 / settings.max_rows_per_second;
-			if (pace.busy && settings.busy_wal_rate > 0)
+			if (yielding)
 				due = Max(due, (long) ((pgWalUsage.wal_bytes - pace.wal_bytes) *
 									   1000.0 / (settings.busy_wal_rate * 1024.0)));
 			worker_sleep(due - elapsed_ms);
