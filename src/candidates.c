@@ -118,10 +118,13 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 	/*
 	 * The count runs in this process alone: starting parallel workers costs
 	 * more than it saves on most purges, and a background job should not
-	 * take cores from the foreground.
+	 * take cores from the foreground.  Nor is it compiled (JIT): that
+	 * would load LLVM into the worker, some 10 MB, for one scan.
 	 */
 	guc_level = NewGUCNestLevel();
 	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	bd_switch_user_begin(&sw, job->owner);
 	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
@@ -183,6 +186,8 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	set_config_option("enable_indexscan", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (q->distinct)
 		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid, t.xmin %s"
