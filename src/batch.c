@@ -17,14 +17,14 @@
  *		the job started: a row updated since then (new version, new xmin) or
  *		inserted later is not deleted, and counts as skipped.
  *
- *		When the DELETE fails, the batch is split: rows that a restricting
- *		foreign key holds are found with one anti-join and tried alone;
- *		rows locked by another session are found with SKIP LOCKED; anything
- *		else is bisected.  So a batch with few failures costs a handful of
- *		subtransactions, not one per row.  A single row that still fails
- *		becomes a failure record with its key, SQLSTATE, message and detail;
- *		transient errors (deadlock, serialization failure, lock timeout) on a
- *		single row are retried a few times first.
+ *		Rows that a restricting foreign key holds are found first with one
+ *		anti-join, left out and tried alone.  When the DELETE fails, the
+ *		batch is split by isolate.c (locked rows found with SKIP LOCKED, a
+ *		lost privilege failing every row at once, anything else bisected,
+ *		transient errors on a single row retried), with the callbacks below.
+ *		So a batch with few failures costs a handful of subtransactions, not
+ *		one per row.  A row that still fails becomes a failure record with
+ *		its key, SQLSTATE, message and detail.
  *
  *		Rows removed from other tables by ON DELETE CASCADE are counted from
  *		the transaction's own statistics before and after each successful
@@ -35,6 +35,7 @@
 #include "batch.h"
 
 #include "bulkdelete.h"
+#include "isolate.h"
 #include "spi_util.h"
 
 #include "access/relation.h"
@@ -81,6 +82,7 @@ typedef struct BatchState
 	char	   *from;			/* "[ONLY] relation t" */
 	char	   *filter;			/* what a row must also satisfy */
 	char	   *delete_tids_sql;
+	BdIsolate	iso;			/* failure isolation over the rows' TIDs */
 	BdBatchCounts *counts;
 	int64	   *cascade_before;
 	/* rows that failed, with their errors; keys are fetched at the end */
@@ -263,15 +265,6 @@ bd_batch_read_stats(BdTarget *target, int64 *into)
 													ObjectIdGetDatum(target->cascade_relids[i])));
 }
 
-/* Errors worth trying again: deadlock, serialization failure, lock timeout */
-bool
-bd_batch_is_transient(int sqlerrcode)
-{
-	return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
-		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-}
-
 /*
  * Run sql with the batch's parameters, tids as P_TIDS, in a
  * subtransaction (bd_spi_try).
@@ -286,9 +279,16 @@ batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
 					  st->nulls, expected, processed, edata);
 }
 
+/*
+ * Record that the row at *item failed with edata, which is kept until the
+ * batch ends.  bd_isolate_delete's fail_item.
+ */
 static void
-batch_fail_row(BatchState *st, ItemPointer tid, ErrorData *edata)
+batch_fail_row(void *arg, void *item, ErrorData *edata)
 {
+	BatchState *st = (BatchState *) arg;
+	ItemPointer tid = (ItemPointer) item;
+
 	if (st->nfailed == st->maxfailed)
 	{
 		st->maxfailed = Max(16, st->maxfailed * 2);
@@ -311,10 +311,15 @@ batch_fail_row(BatchState *st, ItemPointer tid, ErrorData *edata)
 	st->counts->failed++;
 }
 
-/* DELETE the rows; on success add the deletes and the cascades. */
+/*
+ * DELETE the rows tids[0..n) in a subtransaction; on success add the deletes
+ * and the cascades.  bd_isolate_delete's delete_items.
+ */
 static bool
-batch_delete_rows(BatchState *st, ItemPointer tids, int n, ErrorData **edata)
+batch_delete_rows(void *arg, void *items, int n, ErrorData **edata)
 {
+	BatchState *st = (BatchState *) arg;
+	ItemPointer tids = (ItemPointer) items;
 	uint64		deleted;
 	int64	   *after = palloc(sizeof(int64) * (st->target->ncascade + 1));
 
@@ -407,81 +412,36 @@ batch_partition(BatchState *st, const char *sql, ItemPointer tids, int n)
 	return (int) found;
 }
 
-static void batch_attempt(BatchState *st, ItemPointer tids, int n);
-
-/* Delete one row, retrying transient errors, or record its failure. */
-static void
-batch_attempt_row(BatchState *st, ItemPointer tid)
+/*
+ * Did the job's owner lose its privilege on the table?  Then every row fails
+ * alike, no need to look further.  (A permission error that a trigger raises
+ * for some rows is bisected like any other.)  bd_isolate_delete's fails_all.
+ */
+static bool
+batch_fails_all(void *arg, ErrorData *edata)
 {
-	ErrorData  *edata = NULL;
+	BatchState *st = (BatchState *) arg;
 
-	for (int attempt = 0;; attempt++)
-	{
-		if (batch_delete_rows(st, tid, 1, &edata))
-			return;
-		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= BD_ROW_RETRIES)
-			break;
-		FreeErrorData(edata);
-		CHECK_FOR_INTERRUPTS();
-	}
-	batch_fail_row(st, tid, edata);
+	return edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		(pg_class_aclcheck(st->target->relid, st->target->owner, ACL_DELETE) != ACLCHECK_OK ||
+		 pg_class_aclcheck(st->target->relid, st->target->owner, ACL_SELECT) != ACLCHECK_OK);
 }
 
 /*
- * Delete tids[0..n): whole, or split until the rows that fail are found.
+ * The rows of tids[0..n) that no other session has locked, locked now and
+ * moved to the front; returns their number.  bd_isolate_delete's
+ * partition_free.
  */
-static void
-batch_attempt(BatchState *st, ItemPointer tids, int n)
+static int
+batch_partition_free(void *arg, void *items, int n)
 {
-	ErrorData  *edata = NULL;
-	int			half;
+	BatchState *st = (BatchState *) arg;
+	char	   *sql = psprintf("SELECT t.ctid FROM ONLY %s t"
+							   " WHERE t.ctid = ANY($%d) FOR UPDATE SKIP LOCKED",
+							   bd_qualified_relname(st->leaf),
+							   st->nbase + P_TIDS);
 
-	if (n == 0)
-		return;
-	if (n == 1)
-	{
-		batch_attempt_row(st, tids);
-		return;
-	}
-	if (batch_delete_rows(st, tids, n, &edata))
-		return;
-
-	/*
-	 * The job's owner lost its privilege on the table: every row fails
-	 * alike, no need to look further.  (A permission error that a trigger
-	 * raises for some rows is bisected like any other.)
-	 */
-	if (edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
-		(pg_class_aclcheck(st->target->relid, st->target->owner, ACL_DELETE) != ACLCHECK_OK ||
-		 pg_class_aclcheck(st->target->relid, st->target->owner, ACL_SELECT) != ACLCHECK_OK))
-	{
-		for (int i = 0; i < n; i++)
-			batch_fail_row(st, &tids[i], edata);
-		return;
-	}
-
-	/* rows locked by someone else: lock the others, try the locked alone */
-	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-	{
-		char	   *sql = psprintf("SELECT t.ctid FROM ONLY %s t"
-								   " WHERE t.ctid = ANY($%d) FOR UPDATE SKIP LOCKED",
-								   bd_qualified_relname(st->leaf),
-								   st->nbase + P_TIDS);
-		int			nfree = batch_partition(st, sql, tids, n);
-
-		if (nfree > 0 && nfree < n)
-		{
-			batch_attempt(st, tids, nfree);
-			for (int i = nfree; i < n; i++)
-				batch_attempt_row(st, &tids[i]);
-			return;
-		}
-	}
-	FreeErrorData(edata);
-
-	half = n / 2;
-	batch_attempt(st, tids, half);
-	batch_attempt(st, tids + half, n - half);
+	return batch_partition(st, sql, (ItemPointer) items, n);
 }
 
 /*
@@ -559,6 +519,12 @@ batch_begin(BatchState *st, BdTarget *target, Oid leaf, bool range_mode,
 	st->target = target;
 	st->leaf = leaf;
 	st->counts = counts;
+	st->iso.item_size = sizeof(ItemPointerData);
+	st->iso.arg = st;
+	st->iso.delete_items = batch_delete_rows;
+	st->iso.fail_item = batch_fail_row;
+	st->iso.fails_all = batch_fails_all;
+	st->iso.partition_free = batch_partition_free;
 	st->cascade_before = palloc(sizeof(int64) * (target->ncascade + 1));
 	st->nbase = nbase;
 	st->types = palloc(sizeof(Oid) * ntotal);
@@ -618,9 +584,9 @@ batch_delete_list(BatchState *st, ItemPointer tids, int n)
 
 		nblocked = batch_partition(st, sql, tids, n);
 	}
-	batch_attempt(st, tids + nblocked, n - nblocked);
+	bd_isolate_delete(&st->iso, tids + nblocked, n - nblocked);
 	for (int i = 0; i < nblocked; i++)
-		batch_attempt_row(st, &tids[i]);
+		bd_isolate_delete_one(&st->iso, &tids[i]);
 }
 
 /* End a batch: failures with their keys, and the skipped rows (TID mode). */
@@ -782,10 +748,10 @@ retry:
 					st.nbase + BATCH_NPARAMS, st.types, st.values, st.nulls,
 					true, SPI_OK_SELECT);
 		tids = batch_spi_tids(&ntids);
-		batch_attempt(&st, tids, ntids);
+		bd_isolate_delete(&st.iso, tids, ntids);
 	}
 	for (int i = 0; i < nblocked; i++)
-		batch_attempt_row(&st, &blocked[i]);
+		bd_isolate_delete_one(&st.iso, &blocked[i]);
 	bd_switch_user_end(&sw);
 	batch_end(&st, failures);
 }

@@ -20,9 +20,6 @@
 #include "job.h"
 #include "query.h"
 
-/* how often a single row is retried after a transient error */
-#define BD_ROW_RETRIES 3
-
 /* What a batch needs to know about the relation a query deletes from */
 typedef struct BdTarget
 {
@@ -49,7 +46,6 @@ extern void bd_batch_delete_range(BdTarget *target, BlockNumber first,
 								  Datum cutoff_xip, BdBatchCounts *counts,
 								  List **failures);
 extern void bd_batch_read_stats(BdTarget *target, int64 *into);
-extern bool bd_batch_is_transient(int sqlerrcode);
 extern bool bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
 							   FullTransactionId *xip, int nxip);
 

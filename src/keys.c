@@ -19,11 +19,13 @@
  *			WHERE t.c1 = k.k1 AND ... RETURNING k.item, t.tableoid
  *
  *		with the key's own equality operators, so the primary key's index
- *		finds the rows.  When it fails, the keys are split as batch.c splits
- *		rows: keys whose rows a restricting foreign key holds are found first
- *		with one anti-join and tried alone; keys of rows locked by another
- *		session are found with SKIP LOCKED; the rest is bisected; a single key
- *		that fails with a transient error is retried a few times.
+ *		finds the rows.  Keys whose rows a restricting foreign key holds are
+ *		found first with one anti-join and tried alone.  When the DELETE
+ *		fails, the keys are split by isolate.c, as batch.c's rows are: keys
+ *		of rows locked by another session are found with SKIP LOCKED, a
+ *		missing privilege fails every key at once, the rest is bisected, and
+ *		a single key that fails with a transient error is retried a few
+ *		times.
  *
  *		A key that no DELETE returned is looked up once more, bypassing
  *		row-level security: no such row (not found), a row that row-level
@@ -38,6 +40,7 @@
  */
 #include "keys.h"
 
+#include "isolate.h"
 #include "query.h"
 #include "spi_util.h"
 
@@ -65,6 +68,7 @@ typedef struct KeysRun
 	char	   *delete_sql;
 	int64	   *stats_before;
 	int64	   *stats_after;
+	BdIsolate	iso;			/* failure isolation over key numbers (int) */
 } KeysRun;
 
 /*
@@ -465,12 +469,15 @@ keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 }
 
 /*
- * DELETE the rows of keys items[0..n); on success mark the keys the
- * DELETE returned and add the cascades.
+ * DELETE the rows of keys items[0..n) in a subtransaction; on success mark
+ * the keys the DELETE returned and add the cascades.  bd_isolate_delete's
+ * delete_items.
  */
 static bool
-keys_delete_items(KeysRun *run, int *items, int n, ErrorData **edata)
+keys_delete_items(void *arg, void *list, int n, ErrorData **edata)
 {
+	KeysRun    *run = (KeysRun *) arg;
+	int		   *items = (int *) list;
 	uint64		processed;
 
 	if (run->counts)
@@ -497,29 +504,24 @@ keys_delete_items(KeysRun *run, int *items, int n, ErrorData **edata)
 	return true;
 }
 
+/* Record that key *item failed with edata.  bd_isolate_delete's fail_item. */
 static void
-keys_fail_edata(KeysRun *run, int item, ErrorData *edata)
+keys_fail_edata(void *arg, void *item, ErrorData *edata)
 {
-	bd_keys_fail(run->set, item, edata->sqlerrcode, edata->message,
+	KeysRun    *run = (KeysRun *) arg;
+
+	bd_keys_fail(run->set, *(int *) item, edata->sqlerrcode, edata->message,
 				 edata->detail);
 }
 
-/* Delete one key, retrying transient errors, or record its failure. */
-static void
-keys_attempt_one(KeysRun *run, int item)
+/*
+ * A missing privilege (any error of class 42) fails every key alike: no
+ * need to look further.  bd_isolate_delete's fails_all.
+ */
+static bool
+keys_fails_all(void *arg, ErrorData *edata)
 {
-	ErrorData  *edata = NULL;
-
-	for (int attempt = 0;; attempt++)
-	{
-		if (keys_delete_items(run, &item, 1, &edata))
-			return;
-		if (!bd_batch_is_transient(edata->sqlerrcode) || attempt >= BD_ROW_RETRIES)
-			break;
-		FreeErrorData(edata);
-		CHECK_FOR_INTERRUPTS();
-	}
-	keys_fail_edata(run, item, edata);
+	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION;
 }
 
 /*
@@ -572,52 +574,20 @@ keys_select_sql(BdKeyInfo *info, const char *extra)
 					info->relname, info->keys_sql, info->match_sql, extra);
 }
 
-/* Delete the keys items[0..n): all at once, or split until the bad are found. */
-static void
-keys_attempt(KeysRun *run, int *items, int n)
+/*
+ * The keys of items[0..n) whose rows no other session has locked, locked
+ * now and moved to the front; returns their number.  bd_isolate_delete's
+ * partition_free.
+ */
+static int
+keys_partition_free(void *arg, void *items, int n)
 {
-	ErrorData  *edata = NULL;
-	int			half;
+	KeysRun    *run = (KeysRun *) arg;
 
-	if (n == 0)
-		return;
-	if (n == 1)
-	{
-		keys_attempt_one(run, items[0]);
-		return;
-	}
-	if (keys_delete_items(run, items, n, &edata))
-		return;
-
-	/* a missing privilege fails every key alike: no need to look further */
-	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION)
-	{
-		for (int i = 0; i < n; i++)
-			keys_fail_edata(run, items[i], edata);
-		return;
-	}
-
-	/* rows locked by someone else: delete the others, try the locked alone */
-	if (edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-	{
-		int			nfree = keys_partition(run,
-										   keys_select_sql(run->set->info,
-														   " FOR UPDATE OF t SKIP LOCKED"),
-										   items, n);
-
-		if (nfree > 0 && nfree < n)
-		{
-			keys_attempt(run, items, nfree);
-			for (int i = nfree; i < n; i++)
-				keys_attempt_one(run, items[i]);
-			return;
-		}
-	}
-	FreeErrorData(edata);
-
-	half = n / 2;
-	keys_attempt(run, items, half);
-	keys_attempt(run, items + half, n - half);
+	return keys_partition(run,
+						  keys_select_sql(run->set->info,
+										  " FOR UPDATE OF t SKIP LOCKED"),
+						  (int *) items, n);
 }
 
 /* Compare keys ia and ib with the primary key's own comparison. */
@@ -773,6 +743,12 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 	run.set = set;
 	run.target = target;
 	run.counts = counts;
+	run.iso.item_size = sizeof(int);
+	run.iso.arg = &run;
+	run.iso.delete_items = keys_delete_items;
+	run.iso.fail_item = keys_fail_edata;
+	run.iso.fails_all = keys_fails_all;
+	run.iso.partition_free = keys_partition_free;
 	run.delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s"
 							  " RETURNING k.item, t.tableoid",
 							  info->relname, info->keys_sql, info->match_sql);
@@ -795,9 +771,9 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 								  keys_select_sql(info,
 												  psprintf(" AND (%s)", target->blocked_sql)),
 								  items, n);
-	keys_attempt(&run, items + nblocked, n - nblocked);
+	bd_isolate_delete(&run.iso, items + nblocked, n - nblocked);
 	for (int i = 0; i < nblocked; i++)
-		keys_attempt_one(&run, items[i]);
+		bd_isolate_delete_one(&run.iso, &items[i]);
 	keys_classify(&run, items, n);
 
 	/* a copy of a key finds the row gone, or fails as the first did */

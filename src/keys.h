@@ -3,9 +3,9 @@
  * keys.h
  *		Deleting rows by primary key: the table's key and how its values are
  *		read from text, JSON or any array element; and the deletion of a set
- *		of keys with one real DELETE, isolating the keys that fail the way
- *		batch.c isolates rows.  Shared by the synchronous delete_records and
- *		by the batches of id-list jobs (records.c).
+ *		of keys with one real DELETE, isolating the keys that fail with
+ *		isolate.c, as batch.c isolates rows.  Shared by the synchronous
+ *		delete_records and by the batches of id-list jobs (records.c).
  *
  *-------------------------------------------------------------------------
  */
