@@ -21,6 +21,8 @@
 #define BD_RANGE_BLOCKS 8
 /* most block-range chunks in one batch (1024 blocks, 8 MB) */
 #define BD_RANGE_MAX_CHUNKS (1024 / BD_RANGE_BLOCKS)
+/* most TID-list chunks in one batch (65,536 rows) */
+#define BD_TID_MAX_CHUNKS 128
 
 extern int64 bd_candidates_fix(BdJob *job);
 
