@@ -123,8 +123,10 @@ typedef struct RunSettings
  * another session wrote.  Until a second passes without that, the job is
  * "busy": batches shrink to about WORKER_BUSY_BATCH_WAL of WAL (at least
  * one chunk) and the job's WAL is held to busy_wal_rate, so that the
- * others' commits never wait behind a large flush of the job's WAL.  When nobody else writes, the job runs at full
- * speed.
+ * others' commits never wait behind a large flush of the job's WAL.  When
+ * nobody else writes, the job runs at full speed.  The surplus is compared
+ * with its highest value so far: an announced xid not assigned yet lowers
+ * it for a moment, and must not look like a stranger's when it comes.
  */
 typedef struct WorkerPace
 {
