@@ -475,6 +475,7 @@ bd_job_run(BdJob *job, bool in_session)
 		if (job->ids_kind)
 		{
 			int			n;
+			int			guc_level = NewGUCNestLevel();
 
 			worker_batch_settings(settings.lock_timeout);
 			n = bd_records_run_batch(job, job->next_chunk,
@@ -482,6 +483,8 @@ bd_job_run(BdJob *job, bool in_session)
 									 &counts, &failures);
 			if (n == 0)
 			{
+				/* the end commits with the server's settings, durably */
+				AtEOXact_GUC(false, guc_level);
 				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
 				worker_commit(false);
 				break;
