@@ -11,6 +11,7 @@
  */
 #include "shmem.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -23,6 +24,9 @@ BdShared   *bd_shared = NULL;
 static bool wake_launcher_pending = false;
 static bool job_ended_pending = false;
 static bool xact_callback_registered = false;
+
+/* xids announced for the current top transaction (bd_shmem_announce_xact) */
+static int	xact_announced = 0;
 
 static shmem_startup_hook_type shmem_prev_startup_hook = NULL;
 #ifdef BD_HAVE_SHMEM_REQUEST_HOOK
@@ -139,7 +143,16 @@ shmem_xact_callback(XactEvent event, void *arg)
 		bd_shmem_wake_database(MyDatabaseId);
 	if (event == XACT_EVENT_COMMIT && job_ended_pending && bd_shared != NULL)
 		ConditionVariableBroadcast(&bd_shared->job_ended);
+	/* an announced transaction that took no xid takes its announcement back */
+	if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_ABORT ||
+		 event == XACT_EVENT_PRE_PREPARE) && xact_announced > 0)
+	{
+		bd_shmem_withdraw_job_xids(xact_announced -
+								   (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()) ? 1 : 0));
+		xact_announced = 0;
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT ||
 		event == XACT_EVENT_PARALLEL_ABORT)
 	{
@@ -189,7 +202,9 @@ bool		bd_shmem_announcing = false;
 /*
  * A job worker (or CALL run) is about to run n transactions or
  * subtransactions that may take an xid.  Announcing before the xid is
- * assigned means another worker never counts it as a stranger's.
+ * assigned means another worker never counts it as a stranger's; those
+ * that end without one take it back (bd_shmem_withdraw_job_xids), so the
+ * count stays exact.
  */
 void
 bd_shmem_announce_job_xids(uint64 n)
@@ -198,6 +213,30 @@ bd_shmem_announce_job_xids(uint64 n)
 		pg_atomic_fetch_add_u64(&bd_shared->job_xids, n);
 	else
 		local_job_xids += n;
+}
+
+/* Take back n announcements whose (sub)transactions took no xid. */
+void
+bd_shmem_withdraw_job_xids(uint64 n)
+{
+	if (n == 0)
+		return;
+	if (bd_shared != NULL)
+		pg_atomic_fetch_sub_u64(&bd_shared->job_xids, n);
+	else
+		local_job_xids -= n;
+}
+
+/*
+ * The current transaction of a job may take an xid: announce it, and take
+ * the announcement back at its end if it took none.
+ */
+void
+bd_shmem_announce_xact(void)
+{
+	shmem_register_xact_callback();
+	bd_shmem_announce_job_xids(1);
+	xact_announced++;
 }
 
 /* The xids announced by all jobs so far. */

@@ -59,6 +59,8 @@ extern void bd_shmem_wake_launcher_at_commit(void);
 extern void bd_shmem_job_ended_at_commit(void);
 extern bool bd_shmem_announcing;
 extern void bd_shmem_announce_job_xids(uint64 n);
+extern void bd_shmem_withdraw_job_xids(uint64 n);
+extern void bd_shmem_announce_xact(void);
 extern uint64 bd_shmem_job_xids(void);
 extern BdDatabase *bd_shmem_database(Oid dbid, bool create);
 extern uint64 bd_shmem_database_gen(Oid dbid);

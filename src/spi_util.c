@@ -178,15 +178,21 @@ bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	bool		ok = true;
+	bool		announced = bd_shmem_announcing;
 
-	/* a job's subtransaction may take an xid: say so first (worker.c) */
-	if (bd_shmem_announcing)
+	/*
+	 * A job's subtransaction may take an xid: say so first, take it back if
+	 * it took none (worker.c)
+	 */
+	if (announced)
 		bd_shmem_announce_job_xids(1);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
 		fn(arg);
+		if (announced && !TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
+			bd_shmem_withdraw_job_xids(1);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -194,6 +200,8 @@ bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
 		MemoryContextSwitchTo(oldcxt);
 		*edata = CopyErrorData();
 		FlushErrorState();
+		if (announced && !TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
+			bd_shmem_withdraw_job_xids(1);
 		RollbackAndReleaseCurrentSubTransaction();
 		ok = false;
 	}

@@ -243,9 +243,12 @@ worker_pace_mark(WorkerPace *pace)
 	uint64		next_xid;
 	TimestampTz now = GetCurrentTimestamp();
 
-	/* the announcements first: a worker announces before it takes an xid */
-	announced = bd_shmem_job_xids();
+	/*
+	 * The next xid first: a worker announces before it takes an xid, so
+	 * every job's xid below it is in the announcements read after.
+	 */
 	next_xid = U64FromFullTransactionId(ReadNextFullTransactionId());
+	announced = bd_shmem_job_xids();
 	if (!pace->started)
 	{
 		pace->base_xid = next_xid;
@@ -267,7 +270,7 @@ worker_pace_mark(WorkerPace *pace)
 		now - pace->others_seen < WORKER_BUSY_HOLD_MS * INT64CONST(1000);
 
 	/* the transaction that follows: a batch, the next query, or the end */
-	bd_shmem_announce_job_xids(1);
+	bd_shmem_announce_xact();
 	pace->wal_bytes = pgWalUsage.wal_bytes;
 }
 
@@ -420,7 +423,7 @@ bd_job_run(BdJob *job, bool in_session)
 	{
 		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
 		worker_commit(true);
-		bd_shmem_announce_job_xids(1);
+		bd_shmem_announce_xact();
 		bd_candidates_fix(job);
 		worker_commit(false);
 		/* the cutoff is stored now: read it, into the job's context */
@@ -429,7 +432,7 @@ bd_job_run(BdJob *job, bool in_session)
 	}
 	else if (!job->started)
 	{
-		bd_shmem_announce_job_xids(1);
+		bd_shmem_announce_xact();
 		bd_job_mark_started_ids(job->id);
 	}
 	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
@@ -646,7 +649,7 @@ worker_run_next(TimestampTz *next_start)
 		*next_start = DT_NOEND;
 		return false;
 	}
-	bd_shmem_announce_job_xids(1);
+	bd_shmem_announce_xact();
 	job_id = bd_job_claim_next(next_start, &more);
 	if (job_id == 0)
 	{
@@ -685,7 +688,7 @@ worker_run_next(TimestampTz *next_start)
 				(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
 						job_id, edata->message)));
 		bd_shmem_announcing = false;
-		bd_shmem_announce_job_xids(1);
+		bd_shmem_announce_xact();
 		worker_record_job_error(job_id, edata);
 		pgstat_report_activity(STATE_IDLE, NULL);
 	}
