@@ -21,7 +21,7 @@ OBJS = \
 	src/spi_util.o \
 	src/worker.o
 
-DATA = bulkdelete--1.0.sql
+DATA = bulkdelete--1.0.sql bulkdelete--1.0--1.1.sql
 PGFILEDESC = "bulkdelete - bulk delete jobs in background workers"
 
 PG_CPPFLAGS = -I$(srcdir)/src
