@@ -19,6 +19,7 @@ OBJS = \
 	src/schedule.o \
 	src/shmem.o \
 	src/spi_util.o \
+	src/target.o \
 	src/worker.o
 
 DATA = bulkdelete--1.0.sql bulkdelete--1.0--1.1.sql

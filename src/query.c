@@ -39,9 +39,9 @@
 
 #include "bulkdelete.h"
 #include "spi_util.h"
+#include "target.h"
 
 #include "access/relation.h"
-#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
@@ -919,6 +919,8 @@ query_check_relation(Oid relid, bool target, const char *path)
 		bool		ok = relkind == RELKIND_RELATION ||
 		relkind == RELKIND_PARTITIONED_TABLE;
 
+		/* system relations, extensions' tables, foreign tables: for anyone */
+		bd_target_check(relid, qpath_show(path));
 		if (relkind == RELKIND_VIEW)
 			ok = (relation_is_updatable(relid, NIL, true, NULL) &
 				  (1 << CMD_DELETE)) != 0;
@@ -928,11 +930,6 @@ query_check_relation(Oid relid, bool target, const char *path)
 					 errmsg("cannot bulk delete from relation \"%s\" at %s",
 							name, qpath_show(path)),
 					 errdetail("Only tables, partitioned tables and views that can be deleted from can be the target of a bulk delete.")));
-		if (IsCatalogRelationOid(relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("cannot bulk delete from system catalog \"%s\" at %s",
-							name, qpath_show(path))));
 		if (pg_class_aclcheck(relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1955,6 +1952,32 @@ bd_query_count(Jsonb *normalized)
 	if (jb_int(&normalized->root, "version", 0) != QUERY_FORM_VERSION)
 		elog(ERROR, "bulkdelete: unsupported normalized query set version");
 	return jb_length(jb_container(&normalized->root, "queries"));
+}
+
+void
+bd_query_check_targets(Jsonb *normalized, Oid *relations, int nrelations)
+{
+	int			count = bd_query_count(normalized);
+
+	for (int q = 0; q < count; q++)
+	{
+		JsonbContainer *query = jb_element(jb_container(&normalized->root,
+														 "queries"), q);
+		int			i = jb_int(query, "relation", -1);
+		char	   *path;
+
+		if (i < 0 || i >= nrelations)
+			jb_malformed("relation");
+		/* a relation dropped since submit is bd_query_compile's error */
+		if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relations[i])))
+			continue;
+		if (jb_get(query, "expr"))
+			path = "target";
+		else
+			path = qpath_key(count > 1 ? qpath_index("", q) : "", "entity");
+		bd_target_check(relations[i], path);
+		bd_target_check_leaves(relations[i], path);
+	}
 }
 
 /* ----------------------------------------------------------------

@@ -69,6 +69,15 @@ extern Jsonb *bd_query_normalize_filter(Oid relid, const char *filter,
 extern int	bd_query_count(Jsonb *normalized);
 
 /*
+ * Check the target of every query of a normalized set as something rows
+ * may now be deleted from (target.h: no system or extension relation, no
+ * foreign table or foreign-table leaf): at submit, schedule and job start,
+ * not for a preview.  Raises 42809 naming the query's path.
+ */
+extern void bd_query_check_targets(Jsonb *normalized, Oid *relations,
+								   int nrelations);
+
+/*
  * Compile query "index" (0-based) of a normalized set.  relations is the
  * stored operation.relations; reference_time is "now" for relative-date
  * operators (the job's start, or now() for a preview).  Raises an error if
