@@ -111,8 +111,8 @@ bd_keys_lookup(Oid relid)
 	if (!OidIsValid(pk_index))
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot delete records by id from table \"%s\": it has no primary key",
-						get_rel_name(relid)),
+				 errmsg("cannot delete records by id from table %s: it has no primary key",
+						info->relname),
 				 errdetail("Records are found by their primary key."),
 				 errhint("Add a primary key to the table, or delete with bulkdelete.submit and a filter.")));
 

@@ -65,6 +65,15 @@ extern Jsonb *bd_query_normalize(Jsonb *query_set, List **relations);
 extern Jsonb *bd_query_normalize_filter(Oid relid, const char *filter,
 										List **relations);
 
+/*
+ * Put pg_catalog before the current search_path until AtEOXact_GUC(true,
+ * <the level returned>).  A compiled query names pg_catalog's functions and
+ * operators unqualified (a deparsed filter does), so wherever it runs,
+ * pg_catalog must come first: the dry run and preview run it as the caller
+ * with this; jobs run it with search_path = pg_catalog, pg_temp.
+ */
+extern int	bd_query_catalog_first(void);
+
 /* Number of queries in a normalized set. */
 extern int	bd_query_count(Jsonb *normalized);
 

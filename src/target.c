@@ -39,6 +39,7 @@
 #include "rewrite/rewriteHandler.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 /* " at <path>", or nothing */
 static const char *
@@ -102,10 +103,23 @@ static const char *const target_foreign_detail =
 static const char *const target_foreign_hint =
 "Delete on the foreign table's own server.";
 
+/*
+ * Does relid exist?  One that does not (dropped since a job was submitted)
+ * is the caller's 42P01, raised where it looks the relation up.
+ */
+static bool
+target_exists(Oid relid)
+{
+	return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid));
+}
+
 void
 bd_target_check(Oid relid, const char *path)
 {
 	Oid			rel = relid;
+
+	if (!target_exists(relid))
+		return;
 
 	/* views of views: at most as deep as the rewriter would go */
 	for (int depth = 0; OidIsValid(rel) && depth < 100; depth++)
@@ -143,6 +157,8 @@ bd_target_check_leaves(Oid relid, const char *path)
 	List	   *leaves;
 	ListCell   *lc;
 
+	if (!target_exists(relid))
+		return;
 	for (int depth = 0; OidIsValid(rel) && depth < 100 &&
 		 get_rel_relkind(rel) == RELKIND_VIEW; depth++)
 		rel = target_view_base(rel);

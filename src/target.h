@@ -18,7 +18,8 @@
  * member of an extension (bulkdelete's own tables, pg_cron's, ...), or a
  * foreign table.  These are refused for everyone, superusers included, and
  * by preview too.  path, when not NULL, is appended to the message
- * (" at <path>").
+ * (" at <path>").  A relation that does not exist passes: its lookup is
+ * where the caller reports it (42P01).
  */
 extern void bd_target_check(Oid relid, const char *path);
 
