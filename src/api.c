@@ -182,11 +182,11 @@ bd_api_options(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * The part of both submit forms after the query set is normalized: the
- * targets checked as relations rows may be deleted from (which preview,
- * sharing the normalization, does not need), then the common arguments:
- * name, start_after, notify, to_recipients, cc_recipients, options, from
- * argument "first" on.
+ * The part of both submit forms after the query set is normalized: check
+ * that rows may be deleted from its targets (bd_query_check_targets, which a
+ * preview, sharing the normalization, skips), then read the common
+ * arguments name, start_after, notify, to_recipients, cc_recipients,
+ * options, from argument "first" on.
  */
 static int64
 api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
