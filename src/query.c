@@ -12,7 +12,12 @@
  *		element, resolves names to OIDs and attribute numbers, checks that
  *		every value fits its column, and ends with a dry run of the compiled
  *		SQL (planned with LIMIT 0 as the caller) so that whatever it did not
- *		foresee fails at submit too.
+ *		foresee fails at submit too.  A filter is analyzed with pg_catalog
+ *		before the caller's search_path, and each of its functions and
+ *		operators must come from pg_catalog, the target's schema or the
+ *		schema of its argument types unless the filter names its schema, so
+ *		that it means what the same condition means in a query set; nor may
+ *		it change the session (query_filter_walker).
  *
  *		Compilation (bd_query_compile) runs when a job starts, or for a
  *		preview.  It reads only OIDs and attribute numbers, takes the current
