@@ -19,6 +19,7 @@ OBJS = \
 	src/schedule.o \
 	src/shmem.o \
 	src/spi_util.o \
+	src/target.o \
 	src/worker.o
 
 DATA = bulkdelete--1.0.sql bulkdelete--1.0--1.1.sql
@@ -30,7 +31,7 @@ PG_CFLAGS = -Werror=implicit-function-declaration
 # pg_regress tests (sql/, expected/), in this order
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter preview query_jobs \
-	records records_upload records_bulk schedule
+	records records_upload records_bulk schedule targets filter_names records_rls
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 

@@ -97,8 +97,8 @@ SELECT * FROM bulkdelete.delete_records('rec.person', ARRAY['700', 'x', '701']);
 RESET ROLE;
 SELECT count(*) FROM rec.person WHERE id IN (700, 701);
 
--- row-level security: alice may delete only her rows; others are
--- NO_PERMISSION, missing ones INVALID_DATA
+-- row-level security: alice may delete only her rows; the others, hidden
+-- from her, are not found (INVALID_DATA), exactly like missing ones
 CREATE TABLE rec.secret (id integer PRIMARY KEY, owner name);
 INSERT INTO rec.secret VALUES (1, 'bd_alice'), (2, 'bd_bob'), (3, 'bd_alice');
 ALTER TABLE rec.secret ENABLE ROW LEVEL SECURITY;

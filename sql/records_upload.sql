@@ -95,11 +95,14 @@ RESET ROLE;
 -- before it runs, every record is unprocessed
 SET ROLE bd_alice;
 SELECT count(*) FROM bulkdelete.unprocessed_records(:job);
--- close: queued, with the records as candidates; no more uploads
+-- close: queued, with the records as candidates; no more uploads (in the
+-- closing transaction, so that no worker can have started the job yet)
+BEGIN;
 SELECT bulkdelete.close_upload(:job);
 SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY[50])', :job));
 SELECT rec_try(format('SELECT bulkdelete.close_upload(%s)', :job));
 SELECT candidate_count FROM bulkdelete.operation WHERE id = :job;
+COMMIT;
 RESET ROLE;
 
 -- the job runs in a worker once the close is committed

@@ -182,9 +182,11 @@ bd_api_options(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * The part of both submit forms after the query set is normalized: the
- * common arguments are name, start_after, notify, to_recipients,
- * cc_recipients, options, from argument "first" on.
+ * The part of both submit forms after the query set is normalized: check
+ * that rows may be deleted from its targets (bd_query_check_targets, which a
+ * preview, sharing the normalization, skips), then read the common
+ * arguments name, start_after, notify, to_recipients, cc_recipients,
+ * options, from argument "first" on.
  */
 static int64
 api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
@@ -197,7 +199,10 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	bool		notify = PG_ARGISNULL(first + 2) ? false : PG_GETARG_BOOL(first + 2);
 	Jsonb	   *options = bd_api_options(fcinfo, first + 5);
 	int64		job_id;
+	int			nrelations;
+	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
 
+	bd_query_check_targets(normalized, rels, nrelations);
 	if (start_after != DT_NOBEGIN && TIMESTAMP_NOT_FINITE(start_after))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

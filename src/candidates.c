@@ -22,7 +22,9 @@
  *		change the set.
  *
  *		Either way a row inserted after the start is never deleted, and a row
- *		changed since is skipped.
+ *		changed since is skipped.  Neither way can tell the rows of a foreign
+ *		table apart, so the targets are checked again first (target.c): a
+ *		foreign partition attached since submit fails the job (42809).
  *
  *-------------------------------------------------------------------------
  */
@@ -251,6 +253,13 @@ bd_candidates_fix(BdJob *job)
 	MemoryContext scratch;
 	int64		total = 0;
 	int			nqueries = bd_query_count(job->query_set);
+
+	/*
+	 * What was checked at submit may have changed since: a foreign table
+	 * attached as a partition would have its rows selected by TIDs and
+	 * xmins that mean nothing.  Refused (42809) before anything is stored.
+	 */
+	bd_query_check_targets(job->query_set, job->relations, job->nrelations);
 
 	scratch = AllocSetContextCreate(CurrentMemoryContext,
 									"bulkdelete candidates",

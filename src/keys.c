@@ -28,9 +28,12 @@
  *		times.
  *
  *		A key that no DELETE returned is looked up once more, bypassing
- *		row-level security: no such row (not found), a row that row-level
- *		security hides from the deleting role, or, without row-level
- *		security, a row a BEFORE DELETE trigger kept.
+ *		row-level security: no such row (not found), or, without row-level
+ *		security, a row a BEFORE DELETE trigger kept.  Where row-level
+ *		security applies, a row the deleting role cannot see is not found,
+ *		exactly as if it did not exist (a plain DELETE tells nothing
+ *		either), and a row it can see but did not delete is refused
+ *		(42501: a DELETE policy, or a trigger).
  *
  *		A key given twice is tried once; the later copies get the outcome of
  *		the first, except that when the first deleted the row, they find it
@@ -74,9 +77,10 @@ typedef struct KeysRun
 /*
  * The primary key of relid, which must be a table or a partitioned table:
  * its columns, how to read and compare their values, and the SQL that
- * matches rows to keys.  Raises 42809 for anything else and 42P10 for a
- * table without a primary key.  Keeps an AccessShareLock on the table until
- * the transaction ends.  Result palloc'd in the caller's memory context.
+ * matches rows to keys.  Raises 42809 for anything else and for a table
+ * without a primary key (SPEC 5: a target that cannot be deleted from).
+ * Keeps an AccessShareLock on the table until the transaction ends.  Result
+ * palloc'd in the caller's memory context.
  */
 BdKeyInfo *
 bd_keys_lookup(Oid relid)
@@ -106,10 +110,11 @@ bd_keys_lookup(Oid relid)
 	pk_index = RelationGetPrimaryKeyIndex(rel);
 	if (!OidIsValid(pk_index))
 		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
-				 errmsg("table \"%s\" has no primary key", get_rel_name(relid)),
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot delete records by id from table %s: it has no primary key",
+						info->relname),
 				 errdetail("Records are found by their primary key."),
-				 errhint("To delete from this table, use bulkdelete.submit with a filter.")));
+				 errhint("Add a primary key to the table, or delete with bulkdelete.submit and a filter.")));
 
 	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk_index));
 	if (!HeapTupleIsValid(tup))
@@ -651,25 +656,55 @@ keys_distinct(BdKeySet *set, int *items, int *first_of)
 }
 
 /*
+ * Which keys have a row: sql (keys_select_sql) run as the current user with
+ * the parameters of some keys of set; a bool per key of the set.
+ */
+static bool *
+keys_lookup(BdKeySet *set, const char *sql, Oid *argtypes, Datum *values)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	BdKeyInfo  *info = set->info;
+	bool	   *found;
+	uint64		nfound;
+
+	nfound = bd_spi_exec(sql, info->ncols + 1, argtypes, values, NULL, true,
+						 SPI_OK_SELECT);
+	MemoryContextSwitchTo(cxt);
+	found = palloc0(sizeof(bool) * (set->n + 1));
+	for (uint64 j = 0; j < nfound; j++)
+	{
+		bool		isnull;
+
+		found[DatumGetInt32(bd_spi_datum(j, 1, &isnull))] = true;
+	}
+	return found;
+}
+
+/*
  * The keys items[0..n) that no DELETE returned and that did not fail: is
  * their row there at all?  Looked up as the job tables' owner, whom
- * row-level security does not restrict.
+ * row-level security does not restrict.  Where row-level security applies
+ * to the deleting role, a row it cannot see must look exactly like a row
+ * that is not there, as it does to a plain DELETE: otherwise the answers
+ * would tell which hidden rows exist.  A row it can see (its SELECT
+ * policies let it) and did not delete was refused by a DELETE policy, or
+ * kept by a trigger: saying so (42501) tells nothing it could not read.
  */
 static void
 keys_classify(KeysRun *run, int *items, int n)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	BdKeySet   *set = run->set;
 	BdKeyInfo  *info = set->info;
 	int		   *pending = palloc(sizeof(int) * (n + 1));
 	int			npending = 0;
 	bool		rls;
 	bool	   *found;
+	bool	   *visible = NULL;
 	BdUserSwitch sw;
 	Oid		   *argtypes;
 	Datum	   *values;
-	uint64		nfound;
 	char	   *role;
+	char	   *sql = keys_select_sql(info, "");
 
 	for (int i = 0; i < n; i++)
 		if (set->outcomes[items[i]] == BD_KEY_PENDING)
@@ -683,24 +718,17 @@ keys_classify(KeysRun *run, int *items, int n)
 
 	argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
 	values = bd_keys_params(info, set->values, pending, npending, argtypes);
+	if (rls)
+		visible = keys_lookup(set, sql, argtypes, values);
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	nfound = bd_spi_exec(keys_select_sql(info, ""), info->ncols + 1, argtypes,
-						 values, NULL, true, SPI_OK_SELECT);
+	found = keys_lookup(set, sql, argtypes, values);
 	bd_switch_user_end(&sw);
-	MemoryContextSwitchTo(cxt);
-	found = palloc0(sizeof(bool) * set->n);
-	for (uint64 j = 0; j < nfound; j++)
-	{
-		bool		isnull;
-
-		found[DatumGetInt32(bd_spi_datum(j, 1, &isnull))] = true;
-	}
 
 	for (int i = 0; i < npending; i++)
 	{
 		int			item = pending[i];
 
-		if (!found[item])
+		if (!found[item] || (rls && !visible[item]))
 		{
 			bd_keys_fail(set, item, ERRCODE_NO_DATA, "record not found", NULL);
 			set->outcomes[item] = BD_KEY_NOT_FOUND;

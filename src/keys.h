@@ -50,7 +50,8 @@ typedef enum BdKeyOutcome
 	BD_KEY_DELETED,
 	BD_KEY_FAILED,				/* an error: sqlerrcode, message, detail */
 	BD_KEY_NOT_FOUND,			/* no row has this key */
-	BD_KEY_HIDDEN,				/* row-level security hides the row */
+	BD_KEY_HIDDEN,				/* row-level security refused the delete
+								 * of a row the role can see */
 	BD_KEY_SUPPRESSED			/* a BEFORE DELETE trigger returned NULL */
 } BdKeyOutcome;
 

@@ -38,6 +38,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -448,7 +449,8 @@ preview_cascade(BdCompiledQuery *query)
 /*
  * Return the preview rows of a normalized set: compile each query with
  * now() as the reference time, count its rows as the caller and follow its
- * foreign keys.
+ * foreign keys, with pg_catalog first on the search_path, as the SQL is
+ * meant (bd_query_catalog_first): what is counted is what a job deletes.
  */
 static void
 preview_rows(FunctionCallInfo fcinfo, Jsonb *normalized, List *relations)
@@ -456,6 +458,7 @@ preview_rows(FunctionCallInfo fcinfo, Jsonb *normalized, List *relations)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			nrelations;
 	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
+	int			nestlevel = bd_query_catalog_first();
 
 	bd_init_materialized_srf(fcinfo);
 	SPI_connect();
@@ -479,6 +482,7 @@ preview_rows(FunctionCallInfo fcinfo, Jsonb *normalized, List *relations)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
 }
 
 /* bulkdelete.preview(query_set jsonb) RETURNS TABLE(...) */

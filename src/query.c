@@ -12,7 +12,12 @@
  *		element, resolves names to OIDs and attribute numbers, checks that
  *		every value fits its column, and ends with a dry run of the compiled
  *		SQL (planned with LIMIT 0 as the caller) so that whatever it did not
- *		foresee fails at submit too.
+ *		foresee fails at submit too.  A filter is analyzed with pg_catalog
+ *		before the caller's search_path, and each of its functions and
+ *		operators must come from pg_catalog, the target's schema or the
+ *		schema of its argument types unless the filter names its schema, so
+ *		that it means what the same condition means in a query set; nor may
+ *		it change the session (query_filter_walker).
  *
  *		Compilation (bd_query_compile) runs when a job starts, or for a
  *		preview.  It reads only OIDs and attribute numbers, takes the current
@@ -39,9 +44,9 @@
 
 #include "bulkdelete.h"
 #include "spi_util.h"
+#include "target.h"
 
 #include "access/relation.h"
-#include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
@@ -72,6 +77,7 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
@@ -919,6 +925,8 @@ query_check_relation(Oid relid, bool target, const char *path)
 		bool		ok = relkind == RELKIND_RELATION ||
 		relkind == RELKIND_PARTITIONED_TABLE;
 
+		/* system relations, extensions' tables, foreign tables: for anyone */
+		bd_target_check(relid, qpath_show(path));
 		if (relkind == RELKIND_VIEW)
 			ok = (relation_is_updatable(relid, NIL, true, NULL) &
 				  (1 << CMD_DELETE)) != 0;
@@ -928,11 +936,6 @@ query_check_relation(Oid relid, bool target, const char *path)
 					 errmsg("cannot bulk delete from relation \"%s\" at %s",
 							name, qpath_show(path)),
 					 errdetail("Only tables, partitioned tables and views that can be deleted from can be the target of a bulk delete.")));
-		if (IsCatalogRelationOid(relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-					 errmsg("cannot bulk delete from system catalog \"%s\" at %s",
-							name, qpath_show(path))));
 		if (pg_class_aclcheck(relid, GetUserId(), ACL_DELETE) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1604,6 +1607,21 @@ query_form_end(StringInfo out)
 											  CStringGetDatum(out->data)));
 }
 
+int
+bd_query_catalog_first(void)
+{
+	const char *path = namespace_search_path;
+	int			nestlevel = NewGUCNestLevel();
+
+	/* pg_catalog may come again later in path: the first time counts */
+	(void) set_config_option("search_path",
+							 strspn(path, " \t\n\r") == strlen(path) ?
+							 "pg_catalog" : psprintf("pg_catalog, %s", path),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return nestlevel;
+}
+
 /*
  * Compile every query of a freshly normalized set and plan it with LIMIT 0
  * as the caller, so that whatever the checks did not foresee (a column
@@ -1616,6 +1634,7 @@ query_dry_run(Jsonb *normalized, List *relations)
 {
 	int			nrelations;
 	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
+	int			nestlevel = bd_query_catalog_first();
 
 	SPI_connect();
 	for (int q = 0; q < bd_query_count(normalized); q++)
@@ -1628,6 +1647,7 @@ query_dry_run(Jsonb *normalized, List *relations)
 					true, SPI_OK_SELECT);
 	}
 	SPI_finish();
+	AtEOXact_GUC(true, nestlevel);
 }
 
 /* The OIDs of a relation list as the array bd_query_compile takes */
@@ -1826,14 +1846,262 @@ query_analyze_filter(Oid relid, Node *raw, const char *filter)
 	return expr;
 }
 
+/*
+ * The functions and operators of a filter.  The filter is analyzed with the
+ * caller's search_path, but with pg_catalog first, so that a built-in is
+ * never shadowed by an object of the same name and argument types further
+ * up the path.  What the analysis picked is then checked: an unqualified
+ * name must come from pg_catalog, the target's schema, or the schema of one
+ * of its argument types (or their base types), as the operators of a query
+ * set do (query_operator_oid); anything else was chosen by search_path alone
+ * and is refused (42883) unless the filter names its schema.  A function
+ * that changes the session or the database beyond the rows deleted is
+ * refused whoever names it (0A000): the job evaluates the filter in every
+ * batch, in a background worker acting as its owner, and a preview as the
+ * caller.
+ */
+typedef struct QueryFilterCheck
+{
+	Oid			target_nsp;
+	List	   *qualified;		/* "schema.name" written in the filter */
+} QueryFilterCheck;
+
+/*
+ * Session-changing functions of pg_catalog that PostgreSQL does not mark
+ * PARALLEL UNSAFE: session-level advisory locks (a worker holds its own, and
+ * runs many batches and jobs in one session) and the random seed.
+ */
+static const char *const query_session_functions[] = {
+	"pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock",
+	"pg_try_advisory_lock_shared", "pg_advisory_unlock",
+	"pg_advisory_unlock_shared", "pg_advisory_unlock_all", "setseed",
+};
+
+/* Note a function or operator name that the filter writes qualified. */
+static void
+query_note_qualified(QueryFilterCheck *fc, List *name)
+{
+	int			len = list_length(name);
+
+	if (len >= 2)
+		fc->qualified = lappend(fc->qualified,
+								psprintf("%s.%s", strVal(list_nth(name, len - 2)),
+										 strVal(llast(name))));
+}
+
+/* Collect the qualified function and operator names of a raw filter. */
+static bool
+query_qualified_walker(Node *node, QueryFilterCheck *fc)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncCall))
+		query_note_qualified(fc, ((FuncCall *) node)->funcname);
+	else if (IsA(node, A_Expr))
+		query_note_qualified(fc, ((A_Expr *) node)->name);
+	else if (IsA(node, SubLink))
+		query_note_qualified(fc, ((SubLink *) node)->operName);
+	else if (IsA(node, SortBy))
+		query_note_qualified(fc, ((SortBy *) node)->useOp);
+	return raw_expression_tree_walker(node, query_qualified_walker, fc);
+}
+
+/*
+ * May the filter use object "name" of schema nsp, over arguments of the
+ * types in argtypes (an OID list), without naming the schema?
+ */
+static bool
+query_filter_name_ok(QueryFilterCheck *fc, Oid nsp, const char *name,
+					 List *argtypes)
+{
+	char	   *qualified = psprintf("%s.%s", get_namespace_name(nsp), name);
+	ListCell   *lc;
+
+	if (nsp == PG_CATALOG_NAMESPACE || nsp == fc->target_nsp)
+		return true;
+	foreach(lc, argtypes)
+	{
+		Oid			typid = lfirst_oid(lc);
+
+		if (OidIsValid(typid) &&
+			(nsp == query_type_namespace(typid) ||
+			 nsp == query_type_namespace(getBaseType(typid))))
+			return true;
+	}
+	foreach(lc, fc->qualified)
+		if (strcmp((char *) lfirst(lc), qualified) == 0)
+			return true;
+	return false;
+}
+
+/* The types of expressions args as written, before implicit coercions */
+static List *
+query_arg_types(List *args)
+{
+	List	   *types = NIL;
+	ListCell   *lc;
+
+	foreach(lc, args)
+		types = lappend_oid(types,
+							exprType(strip_implicit_coercions(lfirst(lc))));
+	return types;
+}
+
+/*
+ * Refuse function funcid in a filter if it changes the session or the
+ * database (0A000): a pg_catalog function marked PARALLEL UNSAFE (settings,
+ * sequences, large objects, replication state, transaction ids, SQL given as
+ * text), one of query_session_functions, or any function whose SET clause
+ * changes the role, which PostgreSQL refuses while a job acts as its owner.
+ */
+static void
+query_filter_check_session(Oid funcid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	Form_pg_proc proc;
+	bool		refuse = false;
+	bool		isnull;
+	Datum		config;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for function %u", funcid);
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->pronamespace == PG_CATALOG_NAMESPACE)
+	{
+		refuse = proc->proparallel == PROPARALLEL_UNSAFE;
+		for (int i = 0; i < lengthof(query_session_functions); i++)
+			if (strcmp(NameStr(proc->proname), query_session_functions[i]) == 0)
+				refuse = true;
+	}
+	if (refuse)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("filter must not call function %s",
+						format_procedure(funcid)),
+				 errdetail("The function changes the session or the database beyond the rows deleted (a setting, a session lock, a sequence, ...), and a filter is evaluated again in every batch, by a background worker acting as the job's owner.")));
+
+	config = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proconfig, &isnull);
+	if (!isnull)
+	{
+		Datum	   *items;
+		int			nitems;
+
+		deconstruct_array(DatumGetArrayTypeP(config), TEXTOID, -1, false,
+						  TYPALIGN_INT, &items, NULL, &nitems);
+		for (int i = 0; i < nitems; i++)
+		{
+			char	   *item = TextDatumGetCString(items[i]);
+
+			if (pg_strncasecmp(item, "role=", 5) == 0 ||
+				pg_strncasecmp(item, "session_authorization=", 22) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("filter must not call function %s",
+								format_procedure(funcid)),
+						 errdetail("The function sets \"%s\", which cannot change while a job acts as its owner.",
+								   item)));
+		}
+	}
+	ReleaseSysCache(tup);
+}
+
+/* Check function funcid, called over argtypes: its name, its effects */
+static void
+query_filter_check_function(QueryFilterCheck *fc, Oid funcid, List *argtypes)
+{
+	query_filter_check_session(funcid);
+	if (!query_filter_name_ok(fc, get_func_namespace(funcid),
+							  get_func_name(funcid), argtypes))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("filter calls function %s, found only through search_path",
+						format_procedure_qualified(funcid)),
+				 errdetail("An unqualified function or operator of a filter is taken from pg_catalog, the target's schema or the schema of its argument types, so that search_path cannot change what a job deletes."),
+				 errhint("Write %s.%s(...) to call it.",
+						 quote_identifier(get_namespace_name(get_func_namespace(funcid))),
+						 quote_identifier(get_func_name(funcid)))));
+}
+
+/* Check operator opno, applied to argtypes: its name, its function */
+static void
+query_filter_check_operator(QueryFilterCheck *fc, Oid opno, List *argtypes)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	query_filter_check_session(op->oprcode);
+	if (!query_filter_name_ok(fc, op->oprnamespace, NameStr(op->oprname),
+							  argtypes))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("filter uses operator %s, found only through search_path",
+						format_operator_qualified(opno)),
+				 errdetail("An unqualified function or operator of a filter is taken from pg_catalog, the target's schema or the schema of its argument types, so that search_path cannot change what a job deletes."),
+				 errhint("Write OPERATOR(%s.%s) to use it.",
+						 quote_identifier(get_namespace_name(op->oprnamespace)),
+						 NameStr(op->oprname))));
+	ReleaseSysCache(tup);
+}
+
+/* Check every function and operator of an analyzed filter, at any depth. */
+static bool
+query_filter_walker(Node *node, QueryFilterCheck *fc)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncExpr))
+	{
+		FuncExpr   *f = (FuncExpr *) node;
+
+		/* a cast's function comes from pg_cast, not from search_path */
+		if (f->funcformat == COERCE_IMPLICIT_CAST ||
+			f->funcformat == COERCE_EXPLICIT_CAST)
+			query_filter_check_session(f->funcid);
+		else
+			query_filter_check_function(fc, f->funcid,
+										query_arg_types(f->args));
+	}
+	else if (IsA(node, Aggref))
+		query_filter_check_function(fc, ((Aggref *) node)->aggfnoid,
+									((Aggref *) node)->aggargtypes);
+	else if (IsA(node, WindowFunc))
+		query_filter_check_function(fc, ((WindowFunc *) node)->winfnoid,
+									query_arg_types(((WindowFunc *) node)->args));
+	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) ||
+			 IsA(node, NullIfExpr))
+		query_filter_check_operator(fc, ((OpExpr *) node)->opno,
+									query_arg_types(((OpExpr *) node)->args));
+	else if (IsA(node, ScalarArrayOpExpr))
+		query_filter_check_operator(fc, ((ScalarArrayOpExpr *) node)->opno,
+									query_arg_types(((ScalarArrayOpExpr *) node)->args));
+	else if (IsA(node, RowCompareExpr))
+	{
+		RowCompareExpr *rc = (RowCompareExpr *) node;
+
+		for (int i = 0; i < list_length(rc->opnos); i++)
+			query_filter_check_operator(fc, list_nth_oid(rc->opnos, i),
+										query_arg_types(list_make2(list_nth(rc->largs, i),
+																   list_nth(rc->rargs, i))));
+	}
+	else if (IsA(node, Query))
+		return query_tree_walker((Query *) node, query_filter_walker, fc, 0);
+	return expression_tree_walker(node, query_filter_walker, fc);
+}
+
 Jsonb *
 bd_query_normalize_filter(Oid relid, const char *filter, List **relations)
 {
 	ErrorContextCallback callback;
 	QueryNormalize qn;
 	StringInfoData out;
+	QueryFilterCheck fc;
+	Node	   *raw;
 	Node	   *expr;
 	Jsonb	   *result;
+	int			nestlevel;
 
 	memset(&qn, 0, sizeof(qn));
 	qn.relations = relations;
@@ -1845,7 +2113,14 @@ bd_query_normalize_filter(Oid relid, const char *filter, List **relations)
 	callback.previous = error_context_stack;
 	error_context_stack = &callback;
 	query_refuse_comments(filter);
-	expr = query_analyze_filter(relid, query_parse_filter(filter), filter);
+	raw = query_parse_filter(filter);
+	memset(&fc, 0, sizeof(fc));
+	fc.target_nsp = get_rel_namespace(relid);
+	(void) query_qualified_walker(raw, &fc);
+	nestlevel = bd_query_catalog_first();
+	expr = query_analyze_filter(relid, raw, filter);
+	AtEOXact_GUC(true, nestlevel);
+	(void) query_filter_walker(expr, &fc);
 	error_context_stack = callback.previous;
 
 	query_form_begin(&out);
@@ -1955,6 +2230,29 @@ bd_query_count(Jsonb *normalized)
 	if (jb_int(&normalized->root, "version", 0) != QUERY_FORM_VERSION)
 		elog(ERROR, "bulkdelete: unsupported normalized query set version");
 	return jb_length(jb_container(&normalized->root, "queries"));
+}
+
+void
+bd_query_check_targets(Jsonb *normalized, Oid *relations, int nrelations)
+{
+	int			count = bd_query_count(normalized);
+
+	for (int q = 0; q < count; q++)
+	{
+		JsonbContainer *query = jb_element(jb_container(&normalized->root,
+														 "queries"), q);
+		int			i = jb_int(query, "relation", -1);
+		char	   *path;
+
+		if (i < 0 || i >= nrelations)
+			jb_malformed("relation");
+		if (jb_get(query, "expr"))
+			path = "target";
+		else
+			path = qpath_key(count > 1 ? qpath_index("", q) : "", "entity");
+		bd_target_check(relations[i], path);
+		bd_target_check_leaves(relations[i], path);
+	}
 }
 
 /* ----------------------------------------------------------------

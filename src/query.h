@@ -65,8 +65,26 @@ extern Jsonb *bd_query_normalize(Jsonb *query_set, List **relations);
 extern Jsonb *bd_query_normalize_filter(Oid relid, const char *filter,
 										List **relations);
 
+/*
+ * Put pg_catalog before the current search_path until AtEOXact_GUC(true,
+ * <the level returned>).  A compiled query names pg_catalog's functions and
+ * operators unqualified (a deparsed filter does), so wherever it runs,
+ * pg_catalog must come first: the dry run and preview run it as the caller
+ * with this; jobs run it with search_path = pg_catalog, pg_temp.
+ */
+extern int	bd_query_catalog_first(void);
+
 /* Number of queries in a normalized set. */
 extern int	bd_query_count(Jsonb *normalized);
+
+/*
+ * Check the target of every query of a normalized set as something rows
+ * may now be deleted from (target.h: no system or extension relation, no
+ * foreign table or foreign-table leaf): at submit, schedule and job start,
+ * not for a preview.  Raises 42809 naming the query's path.
+ */
+extern void bd_query_check_targets(Jsonb *normalized, Oid *relations,
+								   int nrelations);
 
 /*
  * Compile query "index" (0-based) of a normalized set.  relations is the

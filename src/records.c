@@ -36,6 +36,7 @@
 #include "keys.h"
 #include "shmem.h"
 #include "spi_util.h"
+#include "target.h"
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -186,6 +187,17 @@ records_sync_row(BdKeySet *set, int i, bool invalid, char *id,
 }
 
 /*
+ * Refuse (42809) a target no bulk delete deletes from (target.h), whoever
+ * asks; then bd_keys_lookup refuses what has no primary key.
+ */
+static void
+records_check_target(Oid relid)
+{
+	bd_target_check(relid, NULL);
+	bd_target_check_leaves(relid, NULL);
+}
+
+/*
  * bulkdelete.delete_records(target regclass, ids anyarray) RETURNS
  * TABLE(id text, status text, code text, message text): delete up to
  * bulkdelete.max_sync_ids rows of target by primary key, in the caller's
@@ -216,6 +228,7 @@ bulkdelete_delete_records(PG_FUNCTION_ARGS)
 						   bd_max_sync_ids),
 				 errhint("Use an upload job for more: bulkdelete.create_job, bulkdelete.upload and bulkdelete.close_upload.")));
 
+	records_check_target(relid);
 	store = records_materialize(fcinfo, &tupdesc);
 	SPI_connect();
 	info = bd_keys_lookup(relid);
@@ -276,6 +289,7 @@ bulkdelete_create_job(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("target must not be null")));
 	relid = PG_GETARG_OID(0);
+	records_check_target(relid);
 	records_check_privilege(relid, ACL_DELETE, "delete from");
 	records_check_privilege(relid, ACL_SELECT, "select from");
 	(void) bd_keys_lookup(relid);
@@ -822,6 +836,11 @@ bd_records_run_batch(BdJob *job, int from, int max_records,
 	}
 	SPI_freetuptable(SPI_tuptable);
 
+	/*
+	 * A foreign table attached since create_job as a partition (or child)
+	 * would be deleted from too: refused, as at create_job.
+	 */
+	records_check_target(job->target);
 	set = bd_keys_parse(bd_keys_lookup(job->target), n, records_fill_jsonb,
 						keys);
 	target = bd_keys_target(job->target, job->owner);

@@ -402,6 +402,19 @@ schedule_define(FunctionCallInfo fcinfo, ScheduleRequest *req, int first,
 }
 
 /*
+ * Every run of a schedule deletes from its targets: refuse now what a run
+ * would be refused (bd_query_check_targets), rather than at each run.
+ */
+static void
+schedule_check_targets(Jsonb *normalized, List *relations)
+{
+	int			nrelations;
+	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
+
+	bd_query_check_targets(normalized, rels, nrelations);
+}
+
+/*
  * bulkdelete.schedule(name text, cron text, query_set jsonb, notify bool,
  * to_recipients text[], cc_recipients text[], options jsonb) RETURNS bigint
  */
@@ -418,6 +431,7 @@ bulkdelete_schedule(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query set must not be null")));
 	normalized = bd_query_normalize(PG_GETARG_JSONB_P(2), &relations);
+	schedule_check_targets(normalized, relations);
 	PG_RETURN_INT64(schedule_define(fcinfo, &req, 3, normalized, relations,
 									InvalidOid));
 }
@@ -443,6 +457,7 @@ bulkdelete_schedule_filter(PG_FUNCTION_ARGS)
 	normalized = bd_query_normalize_filter(relid,
 										   text_to_cstring(PG_GETARG_TEXT_PP(3)),
 										   &relations);
+	schedule_check_targets(normalized, relations);
 	PG_RETURN_INT64(schedule_define(fcinfo, &req, 4, normalized, relations,
 									relid));
 }
