@@ -533,8 +533,8 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 	values[9] = PointerGetDatum(to_recipients);
 	values[10] = PointerGetDatum(cc_recipients);
 	values[11] = JsonbPGetDatum(options);
-	/* read before the user switch below sets a path of its own */
 	with_path = job_has_column("search_path");
+	/* read before the user switch below sets a path of its own */
 	values[12] = ids_kind ?
 		CStringGetTextDatum(GetConfigOption("search_path", false, false)) :
 		(Datum) 0;

@@ -12,7 +12,9 @@
  *		chunks of candidates, deletes them (batch.c), and stores the counts,
  *		failures and new position in the same transaction, so a crash never
  *		loses or repeats a batch.  The number of chunks per batch adapts so
- *		that a batch takes about bulkdelete.batch_time.
+ *		that a batch takes about bulkdelete.batch_time.  A cancel of the
+ *		worker (pg_cancel_backend) rolls back only the batch it hits: the
+ *		job runs on from its last committed batch (worker_run_job).
  *
  *		The two callers commit differently: in a session, inside CALL, with
  *		SPI_commit on a non-atomic SPI connection; in a worker, with the
@@ -636,8 +638,9 @@ worker_record_job_error(int64 job_id, ErrorData *edata)
  * the job ended, paused or was canceled, or another error stopped it and
  * was recorded on it as its failure.  Errors that batches may turn into row
  * failures never get here (isolate.c); a shutdown is not caught at all (it
- * ends the process, and the launcher takes the job up again).  Enters and
- * leaves in a transaction, as worker_begin leaves it; cxt outlives the run.
+ * ends the process, and the launcher takes the job up again).  Enters in a
+ * transaction, as worker_begin leaves it, and leaves outside any; cxt
+ * outlives the run.
  */
 static bool
 worker_try_run(BdJob *job, MemoryContext cxt)
