@@ -22,6 +22,19 @@ SET statement_timeout = '300ms';
 SELECT * FROM bulkdelete.delete_records('errs.slow', ARRAY(SELECT generate_series(1, 20)));
 RESET statement_timeout;
 SELECT count(*) FROM errs.slow;
+-- the same in CALL bulkdelete.run: the CALL ends with the timeout, the job
+-- stays in_progress, and a worker takes it over and finishes it
+BEGIN;
+SELECT bulkdelete.submit('errs.slow'::regclass, 'id <= 5') AS job \gset
+SELECT bulkdelete.pause(:job);
+COMMIT;
+SET statement_timeout = '300ms';
+CALL bulkdelete.run(:job);
+RESET statement_timeout;
+SELECT bulkdelete.wait(:job, '60 s');
+SELECT state, candidate_count, success_count, failure_count
+FROM bulkdelete.operation WHERE id = :job;
+SELECT min(id), count(*) FROM errs.slow;
 
 -- trigger functions that name their tables unqualified, the common case
 CREATE TABLE errs.audit (relname text, id int);
