@@ -7,3 +7,14 @@
  * A fresh CREATE EXTENSION runs bulkdelete--1.0.sql and then this file, so
  * both paths give the same objects.
  */
+
+/*
+ * Job-level errors and the owner's search_path (SPEC 10).  An id-list job
+ * records the search_path its owner had at create_job, under which its
+ * deletes run, so that trigger functions that name tables unqualified work
+ * as in the owner's own DELETE (a query job keeps it in query_set, with the
+ * time zone).  The max_failures option needs no SQL object.
+ */
+ALTER TABLE @extschema@.operation ADD COLUMN search_path text;
+COMMENT ON COLUMN @extschema@.operation.search_path IS
+	'id-list jobs: the owner''s search_path at create_job, under which the job deletes (query jobs keep it in query_set)';

@@ -16,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/latch.h"
@@ -60,7 +61,22 @@ static const ApiOption api_options[] = {
 	{"lock_timeout", 1, INT_MAX},
 	{"max_rows_per_second", 0, INT_MAX},
 	{"busy_wal_rate", 0, INT_MAX},
+	{"max_failures", 1, INT_MAX},
 };
+
+/* The names of api_options, for a hint: "a, b and c" */
+static char *
+api_option_names(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < lengthof(api_options); i++)
+		appendStringInfo(&buf, "%s%s",
+						 i == 0 ? "" : i == lengthof(api_options) - 1 ? " and " : ", ",
+						 api_options[i].name);
+	return buf.data;
+}
 
 /* Apply one job-control action and return the job's new state as text. */
 static Datum
@@ -145,7 +161,7 @@ api_check_options(Jsonb *options)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown bulk delete job option \"%s\"", key),
-					 errhint("Valid options are batch_size, batch_time, batch_delay, lock_timeout, max_rows_per_second and busy_wal_rate.")));
+					 errhint("Valid options are %s.", api_option_names())));
 		tok = JsonbIteratorNext(&it, &v, true);
 		if (v.type == jbvNumeric)
 			f = DatumGetFloat8(DirectFunctionCall1(numeric_float8,

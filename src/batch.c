@@ -18,10 +18,14 @@
  *		inserted later is not deleted, and counts as skipped.
  *
  *		Rows that a restricting foreign key holds are found first with one
- *		anti-join, left out and tried alone.  When the DELETE fails, the
- *		batch is split by isolate.c (locked rows found with SKIP LOCKED, a
- *		lost privilege failing every row at once, anything else bisected,
- *		transient errors on a single row retried), with the callbacks below.
+ *		anti-join, left out and tried alone.  When the DELETE fails with an
+ *		error a row can cause, the batch is split by isolate.c (locked rows
+ *		found with SKIP LOCKED, a lost privilege failing every row at once,
+ *		anything else bisected, transient errors on a single row retried),
+ *		with the callbacks below; any other error (a trigger's missing
+ *		table, out of memory, a cancel) ends the batch's transaction at
+ *		once (isolate.c's bd_error_scope).  The DELETEs run as the job's
+ *		owner with the search_path it had at submit.
  *		So a batch with few failures costs a handful of subtransactions, not
  *		one per row.  A row that still fails becomes a failure record with
  *		its key, SQLSTATE, message and detail.
@@ -179,6 +183,7 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	target->query = query;
 	target->relname = bd_qualified_relname(relid);
 	target->owner = owner;
+	target->search_path = query->search_path;
 	target->key_sql = batch_key_sql(relid);
 
 	SPI_connect();
@@ -619,7 +624,7 @@ bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
 	st.values[P_XMINS - 1] = PointerGetDatum(xmins);
 	st.nulls[P_XMINS - 1] = ' ';
 
-	bd_switch_user_begin(&sw, target->owner);
+	bd_switch_to_owner(&sw, target->owner, target->search_path);
 	batch_delete_list(&st, tids, ntids);
 	bd_switch_user_end(&sw);
 
@@ -665,7 +670,7 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 	range = psprintf("t.ctid >= $%d AND t.ctid < $%d AND %s",
 					 st.nbase + P_LO, st.nbase + P_HI, st.filter);
 
-	bd_switch_user_begin(&sw, target->owner);
+	bd_switch_to_owner(&sw, target->owner, target->search_path);
 
 	/*
 	 * Rows a restricting foreign key holds make the DELETE fail.  Once that
@@ -729,7 +734,11 @@ retry:
 			goto retry;
 		}
 		else
+		{
+			/* an error no row causes stops here, before the rows are listed */
+			bd_error_raise_unless_row(edata);
 			FreeErrorData(edata);
+		}
 	}
 
 	/*

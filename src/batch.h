@@ -27,6 +27,8 @@ typedef struct BdTarget
 	BdCompiledQuery *query;		/* the query, compiled at the job's start */
 	char	   *relname;		/* quoted, schema-qualified */
 	Oid			owner;			/* the job's owner: deletes run as this role */
+	char	   *search_path;	/* and with this search_path (the owner's at
+								 * submit; NULL: pg_catalog, pg_temp) */
 	char	   *key_sql;		/* jsonb of a row's key, over alias t */
 	char	   *blocked_sql;	/* true when a restricting FK holds row t, or
 								 * NULL when no foreign key restricts */

@@ -128,7 +128,7 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	bd_switch_user_begin(&sw, job->owner);
+	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
 				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
 				SPI_OK_SELECT);
@@ -201,7 +201,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	buf->job_id = job->id;
 	buf->query_index = query_index;
 
-	bd_switch_user_begin(&sw, job->owner);
+	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
 									   q->paramvalues, q->paramnulls, false, 0);

@@ -7,6 +7,9 @@
  *		items that fail are found, so a list with few failures costs a
  *		handful of subtransactions, not one per item:
  *
+ *		- an error no row can cause (a trigger's missing table, out of
+ *		  memory, a lost connection: bd_error_scope) is raised again at
+ *		  once, so the batch stops without another attempt;
  *		- an error that fails every item alike (a privilege the deleting
  *		  role lacks; the caller decides) fails them all at once;
  *		- a lock timeout sorts the items with FOR UPDATE SKIP LOCKED: the
@@ -18,7 +21,9 @@
  *		  its failure is recorded.
  *
  *		The caller supplies the statements and the bookkeeping as callbacks
- *		(isolate.h); this file owns only the order of the attempts.
+ *		(isolate.h); this file owns only the order of the attempts, and the
+ *		rule of which errors are a row's (bd_error_scope), which every place
+ *		that catches an error follows.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,13 +34,70 @@
 /* how often a single item is retried after a transient error */
 #define ISOLATE_RETRIES 3
 
-/* Errors worth trying again: deadlock, serialization failure, lock timeout */
-static bool
-isolate_is_transient(int sqlerrcode)
+/*
+ * Which errors a row can cause (SPEC 10).  A row's error is one that comes
+ * from that row: a constraint (class 23), a trigger's RAISE (P0001 or a code
+ * of its own), a value the row holds (class 22), a privilege its policy
+ * denies (42501), a lock that does not come free (55P03) or a deadlock or
+ * serialization failure that outlasts the retries.  An error that would
+ * hit every row alike is the job's: whatever happens before any row is
+ * looked at (class 42, the name of a table, column or function a trigger
+ * uses that does not resolve), the system's state (out of memory or disk,
+ * 53; a file, 58; internal, XX; a transaction or object in the wrong state,
+ * 25 and 55; a feature not supported, 0A; a configuration file, F0) and a
+ * connection or foreign server (08, HV).  A cancel, a timeout and a
+ * shutdown (class 57) are not errors of the rows at all: like PL/pgSQL's
+ * WHEN OTHERS, nothing here ever catches them.
+ *
+ * Everything else is taken for a row's, so a code a trigger makes up is
+ * recorded on its row.
+ */
+BdErrorScope
+bd_error_scope(int sqlerrcode)
 {
-	return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
-		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+	switch (sqlerrcode)
+	{
+		case ERRCODE_T_R_DEADLOCK_DETECTED:
+		case ERRCODE_T_R_SERIALIZATION_FAILURE:
+		case ERRCODE_LOCK_NOT_AVAILABLE:
+			return BD_ERROR_TRANSIENT;
+		case ERRCODE_INSUFFICIENT_PRIVILEGE:
+			return BD_ERROR_ROW;
+	}
+	switch (ERRCODE_TO_CATEGORY(sqlerrcode))
+	{
+		case ERRCODE_OPERATOR_INTERVENTION:
+			return BD_ERROR_INTERRUPT;
+		case ERRCODE_CONNECTION_EXCEPTION:
+		case ERRCODE_FEATURE_NOT_SUPPORTED:
+		case ERRCODE_INVALID_TRANSACTION_STATE:
+		case ERRCODE_INVALID_TRANSACTION_TERMINATION:
+		case ERRCODE_INVALID_CATALOG_NAME:
+		case ERRCODE_INVALID_SCHEMA_NAME:
+		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:
+		case ERRCODE_INSUFFICIENT_RESOURCES:
+		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
+		case ERRCODE_SYSTEM_ERROR:
+		case ERRCODE_CONFIG_FILE_ERROR:
+		case ERRCODE_FDW_ERROR:
+		case ERRCODE_INTERNAL_ERROR:
+			return BD_ERROR_JOB;
+	}
+	return BD_ERROR_ROW;
+}
+
+/*
+ * Raise edata again unless a row could have caused it (bd_error_scope): a
+ * job-level error ends the batch's transaction now, without another
+ * attempt.  Called outside the subtransaction that failed.
+ */
+void
+bd_error_raise_unless_row(ErrorData *edata)
+{
+	BdErrorScope scope = bd_error_scope(edata->sqlerrcode);
+
+	if (scope == BD_ERROR_JOB || scope == BD_ERROR_INTERRUPT)
+		ReThrowError(edata);
 }
 
 /* The address of items[i] */
@@ -58,7 +120,8 @@ bd_isolate_delete_one(const BdIsolate *iso, void *item)
 	{
 		if (iso->delete_items(iso->arg, item, 1, &edata))
 			return;
-		if (!isolate_is_transient(edata->sqlerrcode) ||
+		bd_error_raise_unless_row(edata);
+		if (bd_error_scope(edata->sqlerrcode) != BD_ERROR_TRANSIENT ||
 			attempt >= ISOLATE_RETRIES)
 			break;
 		FreeErrorData(edata);
@@ -86,6 +149,7 @@ bd_isolate_delete(const BdIsolate *iso, void *items, int n)
 	}
 	if (iso->delete_items(iso->arg, items, n, &edata))
 		return;
+	bd_error_raise_unless_row(edata);
 
 	/* every item fails alike: no need to look further */
 	if (iso->fails_all(iso->arg, edata))

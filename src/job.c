@@ -31,6 +31,7 @@
 #include "storage/lock.h"
 #include "utils/json.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 
 static const char *const job_state_names[BD_NUM_STATES] = {
 	[BD_STATE_OPEN] = "open",
@@ -148,6 +149,17 @@ bd_job_table_relid(const char *relname)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"bulkdelete\" is not installed in this database")));
 	return relid;
+}
+
+/*
+ * Does operation have column attname?  A database still at extension
+ * version 1.0 runs with this library until ALTER EXTENSION UPDATE, so the
+ * columns 1.1 adds are read and written only where they exist.
+ */
+static bool
+job_has_column(const char *attname)
+{
+	return get_attnum(bd_job_table_relid("operation"), attname) != InvalidAttrNumber;
 }
 
 /* The role that owns the job tables: the one that created the extension. */
@@ -464,8 +476,10 @@ bd_job_lock_for_session(BdJob *job)
 /*
  * Insert a new job row owned by the current user and return its id.  The
  * state is scheduled when start_after is in the future, open for an ids job
- * (it takes uploads first), queued otherwise.  Must be called in a
- * transaction; the job becomes visible to the launcher when it commits.
+ * (it takes uploads first), queued otherwise.  An ids job records the
+ * caller's search_path, under which its deletes will run (a query job has
+ * it in its normalized query set).  Must be called in a transaction; the
+ * job becomes visible to the launcher when it commits.
  */
 int64
 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
@@ -475,17 +489,18 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 {
 	BdUserSwitch sw;
 	Oid			owner = GetUserId();
-	Oid			argtypes[12] = {TEXTOID, OIDOID, TEXTOID, JSONBOID,
+	Oid			argtypes[13] = {TEXTOID, OIDOID, TEXTOID, JSONBOID,
 		REGCLASSARRAYOID, REGCLASSOID, TEXTOID, TIMESTAMPTZOID, BOOLOID,
-	TEXTARRAYOID, TEXTARRAYOID, JSONBOID};
-	Datum		values[12];
-	char		nulls[12];
+	TEXTARRAYOID, TEXTARRAYOID, JSONBOID, TEXTOID};
+	Datum		values[13];
+	char		nulls[13];
 	const char *state;
 	Datum	   *relids;
 	int			nrel = list_length(relations);
 	int			i = 0;
 	ListCell   *lc;
 	int64		job_id;
+	bool		with_path;
 
 	if (ids_kind)
 		state = "open";
@@ -518,15 +533,24 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 	values[9] = PointerGetDatum(to_recipients);
 	values[10] = PointerGetDatum(cc_recipients);
 	values[11] = JsonbPGetDatum(options);
+	with_path = job_has_column("search_path");
+	/* read before the user switch below sets a path of its own */
+	values[12] = ids_kind ?
+		CStringGetTextDatum(GetConfigOption("search_path", false, false)) :
+		(Datum) 0;
+	nulls[12] = ids_kind ? ' ' : 'n';
 
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("INSERT INTO bulkdelete.operation (name, owner, kind, query_set,"
-				" relations, target, state, start_after, notify, to_recipients,"
-				" cc_recipients, options)"
-				" VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9,"
-				" $10, $11, $12) RETURNING id",
-				12, argtypes, values, nulls, false, SPI_OK_INSERT_RETURNING);
+	bd_spi_exec(psprintf("INSERT INTO bulkdelete.operation (name, owner, kind, query_set,"
+						 " relations, target, state, start_after, notify, to_recipients,"
+						 " cc_recipients, options%s)"
+						 " VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9,"
+						 " $10, $11, $12%s) RETURNING id",
+						 with_path ? ", search_path" : "",
+						 with_path ? ", $13" : ""),
+				with_path ? 13 : 12,
+				argtypes, values, nulls, false, SPI_OK_INSERT_RETURNING);
 	job_id = bd_spi_int64(0, 1, 0);
 	bd_switch_user_end(&sw);
 	SPI_finish();
@@ -552,11 +576,12 @@ bd_job_load(int64 job_id)
 	values[0] = Int64GetDatum(job_id);
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
-					" relations, target::pg_catalog.oid, options, started_at,"
-					" COALESCE(processing_query_index, 0), next_chunk,"
-					" cutoff_xmax, cutoff_xip"
-					" FROM bulkdelete.operation WHERE id = $1",
+	if (bd_spi_exec(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
+							 " relations, target::pg_catalog.oid, options, started_at,"
+							 " COALESCE(processing_query_index, 0), next_chunk,"
+							 " cutoff_xmax, cutoff_xip, %s"
+							 " FROM bulkdelete.operation WHERE id = $1",
+							 job_has_column("search_path") ? "search_path" : "NULL::pg_catalog.text"),
 					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -597,6 +622,7 @@ bd_job_load(int64 job_id)
 	d = bd_spi_datum(0, 13, &isnull);
 	job->cutoff_xip = isnull ? (Datum) 0 :
 		PointerGetDatum(DatumGetArrayTypePCopy(d));
+	job->search_path = bd_spi_text(0, 14);
 	MemoryContextSwitchTo(spicxt);
 
 	bd_switch_user_end(&sw);
@@ -886,9 +912,61 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 }
 
 /*
+ * The job's max_failures option (SPEC 10): once the job has recorded that
+ * many row failures, it stops failed with 54000, in the transaction of the
+ * batch that got there, which keeps its deletes and failures.  (Batches are
+ * whole, so the count may pass the limit by that batch's failures.)  A job
+ * that is pausing or canceling meanwhile stops that way instead, and meets
+ * the limit again after a resume.  In the batch's transaction.
+ */
+static void
+job_check_max_failures(int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	int64		failures = 0;
+	int64		limit = 0;
+	bool		reached = false;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec("SELECT failure_count, (options ->> 'max_failures')::pg_catalog.int8"
+					" FROM bulkdelete.operation"
+					" WHERE id = $1 AND state = 'in_progress' AND options ? 'max_failures'",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) > 0)
+	{
+		failures = bd_spi_int64(0, 1, 0);
+		limit = bd_spi_int64(0, 2, 0);
+		reached = failures >= limit;
+	}
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	if (!reached)
+		return;
+
+	bd_job_finish(job_id, BD_ACTION_FAIL,
+				  unpack_sql_state(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				  psprintf("stopped after " INT64_FORMAT " row failures (max_failures is " INT64_FORMAT ")",
+						   failures, limit));
+
+	/*
+	 * Like every end of a job, this one commits with the server's setting,
+	 * not the batch's asynchronous commit, so a job reported failed stays
+	 * so.
+	 */
+	(void) set_config_option("synchronous_commit",
+							 GetConfigOptionResetString("synchronous_commit"),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+							 true, 0, false);
+}
+
+/*
  * Add one batch to the job's counters, move its position to next_chunk and
  * store its failures, in the batch's own transaction: so the counts are
- * exact whatever happens next.
+ * exact whatever happens next.  A job that reaches its max_failures ends
+ * here (job_check_max_failures).
  */
 void
 bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
@@ -978,6 +1056,7 @@ bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
 				  "  pg_catalog.unnest($7)) u(r, k, s, m, d)",
 				  7, fargtypes, fvalues, NULL, SPI_OK_INSERT);
 	}
+	job_check_max_failures(job_id);
 }
 
 /* Move a job on to query query_index of its set. */

@@ -70,6 +70,9 @@ typedef struct BdJob
 	int			next_chunk;		/* first candidate chunk not yet done */
 	Datum		cutoff_xmax;	/* xid8: the start snapshot's xmax */
 	Datum		cutoff_xip;		/* xid8[]: its in-progress xids */
+	char	   *search_path;	/* ids jobs: the owner's search_path at
+								 * create_job (query jobs keep theirs in
+								 * query_set); NULL when none was recorded */
 } BdJob;
 
 /* One chunk of candidates: rows of one leaf relation */

@@ -21,11 +21,13 @@
  *		with the key's own equality operators, so the primary key's index
  *		finds the rows.  Keys whose rows a restricting foreign key holds are
  *		found first with one anti-join and tried alone.  When the DELETE
- *		fails, the keys are split by isolate.c, as batch.c's rows are: keys
- *		of rows locked by another session are found with SKIP LOCKED, a
- *		missing privilege fails every key at once, the rest is bisected, and
- *		a single key that fails with a transient error is retried a few
- *		times.
+ *		fails with an error a row can cause, the keys are split by
+ *		isolate.c, as batch.c's rows are: keys of rows locked by another
+ *		session are found with SKIP LOCKED, a missing privilege fails every
+ *		key at once, the rest is bisected, and a single key that fails with
+ *		a transient error is retried a few times.  Any other error (a
+ *		trigger's missing table, a cancel, a timeout) is the statement's:
+ *		delete_records raises it, and an ids job stops with it.
  *
  *		A key that no DELETE returned is looked up once more, bypassing
  *		row-level security: no such row (not found), or, without row-level
@@ -520,13 +522,14 @@ keys_fail_edata(void *arg, void *item, ErrorData *edata)
 }
 
 /*
- * A missing privilege (any error of class 42) fails every key alike: no
- * need to look further.  bd_isolate_delete's fails_all.
+ * A missing privilege fails every key alike: no need to look further.  (The
+ * rest of class 42 never gets here: isolate.c raises it as the statement's
+ * or the job's error.)  bd_isolate_delete's fails_all.
  */
 static bool
 keys_fails_all(void *arg, ErrorData *edata)
 {
-	return ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION;
+	return edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE;
 }
 
 /*

@@ -1587,7 +1587,9 @@ qn_query(QueryNormalize *qn, JsonbValue *v, const char *path, StringInfo out)
 /*
  * The start of a normalized set: its version, and the submitter's time zone
  * and date style, under which relative dates and values are read when the
- * job compiles it.
+ * job compiles it, and search_path, under which the job's statements run
+ * (SPEC 10: trigger functions see what they see in the submitter's own
+ * DELETE; the generated SQL does not depend on it).
  */
 static void
 query_form_begin(StringInfo out)
@@ -1596,6 +1598,7 @@ query_form_begin(StringInfo out)
 	appendStringInfo(out, "{\"version\": %d", QUERY_FORM_VERSION);
 	qj_string(out, "timezone", GetConfigOption("TimeZone", false, false));
 	qj_string(out, "datestyle", GetConfigOption("DateStyle", false, false));
+	qj_string(out, "search_path", GetConfigOption("search_path", false, false));
 	appendStringInfoString(out, ", \"queries\": [");
 }
 
@@ -3056,6 +3059,9 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 
 	result = palloc0(sizeof(BdCompiledQuery));
 	result->relid = relid;
+	/* a set stored by 1.0 has none: the job keeps the fixed path */
+	if (jb_get(&normalized->root, "search_path") != NULL)
+		result->search_path = jb_string(&normalized->root, "search_path");
 	result->where_sql = qc.sql.data;
 	result->from_where = psprintf("%s%s", from, qc.sql.data);
 	result->display = psprintf("%s%s", from, qc.display.data);

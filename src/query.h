@@ -51,6 +51,12 @@ typedef struct BdCompiledQuery
 	Oid		   *paramtypes;
 	Datum	   *paramvalues;
 	char	   *paramnulls;		/* ' ' or 'n' per parameter, as SPI wants */
+	/*
+	 * The submitter's search_path, recorded with the set, under which the
+	 * job runs its statements as the owner (bd_switch_to_owner); NULL for
+	 * a set that has none.
+	 */
+	char	   *search_path;
 } BdCompiledQuery;
 
 /*

@@ -33,6 +33,7 @@
 #include "api.h"
 #include "bulkdelete.h"
 #include "csv.h"
+#include "isolate.h"
 #include "keys.h"
 #include "shmem.h"
 #include "spi_util.h"
@@ -437,6 +438,9 @@ records_rethrow_invalid(MemoryContext cxt, RecordsUpload *st)
 	MemoryContextSwitchTo(cxt);
 	edata = CopyErrorData();
 	FlushErrorState();
+	/* a cancel is no fault of the key's */
+	if (bd_error_scope(edata->sqlerrcode) == BD_ERROR_INTERRUPT)
+		ReThrowError(edata);
 	edata->detail = edata->message;
 	edata->message = psprintf("invalid key %s %d of the upload",
 							  strcmp(st->unit, "line") == 0 ? "on line" : "at position",
@@ -850,7 +854,7 @@ bd_records_run_batch(BdJob *job, int from, int max_records,
 		counts->cascade_relids = target->cascade_relids;
 		counts->cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
 	}
-	bd_switch_user_begin(&sw, job->owner);
+	bd_switch_to_owner(&sw, job->owner, job->search_path);
 	bd_keys_delete(set, target, counts);
 	bd_switch_user_end(&sw);
 

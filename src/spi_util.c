@@ -9,6 +9,7 @@
  */
 #include "spi_util.h"
 
+#include "isolate.h"
 #include "shmem.h"
 
 #include "access/xact.h"
@@ -105,6 +106,31 @@ bd_switch_user_begin(BdUserSwitch *sw, Oid userid)
 						   sw->saved_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 
+/*
+ * Become a job's owner to run the job's own statements (its candidate query
+ * and its DELETEs): like bd_switch_user_begin, but with the search_path the
+ * owner had at submit (SPEC 10), so that trigger functions, and functions a
+ * filter calls, find what they find in the owner's own DELETE.  pg_catalog
+ * comes first, then the owner's path, then pg_temp: the generated SQL
+ * names everything outside pg_catalog in full, but a deparsed filter
+ * prints pg_catalog's functions, operators and types unqualified, and no
+ * schema the owner puts before pg_catalog, nor a temporary object, may
+ * take their place.  A job without a recorded path (one of 1.0) keeps
+ * pg_catalog, pg_temp.  Must be called in a transaction.
+ */
+void
+bd_switch_to_owner(BdUserSwitch *sw, Oid owner, const char *search_path)
+{
+	bd_switch_user_begin(sw, owner);
+	if (search_path == NULL)
+		return;
+	(void) set_config_option("search_path",
+							 search_path[0] == '\0' ? "pg_catalog, pg_temp" :
+							 psprintf("pg_catalog, %s, pg_temp", search_path),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
 void
 bd_switch_user_end(BdUserSwitch *sw)
 {
@@ -169,8 +195,12 @@ bd_text_array(char **vals, int n)
 /*
  * Run fn(arg) in a subtransaction.  Returns true when it succeeded; else the
  * subtransaction is rolled back and false is returned with *edata set to the
- * error.  What fn allocates in the caller's memory context stays there
- * either way.  Must be called in a transaction.
+ * error.  A cancel, a timeout or a shutdown is never returned: once the
+ * subtransaction is rolled back it is raised again, so it ends the
+ * statement (or the worker's batch) as it would anywhere else, the way
+ * PL/pgSQL's WHEN OTHERS lets it through.  What fn allocates in the
+ * caller's memory context stays there either way.  Must be called in a
+ * transaction.
  */
 bool
 bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
@@ -208,6 +238,8 @@ bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
 	CurrentResourceOwner = oldowner;
+	if (!ok && bd_error_scope((*edata)->sqlerrcode) == BD_ERROR_INTERRUPT)
+		ReThrowError(*edata);
 	return ok;
 }
 

@@ -48,6 +48,8 @@ typedef struct BdUserSwitch
 } BdUserSwitch;
 
 extern void bd_switch_user_begin(BdUserSwitch *sw, Oid userid);
+extern void bd_switch_to_owner(BdUserSwitch *sw, Oid owner,
+							   const char *search_path);
 extern void bd_switch_user_end(BdUserSwitch *sw);
 
 #endif							/* BULKDELETE_SPI_UTIL_H */

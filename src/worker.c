@@ -12,7 +12,9 @@
  *		chunks of candidates, deletes them (batch.c), and stores the counts,
  *		failures and new position in the same transaction, so a crash never
  *		loses or repeats a batch.  The number of chunks per batch adapts so
- *		that a batch takes about bulkdelete.batch_time.
+ *		that a batch takes about bulkdelete.batch_time.  A cancel of the
+ *		worker (pg_cancel_backend) rolls back only the batch it hits: the
+ *		job runs on from its last committed batch (worker_run_job).
  *
  *		The two callers commit differently: in a session, inside CALL, with
  *		SPI_commit on a non-atomic SPI connection; in a worker, with the
@@ -631,6 +633,88 @@ worker_record_job_error(int64 job_id, ErrorData *edata)
 }
 
 /*
+ * Run claimed job job once, from its last committed batch; false when a
+ * cancel (pg_cancel_backend) stopped the run, true when the run ended:
+ * the job ended, paused or was canceled, or another error stopped it and
+ * was recorded on it as its failure.  Errors that batches may turn into row
+ * failures never get here (isolate.c); a shutdown is not caught at all (it
+ * ends the process, and the launcher takes the job up again).  Enters in a
+ * transaction, as worker_begin leaves it, and leaves outside any; cxt
+ * outlives the run.
+ */
+static bool
+worker_try_run(BdJob *job, MemoryContext cxt)
+{
+	volatile bool ended = true;
+
+	PG_TRY();
+	{
+		bd_job_run(job, false);
+		worker_end();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		bd_shmem_announcing = false;
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		{
+			/* the batch is rolled back; the job is not the worse for it */
+			ereport(LOG,
+					(errmsg("bulk delete job " INT64_FORMAT ": %s",
+							job->id, edata->message),
+					 errdetail("The job goes on from its last committed batch.")));
+			ended = false;
+		}
+		else
+		{
+			/* say it where the DBA looks first, then on the job */
+			ereport(LOG,
+					(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
+							job->id, edata->message)));
+			bd_shmem_announce_xact();
+			worker_record_job_error(job->id, edata);
+		}
+	}
+	PG_END_TRY();
+	return ended;
+}
+
+/*
+ * Run claimed job job until it ends, pauses or is canceled: once, and again
+ * after each cancel of a run (SPEC 10: a cancel stops the batch, and the
+ * job goes on from its last committed batch; pause and cancel are the way
+ * to stop a job).  Each run has a memory context of its own, so what a
+ * canceled run left behind goes with it.  Enters in a transaction, as
+ * worker_begin leaves it, and leaves outside any.
+ */
+static void
+worker_run_job(BdJob *job, MemoryContext cxt)
+{
+	int64		job_id = job->id;
+	MemoryContext runcxt = AllocSetContextCreate(cxt, "bulkdelete job run",
+												 ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		MemoryContextSwitchTo(runcxt);
+		if (worker_try_run(job, cxt))
+			break;
+		MemoryContextReset(runcxt);
+		worker_begin(false);
+		MemoryContextSwitchTo(runcxt);
+		job = bd_job_load(job_id);
+	}
+	MemoryContextSwitchTo(cxt);
+	MemoryContextDelete(runcxt);
+}
+
+/*
  * Claim and run one job; false when there was none.  *next_start tells
  * when a scheduled job is due.
  */
@@ -670,29 +754,7 @@ worker_run_next(TimestampTz *next_start)
 	else if (*next_start != DT_NOEND)
 		bd_shmem_database_due(MyDatabaseId, *next_start);
 
-	PG_TRY();
-	{
-		bd_job_run(job, false);
-		worker_end();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		/* say it where the DBA looks first, then on the job */
-		ereport(LOG,
-				(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
-						job_id, edata->message)));
-		bd_shmem_announcing = false;
-		bd_shmem_announce_xact();
-		worker_record_job_error(job_id, edata);
-		pgstat_report_activity(STATE_IDLE, NULL);
-	}
-	PG_END_TRY();
+	worker_run_job(job, cxt);
 	bd_job_release_locks(job);
 	return true;
 }
