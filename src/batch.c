@@ -756,20 +756,30 @@ retry:
 	batch_end(&st, failures);
 }
 
+static int
+batch_xid_cmp(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /*
  * Did the row version whose raw xmin is xmin exist when the job started, the
- * start's snapshot having xmax cutoff_xmax and in-progress xids xip?  A row
- * is new when its xmin was assigned since the start (at or after
- * cutoff_xmax and before the current snapshot's xmax, in 32-bit modular
- * terms), was in progress at the start, or is our own.  Tested that way
- * round, a row frozen long ago, whose raw xmin may be anything, counts as
- * old; only one whose raw xmin falls in the window by coincidence (a chance
- * of the xids used during the job in 2^32) would be skipped wrongly.
- * Must be called with an active snapshot.
+ * start's snapshot having xmax cutoff_xmax and running xids xip[0..nxip)
+ * (every xid running then, subtransactions included, sorted as plain
+ * numbers: see candidates.c)?  A row is new when its xmin was assigned
+ * since the start (at or after cutoff_xmax and before the current
+ * snapshot's xmax, in 32-bit modular terms), was running at the start, or
+ * is our own.  Tested that way round, a row frozen long ago, whose raw xmin
+ * may be anything, counts as old; only one whose raw xmin falls in the
+ * window by coincidence (a chance of the xids used during the job in 2^32)
+ * would be skipped wrongly.  Must be called with an active snapshot.
  */
 bool
 bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
-				   FullTransactionId *xip, int nxip)
+				   const TransactionId *xip, int nxip)
 {
 	TransactionId start = XidFromFullTransactionId(cutoff_xmax);
 	TransactionId now_xmax = GetActiveSnapshot()->xmax;
@@ -778,8 +788,8 @@ bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
 		return true;			/* frozen or bootstrap */
 	if ((uint32) (xmin - start) < (uint32) (now_xmax - start))
 		return false;
-	for (int i = 0; i < nxip; i++)
-		if (XidFromFullTransactionId(xip[i]) == xmin)
-			return false;
+	if (nxip > 0 &&
+		bsearch(&xmin, xip, nxip, sizeof(TransactionId), batch_xid_cmp) != NULL)
+		return false;
 	return !TransactionIdIsCurrentTransactionId(xmin);
 }

@@ -47,6 +47,6 @@ extern void bd_batch_delete_range(BdTarget *target, BlockNumber first,
 								  List **failures);
 extern void bd_batch_read_stats(BdTarget *target, int64 *into);
 extern bool bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
-							   FullTransactionId *xip, int nxip);
+							   const TransactionId *xip, int nxip);
 
 #endif							/* BULKDELETE_BATCH_H */

@@ -31,6 +31,7 @@
 #include "storage/lock.h"
 #include "utils/json.h"
 #include "utils/fmgrprotos.h"
+#include "utils/xid8.h"
 
 static const char *const job_state_names[BD_NUM_STATES] = {
 	[BD_STATE_OPEN] = "open",
@@ -745,23 +746,27 @@ job_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
 }
 
 /*
- * The candidate set is fixed: record the cutoff (the transaction's start)
- * and the number of candidates.  In the transaction that stored them.
+ * The candidate set is fixed: record the cutoff (the transaction's start,
+ * and its snapshot: cutoff_xmax and the xids running then, subtransactions
+ * included, see candidates.c) and the number of candidates.  In the
+ * transaction that stored them.
  */
 void
-bd_job_mark_started(int64 job_id, int64 candidate_count)
+bd_job_mark_started(int64 job_id, int64 candidate_count,
+					FullTransactionId cutoff_xmax, ArrayType *cutoff_xip)
 {
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		values[2];
+	Oid			argtypes[4] = {INT8OID, INT8OID, XID8OID, XID8ARRAYOID};
+	Datum		values[4];
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int64GetDatum(candidate_count);
+	values[2] = FullTransactionIdGetDatum(cutoff_xmax);
+	values[3] = PointerGetDatum(cutoff_xip);
 	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
 			  " candidate_count = $2, processing_query_index = 0, next_chunk = 0,"
-			  " cutoff_xmax = pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()),"
-			  " cutoff_xip = ARRAY(SELECT pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()))"
+			  " cutoff_xmax = $3, cutoff_xip = $4"
 			  " WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+			  4, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /* An ids job starts: its candidates are its uploaded records. */
