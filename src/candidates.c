@@ -267,7 +267,8 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 	rel = relation_open(q->relid, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
 	relation_close(rel, AccessShareLock);
-	bd_job_store_ranges(job->id, query_index, q->relid, nblocks,
+	bd_job_store_ranges(job->id, query_index, q->relid,
+						bd_relation_filenode(q->relid), nblocks,
 						BD_RANGE_BLOCKS);
 	return total;
 }

@@ -805,15 +805,16 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 }
 
 /*
- * Store blocks 0 .. nblocks - 1 of leaf as chunks 0, 1, ... of range_blocks
- * blocks each, in one statement.
+ * Store blocks 0 .. nblocks - 1 of leaf, whose relfilenode is filenode, as
+ * chunks 0, 1, ... of range_blocks blocks each, in one statement.
  */
 void
-bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
+bd_job_store_ranges(int64 job_id, int query_index, Oid leaf, Oid filenode,
 					BlockNumber nblocks, int range_blocks)
 {
-	Oid			argtypes[5] = {INT8OID, INT4OID, OIDOID, INT8OID, INT4OID};
-	Datum		values[5];
+	Oid			argtypes[6] = {INT8OID, INT4OID, OIDOID, INT8OID, INT4OID,
+	OIDOID};
+	Datum		values[6];
 
 	if (nblocks == 0)
 		return;
@@ -822,12 +823,13 @@ bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 	values[2] = ObjectIdGetDatum(leaf);
 	values[3] = Int64GetDatum((int64) nblocks);
 	values[4] = Int32GetDatum(range_blocks);
+	values[5] = ObjectIdGetDatum(filenode);
 	job_write("INSERT INTO bulkdelete.candidate"
-			  " (operation_id, query_index, chunk, leaf, first_block, end_block)"
-			  " SELECT $1, $2, (b / $5)::pg_catalog.int4, $3, b,"
+			  " (operation_id, query_index, chunk, leaf, filenode, first_block, end_block)"
+			  " SELECT $1, $2, (b / $5)::pg_catalog.int4, $3, $6, b,"
 			  " LEAST(b + $5, $4)"
 			  " FROM pg_catalog.generate_series(0::pg_catalog.int8, $4 - 1, $5) AS b",
-			  5, argtypes, values, NULL, SPI_OK_INSERT);
+			  6, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /*
