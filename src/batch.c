@@ -53,9 +53,9 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "storage/lmgr.h"
 #include "utils/fmgrprotos.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -106,18 +106,21 @@ typedef struct BatchState
  * statements name, counted by the invalidation callbacks below: a relcache
  * invalidation of one of batch_named_relids (the relations of the target
  * prepared last, in TopMemoryContext; one job at a time runs in a backend),
- * or of every relation, and any change to a schema, operator, function,
- * type or collation (rare; preparing again costs under a millisecond).
+ * of every relation, or of any relation while a target is being prepared
+ * (which relations it names is known only at the end), and any change to
+ * a schema, operator, function, type or collation (rare; preparing again
+ * costs under a millisecond).
  */
 static uint64 batch_name_changes = 0;
 static Oid *batch_named_relids = NULL;
 static int	batch_nnamed = 0;
+static bool batch_preparing = false;
 static bool batch_callbacks_registered = false;
 
 static void
 batch_relcache_changed(Datum arg, Oid relid)
 {
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) || batch_preparing)
 	{
 		batch_name_changes++;
 		return;
@@ -326,7 +329,6 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	MemoryContextSwitchTo(spicxt);
 	bd_switch_user_end(&sw);
 	SPI_finish();
-	batch_watch_names(target);
 	return target;
 }
 
@@ -346,6 +348,8 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 BdTarget *
 bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
 {
+	/* left set by an error during a preparation: costs one more at most */
+	batch_preparing = false;
 	for (int attempt = 0;; attempt++)
 	{
 		MemoryContext old;
@@ -371,15 +375,18 @@ bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
 		/* what the batches learnt stays true for the renamed relations */
 		blocked_seen = target != NULL && target->blocked_seen;
 		old = MemoryContextSwitchTo(cxt);
+		batch_preparing = true;
 		target = bd_batch_prepare(bd_query_compile(job->query_set,
 												   job->relations,
 												   job->nrelations,
 												   job->query_index,
 												   job->started_at),
 								  job->owner);
+		batch_preparing = false;
 		MemoryContextSwitchTo(old);
 		target->blocked_seen = blocked_seen;
 		target->name_changes = changes;
+		batch_watch_names(target);
 	}
 }
 
