@@ -343,7 +343,10 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
  * before it, and holding it keeps a RENAME or ALTER TABLE off the relation
  * until the batch commits, so the names stay right for the whole batch.
  * (A schema rename takes no lock on its tables: one that commits during a
- * batch is seen at the next.)  Must be called in the batch's transaction.
+ * batch is seen at the next.)  The worker calls this before it sets the
+ * batch's lock_timeout: a batch waits for its table locks as any DML does,
+ * and a lock timeout stays a matter of rows.  Must be called in the batch's
+ * transaction.
  */
 BdTarget *
 bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
