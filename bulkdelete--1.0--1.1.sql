@@ -18,3 +18,15 @@
 ALTER TABLE @extschema@.operation ADD COLUMN search_path text;
 COMMENT ON COLUMN @extschema@.operation.search_path IS
 	'id-list jobs: the owner''s search_path at create_job, under which the job deletes (query jobs keep it in query_set)';
+
+/*
+ * The start snapshot and rewrites (range mode).  cutoff_xip lists every
+ * xid running at the job's start, subtransactions included, sorted; range
+ * chunks store the relfilenode too, so that a rewrite fails the job.
+ */
+COMMENT ON COLUMN @extschema@.operation.cutoff_xip IS
+	'every xid running at the job''s start, subtransactions included, sorted: a row version written by one of them is not a candidate';
+COMMENT ON COLUMN @extschema@.candidate.filenode IS
+	'the relation''s relfilenode at the start: a batch fails (55000) when the relation was rewritten since';
+COMMENT ON FUNCTION @extschema@.existed_at(xid, xid8, xid8[]) IS
+	'internal: whether a row version with this xmin existed when the snapshot (cutoff_xmax, cutoff_xip: its running xids, subtransactions included) was taken';

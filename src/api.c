@@ -407,44 +407,69 @@ bulkdelete_forget(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* The in-progress xids of a job's start, cached across calls */
+/* The running xids of a job's start, cached across calls */
 typedef struct ApiCutoff
 {
-	ArrayType  *source;			/* the argument they were read from */
+	Pointer		source;			/* the argument they were read from */
 	int			nxip;
-	FullTransactionId *xip;
+	TransactionId *xip;			/* sorted as plain numbers */
 } ApiCutoff;
+
+static int
+api_xid_cmp(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
 
 /*
  * bulkdelete.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
  * RETURNS boolean: the "existed at the job's start" test of a row version,
  * used in the engine's range-mode DELETE (see bd_xmin_existed_at).  Called
- * once per row, so the xip array is decoded once per statement.
+ * once per row, so the xip array is decoded once per statement, into
+ * 32-bit xids sorted for a binary search (a snapshot taken while a session
+ * ran many subtransactions lists thousands).
  */
 Datum
 bulkdelete_existed_at(PG_FUNCTION_ARGS)
 {
 	TransactionId xmin = DatumGetTransactionId(PG_GETARG_DATUM(0));
 	FullTransactionId cutoff_xmax = PG_GETARG_FULLTRANSACTIONID(1);
-	ArrayType  *xip = PG_GETARG_ARRAYTYPE_P(2);
+	Pointer		source = DatumGetPointer(PG_GETARG_DATUM(2));
 	ApiCutoff  *cache = (ApiCutoff *) fcinfo->flinfo->fn_extra;
 
-	if (cache == NULL || cache->source != xip)
+	if (cache == NULL || cache->source != source)
 	{
-		Datum	   *elems;
-		bool	   *nulls;
+		ArrayType  *xip = PG_GETARG_ARRAYTYPE_P(2);
+		int			n = ArrayGetNItems(ARR_NDIM(xip), ARR_DIMS(xip));
+		FullTransactionId *elems = (FullTransactionId *) ARR_DATA_PTR(xip);
+		bool		sorted = true;
 
+		if (ARR_HASNULL(xip))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("cutoff_xip must not contain nulls")));
 		if (cache == NULL)
 			cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
 										   sizeof(ApiCutoff));
-		deconstruct_array(xip, XID8OID, sizeof(FullTransactionId),
-						  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls,
-						  &cache->nxip);
-		cache->xip = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt,
-										sizeof(FullTransactionId) * (cache->nxip + 1));
-		for (int i = 0; i < cache->nxip; i++)
-			cache->xip[i] = DatumGetFullTransactionId(elems[i]);
-		cache->source = xip;
+		else if (cache->xip != NULL)
+			pfree(cache->xip);
+		cache->xip = MemoryContextAllocExtended(fcinfo->flinfo->fn_mcxt,
+												sizeof(TransactionId) * (n + 1),
+												MCXT_ALLOC_HUGE);
+		for (int i = 0; i < n; i++)
+		{
+			cache->xip[i] = XidFromFullTransactionId(elems[i]);
+			if (i > 0 && cache->xip[i] < cache->xip[i - 1])
+				sorted = false;
+		}
+		/* stored sorted as full xids: the same order unless an epoch ends */
+		if (!sorted)
+			qsort(cache->xip, n, sizeof(TransactionId), api_xid_cmp);
+		cache->nxip = n;
+		cache->source = source;
 		fcinfo->flinfo->fn_extra = cache;
 	}
 	PG_RETURN_BOOL(bd_xmin_existed_at(xmin, cutoff_xmax, cache->xip,

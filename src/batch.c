@@ -34,6 +34,13 @@
  *		the transaction's own statistics before and after each successful
  *		DELETE.
  *
+ *		The statements print the names current when the target was prepared
+ *		(names are resolved once, at submit, to OIDs and attribute numbers:
+ *		SPEC 5).  So that a job goes on through a rename, invalidation
+ *		callbacks count the catalog changes that may alter those names, and
+ *		each batch locks the target's relations and prepares it again when
+ *		the count moved (bd_batch_target).
+ *
  *-------------------------------------------------------------------------
  */
 #include "batch.h"
@@ -50,9 +57,11 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/itemptr.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -95,6 +104,71 @@ typedef struct BatchState
 	ItemPointerData *failed_tids;
 	ErrorData **failed_errors;
 } BatchState;
+
+/*
+ * Catalog changes that may have renamed something a prepared target's
+ * statements name, counted by the invalidation callbacks below: a relcache
+ * invalidation of one of batch_named_relids (the relations of the target
+ * prepared last, in TopMemoryContext; one job at a time runs in a backend),
+ * of every relation, or of any relation while a target is being prepared
+ * (which relations it names is known only at the end), and any change to
+ * a schema, operator, function, type or collation (rare; preparing again
+ * costs under a millisecond).
+ */
+static uint64 batch_name_changes = 0;
+static Oid *batch_named_relids = NULL;
+static int	batch_nnamed = 0;
+static bool batch_preparing = false;
+static bool batch_callbacks_registered = false;
+
+static void
+batch_relcache_changed(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || batch_preparing)
+	{
+		batch_name_changes++;
+		return;
+	}
+	for (int i = 0; i < batch_nnamed; i++)
+		if (batch_named_relids[i] == relid)
+		{
+			batch_name_changes++;
+			return;
+		}
+}
+
+static void
+batch_syscache_changed(Datum arg, int cacheid, uint32 hashvalue)
+{
+	batch_name_changes++;
+}
+
+/*
+ * Watch the relations target's statements name, registering the callbacks
+ * on first use (they cannot be removed, and stay for the backend's life).
+ */
+static void
+batch_watch_names(BdTarget *target)
+{
+	static const int caches[] = {NAMESPACEOID, OPEROID, PROCOID, TYPEOID,
+	COLLOID};
+
+	if (!batch_callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(batch_relcache_changed, (Datum) 0);
+		for (int i = 0; i < lengthof(caches); i++)
+			CacheRegisterSyscacheCallback(caches[i], batch_syscache_changed,
+										  (Datum) 0);
+		batch_callbacks_registered = true;
+	}
+	if (batch_named_relids != NULL)
+		pfree(batch_named_relids);
+	batch_named_relids = MemoryContextAlloc(TopMemoryContext,
+											sizeof(Oid) * (target->nnamed + 1));
+	memcpy(batch_named_relids, target->named_relids,
+		   sizeof(Oid) * target->nnamed);
+	batch_nnamed = target->nnamed;
+}
 
 /* Build a TID array datum from n TIDs. */
 static Datum
@@ -185,6 +259,7 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	target->owner = owner;
 	target->search_path = query->search_path;
 	target->key_sql = batch_key_sql(relid);
+	target->name_changes = batch_name_changes;
 
 	SPI_connect();
 	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
@@ -201,6 +276,8 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 					" AND c.confdeltype IN ('r', 'a') AND c.conparentid = 0",
 					1, argtypes, values, NULL, true, SPI_OK_SELECT);
 	initStringInfo(&blocked);
+	target->named_relids = MemoryContextAlloc(callercxt, sizeof(Oid) * (n + 1));
+	target->named_relids[target->nnamed++] = relid;
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -212,6 +289,8 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 		Oid		   *eqop = (Oid *) ARR_DATA_PTR(DatumGetArrayTypeP(bd_spi_datum(i, 4, &isnull)));
 		int			nkeys = ArrayGetNItems(ARR_NDIM(conkey), ARR_DIMS(conkey));
 
+		if (child != relid)
+			target->named_relids[target->nnamed++] = child;
 		appendStringInfo(&blocked, "%sEXISTS (SELECT 1 FROM %s c WHERE ",
 						 blocked.len > 0 ? " OR " : "",
 						 bd_qualified_relname(child));
@@ -256,6 +335,67 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	bd_switch_user_end(&sw);
 	SPI_finish();
 	return target;
+}
+
+/*
+ * The target of the job's current query (job->query_index), ready for a
+ * batch: target itself when no name its statements print can have changed
+ * since it was prepared, else (or when target is NULL) prepared again, in
+ * cxt, from the query set, which holds OIDs and attribute numbers.  Either
+ * way the relations it names are locked, as the batch's statements would
+ * lock them: the target with RowExclusiveLock, the restricting tables with
+ * AccessShareLock.  Taking a lock processes the invalidations that came
+ * before it, and holding it keeps a RENAME or ALTER TABLE off the relation
+ * until the batch commits, so the names stay right for the whole batch.
+ * (A schema rename takes no lock on its tables: one that commits during a
+ * batch is seen at the next.)  The worker calls this before it sets the
+ * batch's lock_timeout: a batch waits for its table locks as any DML does,
+ * and a lock timeout stays a matter of rows.  Must be called in the batch's
+ * transaction.
+ */
+BdTarget *
+bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
+{
+	/* left set by an error during a preparation: costs one more at most */
+	batch_preparing = false;
+	for (int attempt = 0;; attempt++)
+	{
+		MemoryContext old;
+		bool		blocked_seen;
+		uint64		changes;
+
+		if (target != NULL)
+		{
+			LockRelationOid(target->relid, RowExclusiveLock);
+			for (int i = 1; i < target->nnamed; i++)
+				LockRelationOid(target->named_relids[i], AccessShareLock);
+
+			/*
+			 * Prepared under these locks, the target's names can no longer
+			 * change in this batch: a second preparation is the last, even
+			 * if some unrelated change came meanwhile.
+			 */
+			if (target->name_changes == batch_name_changes || attempt >= 2)
+				return target;
+		}
+		/* read first: a change during the preparation counts as after it */
+		changes = batch_name_changes;
+		/* what the batches learnt stays true for the renamed relations */
+		blocked_seen = target != NULL && target->blocked_seen;
+		old = MemoryContextSwitchTo(cxt);
+		batch_preparing = true;
+		target = bd_batch_prepare(bd_query_compile(job->query_set,
+												   job->relations,
+												   job->nrelations,
+												   job->query_index,
+												   job->started_at),
+								  job->owner);
+		batch_preparing = false;
+		MemoryContextSwitchTo(old);
+		target->blocked_seen = blocked_seen;
+		target->name_changes = changes;
+		batch_watch_names(target);
+	}
 }
 
 /*
@@ -765,20 +905,30 @@ retry:
 	batch_end(&st, failures);
 }
 
+static int
+batch_xid_cmp(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
 /*
  * Did the row version whose raw xmin is xmin exist when the job started, the
- * start's snapshot having xmax cutoff_xmax and in-progress xids xip?  A row
- * is new when its xmin was assigned since the start (at or after
- * cutoff_xmax and before the current snapshot's xmax, in 32-bit modular
- * terms), was in progress at the start, or is our own.  Tested that way
- * round, a row frozen long ago, whose raw xmin may be anything, counts as
- * old; only one whose raw xmin falls in the window by coincidence (a chance
- * of the xids used during the job in 2^32) would be skipped wrongly.
- * Must be called with an active snapshot.
+ * start's snapshot having xmax cutoff_xmax and running xids xip[0..nxip)
+ * (every xid running then, subtransactions included, sorted as plain
+ * numbers: see candidates.c)?  A row is new when its xmin was assigned
+ * since the start (at or after cutoff_xmax and before the current
+ * snapshot's xmax, in 32-bit modular terms), was running at the start, or
+ * is our own.  Tested that way round, a row frozen long ago, whose raw xmin
+ * may be anything, counts as old; only one whose raw xmin falls in the
+ * window by coincidence (a chance of the xids used during the job in 2^32)
+ * would be skipped wrongly.  Must be called with an active snapshot.
  */
 bool
 bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
-				   FullTransactionId *xip, int nxip)
+				   const TransactionId *xip, int nxip)
 {
 	TransactionId start = XidFromFullTransactionId(cutoff_xmax);
 	TransactionId now_xmax = GetActiveSnapshot()->xmax;
@@ -787,8 +937,8 @@ bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
 		return true;			/* frozen or bootstrap */
 	if ((uint32) (xmin - start) < (uint32) (now_xmax - start))
 		return false;
-	for (int i = 0; i < nxip; i++)
-		if (XidFromFullTransactionId(xip[i]) == xmin)
-			return false;
+	if (nxip > 0 &&
+		bsearch(&xmin, xip, nxip, sizeof(TransactionId), batch_xid_cmp) != NULL)
+		return false;
 	return !TransactionIdIsCurrentTransactionId(xmin);
 }

@@ -37,9 +37,15 @@ typedef struct BdTarget
 								 * DELETE from now on */
 	int			ncascade;		/* leaf relations whose deletes we count */
 	Oid		   *cascade_relids;
+	int			nnamed;			/* relations the statements name: the */
+	Oid		   *named_relids;	/* target, then the restricting tables */
+	uint64		name_changes;	/* batch.c's count of catalog changes when
+								 * this was prepared (bd_batch_target) */
 } BdTarget;
 
 extern BdTarget *bd_batch_prepare(BdCompiledQuery *query, Oid owner);
+extern BdTarget *bd_batch_target(BdJob *job, BdTarget *target,
+								 MemoryContext cxt);
 extern void bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids,
 								 int ntids, ArrayType *xmins,
 								 BdBatchCounts *counts, List **failures);
@@ -49,6 +55,6 @@ extern void bd_batch_delete_range(BdTarget *target, BlockNumber first,
 								  List **failures);
 extern void bd_batch_read_stats(BdTarget *target, int64 *into);
 extern bool bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
-							   FullTransactionId *xip, int nxip);
+							   const TransactionId *xip, int nxip);
 
 #endif							/* BULKDELETE_BATCH_H */

@@ -22,9 +22,15 @@
  *		change the set.
  *
  *		Either way a row inserted after the start is never deleted, and a row
- *		changed since is skipped.  Neither way can tell the rows of a foreign
- *		table apart, so the targets are checked again first (target.c): a
- *		foreign partition attached since submit fails the job (42809).
+ *		changed since is skipped.  In range mode "after the start" is told
+ *		by the row's xmin alone, against the xids that were running at the
+ *		start, subtransactions included, which are listed here once and for
+ *		all (candidates_running_xids): later nothing could tell them apart
+ *		from xids that had finished.
+ *
+ *		Neither way can tell the rows of a foreign table apart, so the
+ *		targets are checked again first (target.c): a foreign partition
+ *		attached since submit fails the job (42809).
  *
  *-------------------------------------------------------------------------
  */
@@ -34,6 +40,7 @@
 #include "query.h"
 #include "spi_util.h"
 
+#include "access/subtrans.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -44,6 +51,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
 #include "access/relation.h"
 #include "catalog/pg_inherits.h"
 #include "storage/bufmgr.h"
@@ -70,6 +79,125 @@ candidates_xid_cmp(const void *a, const void *b)
 	TransactionId y = *(const TransactionId *) b;
 
 	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Order of xids within the window of one snapshot, from its xmin on (all
+ * the xids compared here are less than 2^31 apart).
+ */
+static TransactionId candidates_window_base;
+
+static int
+candidates_window_cmp(const void *a, const void *b)
+{
+	uint32		x = *(const TransactionId *) a - candidates_window_base;
+	uint32		y = *(const TransactionId *) b - candidates_window_base;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+static int
+candidates_fxid_cmp(const void *a, const void *b)
+{
+	uint64		x = U64FromFullTransactionId(*(const FullTransactionId *) a);
+	uint64		y = U64FromFullTransactionId(*(const FullTransactionId *) b);
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The full form of xid, which was assigned before next and less than 2^31
+ * xids before it.
+ */
+static FullTransactionId
+candidates_widen(FullTransactionId next, TransactionId xid)
+{
+	return FullTransactionIdFromU64(U64FromFullTransactionId(next) -
+									(uint32) (XidFromFullTransactionId(next) - xid));
+}
+
+/*
+ * Every xid that was running when snap was taken, subtransactions included,
+ * as a sorted xid8[] without duplicates.  A row version whose xmin is one
+ * of them did not exist at the start, even if that transaction committed
+ * since (bd_xmin_existed_at).
+ *
+ * The snapshot's xip lists only top-level xids.  Its subxip lists their
+ * subtransactions, unless a backend had more than its cache holds
+ * (PGPROC_MAX_CACHED_SUBXIDS): then the snapshot is "overflowed", subxip
+ * is incomplete, and MVCC looks every xid up in pg_subtrans instead.  So do
+ * we, here, once: every xid of the snapshot's window [xmin, xmax) whose
+ * topmost parent is in xip was running.  pg_subtrans is reliable for that
+ * window only while a snapshot with that xmin holds back its truncation,
+ * which is why this runs in the transaction that took snap (our xmin is
+ * snap's) and the result is stored, never recomputed later.
+ *
+ * Must be called in a REPEATABLE READ transaction, snap its snapshot.
+ */
+static ArrayType *
+candidates_running_xids(Snapshot snap)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	int			max = snap->xcnt + snap->subxcnt + 16;
+	int			n = 0;
+	TransactionId *xids = palloc(sizeof(TransactionId) * max);
+	FullTransactionId *full;
+	Datum	   *elems;
+	int			nfull = 0;
+
+	memcpy(xids, snap->xip, sizeof(TransactionId) * snap->xcnt);
+	n = snap->xcnt;
+	memcpy(xids + n, snap->subxip, sizeof(TransactionId) * snap->subxcnt);
+	n += snap->subxcnt;
+
+	if (snap->suboverflowed && snap->xcnt > 0)
+	{
+		TransactionId *top = palloc(sizeof(TransactionId) * snap->xcnt);
+		uint32		scanned = 0;
+
+		/* can't happen: our own xmin protects the window's pg_subtrans */
+		if (TransactionIdPrecedes(snap->xmin, TransactionXmin))
+			elog(ERROR, "snapshot xmin %u precedes TransactionXmin %u",
+				 snap->xmin, TransactionXmin);
+		memcpy(top, snap->xip, sizeof(TransactionId) * snap->xcnt);
+		candidates_window_base = snap->xmin;
+		qsort(top, snap->xcnt, sizeof(TransactionId), candidates_window_cmp);
+		for (TransactionId xid = snap->xmin; TransactionIdPrecedes(xid, snap->xmax);)
+		{
+			TransactionId topmost;
+
+			if ((++scanned & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			topmost = SubTransGetTopmostTransaction(xid);
+			if (topmost != xid &&
+				bsearch(&topmost, top, snap->xcnt, sizeof(TransactionId),
+						candidates_window_cmp))
+			{
+				if (n == max)
+				{
+					max *= 2;
+					xids = repalloc_huge(xids, sizeof(TransactionId) * max);
+				}
+				xids[n++] = xid;
+			}
+			TransactionIdAdvance(xid);
+		}
+		pfree(top);
+	}
+
+	/* widened, sorted, each once */
+	full = palloc_extended(sizeof(FullTransactionId) * (n + 1), MCXT_ALLOC_HUGE);
+	for (int i = 0; i < n; i++)
+		full[i] = candidates_widen(next, xids[i]);
+	qsort(full, n, sizeof(FullTransactionId), candidates_fxid_cmp);
+	elems = palloc_extended(sizeof(Datum) * (n + 1), MCXT_ALLOC_HUGE);
+	for (int i = 0; i < n; i++)
+		if (i == 0 || !FullTransactionIdEquals(full[i], full[i - 1]))
+			elems[nfull++] = FullTransactionIdGetDatum(full[i]);
+	pfree(xids);
+	pfree(full);
+	return construct_array(elems, nfull, XID8OID, sizeof(FullTransactionId),
+						   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
 }
 
 /* Store the buffered chunk, if any, and empty the buffer. */
@@ -143,7 +271,8 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 	rel = relation_open(q->relid, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
 	relation_close(rel, AccessShareLock);
-	bd_job_store_ranges(job->id, query_index, q->relid, nblocks,
+	bd_job_store_ranges(job->id, query_index, q->relid,
+						bd_relation_filenode(q->relid), nblocks,
 						BD_RANGE_BLOCKS);
 	return total;
 }
@@ -253,6 +382,7 @@ bd_candidates_fix(BdJob *job)
 	MemoryContext scratch;
 	int64		total = 0;
 	int			nqueries = bd_query_count(job->query_set);
+	Snapshot	snap;
 
 	/*
 	 * What was checked at submit may have changed since: a foreign table
@@ -268,7 +398,13 @@ bd_candidates_fix(BdJob *job)
 		total += candidates_fix_query(job, i, reference_time, scratch);
 	MemoryContextDelete(scratch);
 
-	bd_job_mark_started(job->id, total);
+	/* the snapshot all the queries used: RR keeps the transaction's */
+	snap = GetTransactionSnapshot();
+	if (!IsolationUsesXactSnapshot())
+		elog(ERROR, "the candidate set must be fixed in a REPEATABLE READ transaction");
+	bd_job_mark_started(job->id, total,
+						candidates_widen(ReadNextFullTransactionId(), snap->xmax),
+						candidates_running_xids(snap));
 	job->started = true;
 	job->started_at = reference_time;
 	job->query_index = 0;

@@ -32,6 +32,7 @@
 #include "utils/json.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/xid8.h"
 
 static const char *const job_state_names[BD_NUM_STATES] = {
 	[BD_STATE_OPEN] = "open",
@@ -771,23 +772,27 @@ job_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
 }
 
 /*
- * The candidate set is fixed: record the cutoff (the transaction's start)
- * and the number of candidates.  In the transaction that stored them.
+ * The candidate set is fixed: record the cutoff (the transaction's start,
+ * and its snapshot: cutoff_xmax and the xids running then, subtransactions
+ * included, see candidates.c) and the number of candidates.  In the
+ * transaction that stored them.
  */
 void
-bd_job_mark_started(int64 job_id, int64 candidate_count)
+bd_job_mark_started(int64 job_id, int64 candidate_count,
+					FullTransactionId cutoff_xmax, ArrayType *cutoff_xip)
 {
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		values[2];
+	Oid			argtypes[4] = {INT8OID, INT8OID, XID8OID, XID8ARRAYOID};
+	Datum		values[4];
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int64GetDatum(candidate_count);
+	values[2] = FullTransactionIdGetDatum(cutoff_xmax);
+	values[3] = PointerGetDatum(cutoff_xip);
 	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
 			  " candidate_count = $2, processing_query_index = 0, next_chunk = 0,"
-			  " cutoff_xmax = pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot()),"
-			  " cutoff_xip = ARRAY(SELECT pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()))"
+			  " cutoff_xmax = $3, cutoff_xip = $4"
 			  " WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+			  4, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
 /* An ids job starts: its candidates are its uploaded records. */
@@ -826,15 +831,16 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 }
 
 /*
- * Store blocks 0 .. nblocks - 1 of leaf as chunks 0, 1, ... of range_blocks
- * blocks each, in one statement.
+ * Store blocks 0 .. nblocks - 1 of leaf, whose relfilenode is filenode, as
+ * chunks 0, 1, ... of range_blocks blocks each, in one statement.
  */
 void
-bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
+bd_job_store_ranges(int64 job_id, int query_index, Oid leaf, Oid filenode,
 					BlockNumber nblocks, int range_blocks)
 {
-	Oid			argtypes[5] = {INT8OID, INT4OID, OIDOID, INT8OID, INT4OID};
-	Datum		values[5];
+	Oid			argtypes[6] = {INT8OID, INT4OID, OIDOID, INT8OID, INT4OID,
+	OIDOID};
+	Datum		values[6];
 
 	if (nblocks == 0)
 		return;
@@ -843,12 +849,13 @@ bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 	values[2] = ObjectIdGetDatum(leaf);
 	values[3] = Int64GetDatum((int64) nblocks);
 	values[4] = Int32GetDatum(range_blocks);
+	values[5] = ObjectIdGetDatum(filenode);
 	job_write("INSERT INTO bulkdelete.candidate"
-			  " (operation_id, query_index, chunk, leaf, first_block, end_block)"
-			  " SELECT $1, $2, (b / $5)::pg_catalog.int4, $3, b,"
+			  " (operation_id, query_index, chunk, leaf, filenode, first_block, end_block)"
+			  " SELECT $1, $2, (b / $5)::pg_catalog.int4, $3, $6, b,"
 			  " LEAST(b + $5, $4)"
 			  " FROM pg_catalog.generate_series(0::pg_catalog.int8, $4 - 1, $5) AS b",
-			  5, argtypes, values, NULL, SPI_OK_INSERT);
+			  6, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /*

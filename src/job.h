@@ -12,6 +12,7 @@
 
 #include "compat.h"
 
+#include "access/transam.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "storage/block.h"
@@ -69,7 +70,8 @@ typedef struct BdJob
 	int			query_index;	/* processing_query_index */
 	int			next_chunk;		/* first candidate chunk not yet done */
 	Datum		cutoff_xmax;	/* xid8: the start snapshot's xmax */
-	Datum		cutoff_xip;		/* xid8[]: its in-progress xids */
+	Datum		cutoff_xip;		/* xid8[]: the xids running then, subxids
+								 * too, sorted (see candidates.c) */
 	char	   *search_path;	/* ids jobs: the owner's search_path at
 								 * create_job (query jobs keep theirs in
 								 * query_set); NULL when none was recorded */
@@ -129,13 +131,16 @@ extern BdJobState bd_job_current_state(int64 job_id);
 extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more);
 extern void bd_job_release_locks(BdJob *job);
 extern bool bd_job_lock_for_session(BdJob *job);
-extern void bd_job_mark_started(int64 job_id, int64 candidate_count);
+extern void bd_job_mark_started(int64 job_id, int64 candidate_count,
+								FullTransactionId cutoff_xmax,
+								ArrayType *cutoff_xip);
 extern void bd_job_mark_started_ids(int64 job_id);
 extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
 							   Oid leaf, Oid filenode, ArrayType *tids,
 							   ArrayType *xmins);
 extern void bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
-								BlockNumber nblocks, int range_blocks);
+								Oid filenode, BlockNumber nblocks,
+								int range_blocks);
 extern List *bd_job_fetch_chunks(int64 job_id, int query_index,
 								 int from_chunk, int max_chunks);
 extern void bd_job_record_batch(int64 job_id, int next_chunk,

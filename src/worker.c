@@ -333,6 +333,26 @@ worker_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
 	int			nxmins = 0;
 	ListCell   *lc;
 
+	/*
+	 * A TID means the same row, and a block range holds the rows it held,
+	 * only in the same file: if VACUUM FULL, CLUSTER, TRUNCATE or a
+	 * rewriting ALTER TABLE gave the relation a new one since the start,
+	 * the chunks no longer apply (and after ALTER TABLE every row has a new
+	 * xmin, so range mode would find none).  The job fails rather than end
+	 * with its remaining candidates counted as skipped.  Checked under the
+	 * lock the DELETE takes anyway, so no rewrite can slip in after.
+	 * (Range chunks stored before 1.1 have no filenode.)
+	 */
+	LockRelationOid(first->leaf, RowExclusiveLock);
+	if (OidIsValid(first->filenode) &&
+		bd_relation_filenode(first->leaf) != first->filenode)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("relation \"%s\" was rewritten while bulk delete job " INT64_FORMAT " ran",
+						get_rel_name(first->leaf), job->id),
+				 errdetail("VACUUM FULL, CLUSTER, TRUNCATE or ALTER TABLE gave it new row addresses, so the job's stored candidates no longer apply."),
+				 errhint("Submit the job again.")));
+
 	if (first->tids == NULL)
 	{
 		BdChunk    *last = llast(chunks);
@@ -342,21 +362,6 @@ worker_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
 							  failures);
 		return (int) (counts->deleted + counts->failed);
 	}
-
-	/*
-	 * A TID means the same row only in the same file: if VACUUM FULL,
-	 * CLUSTER, TRUNCATE or a rewriting ALTER TABLE gave the relation a new
-	 * one since the start, the list no longer applies.  Checked under the
-	 * lock the DELETE takes anyway, so no rewrite can slip in after.
-	 */
-	LockRelationOid(first->leaf, RowExclusiveLock);
-	if (bd_relation_filenode(first->leaf) != first->filenode)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("relation \"%s\" was rewritten while bulk delete job " INT64_FORMAT " ran",
-						get_rel_name(first->leaf), job->id),
-				 errdetail("VACUUM FULL, CLUSTER, TRUNCATE or ALTER TABLE gave it new row addresses, so the job's list of candidates no longer applies."),
-				 errhint("Submit the job again.")));
 
 	/* gather the chunks' rows into one list of TIDs and one of xmins */
 	tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
@@ -502,17 +507,8 @@ bd_job_run(BdJob *job, bool in_session)
 		}
 		else
 		{
-			if (target == NULL)
-			{
-				MemoryContextSwitchTo(jobcxt);
-				target = bd_batch_prepare(bd_query_compile(job->query_set,
-														   job->relations,
-														   job->nrelations,
-														   job->query_index,
-														   job->started_at),
-										  job->owner);
-				MemoryContextSwitchTo(batchcxt);
-			}
+			/* prepared again after a rename, its relations locked */
+			target = bd_batch_target(job, target, jobcxt);
 
 			chunks = bd_job_fetch_chunks(job->id, job->query_index,
 										 job->next_chunk, limit);
