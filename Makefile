@@ -43,12 +43,29 @@ ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete
 
 TAP_TESTS = 1
 
+# `make installcheck` runs the pg_regress and isolation tests against the
+# running server (PGHOST, PGPORT, ...), as PGXS does, but that server ignores
+# the --temp-config files above: test/installcheck-tests asks it first, and
+# skips every test when it does not preload bulkdelete, and the REGRESS_CRON
+# tests when pg_cron is not set up as test/regress.conf sets it.  The TAP
+# tests start servers of their own: `bash test/run tap`.
+REGRESS_CRON = schedule
+NO_INSTALLCHECK = 1
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # TAP tests live in test/t rather than the PGXS default t/
 PROVE_TESTS = test/t/*.pl
+
+installcheck:
+	@tests=`REGRESS_CRON='$(REGRESS_CRON)' $(srcdir)/test/installcheck-tests \
+		'$(bindir)/psql' $(srcdir)/test $(REGRESS)` || exit 1; \
+	if [ -z "$$tests" ]; then exit 0; fi; \
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $$tests && \
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+.PHONY: installcheck
 
 # used by test/run to read the test lists
 print-%:
