@@ -193,7 +193,20 @@ ok(wait_for_messages(4), 'an interrupted attempt is made again');
 my @all = messages();
 is(header($all[3], 'Message-ID'), header($all[2], 'Message-ID'), 'with the same Message-ID');
 
+# A second relay for the same database stands by until the first stops.
+my $first_log = $relay_log;
+my $standby = start_relay('relay3');
+ok(wait_for(sub { slurp_file($relay_log) =~ /another relay is sending/ }),
+	'a second relay waits while the first runs');
 stop_relay($relay, 'relay2');
+ok(wait_for(sub { slurp_file($relay_log) =~ /caught up/ }),
+	'and takes over when it stops');
+my $last = submit('id BETWEEN 141 AND 150', ", notify => true, $to");
+ok(wait_for_messages(5), 'the standby mails the next job');
+is(header((messages())[4], 'X-Bulkdelete-Job'), $last, 'that job\'s message');
+unlike(slurp_file($first_log), qr/job $last/, 'the first relay had no part in it');
+
+stop_relay($standby, 'relay3');
 $sink->signal('TERM');
 $sink->finish;
 $node->stop;
