@@ -47,12 +47,12 @@ TAP_TESTS = 1
 # running server (PGHOST, PGPORT, ...), as PGXS does, but that server ignores
 # the --temp-config files above: test/installcheck-tests asks it first, and
 # skips every test when it does not preload bulkdelete, and the REGRESS_CRON
-# tests when pg_cron is not set up as test/regress.conf sets it.  Before a
-# run it drops the test databases (WITH (FORCE): pg_cron and job workers stay
-# connected to them) and the roles the tests create, so that it can run again
-# on the same server.  The TAP tests start servers of their own: `bash
-# test/run tap`.
-REGRESS_CRON = schedule
+# tests (which need pg_cron) when pg_cron is not set up as test/regress.conf
+# sets it.  Before a run it drops the test databases (WITH (FORCE): pg_cron
+# and job workers stay connected to them) and the roles the tests create, so
+# that it can run again on the same server.  The TAP tests start servers of
+# their own: `bash test/run tap`.
+REGRESS_CRON = schedule targets
 BD_TEST_ROLES = $(sort $(shell sed -n 's/.*CREATE ROLE \(bd_[a-z_]*\).*/\1/p' $(srcdir)/sql/*.sql))
 NO_INSTALLCHECK = 1
 
