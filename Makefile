@@ -43,12 +43,38 @@ ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete
 
 TAP_TESTS = 1
 
+# `make installcheck` runs the pg_regress and isolation tests against the
+# running server (PGHOST, PGPORT, ...), as PGXS does, but that server ignores
+# the --temp-config files above: test/installcheck-tests asks it first, and
+# skips every test when it does not preload bulkdelete, and the REGRESS_CRON
+# tests (which need pg_cron) when pg_cron is not set up as test/regress.conf
+# sets it.  Before a run it drops the test databases (WITH (FORCE): pg_cron
+# and job workers stay connected to them) and the roles the tests create, so
+# that it can run again on the same server.  The TAP tests start servers of
+# their own: `bash test/run tap`.
+REGRESS_CRON = schedule targets
+BD_TEST_ROLES = $(sort $(shell sed -n 's/.*CREATE ROLE \(bd_[a-z_]*\).*/\1/p' $(srcdir)/sql/*.sql))
+NO_INSTALLCHECK = 1
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # TAP tests live in test/t rather than the PGXS default t/
 PROVE_TESTS = test/t/*.pl
+
+installcheck:
+	@tests=`REGRESS_CRON='$(REGRESS_CRON)' $(srcdir)/test/installcheck-tests \
+		'$(bindir)/psql' $(srcdir)/test $(REGRESS)` || exit 1; \
+	if [ -z "$$tests" ]; then exit 0; fi; \
+	'$(bindir)/psql' -X -q -d postgres -v ON_ERROR_STOP=1 \
+		-c 'SET client_min_messages = warning' \
+		-c 'DROP DATABASE IF EXISTS $(CONTRIB_TESTDB) WITH (FORCE)' \
+		-c 'DROP DATABASE IF EXISTS $(ISOLATION_TESTDB) WITH (FORCE)' \
+		$(foreach r,$(BD_TEST_ROLES),-c 'DROP ROLE IF EXISTS $(r)') || exit 1; \
+	$(pg_regress_installcheck) $(REGRESS_OPTS) $$tests && \
+	$(pg_isolation_regress_installcheck) $(ISOLATION_OPTS) $(ISOLATION)
+.PHONY: installcheck
 
 # used by test/run to read the test lists
 print-%:
