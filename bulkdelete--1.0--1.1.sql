@@ -30,3 +30,38 @@ COMMENT ON COLUMN @extschema@.candidate.filenode IS
 	'the relation''s relfilenode at the start: a batch fails (55000) when the relation was rewritten since';
 COMMENT ON FUNCTION @extschema@.existed_at(xid, xid8, xid8[]) IS
 	'internal: whether a row version with this xmin existed when the snapshot (cutoff_xmax, cutoff_xip: its running xids, subtransactions included) was taken';
+
+/*
+ * The call a user writes first, submit('crm.contact', $$condition$$), has
+ * two literals of unknown type, which fit both submit(jsonb, text, ...) and
+ * submit(regclass, text, ...): 1.0 refused it as ambiguous.  This overload
+ * takes it (for unknown literals PostgreSQL prefers the string category)
+ * and passes it on: a first argument that is a JSON object or array is a
+ * query set, the second argument then its name; anything else names the
+ * target, read with the caller's search_path.  Hence no SET search_path:
+ * the body qualifies every name it uses itself.
+ */
+CREATE FUNCTION @extschema@.submit(target text, filter text,
+	name text DEFAULT NULL, start_after timestamptz DEFAULT NULL,
+	notify boolean DEFAULT false, to_recipients text[] DEFAULT '{}',
+	cc_recipients text[] DEFAULT '{}', options jsonb DEFAULT '{}')
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+	IF pg_catalog.ltrim(target, E' \t\r\n') OPERATOR(pg_catalog.~) '^[[{]' THEN
+		IF name IS NOT NULL THEN
+			RAISE EXCEPTION 'a query set takes its name once'
+				USING ERRCODE = '22023',
+					  HINT = 'Pass the name as the second argument or as name =>, not both.';
+		END IF;
+		RETURN @extschema@.submit(target::pg_catalog.jsonb, filter, start_after,
+								  notify, to_recipients, cc_recipients, options);
+	END IF;
+	RETURN @extschema@.submit(target::pg_catalog.regclass, filter, name,
+							  start_after, notify, to_recipients,
+							  cc_recipients, options);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.submit(text, text, text, timestamptz, boolean, text[], text[], jsonb) IS
+	'submit(''schema.table'', $$condition$$, ...) without casts: a first argument that is JSON is a query set (the second its name), else it names the target';
