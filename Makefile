@@ -8,6 +8,7 @@ OBJS = \
 	src/api.o \
 	src/batch.o \
 	src/csv.o \
+	src/guard.o \
 	src/isolate.o \
 	src/keys.o \
 	src/job.o \

@@ -710,7 +710,10 @@ bulkdelete_worker_main(Datum main_arg)
 	MemoryContext cxt;
 	uint64		seen_gen;
 	TimestampTz next_start = DT_NOEND;
+	BdWorkerTicket ticket;
 
+	/* the launcher's ticket: how we tell it that we end normally */
+	memcpy(&ticket, MyBgworkerEntry->bgw_extra, sizeof(BdWorkerTicket));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -733,6 +736,13 @@ bulkdelete_worker_main(Datum main_arg)
 		if (!worker_run_next(&next_start))
 			break;
 	}
+
+	/*
+	 * The only normal end: nothing more to claim.  Any other (an error
+	 * outside a job's run, pg_terminate_backend) leaves the slot not done,
+	 * and the launcher looks at the database again.
+	 */
 	bd_shmem_database_idle(dbid, seen_gen, next_start);
+	bd_shmem_worker_done(&ticket);
 	proc_exit(0);
 }
