@@ -1060,6 +1060,49 @@ bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 }
 
 /*
+ * Raise 55000 when started query job "job" has lost its candidate set: a job
+ * restored by pg_dump/pg_restore after it started.  The candidate set is not
+ * dumped (its row addresses and transaction ids mean nothing in another
+ * database), and a job keeps all of it until it ends, so a started job with
+ * candidates and no candidate row at all is one whose set was not restored;
+ * without this check it would end succeeded having deleted nothing more.  A
+ * physical copy (a base backup, CREATE DATABASE ... TEMPLATE) keeps the set,
+ * and its job resumes exactly.  In a transaction.
+ */
+void
+bd_job_check_candidates(BdJob *job)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		missing = false;
+
+	values[0] = Int64GetDatum(job->id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec("SELECT o.candidate_count > 0 AND NOT EXISTS ("
+				"  SELECT 1 FROM bulkdelete.candidate c WHERE c.operation_id = o.id)"
+				" FROM bulkdelete.operation o WHERE o.id = $1",
+				1, argtypes, values, NULL, false, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = bd_spi_datum(0, 1, &isnull);
+
+		missing = !isnull && DatumGetBool(d);
+	}
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	if (missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bulk delete job " INT64_FORMAT " cannot go on: its candidate set was not restored",
+						job->id),
+				 errdetail("The job was restored from a dump taken after it started; a dump does not hold a job's candidate set (bulkdelete.candidate), whose row addresses mean nothing in another database."),
+				 errhint("Submit the job again.")));
+}
+
+/*
  * Up to max_chunks chunks of query query_index from chunk from_chunk on, all
  * of the leaf relation of the first one, as a List of BdChunk palloc'd in
  * the caller's context.

@@ -416,6 +416,15 @@ bd_job_run(BdJob *job, bool in_session)
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
 	/*
+	 * A job restored from a dump may lack what it deletes: it fails (55000)
+	 * rather than end succeeded having skipped its work.
+	 */
+	if (job->ids_kind)
+		bd_records_check_restored(job);
+	else if (job->started)
+		bd_job_check_candidates(job);
+
+	/*
 	 * At the first start, fix the candidate set in one snapshot (ids jobs
 	 * have theirs: the uploaded records).
 	 */
