@@ -1060,6 +1060,33 @@ bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 }
 
 /*
+ * Run sql, a query of one boolean about job job_id (its $1), as the job
+ * tables' owner; false when it returns no row or null.  In a transaction.
+ */
+bool
+bd_job_test(const char *sql, int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		result = false;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec(sql, 1, argtypes, values, NULL, true, SPI_OK_SELECT) > 0)
+	{
+		bool		isnull;
+		Datum		d = bd_spi_datum(0, 1, &isnull);
+
+		result = !isnull && DatumGetBool(d);
+	}
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return result;
+}
+
+/*
  * Raise 55000 when started query job "job" has lost its candidate set: a job
  * restored by pg_dump/pg_restore after it started.  The candidate set is not
  * dumped (its row addresses and transaction ids mean nothing in another
@@ -1072,27 +1099,13 @@ bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 void
 bd_job_check_candidates(BdJob *job)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	bool		missing = false;
+	bool		missing;
 
-	values[0] = Int64GetDatum(job->id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("SELECT o.candidate_count > 0 AND NOT EXISTS ("
-				"  SELECT 1 FROM bulkdelete.candidate c WHERE c.operation_id = o.id)"
-				" FROM bulkdelete.operation o WHERE o.id = $1",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-		Datum		d = bd_spi_datum(0, 1, &isnull);
-
-		missing = !isnull && DatumGetBool(d);
-	}
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	missing = bd_job_test("SELECT o.candidate_count > 0 AND NOT EXISTS ("
+						  "  SELECT 1 FROM bulkdelete.candidate c"
+						  "  WHERE c.operation_id = o.id)"
+						  " FROM bulkdelete.operation o WHERE o.id = $1",
+						  job->id);
 	if (missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

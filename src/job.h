@@ -135,6 +135,7 @@ extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
 							   ArrayType *xmins);
 extern void bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 								BlockNumber nblocks, int range_blocks);
+extern bool bd_job_test(const char *sql, int64 job_id);
 extern void bd_job_check_candidates(BdJob *job);
 extern List *bd_job_fetch_chunks(int64 job_id, int query_index,
 								 int from_chunk, int max_chunks);

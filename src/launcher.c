@@ -25,8 +25,8 @@
 #include "shmem.h"
 
 #include "access/heapam.h"
-#include "access/skey.h"
 #include "access/htup_details.h"
+#include "access/skey.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"

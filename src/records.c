@@ -637,28 +637,14 @@ bulkdelete_close_upload(PG_FUNCTION_ARGS)
 void
 bd_records_check_restored(BdJob *job)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	bool		missing = false;
+	bool		missing;
 
-	values[0] = Int64GetDatum(job->id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("SELECT o.candidate_count > 0 AND NOT EXISTS ("
-				"  SELECT 1 FROM bulkdelete.record r"
-				"  WHERE r.operation_id = o.id AND r.seq = o.candidate_count - 1)"
-				" FROM bulkdelete.operation o WHERE o.id = $1",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-	{
-		bool		isnull;
-		Datum		d = bd_spi_datum(0, 1, &isnull);
-
-		missing = !isnull && DatumGetBool(d);
-	}
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	missing = bd_job_test("SELECT o.candidate_count > 0 AND NOT EXISTS ("
+						  "  SELECT 1 FROM bulkdelete.record r"
+						  "  WHERE r.operation_id = o.id"
+						  "  AND r.seq = o.candidate_count - 1)"
+						  " FROM bulkdelete.operation o WHERE o.id = $1",
+						  job->id);
 	if (missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
