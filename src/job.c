@@ -253,21 +253,25 @@ job_notify_string(StringInfo buf, const char *str, int max)
 }
 
 /*
- * Append "key": [...] with the elements of a text[] that fit in at most max
- * bytes; returns true when some were left out.
+ * Append "key": [...] with the elements of the text[] in column col of the
+ * SPI result's first row that fit in at most max bytes; returns true when
+ * some were left out.
  */
 static bool
-job_notify_list(StringInfo buf, const char *key, Datum array, int max)
+job_notify_list(StringInfo buf, const char *key, int col, int max)
 {
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
+	int			n = 0;
 	int			start = buf->len;
 	StringInfoData item;
 	bool		cut = false;
+	bool		isnull;
+	Datum		array = bd_spi_datum(0, col, &isnull);
 
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false,
-					  TYPALIGN_INT, &elems, &nulls, &n);
+	if (!isnull)
+		deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
 	job_notify_key(buf, key);
 	appendStringInfoChar(buf, '[');
 	initStringInfo(&item);
@@ -311,8 +315,6 @@ job_notify_payload(int64 job_id)
 	StringInfoData buf;
 	bool		truncated = false;
 	bool		isnull;
-	Datum		to;
-	Datum		cc;
 	char	   *payload;
 
 	values[0] = Int64GetDatum(job_id);
@@ -357,12 +359,10 @@ job_notify_payload(int64 job_id)
 	{
 		int			reserve = strlen(", \"truncated\": false}");
 
-		to = bd_spi_datum(0, 14, &isnull);
-		cc = bd_spi_datum(0, 15, &isnull);
-		truncated |= job_notify_list(&buf, "to_recipients", to,
+		truncated |= job_notify_list(&buf, "to_recipients", 14,
 									 JOB_NOTIFY_MAX_PAYLOAD - reserve - buf.len -
 									 (int) strlen(", \"cc_recipients\": []"));
-		truncated |= job_notify_list(&buf, "cc_recipients", cc,
+		truncated |= job_notify_list(&buf, "cc_recipients", 15,
 									 JOB_NOTIFY_MAX_PAYLOAD - reserve - buf.len);
 	}
 	job_notify_key(&buf, "truncated");
