@@ -279,7 +279,8 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
  * session, with the batches and commits of a worker.  If the call ends in an
  * error (an interrupt, or a job-level failure), the job stays in_progress
  * and a worker takes it over: it resumes the job, or meets the error again
- * and records it on the job.
+ * and records it on the job.  The same when the session ends mid-job
+ * (pg_terminate_backend, a lost client): its exit wakes the launcher.
  */
 Datum
 bulkdelete_run(PG_FUNCTION_ARGS)
@@ -301,6 +302,7 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("bulk delete job " INT64_FORMAT " cannot run now", job_id),
 				 errdetail("The job, or another job on one of its relations, is running.")));
+	bd_shmem_wake_at_exit(true);
 	PG_TRY();
 	{
 		/* a paused job runs too: resumed and started in one transaction */
@@ -318,11 +320,13 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		 * after an interrupt, or recording the error that stopped us.
 		 */
 		bd_shmem_announcing = false;
+		bd_shmem_wake_at_exit(false);
 		bd_job_release_locks(job);
 		bd_shmem_wake_database(MyDatabaseId);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	bd_shmem_wake_at_exit(false);
 	bd_job_release_locks(job);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -330,15 +334,22 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 
 /*
  * bulkdelete.wait(job bigint, timeout interval) RETURNS text: block until the
- * job reaches a final state or the timeout passes; return its state.
+ * job reaches a final state or the timeout passes; return its state.  Not
+ * STRICT, since a null timeout means none; a null job is an error (22004),
+ * not a job that does not exist.
  */
 Datum
 bulkdelete_wait(PG_FUNCTION_ARGS)
 {
-	int64		job_id = PG_GETARG_INT64(0);
+	int64		job_id;
 	TimestampTz deadline = DT_NOEND;
 	BdJobState	state;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the job to wait for must not be null")));
+	job_id = PG_GETARG_INT64(0);
 	if (IsolationUsesXactSnapshot())
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

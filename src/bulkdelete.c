@@ -2,9 +2,10 @@
  *
  * bulkdelete.c
  *		Module entry point: the module magic, _PG_init and the bulkdelete.*
- *		settings.  No logic lives here; _PG_init only defines settings and,
- *		when the library is preloaded, asks the launcher module to register
- *		its background worker and shared memory.
+ *		settings.  No logic lives here; _PG_init only defines settings,
+ *		installs the drop guard (guard.c) and, when the library is
+ *		preloaded, asks the launcher module to register its background
+ *		worker and shared memory.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +17,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "guard.h"
 #include "launcher.h"
 
 PG_MODULE_MAGIC;
@@ -35,6 +37,23 @@ int			bd_busy_wal_rate = 16384;	/* kB per second */
 bool		bd_preloaded = false;
 
 void		_PG_init(void);
+
+/*
+ * A channel name is an identifier (at most NAMEDATALEN - 1 bytes): a longer
+ * one would make every job's end fail in pg_notify.  Empty means no
+ * notifications.
+ */
+static bool
+bulkdelete_check_notify_channel(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && strlen(*newval) >= NAMEDATALEN)
+	{
+		GUC_check_errdetail("A notification channel name is at most %d bytes long.",
+							NAMEDATALEN - 1);
+		return false;
+	}
+	return true;
+}
 
 void
 _PG_init(void)
@@ -104,11 +123,11 @@ _PG_init(void)
 
 	DefineCustomStringVariable("bulkdelete.notify_channel",
 							   "Channel on which the end of every job is announced with NOTIFY.",
-							   NULL,
+							   "Empty: no notifications.",
 							   &bd_notify_channel,
 							   "bulkdelete",
 							   PGC_SIGHUP, 0,
-							   NULL, NULL, NULL);
+							   bulkdelete_check_notify_channel, NULL, NULL);
 
 	DefineCustomIntVariable("bulkdelete.max_replica_lag",
 							"Jobs pause while any standby replays further behind than this; 0 turns the check off.",
@@ -136,6 +155,7 @@ _PG_init(void)
 
 	bd_reserve_guc_prefix("bulkdelete");
 
+	bd_guard_install();
 	if (bd_preloaded)
 		bd_launcher_register();
 }

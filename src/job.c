@@ -22,6 +22,8 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "commands/async.h"
+#include "mb/pg_wchar.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -200,36 +202,235 @@ job_action_sources(BdJobAction action)
 }
 
 /*
- * Send the end-of-job notification (SPEC 3.4): a JSON payload with the job's
- * id, name, state and counts, and the recipients when notify is set.  Runs in
- * the transaction that made the state final, so listeners hear of it only if
- * that transaction commits.  Must be called connected to SPI, as the table
- * owner.
+ * The end-of-job notification must fit in a NOTIFY payload, which
+ * PostgreSQL limits to less than BLCKSZ - NAMEDATALEN - 128 bytes (async.c):
+ * a longer one raises an error in the transaction that ends the job, which
+ * would then never end.  So the payload is bounded: the name and the error
+ * message are cut to a fixed size, and the recipients are listed while they
+ * fit; "truncated" tells a relay to read the rest from the job's row.
+ */
+#define JOB_NOTIFY_MAX_PAYLOAD (BLCKSZ - NAMEDATALEN - 128 - 1)
+#define JOB_NOTIFY_MAX_NAME 256
+#define JOB_NOTIFY_MAX_MESSAGE 1024
+#define JOB_NOTIFY_MAX_WORD 128		/* owner, kind, state, SQLSTATE */
+
+/*
+ * Append ", " (unless first) and "key": to buf: the separators of jsonb's
+ * text output, so that buf's length is that of the final payload.
+ */
+static void
+job_notify_key(StringInfo buf, const char *key)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+}
+
+/*
+ * Append str as a JSON string of at most max bytes (quotes and escapes
+ * included), cut at a character boundary, or null.  Returns true when it was
+ * cut.
+ */
+static bool
+job_notify_string(StringInfo buf, const char *str, int max)
+{
+	StringInfoData json;
+	int			len;
+	bool		cut = false;
+
+	if (str == NULL)
+	{
+		appendStringInfoString(buf, "null");
+		return false;
+	}
+	initStringInfo(&json);
+	len = strlen(str);
+	for (;;)
+	{
+		char	   *part = pnstrdup(str, len);
+
+		resetStringInfo(&json);
+		escape_json(&json, part);
+		pfree(part);
+		if (json.len <= max || len == 0)
+			break;
+		/* shorten in proportion to the excess, by one byte at least */
+		cut = true;
+		len = pg_mbcliplen(str, len,
+						   Min(len - 1, (int) ((int64) len * max / json.len)));
+	}
+	appendBinaryStringInfo(buf, json.data, json.len);
+	pfree(json.data);
+	return cut;
+}
+
+/*
+ * Append "key": [...] with the elements of the text[] in column col of the
+ * SPI result's first row that fit in at most max bytes; returns true when
+ * some were left out.
+ */
+static bool
+job_notify_list(StringInfo buf, const char *key, int col, int max)
+{
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
+	int			n = 0;
+	int			start = buf->len;
+	StringInfoData item;
+	bool		cut = false;
+	bool		isnull;
+	Datum		array = bd_spi_datum(0, col, &isnull);
+
+	if (!isnull)
+		deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false,
+						  TYPALIGN_INT, &elems, &nulls, &n);
+	job_notify_key(buf, key);
+	appendStringInfoChar(buf, '[');
+	initStringInfo(&item);
+	for (int i = 0; i < n; i++)
+	{
+		resetStringInfo(&item);
+		if (i > 0)
+			appendStringInfoString(&item, ", ");
+		if (nulls[i])
+			appendStringInfoString(&item, "null");
+		else
+			escape_json(&item, TextDatumGetCString(elems[i]));
+		/* whole recipients only, and room for the closing bracket */
+		if (buf->len - start + item.len + 1 > max)
+		{
+			cut = true;
+			break;
+		}
+		appendBinaryStringInfo(buf, item.data, item.len);
+	}
+	appendStringInfoChar(buf, ']');
+	pfree(item.data);
+	return cut;
+}
+
+/*
+ * The payload of job job_id's end-of-job notification: a JSON object with
+ * the job's id, name, owner, kind, state, counts and job-level error, the
+ * recipients when notify is set, and "truncated": true when the name, the
+ * error message or a list of recipients was cut to keep it within
+ * JOB_NOTIFY_MAX_PAYLOAD bytes.  Must be called connected to SPI, as the
+ * table owner.
+ */
+static char *
+job_notify_payload(int64 job_id)
+{
+	static const char *const counts[] = {"candidate_count", "success_count",
+		"failure_count", "skipped_count", "cascade_count"};
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	StringInfoData buf;
+	bool		truncated = false;
+	bool		isnull;
+	char	   *payload;
+
+	values[0] = Int64GetDatum(job_id);
+	if (bd_spi_exec("SELECT id, name, state, owner::pg_catalog.text, kind,"
+					" candidate_count, success_count, failure_count,"
+					" skipped_count, cascade_count, error_sqlstate,"
+					" error_message, notify, to_recipients, cc_recipients"
+					" FROM bulkdelete.operation WHERE id = $1",
+					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
+		elog(ERROR, "bulk delete job " INT64_FORMAT " vanished", job_id);
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	job_notify_key(&buf, "id");
+	appendStringInfoString(&buf, bd_spi_text(0, 1));
+	job_notify_key(&buf, "name");
+	truncated |= job_notify_string(&buf, bd_spi_text(0, 2), JOB_NOTIFY_MAX_NAME);
+	job_notify_key(&buf, "state");
+	truncated |= job_notify_string(&buf, bd_spi_text(0, 3), JOB_NOTIFY_MAX_WORD);
+	job_notify_key(&buf, "owner");
+	truncated |= job_notify_string(&buf, bd_spi_text(0, 4), JOB_NOTIFY_MAX_WORD);
+	job_notify_key(&buf, "kind");
+	truncated |= job_notify_string(&buf, bd_spi_text(0, 5), JOB_NOTIFY_MAX_WORD);
+	for (int i = 0; i < lengthof(counts); i++)
+	{
+		char	   *count = bd_spi_text(0, 6 + i);
+
+		job_notify_key(&buf, counts[i]);
+		appendStringInfoString(&buf, count ? count : "null");
+	}
+	job_notify_key(&buf, "error_sqlstate");
+	truncated |= job_notify_string(&buf, bd_spi_text(0, 11), JOB_NOTIFY_MAX_WORD);
+	job_notify_key(&buf, "error_message");
+	truncated |= job_notify_string(&buf, bd_spi_text(0, 12),
+								   JOB_NOTIFY_MAX_MESSAGE);
+
+	/*
+	 * The recipients get what is left, keeping room for the "truncated"
+	 * flag and the closing brace: the to list first, then the cc list.
+	 */
+	if (DatumGetBool(bd_spi_datum(0, 13, &isnull)))
+	{
+		int			reserve = strlen(", \"truncated\": false}");
+
+		truncated |= job_notify_list(&buf, "to_recipients", 14,
+									 JOB_NOTIFY_MAX_PAYLOAD - reserve - buf.len -
+									 (int) strlen(", \"cc_recipients\": []"));
+		truncated |= job_notify_list(&buf, "cc_recipients", 15,
+									 JOB_NOTIFY_MAX_PAYLOAD - reserve - buf.len);
+	}
+	job_notify_key(&buf, "truncated");
+	appendStringInfoString(&buf, truncated ? "true" : "false");
+	appendStringInfoChar(&buf, '}');
+
+	/* in jsonb's key order, as before; the length does not change */
+	payload = JsonbToCString(NULL,
+							 &DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																 CStringGetDatum(buf.data)))->root,
+							 buf.len);
+
+	/*
+	 * Cannot happen (every part above is bounded), but the end of a job
+	 * must not depend on it: fall back to what a relay needs to look the
+	 * job up.
+	 */
+	if (strlen(payload) > JOB_NOTIFY_MAX_PAYLOAD)
+		payload = psprintf("{\"id\": %s, \"truncated\": true}",
+						   bd_spi_text(0, 1));
+	return payload;
+}
+
+/*
+ * Send the end-of-job notification (SPEC 3.4) on bulkdelete.notify_channel
+ * (none when it is empty).  Runs in the transaction that made the state
+ * final, so listeners hear of it only if that transaction commits.  Must be
+ * called connected to SPI, as the table owner.
  */
 static void
 job_notify(int64 job_id)
 {
-	Oid			argtypes[2] = {TEXTOID, INT8OID};
-	Datum		values[2];
+	if (bd_notify_channel == NULL || bd_notify_channel[0] == '\0')
+		return;
+	Async_Notify(bd_notify_channel, job_notify_payload(job_id));
+}
 
-	values[0] = CStringGetTextDatum(bd_notify_channel);
-	values[1] = Int64GetDatum(job_id);
-	bd_spi_exec("SELECT pg_catalog.pg_notify($1, (pg_catalog.jsonb_build_object("
-				" 'id', o.id, 'name', o.name, 'state', o.state,"
-				" 'owner', o.owner::text, 'kind', o.kind,"
-				" 'candidate_count', o.candidate_count,"
-				" 'success_count', o.success_count,"
-				" 'failure_count', o.failure_count,"
-				" 'skipped_count', o.skipped_count,"
-				" 'cascade_count', o.cascade_count,"
-				" 'error_sqlstate', o.error_sqlstate,"
-				" 'error_message', o.error_message)"
-				" || CASE WHEN o.notify THEN pg_catalog.jsonb_build_object("
-				"   'to_recipients', o.to_recipients,"
-				"   'cc_recipients', o.cc_recipients)"
-				"   ELSE '{}'::pg_catalog.jsonb END)::pg_catalog.text)"
-				" FROM bulkdelete.operation o WHERE o.id = $2",
-				2, argtypes, values, NULL, false, SPI_OK_SELECT);
+/*
+ * The payload job job_id's end would be announced with now (the test hook
+ * bulkdelete_test_notify_payload shows it).  In a transaction.
+ */
+char *
+bd_job_notify_payload(int64 job_id)
+{
+	MemoryContext callercxt = CurrentMemoryContext;
+	BdUserSwitch sw;
+	char	   *payload;
+
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	payload = job_notify_payload(job_id);
+	payload = MemoryContextStrdup(callercxt, payload);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return payload;
 }
 
 /*
@@ -472,6 +673,39 @@ bd_job_lock_for_session(BdJob *job)
 		CHECK_FOR_INTERRUPTS();
 	}
 	return false;
+}
+
+/*
+ * How many jobs of this database a process runs now, by their job locks
+ * (held by a worker or a CALL bulkdelete.run session, this one included);
+ * *job_id and *pid name one of them.  Reads the lock manager, not the job
+ * tables, so it works while they are being dropped.  A job left in_progress
+ * by a process that is gone holds no lock and does not count.
+ */
+int
+bd_job_running(int64 *job_id, int *pid)
+{
+	LockData   *locks = GetLockStatusData();
+	int			n = 0;
+
+	for (int i = 0; i < locks->nelements; i++)
+	{
+		LockInstanceData *l = &locks->locks[i];
+
+		if (l->locktag.locktag_type != LOCKTAG_ADVISORY ||
+			l->locktag.locktag_lockmethodid != USER_LOCKMETHOD ||
+			l->locktag.locktag_field1 != MyDatabaseId ||
+			l->locktag.locktag_field4 != BD_LOCKTAG_JOB ||
+			(l->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0)
+			continue;
+		if (n++ == 0)
+		{
+			*job_id = (int64) (((uint64) l->locktag.locktag_field2 << 32) |
+							   l->locktag.locktag_field3);
+			*pid = l->pid;
+		}
+	}
+	return n;
 }
 
 /*
@@ -856,6 +1090,62 @@ bd_job_store_ranges(int64 job_id, int query_index, Oid leaf, Oid filenode,
 			  " LEAST(b + $5, $4)"
 			  " FROM pg_catalog.generate_series(0::pg_catalog.int8, $4 - 1, $5) AS b",
 			  6, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Run sql, a query of one boolean about job job_id (its $1), as the job
+ * tables' owner; false when it returns no row or null.  In a transaction.
+ */
+bool
+bd_job_test(const char *sql, int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	bool		result = false;
+
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	if (bd_spi_exec(sql, 1, argtypes, values, NULL, true, SPI_OK_SELECT) > 0)
+	{
+		bool		isnull;
+		Datum		d = bd_spi_datum(0, 1, &isnull);
+
+		result = !isnull && DatumGetBool(d);
+	}
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	return result;
+}
+
+/*
+ * Raise 55000 when started query job "job" has lost its candidate set: a job
+ * restored by pg_dump/pg_restore after it started.  The candidate set is not
+ * dumped (its row addresses and transaction ids mean nothing in another
+ * database), and a job keeps all of it until it ends, so a started job with
+ * candidates and no candidate row at all is one whose set was not restored;
+ * without this check it would end succeeded having deleted nothing more.  A
+ * physical copy (a base backup, CREATE DATABASE ... TEMPLATE) keeps the set,
+ * and its job resumes exactly.  In a transaction.
+ */
+void
+bd_job_check_candidates(BdJob *job)
+{
+	bool		missing;
+
+	missing = bd_job_test("SELECT o.candidate_count > 0 AND NOT EXISTS ("
+						  "  SELECT 1 FROM bulkdelete.candidate c"
+						  "  WHERE c.operation_id = o.id)"
+						  " FROM bulkdelete.operation o WHERE o.id = $1",
+						  job->id);
+	if (missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bulk delete job " INT64_FORMAT " cannot go on: its candidate set was not restored",
+						job->id),
+				 errdetail("The job was restored from a dump taken after it started; a dump does not hold a job's candidate set (bulkdelete.candidate), whose row addresses mean nothing in another database."),
+				 errhint("Submit the job again.")));
 }
 
 /*

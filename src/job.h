@@ -119,6 +119,7 @@ extern Oid	bd_job_table_relid(const char *relname);
 
 extern BdJobState bd_job_transition(int64 job_id, BdJobAction action,
 									bool check_access);
+extern char *bd_job_notify_payload(int64 job_id);
 extern void bd_job_set_start_after(int64 job_id, TimestampTz start_after);
 
 extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
@@ -131,6 +132,7 @@ extern BdJobState bd_job_current_state(int64 job_id);
 extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more);
 extern void bd_job_release_locks(BdJob *job);
 extern bool bd_job_lock_for_session(BdJob *job);
+extern int	bd_job_running(int64 *job_id, int *pid);
 extern void bd_job_mark_started(int64 job_id, int64 candidate_count,
 								FullTransactionId cutoff_xmax,
 								ArrayType *cutoff_xip);
@@ -141,6 +143,8 @@ extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
 extern void bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 								Oid filenode, BlockNumber nblocks,
 								int range_blocks);
+extern bool bd_job_test(const char *sql, int64 job_id);
+extern void bd_job_check_candidates(BdJob *job);
 extern List *bd_job_fetch_chunks(int64 job_id, int query_index,
 								 int from_chunk, int max_chunks);
 extern void bd_job_record_batch(int64 job_id, int next_chunk,

@@ -10,6 +10,13 @@
  *		bulkdelete.max_workers at once.  The workers decide what to run; the
  *		launcher only counts them and sleeps on its latch in between.
  *
+ *		A worker tells it, through its slot in shared memory, that it found
+ *		nothing more to run before it exits.  One that stops without having
+ *		said so (pg_terminate_backend, an error outside a job, a failed start)
+ *		may have left a job in_progress with no process running it, so its
+ *		database is looked at again soon (bd_shmem_database_retry); a crash
+ *		restarts the launcher, which looks at every database anyway.
+ *
  *-------------------------------------------------------------------------
  */
 #include "launcher.h"
@@ -19,6 +26,7 @@
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/skey.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -31,6 +39,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -44,6 +53,7 @@ typedef struct LauncherWorker
 {
 	BackgroundWorkerHandle *handle;
 	Oid			dbid;
+	BdWorkerTicket ticket;		/* its slot in shared memory */
 } LauncherWorker;
 
 static List *launcher_workers = NIL;
@@ -102,11 +112,73 @@ launcher_scan_databases(void)
 	CommitTransactionCommand();
 }
 
-/* Forget workers that have exited; returns how many still run. */
+/*
+ * Whether database dbid still exists and takes connections (a worker can
+ * connect to it).  Starts and ends a transaction of its own.
+ */
+static bool
+launcher_database_connectable(Oid dbid)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	ScanKeyData key;
+	bool		connectable = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_database_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(dbid));
+	scan = table_beginscan_catalog(rel, 1, &key);
+	tup = heap_getnext(scan, ForwardScanDirection);
+	if (tup != NULL)
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+
+		connectable = d->datallowconn && !d->datistemplate;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return connectable;
+}
+
+/*
+ * A worker of database dbid stopped without saying it was done.  Unless the
+ * database is gone (DROP DATABASE ... WITH (FORCE) ends its workers too),
+ * look at it again soon: a job it ran is in_progress with no one running it,
+ * and its lock is free now that the worker is gone.
+ */
+static void
+launcher_worker_lost(Oid dbid)
+{
+	long		delay;
+
+	if (!launcher_database_connectable(dbid))
+	{
+		bd_shmem_database_forget(dbid);
+		return;
+	}
+	delay = bd_shmem_database_retry(dbid);
+	ereport(LOG,
+			(errmsg("bulkdelete worker for database %u ended before its work was done",
+					dbid),
+			 errdetail("The launcher looks for the database's jobs again in %ld ms.",
+					   delay)));
+}
+
+/*
+ * Forget workers that have exited, taking up again the work of those that
+ * ended unexpectedly; returns how many still run.
+ */
 static int
 launcher_reap(void)
 {
 	ListCell   *lc;
+	List	   *lost = NIL;
 
 	foreach(lc, launcher_workers)
 	{
@@ -115,11 +187,16 @@ launcher_reap(void)
 
 		if (GetBackgroundWorkerPid(w->handle, &pid) == BGWH_STOPPED)
 		{
+			if (!bd_shmem_worker_slot_release(&w->ticket))
+				lost = lappend_oid(lost, w->dbid);
 			pfree(w->handle);
 			launcher_workers = foreach_delete_current(launcher_workers, lc);
 			pfree(w);
 		}
 	}
+	foreach(lc, lost)
+		launcher_worker_lost(lfirst_oid(lc));
+	list_free(lost);
 	return list_length(launcher_workers);
 }
 
@@ -129,8 +206,13 @@ launcher_start_worker(Oid dbid)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
+	BdWorkerTicket ticket;
 	LauncherWorker *w;
 	MemoryContext old;
+
+	/* never more than BD_MAX_WORKERS run, so a slot is free */
+	if (!bd_shmem_worker_slot_take(&ticket))
+		return false;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
@@ -143,6 +225,9 @@ launcher_start_worker(Oid dbid)
 			 dbid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "bulkdelete worker");
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
+	StaticAssertStmt(sizeof(BdWorkerTicket) <= BGW_EXTRALEN,
+					 "a worker ticket must fit in bgw_extra");
+	memcpy(worker.bgw_extra, &ticket, sizeof(BdWorkerTicket));
 	/* tell us when it starts and stops, through our latch */
 	worker.bgw_notify_pid = MyProcPid;
 
@@ -150,11 +235,13 @@ launcher_start_worker(Oid dbid)
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		MemoryContextSwitchTo(old);
+		(void) bd_shmem_worker_slot_release(&ticket);
 		return false;
 	}
 	w = palloc(sizeof(LauncherWorker));
 	w->handle = handle;
 	w->dbid = dbid;
+	w->ticket = ticket;
 	launcher_workers = lappend(launcher_workers, w);
 	MemoryContextSwitchTo(old);
 	return true;
@@ -237,6 +324,8 @@ bulkdelete_launcher_main(Datum main_arg)
 	bd_shared->launcher_latch = MyLatch;
 	bd_shared->rescan = true;
 	LWLockRelease(bd_shared->lock);
+	/* the workers of a launcher before us (if any) report to no one now */
+	bd_shmem_worker_slots_reset();
 	before_shmem_exit(launcher_detach, (Datum) 0);
 
 	for (;;)

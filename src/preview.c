@@ -44,6 +44,7 @@
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
+#include "job.h"
 #include "query.h"
 #include "spi_util.h"
 
@@ -52,6 +53,7 @@ PG_FUNCTION_INFO_V1(bulkdelete_preview_filter);
 PG_FUNCTION_INFO_V1(bulkdelete_test_normalize);
 PG_FUNCTION_INFO_V1(bulkdelete_test_normalize_filter);
 PG_FUNCTION_INFO_V1(bulkdelete_test_preview_stored);
+PG_FUNCTION_INFO_V1(bulkdelete_test_notify_payload);
 
 /* Deepest level of the cascade tree that is followed */
 #define PREVIEW_MAX_DEPTH 32
@@ -583,4 +585,15 @@ bulkdelete_test_preview_stored(PG_FUNCTION_ARGS)
 		relations = lappend_oid(relations, DatumGetObjectId(elems[i]));
 	preview_rows(fcinfo, PG_GETARG_JSONB_P(0), relations);
 	return (Datum) 0;
+}
+
+/*
+ * Test hook: (job bigint) RETURNS text: the payload the end of the job would
+ * be announced with now (pg_regress cannot show a NOTIFY's payload without
+ * the listening process's pid).
+ */
+Datum
+bulkdelete_test_notify_payload(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(bd_job_notify_payload(PG_GETARG_INT64(0))));
 }

@@ -644,6 +644,34 @@ bulkdelete_close_upload(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 
+/*
+ * Raise 55000 when ids job "job" has lost its uploaded records: a job
+ * restored by pg_dump/pg_restore from a dump that did not hold them.  Its
+ * upload was closed with candidate_count records, numbered from 0, and
+ * records go only with their job, so the last one is there unless the
+ * whole set was not restored; without this check the job would end
+ * succeeded having deleted nothing.  In a transaction.
+ */
+void
+bd_records_check_restored(BdJob *job)
+{
+	bool		missing;
+
+	missing = bd_job_test("SELECT o.candidate_count > 0 AND NOT EXISTS ("
+						  "  SELECT 1 FROM bulkdelete.record r"
+						  "  WHERE r.operation_id = o.id"
+						  "  AND r.seq = o.candidate_count - 1)"
+						  " FROM bulkdelete.operation o WHERE o.id = $1",
+						  job->id);
+	if (missing)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bulk delete job " INT64_FORMAT " cannot go on: its uploaded records were not restored",
+						job->id),
+				 errdetail("The job was restored from a dump that does not hold its records (bulkdelete.record)."),
+				 errhint("Create the job again and upload its records.")));
+}
+
 /* The job, when the caller may see it and it is an ids job. */
 static BdJob *
 records_check_job(int64 job_id)

@@ -30,5 +30,6 @@
  */
 extern int	bd_records_run_batch(BdJob *job, int from, int max_records,
 								 BdBatchCounts *counts, List **failures);
+extern void bd_records_check_restored(BdJob *job);
 
 #endif							/* BULKDELETE_RECORDS_H */

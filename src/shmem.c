@@ -3,9 +3,10 @@
  * shmem.c
  *		Shared memory of bulkdelete (see shmem.h for what it holds and the
  *		locking rules): its size request, its initialization, the wake-up
- *		of the launcher for one database, and the wake-ups a transaction
- *		asks for at its commit (of the launcher after a submit, of waiting
- *		sessions after a job ended).
+ *		of the launcher for one database, the wake-ups a transaction asks
+ *		for at its commit (of the launcher after a submit, of waiting
+ *		sessions after a job ended) or a session at its exit, and the slots
+ *		through which the launcher learns how its workers ended.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +28,21 @@ static bool xact_callback_registered = false;
 
 /* xids announced for the current top transaction (bd_shmem_announce_xact) */
 static int	xact_announced = 0;
+
+/* wake the launcher for this database when this process exits */
+static bool exit_wake_pending = false;
+static bool exit_callback_registered = false;
+
+/*
+ * After a worker ended unexpectedly, its database is looked at again after
+ * SHMEM_RETRY_FIRST_MS, doubling with each further such end up to
+ * SHMEM_RETRY_MAX_MS, so that a worker that fails the same way every time
+ * does not restart in a tight loop.  The count starts again once a worker
+ * finds nothing more to do, or when the last such end is longer ago than
+ * the longest delay.
+ */
+#define SHMEM_RETRY_FIRST_MS 1000
+#define SHMEM_RETRY_MAX_MS 60000
 
 static shmem_startup_hook_type shmem_prev_startup_hook = NULL;
 #ifdef BD_HAVE_SHMEM_REQUEST_HOOK
@@ -275,9 +291,173 @@ bd_shmem_database_idle(Oid dbid, uint64 seen_gen, TimestampTz next_check)
 
 	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
 	db = bd_shmem_database(dbid, false);
-	if (db != NULL && db->wake_gen == seen_gen)
-		db->next_check = next_check;
+	if (db != NULL)
+	{
+		if (db->wake_gen == seen_gen)
+			db->next_check = next_check;
+		/* the database's work went through: no failing worker repeats */
+		db->retries = 0;
+	}
 	LWLockRelease(bd_shared->lock);
+}
+
+/*
+ * A worker of database dbid ended unexpectedly (the launcher saw it stop
+ * without marking its slot done): it may have left a job in_progress that
+ * no process runs.  Look at the database again soon, after a delay that
+ * grows while such ends repeat; returns the delay in milliseconds.  The
+ * wake-up generation moves on, so that another worker of the database that
+ * finds nothing to claim (the job's lock may still have been held when it
+ * looked) does not cancel the look.  Takes the lock.
+ */
+long
+bd_shmem_database_retry(Oid dbid)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	BdDatabase *db;
+	long		delay = SHMEM_RETRY_FIRST_MS;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	db = bd_shmem_database(dbid, true);
+	if (db != NULL)
+	{
+		if (db->retries > 0 &&
+			!TimestampDifferenceExceeds(db->last_retry, now, SHMEM_RETRY_MAX_MS))
+		{
+			for (int i = 0; i < db->retries && delay < SHMEM_RETRY_MAX_MS; i++)
+				delay *= 2;
+			delay = Min(delay, SHMEM_RETRY_MAX_MS);
+		}
+		else
+			db->retries = 0;
+		db->retries++;
+		db->last_retry = now;
+		db->next_check = Min(db->next_check,
+							 TimestampTzPlusMilliseconds(now, delay));
+		db->wake_gen++;
+	}
+	LWLockRelease(bd_shared->lock);
+	return delay;
+}
+
+/* Database dbid is gone or takes no connections: stop tracking it. */
+void
+bd_shmem_database_forget(Oid dbid)
+{
+	BdDatabase *db;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	db = bd_shmem_database(dbid, false);
+	if (db != NULL)
+		memset(db, 0, sizeof(BdDatabase));
+	LWLockRelease(bd_shared->lock);
+}
+
+/*
+ * Free every worker slot; the launcher does so when it starts, since the
+ * workers of a launcher before it report to no one (their tickets no
+ * longer match).  Takes the lock.
+ */
+void
+bd_shmem_worker_slots_reset(void)
+{
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	memset(bd_shared->workers, 0, sizeof(bd_shared->workers));
+	LWLockRelease(bd_shared->lock);
+}
+
+/*
+ * Take a free worker slot with a new ticket, for a worker about to be
+ * started; false when none is free.  Takes the lock.
+ */
+bool
+bd_shmem_worker_slot_take(BdWorkerTicket *ticket)
+{
+	bool		found = false;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < BD_MAX_WORKERS; i++)
+	{
+		BdWorkerSlot *slot = &bd_shared->workers[i];
+
+		if (slot->ticket != 0)
+			continue;
+		slot->ticket = ++bd_shared->last_ticket;
+		slot->done = false;
+		ticket->slot = i;
+		ticket->ticket = slot->ticket;
+		found = true;
+		break;
+	}
+	LWLockRelease(bd_shared->lock);
+	return found;
+}
+
+/*
+ * The worker of this ticket has stopped (or was never started): free its
+ * slot and tell whether it had marked it done.  Takes the lock.
+ */
+bool
+bd_shmem_worker_slot_release(const BdWorkerTicket *ticket)
+{
+	BdWorkerSlot *slot = &bd_shared->workers[ticket->slot];
+	bool		done = false;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	if (slot->ticket == ticket->ticket)
+	{
+		done = slot->done;
+		slot->ticket = 0;
+		slot->done = false;
+	}
+	LWLockRelease(bd_shared->lock);
+	return done;
+}
+
+/*
+ * A worker found nothing more to run and is about to exit normally: mark
+ * its slot done, unless the slot went to another worker since (a launcher
+ * that started afresh).  Takes the lock.
+ */
+void
+bd_shmem_worker_done(const BdWorkerTicket *ticket)
+{
+	BdWorkerSlot *slot;
+
+	if (ticket->slot < 0 || ticket->slot >= BD_MAX_WORKERS)
+		return;
+	slot = &bd_shared->workers[ticket->slot];
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	if (slot->ticket == ticket->ticket)
+		slot->done = true;
+	LWLockRelease(bd_shared->lock);
+}
+
+/*
+ * At exit, whatever ends this process, wake the launcher for this database
+ * if on is still set.  A session running a job (CALL bulkdelete.run) sets
+ * it for the run: when the session is terminated mid-job, a worker takes
+ * the job over.  The callback runs after the session's advisory locks are
+ * released (on_shmem_exit callbacks run after the before_shmem_exit one that
+ * releases them), so the worker can claim the job at once.
+ */
+static void
+shmem_exit_wake(int code, Datum arg)
+{
+	if (exit_wake_pending && bd_shared != NULL && OidIsValid(MyDatabaseId))
+		bd_shmem_wake_database(MyDatabaseId);
+	exit_wake_pending = false;
+}
+
+void
+bd_shmem_wake_at_exit(bool on)
+{
+	if (on && !exit_callback_registered)
+	{
+		on_shmem_exit(shmem_exit_wake, (Datum) 0);
+		exit_callback_registered = true;
+	}
+	exit_wake_pending = on;
 }
 
 /*

@@ -6,7 +6,7 @@
  *		condition variable sessions in bulkdelete.wait sleep on.
  *
  *		Locking: every field of BdShared below the lock is read and written
- *		only while holding BdShared->lock; launcher_latch is set once by the
+ *		only while holding BdShared->lock (the workers' slots included); launcher_latch is set once by the
  *		launcher at start (and cleared at its exit) and read without the lock,
  *		which is safe because a latch pointer is read atomically and SetLatch
  *		on a stale latch is harmless.  job_ended is broadcast after every
@@ -30,14 +30,38 @@
 /* the most databases the launcher tracks at once; beyond, it rescans */
 #define BD_MAX_DATABASES 64
 
+/* the most job workers the launcher runs at once (bulkdelete.max_workers) */
+#define BD_MAX_WORKERS 64
+
 /* One database that may have work */
 typedef struct BdDatabase
 {
 	Oid			dbid;			/* InvalidOid: free entry */
 	TimestampTz next_check;		/* look for work at or after this time */
 	uint64		wake_gen;		/* bumped by every wake-up for this db */
-	int			scouts;			/* workers started for it, not yet done */
+	int			retries;		/* its workers that ended unexpectedly */
+	TimestampTz last_retry;		/* when the last of them was seen */
 } BdDatabase;
+
+/*
+ * A job worker the launcher started.  The launcher gives each a ticket (in
+ * bgw_extra, as a BdWorkerTicket); the worker marks its slot done when it
+ * found nothing more to run, just before it exits.  A worker that stops
+ * without having done so ended unexpectedly (terminated, an error outside
+ * a job, never started) and may have left a job without a worker.
+ */
+typedef struct BdWorkerSlot
+{
+	uint64		ticket;			/* 0: free */
+	bool		done;
+} BdWorkerSlot;
+
+/* What the launcher passes to a job worker in bgw_extra */
+typedef struct BdWorkerTicket
+{
+	int			slot;
+	uint64		ticket;
+} BdWorkerTicket;
 
 typedef struct BdShared
 {
@@ -47,6 +71,8 @@ typedef struct BdShared
 	LWLock	   *lock;
 	bool		rescan;			/* look at every database again */
 	BdDatabase	dbs[BD_MAX_DATABASES];
+	uint64		last_ticket;	/* the last ticket given to a worker */
+	BdWorkerSlot workers[BD_MAX_WORKERS];
 } BdShared;
 
 extern BdShared *bd_shared;
@@ -67,5 +93,12 @@ extern uint64 bd_shmem_database_gen(Oid dbid);
 extern void bd_shmem_database_due(Oid dbid, TimestampTz when);
 extern void bd_shmem_database_idle(Oid dbid, uint64 seen_gen,
 								   TimestampTz next_check);
+extern long bd_shmem_database_retry(Oid dbid);
+extern void bd_shmem_database_forget(Oid dbid);
+extern void bd_shmem_worker_slots_reset(void);
+extern bool bd_shmem_worker_slot_take(BdWorkerTicket *ticket);
+extern bool bd_shmem_worker_slot_release(const BdWorkerTicket *ticket);
+extern void bd_shmem_worker_done(const BdWorkerTicket *ticket);
+extern void bd_shmem_wake_at_exit(bool on);
 
 #endif							/* BULKDELETE_SHMEM_H */

@@ -423,6 +423,15 @@ bd_job_run(BdJob *job, bool in_session)
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
 	/*
+	 * A job restored from a dump may lack what it deletes: it fails (55000)
+	 * rather than end succeeded having skipped its work.
+	 */
+	if (job->ids_kind)
+		bd_records_check_restored(job);
+	else if (job->started)
+		bd_job_check_candidates(job);
+
+	/*
 	 * At the first start, fix the candidate set in one snapshot (ids jobs
 	 * have theirs: the uploaded records).
 	 */
@@ -768,7 +777,10 @@ bulkdelete_worker_main(Datum main_arg)
 	MemoryContext cxt;
 	uint64		seen_gen;
 	TimestampTz next_start = DT_NOEND;
+	BdWorkerTicket ticket;
 
+	/* the launcher's ticket: how we tell it that we end normally */
+	memcpy(&ticket, MyBgworkerEntry->bgw_extra, sizeof(BdWorkerTicket));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -791,6 +803,13 @@ bulkdelete_worker_main(Datum main_arg)
 		if (!worker_run_next(&next_start))
 			break;
 	}
+
+	/*
+	 * The only normal end: nothing more to claim.  Any other (an error
+	 * outside a job's run, pg_terminate_backend) leaves the slot not done,
+	 * and the launcher looks at the database again.
+	 */
 	bd_shmem_database_idle(dbid, seen_gen, next_start);
+	bd_shmem_worker_done(&ticket);
 	proc_exit(0);
 }
