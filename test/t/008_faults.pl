@@ -613,6 +613,10 @@ CALL bulkdelete.run($job);
 		my ($what, $expected, $actual) = split /\|/, $line;
 		$check->(is($actual, $expected, "case $n: $what"));
 	}
+	note("case $n: " . bd_value($node, $job, q{candidate_count || ' candidates: '
+		|| success_count || ' deleted, ' || failure_count || ' failed, '
+		|| skipped_count || ' skipped, ' || cascade_count || ' cascaded, in '
+		|| batches || ' batches'}));
 	if ($ok)
 	{
 		$exact++;
