@@ -457,24 +457,15 @@ sub theirs
 	$node->safe_psql('postgres', "VACUUM $t");
 }
 
-# Rows inserted after the start.  With $wait, once the job has started (or
-# ended), returning whether it got there by itself (see bd_wait_job);
-# without, only if it has started (an ids job stores its start with its
-# first batch, which may be held).
+# Rows inserted after the start, once the job has started (or ended);
+# returns whether it got there by itself (see bd_wait_job).
 sub late
 {
-	my ($n, $job, $wait, @tables) = @_;
-	my $started = "started_at IS NOT NULL OR state IN ('succeeded', 'failed', 'canceled')";
-	my $by_itself = 1;
+	my ($n, $job, @tables) = @_;
+	my (undef, $by_itself) = bd_wait_job($node, $job,
+		"started_at IS NOT NULL OR state IN ('succeeded', 'failed', 'canceled')",
+		\&nudge);
 
-	if ($wait)
-	{
-		(undef, $by_itself) = bd_wait_job($node, $job, $started, \&nudge);
-	}
-	elsif (bd_value($node, $job, $started) ne 't')
-	{
-		return 1;
-	}
 	$node->safe_psql('postgres', "SELECT fault.late($n, '$_', 10)") for @tables;
 	return $by_itself;
 }
@@ -566,6 +557,11 @@ CALL bulkdelete.run($job);
 		$node->safe_psql('postgres', "SELECT bulkdelete.resume($job)");
 	}
 
+	# rows inserted once the job has started, unless its start is what is
+	# held (the candidate set, or the first batch of an ids job)
+	late($n, $job, @tables)
+	  unless $c->{at} eq 'fix' || ($c->{kind} eq 'upload' && $c->{at} eq 'first');
+
 	if ($c->{theirs})
 	{
 		$check->(wait_progress($n, $c, $job, 'run', 0.15));
@@ -587,7 +583,6 @@ CALL bulkdelete.run($job);
 	}
 	$check->(bd_wait_blocked($node, $job, $holders[-1][1], "case $n"))
 	  if @holders;
-	late($n, $job, 0, @tables);
 	$pid //= bd_job_pid($node, $job);
 	$check->(ok($pid, "case $n: the job's process is $pid"));
 	$check->(inject($n, $job, $c->{fault}, $pid, map { $_->[0] } @holders));
@@ -601,7 +596,7 @@ CALL bulkdelete.run($job);
 		$faults++;
 	}
 	theirs($n, $c, 0.9) if $c->{theirs};
-	$by_itself = late($n, $job, 1, @tables);
+	$by_itself = late($n, $job, @tables);
 
 	my ($state, $itself) = bd_wait_end($node, $job, \&nudge);
 	$check->(ok($by_itself && $itself,
