@@ -5,8 +5,8 @@
 # runs a job (bd_kill9, bd_terminate, bd_immediate_restart), a wait for the
 # moment a job's process is held by another session (bd_wait_blocked), and a
 # wait for a job's end that tells a job taken up again by itself from one
-# left orphaned (bd_wait_job, bd_wait_end).  Every wait is a poll with a bound, never a
-# fixed sleep.
+# left orphaned (bd_wait_job, bd_wait_end).  Every wait is a poll with a
+# bound, never a fixed sleep.
 package BulkDeleteTest;
 
 use strict;
