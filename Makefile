@@ -14,7 +14,14 @@ OBJS = \
 	src/job.o \
 	src/launcher.o \
 	src/preview.o \
-	src/query.o \
+	src/query_catalog.o \
+	src/query_compile.o \
+	src/query_date.o \
+	src/query_filter.o \
+	src/query_form.o \
+	src/query_json.o \
+	src/query_normalize.o \
+	src/query_oper.o \
 	src/records.o \
 	src/recurrence.o \
 	src/schedule.o \

@@ -3,8 +3,9 @@
  * query.h
  *		Query sets: validation and normalization at submit time, and
  *		compilation of one query of a normalized set into SQL with typed
- *		parameters.  query.c is the only module that turns a caller's
- *		description of rows into SQL text.
+ *		parameters.  The query family (query_*.c, query_internal.h) is the
+ *		only code that turns a caller's description of rows into SQL text,
+ *		and this header is its only public face.
  *
  *		A normalized query set is the jsonb stored in operation.query_set.
  *		It names relations by their position in operation.relations (a
