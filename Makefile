@@ -12,6 +12,9 @@ OBJS = \
 	src/isolate.o \
 	src/keys.o \
 	src/job.o \
+	src/job_claim.o \
+	src/job_notify.o \
+	src/job_state.o \
 	src/launcher.o \
 	src/preview.o \
 	src/query_catalog.o \
