@@ -160,7 +160,7 @@ api_check_options(Jsonb *options)
 		if (opt == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown bulk delete job option \"%s\"", key),
+					 errmsg("unrecognized bulk delete job option \"%s\"", key),
 					 errhint("Valid options are %s.", api_option_names())));
 		tok = JsonbIteratorNext(&it, &v, true);
 		if (v.type == jbvNumeric)

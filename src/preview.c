@@ -156,7 +156,7 @@ preview_fkeys(Oid relid)
 			result = lappend(result, fk);
 		}
 		if (fk->nkeys == INDEX_MAX_KEYS)
-			elog(ERROR, "bulkdelete: foreign key \"%s\" has too many columns",
+			elog(ERROR, "foreign key \"%s\" has too many columns",
 				 fk->name);
 		fk->fk[fk->nkeys] = (AttrNumber) bd_spi_int64(r, 6, 0);
 		fk->pk[fk->nkeys] = (AttrNumber) bd_spi_int64(r, 7, 0);

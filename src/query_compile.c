@@ -782,7 +782,7 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	int			nestlevel;
 
 	if (index < 0 || index >= count)
-		elog(ERROR, "bulkdelete: query %d of a set of %d does not exist",
+		elog(ERROR, "query %d of a set of %d does not exist",
 			 index, count);
 	query = qf_query(normalized, index);
 	path = count > 1 ? qj_path_index("", index) : "";

@@ -153,7 +153,7 @@ qd_range(const QueryOperator *op, int32 x, DateADT on,
 			}
 			break;
 		default:
-			elog(ERROR, "bulkdelete: operator %s is not a date operator",
+			elog(ERROR, "operator %s is not a date operator",
 				 op->name);
 	}
 }

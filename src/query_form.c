@@ -47,7 +47,7 @@ qf_end(StringInfo out)
 void
 qf_malformed(const char *key)
 {
-	elog(ERROR, "bulkdelete: malformed normalized query set (at key \"%s\")",
+	elog(ERROR, "malformed normalized query set (at key \"%s\")",
 		 key);
 }
 
@@ -140,7 +140,7 @@ int
 bd_query_count(Jsonb *normalized)
 {
 	if (qf_int(&normalized->root, "version", 0) != QUERY_FORM_VERSION)
-		elog(ERROR, "bulkdelete: unsupported normalized query set version");
+		elog(ERROR, "unsupported normalized query set version");
 	return qf_length(qf_container(&normalized->root, "queries"));
 }
 

@@ -121,7 +121,7 @@ qj_object(JsonbValue *v, const char *path, const char *what,
 		if (i == nkeys)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown key \"%s\" at %s", key,
+					 errmsg("unrecognized key \"%s\" at %s", key,
 							qj_path_key(path, key)),
 					 errdetail("The keys of a %s are: %s.", what,
 							   qj_key_list(keys, nkeys))));

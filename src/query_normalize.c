@@ -351,7 +351,7 @@ qn_condition_attribute(QueryNormalize *qn, QnCondition *c, int scope)
 	if (c->op == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown operator \"%s\" at %s", opname,
+				 errmsg("unrecognized operator \"%s\" at %s", opname,
 						qj_path_key(path, "operator")),
 				 errdetail("Valid operators are: %s; and their SDK names (Equal, OlderThanXMonths, ...), in any case.",
 						   qo_names())));
@@ -638,7 +638,7 @@ qn_filter(QueryNormalize *qn, JsonbValue *v, const char *path, int scope,
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown filter operator \"%s\" at %s", name, opath),
+					 errmsg("unrecognized filter operator \"%s\" at %s", name, opath),
 					 errdetail("A filter operator is \"and\" or \"or\".")));
 	}
 	if (f[1])
@@ -738,7 +738,7 @@ qn_links(QueryNormalize *qn, JsonbValue *v, const char *path, int parent,
 			if (t < 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("unknown link type \"%s\" at %s", name, tpath),
+						 errmsg("unrecognized link type \"%s\" at %s", name, tpath),
 						 errdetail("Valid link types are: inner, outer, exists, not-exists, in.")));
 			link->type = (QueryLinkType) t;
 		}

@@ -43,7 +43,7 @@ bd_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
 							   read_only && ActiveSnapshotSet(), 0);
 	if (rc != expected)
-		elog(ERROR, "bulkdelete: SPI_execute_with_args returned %s for \"%s\"",
+		elog(ERROR, "SPI_execute_with_args returned %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
 	return SPI_processed;
 }
@@ -76,7 +76,7 @@ bd_spi_int64(uint64 row, int col, int64 if_null)
 		case INT2OID:
 			return DatumGetInt16(d);
 		default:
-			elog(ERROR, "bulkdelete: column %d has type %u, not an integer",
+			elog(ERROR, "column %d has type %u, not an integer",
 				 col, typid);
 	}
 	return 0;					/* keep compiler quiet */
@@ -311,7 +311,7 @@ bd_jsonb_value_text(JsonbValue *v)
 		case jbvBinary:
 			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
 		default:
-			elog(ERROR, "bulkdelete: unexpected jsonb value type %d", (int) v->type);
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
 	}
 	return NULL;				/* keep compiler quiet */
 }
