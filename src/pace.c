@@ -506,14 +506,16 @@ bd_pace_delay(BdPace *pace)
 
 /*
  * How far behind the most lagging standby replays, in ms (0 when none is
- * connected or all are caught up): the larger of its replay_lag and the
- * time since the primary's WAL first passed its replay position, as far
- * as this job's readings of the primary's position tell.  The second is
- * what notices a standby whose replay stopped: its replay_lag is computed
- * only when its replay passes a position the primary sampled, so it may
- * stay small or empty however long the replay stands still.  It is a
- * lower bound of the real lag, exact to the interval between readings
- * (each batch, each wait).
+ * connected or all are caught up): the larger of the replay_lag of the
+ * standbys not caught up and the time since the primary's WAL first
+ * passed the oldest replay position, as far as this job's readings of the
+ * primary's position tell.  The second is what notices a standby whose
+ * replay stopped: replay_lag is computed only when replay passes a
+ * position the primary sampled, so it may stay small or empty however long
+ * the replay stands still (and it keeps its last value for a while once
+ * the standby caught up, hence the filter).  It is a lower bound of the
+ * real lag, exact to the interval between readings (each batch, each
+ * wait).
  *
  * Must be called in a transaction; reads pg_stat_replication as the
  * bootstrap superuser, who sees every standby's positions.
@@ -531,10 +533,13 @@ bd_pace_standby_lag(BdPace *pace)
 
 	SPI_connect();
 	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
-	bd_spi_exec("SELECT pg_catalog.pg_current_wal_lsn(),"
-				" pg_catalog.min(replay_lsn),"
-				" pg_catalog.date_part('epoch', pg_catalog.max(replay_lag)) * 1000"
-				" FROM pg_catalog.pg_stat_replication",
+	/* a caught-up standby's replay_lag is stale: it keeps its last value */
+	bd_spi_exec("SELECT c.lsn, pg_catalog.min(r.replay_lsn),"
+				" pg_catalog.date_part('epoch', pg_catalog.max(r.replay_lag)"
+				"  FILTER (WHERE r.replay_lsn < c.lsn)) * 1000"
+				" FROM (SELECT pg_catalog.pg_current_wal_lsn() AS lsn) c"
+				" LEFT JOIN pg_catalog.pg_stat_replication r ON true"
+				" GROUP BY c.lsn",
 				0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 	current = DatumGetLSN(bd_spi_datum(0, 1, &isnull));
 	d = bd_spi_datum(0, 2, &isnull);
