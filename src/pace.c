@@ -119,7 +119,7 @@ struct BdPace
 	double		rows_per_unit;	/* < 0: not known yet */
 	double		wal_per_unit;	/* < 0: not known yet */
 
-	/* the primary's positions not yet replayed by every standby, oldest first */
+	/* the primary's positions a standby has not replayed, oldest first */
 	PaceLsnSample lsns[PACE_LSN_SAMPLES];
 	int			nlsns;
 
@@ -246,7 +246,8 @@ pace_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		return;
 	if (event == SUBXACT_EVENT_START_SUB)
 		pace_add(true, 1);
-	else if (event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB)
+	else if (event == SUBXACT_EVENT_COMMIT_SUB ||
+			 event == SUBXACT_EVENT_ABORT_SUB)
 	{
 		if (TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
 			pace_add(false, 1);
@@ -342,7 +343,8 @@ pace_watch_others(BdPace *pace, TimestampTz now)
 		pace->nxids--;
 	}
 	if (pace->nxids == 0 ||
-		now - pace->xids[pace->nxids - 1].at >= PACE_SAMPLE_MS * INT64CONST(1000))
+		now - pace->xids[pace->nxids - 1].at >=
+		PACE_SAMPLE_MS * INT64CONST(1000))
 	{
 		if (pace->nxids == PACE_SAMPLES)
 		{
@@ -443,7 +445,8 @@ bd_pace_batch_limit(BdPace *pace, int units, double rows_per_unit)
 		if (rows_per_unit > 0)
 			limit = Min(limit, pace_units(pace, rows, rows_per_unit, false));
 		else
-			limit = Min(limit, pace_units(pace, rows, pace->rows_per_unit, true));
+			limit = Min(limit,
+						pace_units(pace, rows, pace->rows_per_unit, true));
 	}
 	if (pace->yielding)
 		limit = Min(limit, pace_units(pace, PACE_BUSY_BATCH_WAL,

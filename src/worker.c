@@ -123,11 +123,6 @@ typedef struct RunSettings
 	int			busy_wal_rate;	/* kB per second */
 } RunSettings;
 
-/*
- * The longest a wait between batches goes without looking at the job's
- * state: batch_time, at most a second.
- */
-#define WORKER_SLICE_MS(s) Min((s).batch_time, 1000)
 
 /* An integer option of the job, or dflt. */
 static int
@@ -221,8 +216,10 @@ worker_wait_for_replicas(BdJob *job, BdPace *pace, int slice_ms)
 							   psprintf("bulk delete job " INT64_FORMAT ", waiting for standbys to replay (%ld ms behind)",
 										job->id, lag));
 		started = GetCurrentTimestamp();
-		running = worker_sleep(job->id, Min(1000, bd_max_replica_lag), slice_ms);
-		bd_pace_standby_waited(pace, (long) ((GetCurrentTimestamp() - started) / 1000));
+		running = worker_sleep(job->id, Min(1000, bd_max_replica_lag),
+							   slice_ms);
+		bd_pace_standby_waited(pace,
+							   (long) ((GetCurrentTimestamp() - started) / 1000));
 		if (!running)
 			return false;
 	}
@@ -347,6 +344,7 @@ bd_job_run(BdJob *job, bool in_session)
 	int			chunks_per_batch;
 	int64		batchno = 0;
 	BdPace	   *pace;
+	int			slice_ms;
 
 	worker_in_session = in_session;
 	jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
@@ -358,6 +356,8 @@ bd_job_run(BdJob *job, bool in_session)
 	chunks_per_batch = Max(1, settings.batch_size / BD_CHUNK_ROWS);
 	pace = bd_pace_create(settings.batch_time, settings.max_rows_per_second,
 						  settings.busy_wal_rate);
+	/* the longest a wait between batches goes without reading the state */
+	slice_ms = Min(settings.batch_time, 1000);
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
 	/*
@@ -417,10 +417,8 @@ bd_job_run(BdJob *job, bool in_session)
 			int			guc_level = NewGUCNestLevel();
 
 			worker_batch_settings(settings.lock_timeout);
-			n = bd_records_run_batch(job, job->next_chunk,
-									 bd_pace_batch_limit(pace,
-														 chunks_per_batch * BD_CHUNK_ROWS,
-														 1),
+			n = bd_pace_batch_limit(pace, chunks_per_batch * BD_CHUNK_ROWS, 1);
+			n = bd_records_run_batch(job, job->next_chunk, n,
 									 &counts, &failures);
 			if (n == 0)
 			{
@@ -450,9 +448,9 @@ bd_job_run(BdJob *job, bool in_session)
 				MemoryContextSwitchTo(batchcxt);
 			}
 
+			units = bd_pace_batch_limit(pace, chunks_per_batch, 0);
 			chunks = bd_job_fetch_chunks(job->id, job->query_index,
-										 job->next_chunk,
-										 bd_pace_batch_limit(pace, chunks_per_batch, 0));
+										 job->next_chunk, units);
 
 			/*
 			 * A block range stays small next to the table, so that the
@@ -530,9 +528,9 @@ bd_job_run(BdJob *job, bool in_session)
 		 * fixed delay, the standbys; each wait ends early when the job is
 		 * paused or canceled (the loop's state check then stops it).
 		 */
-		if (worker_sleep(job->id, bd_pace_delay(pace), WORKER_SLICE_MS(settings)) &&
-			worker_sleep(job->id, settings.batch_delay, WORKER_SLICE_MS(settings)))
-			(void) worker_wait_for_replicas(job, pace, WORKER_SLICE_MS(settings));
+		if (worker_sleep(job->id, bd_pace_delay(pace), slice_ms) &&
+			worker_sleep(job->id, settings.batch_delay, slice_ms))
+			(void) worker_wait_for_replicas(job, pace, slice_ms);
 	}
 
 	bd_pace_report(pace, job->id);
