@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 
 #include "launcher.h"
+#include "pace.h"
 
 PG_MODULE_MAGIC;
 
@@ -137,7 +138,11 @@ _PG_init(void)
 	bd_reserve_guc_prefix("bulkdelete");
 
 	if (bd_preloaded)
+	{
 		bd_launcher_register();
+		/* in the postmaster, so that every process counts its xids */
+		bd_pace_install();
+	}
 }
 
 /*

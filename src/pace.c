@@ -39,8 +39,10 @@
  *		bounds differ by the jobs' transactions in flight (one or two per
  *		job), so a writer is seen once it took a few xids more than that
  *		since an earlier reading; a job compares with its readings of the
- *		last second.  Autovacuum's ANALYZE and the like take xids too, and
- *		count as writers: a job yields for a second after one.
+ *		last second.  An autovacuum worker's xids (its ANALYZE's) are no
+ *		reason to yield either, nobody waits for its commit: it counts them
+ *		when its transaction ends, in both counters, which keeps the bounds
+ *		but for the moment between its xid and its commit.
  *
  *-------------------------------------------------------------------------
  */
@@ -57,6 +59,7 @@
 #include "catalog/pg_authid.h"
 #include "executor/instrument.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
@@ -140,6 +143,7 @@ static bool pace_leaving = false;	/* unregister when the transaction ends */
 static int	pace_nest_level = 0;	/* levels started before registering */
 static bool pace_top_uncounted = false; /* it had its xid before registering */
 static bool pace_callbacks_installed = false;
+static bool pace_exit_callback_installed = false;
 
 /* the counters when the library is not preloaded: this process alone */
 static uint64 pace_local_upper = 0;
@@ -215,11 +219,20 @@ pace_xact_callback(XactEvent event, void *arg)
 {
 	bool		had_xid;
 
-	if (!pace_registered)
-		return;
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PREPARE)
 		return;
+	if (!pace_registered)
+	{
+		/* upper first: a reading that sees it in lower sees it in upper */
+		if (bd_am_autovacuum_worker() &&
+			FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		{
+			pace_add(true, 1);
+			pace_add(false, 1);
+		}
+		return;
+	}
 	had_xid = !pace_top_uncounted &&
 		FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
 	pace_top_uncounted = false;
@@ -268,6 +281,21 @@ pace_exit_callback(int code, Datum arg)
 }
 
 /*
+ * Install the transaction callbacks that keep the counts.  Called from
+ * _PG_init when the library is preloaded, so that every process has them
+ * (autovacuum workers count their xids), else at the first registration.
+ */
+void
+bd_pace_install(void)
+{
+	if (pace_callbacks_installed)
+		return;
+	RegisterXactCallback(pace_xact_callback, NULL);
+	RegisterSubXactCallback(pace_subxact_callback, NULL);
+	pace_callbacks_installed = true;
+}
+
+/*
  * From now on this process runs jobs: count its transaction ids as jobs'.
  * Called by a job worker once connected, and by CALL bulkdelete.run before
  * it writes.  In a transaction or not.
@@ -275,12 +303,11 @@ pace_exit_callback(int code, Datum arg)
 void
 bd_pace_register_process(void)
 {
-	if (!pace_callbacks_installed)
+	bd_pace_install();
+	if (!pace_exit_callback_installed)
 	{
-		RegisterXactCallback(pace_xact_callback, NULL);
-		RegisterSubXactCallback(pace_subxact_callback, NULL);
 		on_shmem_exit(pace_exit_callback, (Datum) 0);
-		pace_callbacks_installed = true;
+		pace_exit_callback_installed = true;
 	}
 	if (pace_registered)
 	{

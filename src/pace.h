@@ -22,6 +22,7 @@
 typedef struct BdPace BdPace;
 
 /* the processes that run jobs (a job worker, CALL bulkdelete.run) */
+extern void bd_pace_install(void);
 extern void bd_pace_register_process(void);
 extern void bd_pace_unregister_process(void);
 
