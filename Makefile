@@ -13,6 +13,7 @@ OBJS = \
 	src/keys.o \
 	src/job.o \
 	src/launcher.o \
+	src/pace.o \
 	src/preview.o \
 	src/query.o \
 	src/records.o \

@@ -932,12 +932,21 @@ bd_job_claim_next(TimestampTz *next_start, bool *more)
 	relids = palloc(sizeof(List *) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
 	{
-		bool		isnull;
-		Datum		d = bd_spi_datum(i, 2, &isnull);
+		bool		relations_null;
+		bool		target_null;
+		Datum		relations = bd_spi_datum(i, 2, &relations_null);
+		Datum		target = bd_spi_datum(i, 3, &target_null);
 
+		/*
+		 * Each column's null flag of its own: with one flag for both, the
+		 * order in which C evaluates arguments decided whether a query-set
+		 * job (no target) locked its relations, and it did not.
+		 */
 		ids[i] = bd_spi_int64(i, 1, 0);
-		relids[i] = job_relation_list(isnull ? NULL : DatumGetArrayTypeP(d),
-									  DatumGetObjectId(bd_spi_datum(i, 3, &isnull)));
+		relids[i] = job_relation_list(relations_null ? NULL :
+									  DatumGetArrayTypeP(relations),
+									  target_null ? InvalidOid :
+									  DatumGetObjectId(target));
 	}
 
 	for (uint64 i = 0; i < n && claimed == 0; i++)
