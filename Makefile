@@ -16,6 +16,7 @@ OBJS = \
 	src/job_notify.o \
 	src/job_state.o \
 	src/launcher.o \
+	src/pace.o \
 	src/preview.o \
 	src/query_catalog.o \
 	src/query_compile.o \

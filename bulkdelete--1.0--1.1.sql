@@ -65,3 +65,74 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.submit(text, text, text, timestamptz, boolean, text[], text[], jsonb) IS
 	'submit(''schema.table'', $$condition$$, ...) without casts: a first argument that is JSON is a query set (the second its name), else it names the target';
+
+/*
+ * Dump and restore keep what a user's jobs need (SPEC 10).  The records
+ * uploaded to id-list jobs are dumped with the jobs: their keys are primary
+ * key values, which mean the same rows after a restore, so a restored ids
+ * job resumes with exactly the records it had not tried, and its results
+ * survive.  (A query job's candidate set is row addresses and xids, which a
+ * restore does not keep: such a job fails cleanly when it meets a restored
+ * state, see job.c.)
+ */
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.record', '');
+
+/*
+ * A schedule whose pg_cron job is gone (a restore into a database without
+ * it, a cron.unschedule by hand) runs no more: bulkdelete.schedules says so
+ * (cron_job_present false, next_run null) instead of promising a next run.
+ * cron.job shows each role only its own jobs, and a schedule's job runs as
+ * the definition's owner, so the look-up runs as the extension's owner; it
+ * tells only whether the job of a schedule id exists in this database.
+ * pg_cron need not be installed: then no schedule has its job.
+ */
+CREATE FUNCTION @extschema@.schedule_cron_job_present(definition bigint)
+	RETURNS boolean
+	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	present boolean;
+BEGIN
+	IF pg_catalog.to_regclass('cron.job') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1'
+		' AND command = $2 AND database = pg_catalog.current_database())'
+		INTO present
+		USING 'bulkdelete schedule ' || definition,
+			  'SELECT bulkdelete.start_scheduled_run(' || definition || ')';
+	RETURN present;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.schedule_cron_job_present(bigint) IS
+	'whether the pg_cron job of a schedule exists in this database';
+
+CREATE OR REPLACE VIEW @extschema@.schedules WITH (security_invoker = true) AS
+SELECT d.id, d.name, d.owner, d.recurrence, d.schedule,
+	   d.relations, d.query_count, d.notify, d.to_recipients,
+	   d.cc_recipients, d.options, d.created_at, d.updated_at,
+	   n.runs,
+	   r.id AS last_run_id, r.state AS last_run_state,
+	   r.created_at AS last_run_at, r.finished_at AS last_run_finished_at,
+	   r.success_count AS last_run_success_count,
+	   r.failure_count AS last_run_failure_count,
+	   r.skipped_count AS last_run_skipped_count,
+	   r.error_message AS last_run_error,
+	   CASE WHEN c.present
+		   THEN @extschema@.next_run_time(d.schedule, pg_catalog.now())
+	   END AS next_run,
+	   c.present AS cron_job_present
+FROM @extschema@.schedule_definition d
+	 LEFT JOIN LATERAL (
+		 SELECT o.id, o.state, o.created_at, o.finished_at, o.success_count,
+				o.failure_count, o.skipped_count, o.error_message
+		 FROM @extschema@.operation o
+		 WHERE o.parent_id OPERATOR(pg_catalog.=) d.id
+		 ORDER BY o.id DESC LIMIT 1) r ON true,
+	 LATERAL (SELECT pg_catalog.count(*) AS runs
+			  FROM @extschema@.operation o
+			  WHERE o.parent_id OPERATOR(pg_catalog.=) d.id) n,
+	 LATERAL (SELECT @extschema@.schedule_cron_job_present(d.id) AS present) c;
+COMMENT ON VIEW @extschema@.schedules IS
+	'every schedule the current role may see, with its last run, whether its pg_cron job exists, and its next run time (null without the job)';

@@ -138,6 +138,12 @@ SELECT jobname = 'bulkdelete schedule ' || :sched AS jobname_ok, schedule,
 	   database, username, active
 FROM cron.job;
 SELECT jobid AS cron_jobid FROM cron.job \gset
+-- a schedule whose pg_cron job is gone runs no more, and the view says so
+SELECT cron_job_present, next_run IS NOT NULL AS has_next_run FROM bulkdelete.schedules;
+BEGIN;
+DELETE FROM cron.job WHERE jobid = :cron_jobid;
+SELECT cron_job_present, next_run IS NOT NULL AS has_next_run FROM bulkdelete.schedules;
+ROLLBACK;
 
 -- scheduling the same name again replaces the schedule and the query set:
 -- same definition, same pg_cron job

@@ -31,6 +31,7 @@
 #include "api.h"
 #include "batch.h"
 #include "job.h"
+#include "pace.h"
 #include "query.h"
 #include "shmem.h"
 #include "worker.h"
@@ -303,6 +304,8 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 				 errmsg("bulk delete job " INT64_FORMAT " cannot run now", job_id),
 				 errdetail("The job, or another job on one of its relations, is running.")));
 	bd_shmem_wake_at_exit(true);
+	/* from its first write on, this session counts as a job (pace.c) */
+	bd_pace_register_process();
 	PG_TRY();
 	{
 		/* a paused job runs too: resumed and started in one transaction */
@@ -319,7 +322,7 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		 * The job stays in_progress: a worker takes it over, resuming it
 		 * after an interrupt, or recording the error that stopped us.
 		 */
-		bd_shmem_announcing = false;
+		bd_pace_unregister_process();
 		bd_shmem_wake_at_exit(false);
 		bd_job_release_locks(job);
 		bd_shmem_wake_database(MyDatabaseId);
@@ -327,6 +330,7 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	bd_shmem_wake_at_exit(false);
+	bd_pace_unregister_process();
 	bd_job_release_locks(job);
 	SPI_finish();
 	PG_RETURN_VOID();

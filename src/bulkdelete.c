@@ -19,6 +19,7 @@
 
 #include "guard.h"
 #include "launcher.h"
+#include "pace.h"
 
 PG_MODULE_MAGIC;
 
@@ -157,7 +158,11 @@ _PG_init(void)
 
 	bd_guard_install();
 	if (bd_preloaded)
+	{
 		bd_launcher_register();
+		/* in the postmaster, so that every process counts its xids */
+		bd_pace_install();
+	}
 }
 
 /*

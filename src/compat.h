@@ -88,4 +88,12 @@ bd_init_materialized_srf(FunctionCallInfo fcinfo)
 	pg_database_aclcheck((dbid), (roleid), (mode))
 #endif
 
+/* 17 replaced IsAutoVacuumWorkerProcess() with AmAutoVacuumWorkerProcess. */
+#if PG_VERSION_NUM >= 170000
+#define bd_am_autovacuum_worker() AmAutoVacuumWorkerProcess()
+#else
+#include "postmaster/autovacuum.h"
+#define bd_am_autovacuum_worker() IsAutoVacuumWorkerProcess()
+#endif
+
 #endif							/* BULKDELETE_COMPAT_H */

@@ -208,6 +208,11 @@ jclaim_read_runnable(uint64 row, void *arg)
 	Datum		relations = bd_spi_datum(row, 2, &relations_null);
 	Datum		target = bd_spi_datum(row, 3, &target_null);
 
+	/*
+	 * Each column's null flag of its own: with one flag for both, the order
+	 * in which C evaluates arguments decided whether a query-set job (no
+	 * target) locked its relations, and it did not.
+	 */
 	if (row == 0)
 	{
 		list->ids = palloc(sizeof(int64) * (SPI_processed + 1));

@@ -12,7 +12,6 @@
  */
 #include "shmem.h"
 
-#include "access/transam.h"
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -25,9 +24,6 @@ BdShared   *bd_shared = NULL;
 static bool wake_launcher_pending = false;
 static bool job_ended_pending = false;
 static bool xact_callback_registered = false;
-
-/* xids announced for the current top transaction (bd_shmem_announce_xact) */
-static int	xact_announced = 0;
 
 /* wake the launcher for this database when this process exits */
 static bool exit_wake_pending = false;
@@ -75,7 +71,8 @@ shmem_startup(void)
 		memset(bd_shared, 0, sizeof(BdShared));
 		bd_shared->lock = &(GetNamedLWLockTranche("bulkdelete"))->lock;
 		ConditionVariableInit(&bd_shared->job_ended);
-		pg_atomic_init_u64(&bd_shared->job_xids, 0);
+		pg_atomic_init_u64(&bd_shared->job_xids_upper, 0);
+		pg_atomic_init_u64(&bd_shared->job_xids_lower, 0);
 		bd_shared->rescan = true;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -159,14 +156,6 @@ shmem_xact_callback(XactEvent event, void *arg)
 		bd_shmem_wake_database(MyDatabaseId);
 	if (event == XACT_EVENT_COMMIT && job_ended_pending && bd_shared != NULL)
 		ConditionVariableBroadcast(&bd_shared->job_ended);
-	/* an announced transaction that took no xid takes its announcement back */
-	if ((event == XACT_EVENT_PRE_COMMIT || event == XACT_EVENT_ABORT ||
-		 event == XACT_EVENT_PRE_PREPARE) && xact_announced > 0)
-	{
-		bd_shmem_withdraw_job_xids(xact_announced -
-								   (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()) ? 1 : 0));
-		xact_announced = 0;
-	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT ||
@@ -207,61 +196,6 @@ bd_shmem_job_ended_at_commit(void)
 {
 	shmem_register_xact_callback();
 	job_ended_pending = true;
-}
-
-/* job_xids of this process when the library is not preloaded */
-static uint64 local_job_xids = 0;
-
-/* true while this process runs a job: its subtransactions are announced */
-bool		bd_shmem_announcing = false;
-
-/*
- * A job worker (or CALL run) is about to run n transactions or
- * subtransactions that may take an xid.  Announcing before the xid is
- * assigned means another worker never counts it as a stranger's; those
- * that end without one take it back (bd_shmem_withdraw_job_xids), so the
- * count stays exact.
- */
-void
-bd_shmem_announce_job_xids(uint64 n)
-{
-	if (bd_shared != NULL)
-		pg_atomic_fetch_add_u64(&bd_shared->job_xids, n);
-	else
-		local_job_xids += n;
-}
-
-/* Take back n announcements whose (sub)transactions took no xid. */
-void
-bd_shmem_withdraw_job_xids(uint64 n)
-{
-	if (n == 0)
-		return;
-	if (bd_shared != NULL)
-		pg_atomic_fetch_sub_u64(&bd_shared->job_xids, n);
-	else
-		local_job_xids -= n;
-}
-
-/*
- * The current transaction of a job may take an xid: announce it, and take
- * the announcement back at its end if it took none.
- */
-void
-bd_shmem_announce_xact(void)
-{
-	shmem_register_xact_callback();
-	bd_shmem_announce_job_xids(1);
-	xact_announced++;
-}
-
-/* The xids announced by all jobs so far. */
-uint64
-bd_shmem_job_xids(void)
-{
-	if (bd_shared != NULL)
-		return pg_atomic_read_u64(&bd_shared->job_xids);
-	return local_job_xids;
 }
 
 /* The wake-up generation of database dbid (0 if untracked). */

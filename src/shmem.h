@@ -10,9 +10,10 @@
  *		launcher at start (and cleared at its exit) and read without the lock,
  *		which is safe because a latch pointer is read atomically and SetLatch
  *		on a stale latch is harmless.  job_ended is broadcast after every
- *		commit that moved a job to a final state.  job_xids is atomic: the
- *		transaction ids job workers announce they are about to use, so that
- *		each can tell other sessions' writes from other jobs' (worker.c).
+ *		commit that moved a job to a final state.  job_xids_upper and
+ *		job_xids_lower are atomic: bounds of the transaction ids that the
+ *		processes running jobs took, so that each job can tell other
+ *		sessions' writes from other jobs' (pace.c says how they are kept).
  *
  *-------------------------------------------------------------------------
  */
@@ -67,7 +68,8 @@ typedef struct BdShared
 {
 	Latch	   *launcher_latch;
 	ConditionVariable job_ended;
-	pg_atomic_uint64 job_xids;	/* xids announced by job workers */
+	pg_atomic_uint64 job_xids_upper;	/* at least the jobs' xids */
+	pg_atomic_uint64 job_xids_lower;	/* at most the jobs' xids */
 	LWLock	   *lock;
 	bool		rescan;			/* look at every database again */
 	BdDatabase	dbs[BD_MAX_DATABASES];
@@ -83,11 +85,6 @@ extern void bd_shmem_init(void);
 extern void bd_shmem_wake_database(Oid dbid);
 extern void bd_shmem_wake_launcher_at_commit(void);
 extern void bd_shmem_job_ended_at_commit(void);
-extern bool bd_shmem_announcing;
-extern void bd_shmem_announce_job_xids(uint64 n);
-extern void bd_shmem_withdraw_job_xids(uint64 n);
-extern void bd_shmem_announce_xact(void);
-extern uint64 bd_shmem_job_xids(void);
 extern BdDatabase *bd_shmem_database(Oid dbid, bool create);
 extern uint64 bd_shmem_database_gen(Oid dbid);
 extern void bd_shmem_database_due(Oid dbid, TimestampTz when);

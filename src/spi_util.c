@@ -208,21 +208,12 @@ bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	bool		ok = true;
-	bool		announced = bd_shmem_announcing;
 
-	/*
-	 * A job's subtransaction may take an xid: say so first, take it back if
-	 * it took none (worker.c)
-	 */
-	if (announced)
-		bd_shmem_announce_job_xids(1);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 	PG_TRY();
 	{
 		fn(arg);
-		if (announced && !TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
-			bd_shmem_withdraw_job_xids(1);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -230,8 +221,6 @@ bd_try_subxact(void (*fn) (void *arg), void *arg, ErrorData **edata)
 		MemoryContextSwitchTo(oldcxt);
 		*edata = CopyErrorData();
 		FlushErrorState();
-		if (announced && !TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
-			bd_shmem_withdraw_job_xids(1);
 		RollbackAndReleaseCurrentSubTransaction();
 		ok = false;
 	}

@@ -28,14 +28,13 @@
 #include "batch.h"
 #include "bulkdelete.h"
 #include "candidates.h"
+#include "pace.h"
 #include "query.h"
 #include "records.h"
 #include "shmem.h"
 #include "spi_util.h"
 
-#include "access/transam.h"
 #include "access/xact.h"
-#include "executor/instrument.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
@@ -82,6 +81,15 @@ worker_commit(bool repeatable_read)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+
+	/*
+	 * Between transactions, where it must be called: report the table
+	 * statistics (the dead rows of the batches), so that autovacuum sees
+	 * them while the job runs, not when the worker exits.  It flushes at
+	 * most once a second by itself.  (A session in CALL has no moment
+	 * outside a transaction: it reports when the call ends.)
+	 */
+	pgstat_report_stat(false);
 	worker_begin(repeatable_read);
 }
 
@@ -117,40 +125,6 @@ typedef struct RunSettings
 	int			busy_wal_rate;	/* kB per second */
 } RunSettings;
 
-/*
- * Yielding to other writers.  Before each batch the worker compares the
- * transaction ids assigned since the job began with those the jobs
- * announced (shmem.c: every worker announces each transaction and
- * subtransaction that writes before it begins): when the surplus grows,
- * another session wrote.  Until a second passes without that, the job is
- * "busy": batches shrink to about WORKER_BUSY_BATCH_WAL of WAL (at least
- * one chunk) and the job's WAL is held to busy_wal_rate, so that the
- * others' commits never wait behind a large flush of the job's WAL.  When
- * nobody else writes, the job runs at full speed.  The surplus is compared
- * with its highest value so far: an announced xid not assigned yet lowers
- * it for a moment, and must not look like a stranger's when it comes.
- */
-typedef struct WorkerPace
-{
-	bool		started;		/* the base counts are set */
-	uint64		base_xid;		/* the next xid at the first batch */
-	uint64		base_announced; /* bd_shmem_job_xids() then */
-	int64		surplus;		/* the highest surplus seen */
-	uint64		wal_bytes;		/* our WAL bytes before this batch */
-	double		wal_per_chunk;	/* WAL of one chunk in the last batch */
-	TimestampTz others_seen;	/* when others' writes were last seen */
-	bool		busy;
-} WorkerPace;
-
-/* the WAL a batch aims at while the job yields */
-#define WORKER_BUSY_BATCH_WAL (256 * 1024)
-
-/*
- * How long the job stays busy after it last saw others write: longer than
- * the gaps between the transactions of a steady load, so that the job does
- * not take a full-speed batch whenever one gap happens to be empty.
- */
-#define WORKER_BUSY_HOLD_MS 1000
 
 /* An integer option of the job, or dflt. */
 static int
@@ -185,104 +159,72 @@ worker_settings(BdJob *job, RunSettings *s)
 }
 
 /*
- * Sleep ms milliseconds, handling interrupts (a cancel or shutdown ends the
- * sleep with an error) and postmaster death.  Our latch may be set for
- * other reasons, so wait until the time has really passed.
+ * Sleep ms milliseconds between two batches, or less when the job stops
+ * meanwhile: false as soon as the job is no longer in_progress (paused or
+ * canceled), which is read after every slice of slice_ms, so that pause
+ * and cancel act within about a slice whatever the pacing asks for.  Each
+ * slice ends with a commit, so that no snapshot is held for longer.
+ * Interrupts end the sleep with an error; postmaster death ends the
+ * process.  In a transaction, as worker_commit leaves it.
  */
-static void
-worker_sleep(long ms)
+static bool
+worker_sleep(int64 job_id, long ms, int slice_ms)
 {
 	TimestampTz until;
 
 	if (ms <= 0)
-		return;
+		return true;
 	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
 	for (;;)
 	{
 		long		left = (long) ((until - GetCurrentTimestamp()) / 1000);
+		bool		running;
 
 		if (left <= 0)
-			break;
+			return true;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 left, PG_WAIT_EXTENSION);
+						 Min(left, slice_ms), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		running = bd_job_current_state(job_id) == BD_STATE_IN_PROGRESS;
+		worker_commit(false);
+		if (!running)
+			return false;
 	}
 }
 
 /*
- * While a standby replays further behind than bulkdelete.max_replica_lag,
- * wait.  Checked between batches.
+ * While a standby replays further behind than bulkdelete.max_replica_lag
+ * (bd_pace_standby_lag says how that is measured), wait, saying so in
+ * pg_stat_activity; false when the job stopped meanwhile.  Checked
+ * between batches.
  */
-static void
-worker_wait_for_replicas(void)
+static bool
+worker_wait_for_replicas(BdJob *job, BdPace *pace, int slice_ms)
 {
 	for (;;)
 	{
-		bool		lagging;
+		long		lag;
+		TimestampTz started;
+		bool		running;
 
 		if (bd_max_replica_lag <= 0)
-			return;
-		lagging = bd_spi_exec("SELECT 1 FROM pg_catalog.pg_stat_replication"
-							  " WHERE replay_lag > pg_catalog.current_setting("
-							  "'bulkdelete.max_replica_lag')::pg_catalog.interval",
-							  0, NULL, NULL, NULL, true, SPI_OK_SELECT) > 0;
+			return true;
+		lag = bd_pace_standby_lag(pace);
 		worker_commit(false);
-		if (!lagging)
-			return;
-		worker_sleep(1000);
+		if (lag <= bd_max_replica_lag)
+			return true;
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("bulk delete job " INT64_FORMAT ", waiting for standbys to replay (%ld ms behind)",
+										job->id, lag));
+		started = GetCurrentTimestamp();
+		running = worker_sleep(job->id, Min(1000, bd_max_replica_lag),
+							   slice_ms);
+		bd_pace_standby_waited(pace,
+							   (long) ((GetCurrentTimestamp() - started) / 1000));
+		if (!running)
+			return false;
 	}
-}
-
-/*
- * A batch is about to begin: decide whether other sessions wrote since the
- * previous one began (see WorkerPace), and mark the counters.
- */
-static void
-worker_pace_mark(WorkerPace *pace)
-{
-	uint64		announced;
-	uint64		next_xid;
-	TimestampTz now = GetCurrentTimestamp();
-
-	/*
-	 * The next xid first: a worker announces before it takes an xid, so
-	 * every job's xid below it is in the announcements read after.
-	 */
-	next_xid = U64FromFullTransactionId(ReadNextFullTransactionId());
-	announced = bd_shmem_job_xids();
-	if (!pace->started)
-	{
-		pace->base_xid = next_xid;
-		pace->base_announced = announced;
-		pace->started = true;
-	}
-	else
-	{
-		int64		surplus = (int64) (next_xid - pace->base_xid) -
-			(int64) (announced - pace->base_announced);
-
-		if (surplus > pace->surplus)
-		{
-			pace->surplus = surplus;
-			pace->others_seen = now;
-		}
-	}
-	pace->busy = pace->others_seen != 0 &&
-		now - pace->others_seen < WORKER_BUSY_HOLD_MS * INT64CONST(1000);
-
-	/* the transaction that follows: a batch, the next query, or the end */
-	bd_shmem_announce_xact();
-	pace->wal_bytes = pgWalUsage.wal_bytes;
-}
-
-/* A batch of nchunks chunks ran: learn its WAL per chunk. */
-static void
-worker_pace_chunks(WorkerPace *pace, int nchunks)
-{
-	if (nchunks > 0)
-		pace->wal_per_chunk = (double) (pgWalUsage.wal_bytes - pace->wal_bytes) /
-			nchunks;
 }
 
 /*
@@ -408,11 +350,10 @@ bd_job_run(BdJob *job, bool in_session)
 	int			nqueries;
 	int			chunks_per_batch;
 	int64		batchno = 0;
-	WorkerPace	pace;
+	BdPace	   *pace;
+	int			slice_ms;
 
-	memset(&pace, 0, sizeof(pace));
 	worker_in_session = in_session;
-	bd_shmem_announcing = true;
 	jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
 								   ALLOCSET_DEFAULT_SIZES);
 	batchcxt = AllocSetContextCreate(jobcxt, "bulkdelete batch",
@@ -420,6 +361,10 @@ bd_job_run(BdJob *job, bool in_session)
 	old = MemoryContextSwitchTo(jobcxt);
 	worker_settings(job, &settings);
 	chunks_per_batch = Max(1, settings.batch_size / BD_CHUNK_ROWS);
+	pace = bd_pace_create(settings.batch_time, settings.max_rows_per_second,
+						  settings.busy_wal_rate);
+	/* the longest a wait between batches goes without reading the state */
+	slice_ms = Min(settings.batch_time, 1000);
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
 	/*
@@ -439,7 +384,6 @@ bd_job_run(BdJob *job, bool in_session)
 	{
 		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
 		worker_commit(true);
-		bd_shmem_announce_xact();
 		bd_candidates_fix(job);
 		worker_commit(false);
 		/* the cutoff is stored now: read it, into the job's context */
@@ -447,10 +391,7 @@ bd_job_run(BdJob *job, bool in_session)
 		job = bd_job_load(job->id);
 	}
 	else if (!job->started)
-	{
-		bd_shmem_announce_xact();
 		bd_job_mark_started_ids(job->id);
-	}
 	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
 
 	for (;;)
@@ -462,15 +403,14 @@ bd_job_run(BdJob *job, bool in_session)
 		TimestampTz started;
 		long		elapsed_ms;
 		int			rows;
-		int			limit;
+		int			units;
 		bool		yielding;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(batchcxt);
 		MemoryContextSwitchTo(batchcxt);
 
-		/* before the state check: a job that stops writes too */
-		worker_pace_mark(&pace);
+		bd_pace_batch_begin(pace);
 		state = bd_job_current_state(job->id);
 		if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
 		{
@@ -486,19 +426,15 @@ bd_job_run(BdJob *job, bool in_session)
 
 		memset(&counts, 0, sizeof(counts));
 		started = GetCurrentTimestamp();
-		yielding = pace.busy && settings.busy_wal_rate > 0;
-		limit = chunks_per_batch;
-		if (yielding)
-			limit = pace.wal_per_chunk <= 0 ? 1 :
-				Max(1, Min(limit, (int) (WORKER_BUSY_BATCH_WAL / pace.wal_per_chunk)));
+		yielding = bd_pace_yielding(pace);
 		if (job->ids_kind)
 		{
 			int			n;
 			int			guc_level = NewGUCNestLevel();
 
 			worker_batch_settings(settings.lock_timeout);
-			n = bd_records_run_batch(job, job->next_chunk,
-									 limit * BD_CHUNK_ROWS,
+			n = bd_pace_batch_limit(pace, chunks_per_batch * BD_CHUNK_ROWS, 1);
+			n = bd_records_run_batch(job, job->next_chunk, n,
 									 &counts, &failures);
 			if (n == 0)
 			{
@@ -508,19 +444,22 @@ bd_job_run(BdJob *job, bool in_session)
 				worker_commit(false);
 				break;
 			}
-			rows = n;
-			worker_pace_chunks(&pace, (n + BD_CHUNK_ROWS - 1) / BD_CHUNK_ROWS);
+			rows = units = n;
 			job->next_chunk += n;
 			bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
 			worker_commit(false);
 		}
 		else
 		{
+			/* a new query: what a chunk holds is to be learnt anew */
+			if (target == NULL)
+				bd_pace_new_query(pace);
 			/* prepared again after a rename, its relations locked */
 			target = bd_batch_target(job, target, jobcxt);
 
+			units = bd_pace_batch_limit(pace, chunks_per_batch, 0);
 			chunks = bd_job_fetch_chunks(job->id, job->query_index,
-										 job->next_chunk, limit);
+										 job->next_chunk, units);
 
 			/*
 			 * A block range stays small next to the table, so that the
@@ -570,20 +509,22 @@ bd_job_run(BdJob *job, bool in_session)
 			counts.cascade_relids = target->cascade_relids;
 			counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
 			rows = worker_delete_chunks(job, target, chunks, &counts, &failures);
-			worker_pace_chunks(&pace, list_length(chunks));
+			units = list_length(chunks);
 			job->next_chunk = ((BdChunk *) llast(chunks))->chunk + 1;
 			bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
 								job->query_index);
 			worker_commit(false);
 		}
 
+		bd_pace_batch_end(pace, units, rows);
+
 		/*
 		 * Adapt the batch toward batch_time, at most doubling or halving it
-		 * at a time, so one slow batch does not swing it wildly.  A batch cut
-		 * short by other writers says nothing of the size to keep.
+		 * at a time, so one slow batch does not swing it wildly.  A batch the
+		 * pacing cut short says nothing of the size to keep.
 		 */
 		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
-		if (!yielding)
+		if (!bd_pace_batch_cut(pace))
 		{
 			double		ratio = (double) settings.batch_time / elapsed_ms;
 
@@ -592,24 +533,16 @@ bd_job_run(BdJob *job, bool in_session)
 		}
 
 		/*
-		 * Pacing: the row throttle, the WAL rate while others write, the
-		 * fixed delay, the standbys.
+		 * Pacing: the row throttle and the WAL rate while others write, the
+		 * fixed delay, the standbys; each wait ends early when the job is
+		 * paused or canceled (the loop's state check then stops it).
 		 */
-		{
-			long		due = 0;
-
-			if (settings.max_rows_per_second > 0)
-				due = (long) rows * 1000 / settings.max_rows_per_second;
-			if (yielding)
-				due = Max(due, (long) ((pgWalUsage.wal_bytes - pace.wal_bytes) *
-									   1000.0 / (settings.busy_wal_rate * 1024.0)));
-			worker_sleep(due - elapsed_ms);
-		}
-		worker_sleep(settings.batch_delay);
-		worker_wait_for_replicas();
+		if (worker_sleep(job->id, bd_pace_delay(pace), slice_ms) &&
+			worker_sleep(job->id, settings.batch_delay, slice_ms))
+			(void) worker_wait_for_replicas(job, pace, slice_ms);
 	}
 
-	bd_shmem_announcing = false;
+	bd_pace_report(pace, job->id);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(jobcxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -665,7 +598,6 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		bd_shmem_announcing = false;
 		pgstat_report_activity(STATE_IDLE, NULL);
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 		{
@@ -682,7 +614,6 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 			ereport(LOG,
 					(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
 							job->id, edata->message)));
-			bd_shmem_announce_xact();
 			worker_record_job_error(job->id, edata);
 		}
 	}
@@ -738,7 +669,6 @@ worker_run_next(TimestampTz *next_start)
 		*next_start = DT_NOEND;
 		return false;
 	}
-	bd_shmem_announce_xact();
 	job_id = bd_job_claim_next(next_start, &more);
 	if (job_id == 0)
 	{
@@ -786,6 +716,8 @@ bulkdelete_worker_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	pgstat_report_appname("bulkdelete worker");
+	/* every xid of this process is a job's: other jobs never yield to it */
+	bd_pace_register_process();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "bulkdelete worker",
 								ALLOCSET_DEFAULT_SIZES);

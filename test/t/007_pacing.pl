@@ -1,20 +1,25 @@
-# Pacing against other writers: a job yields (small batches, WAL held to
-# busy_wal_rate) while other sessions write, runs at full speed again when
-# they stop, never yields to other bulk delete jobs, and never yields with
-# busy_wal_rate = 0.
+# Yielding to other writers: a job yields (small batches, WAL held to
+# busy_wal_rate) while another session writes and stops yielding when it
+# stops; jobs never yield to each other, whatever runs inside them
+# (failure isolation, a trigger's exception block, CALL bulkdelete.run);
+# with busy_wal_rate = 0 a job never yields.
+#
+# Every assertion is on a state, never on timing: the yielding a job did is
+# read from the summary its worker logs at its end (every batch counted),
+# and a job lasts long enough (max_rows_per_second) for its worker to be
+# seen yielding however slow the machine.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('pacing');
 $node->init;
-# no autovacuum: an ANALYZE takes an xid, which a job would take for a writer
+# no autovacuum: its ANALYZE takes an xid, which is another writer's
 $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'bulkdelete'
-bulkdelete.max_workers = 2
+bulkdelete.max_workers = 3
 autovacuum = off
 });
 $node->start;
@@ -22,13 +27,38 @@ $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION bulkdelete;
 	CREATE TABLE side (id serial PRIMARY KEY, at timestamptz DEFAULT now());
-	CREATE FUNCTION fill(t text) RETURNS void LANGUAGE plpgsql AS $$
+	CREATE FUNCTION fill(t text, n int) RETURNS void LANGUAGE plpgsql AS $$
 	BEGIN
 		EXECUTE format('CREATE TABLE %I (id int PRIMARY KEY, payload text)', t);
 		EXECUTE format('INSERT INTO %I SELECT i, repeat(''p'', 80)
-			FROM generate_series(1, 20000) i', t);
+			FROM generate_series(1, %s) i', t, n);
 	END $$;
-	SELECT fill('big1'), fill('big2'), fill('big3'), fill('big4');
+	SELECT fill('big1', 20000), fill('big2', 20000), fill('big3', 20000),
+		fill('big4', 20000), fill('big5', 10000);
+
+	-- big3: every row's delete runs a subtransaction that writes (an
+	-- exception block), every 5000th row fails (failure isolation bisects
+	-- the batch), and two rows are held by a RESTRICT key (tried alone)
+	CREATE TABLE audit (id int);
+	CREATE FUNCTION audit_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		BEGIN
+			INSERT INTO public.audit VALUES (OLD.id);
+			IF OLD.id % 1000 = 0 THEN
+				RAISE EXCEPTION 'undo the audit row';
+			END IF;
+		EXCEPTION WHEN raise_exception THEN
+			NULL;
+		END;
+		IF OLD.id % 5000 = 0 THEN
+			RAISE EXCEPTION 'row % is kept', OLD.id;
+		END IF;
+		RETURN OLD;
+	END $$;
+	CREATE TRIGGER audit_delete BEFORE DELETE ON big3
+		FOR EACH ROW EXECUTE FUNCTION audit_delete();
+	CREATE TABLE ref3 (big3_id int REFERENCES big3 ON DELETE RESTRICT);
+	INSERT INTO ref3 VALUES (7), (17007);
 	VACUUM;
 });
 
@@ -39,7 +69,7 @@ sub start_writer
 	$bg->query_until(qr/writing/, q{\echo writing
 SET application_name = 'writer';
 DO $$ BEGIN
-	FOR i IN 1..60000 LOOP
+	FOR i IN 1..600000 LOOP
 		INSERT INTO side DEFAULT VALUES;
 		COMMIT;
 		PERFORM pg_sleep(0.01);
@@ -61,81 +91,106 @@ sub stop_writer
 	eval { $bg->quit; };
 }
 
-# Sample the workers' activity every 50 ms until the jobs end; returns how
-# many samples showed a yielding worker.
-sub yielding_samples
+# The summary a job's run logs at its end: batches, batches yielding to
+# other writers, the largest batch's rows.
+sub paced
 {
-	my ($jobs) = @_;
-	my $yielding = 0;
-	for (my $i = 0; $i < 1200; $i++)
-	{
-		my ($y, $left) = split /\|/, $node->safe_psql('postgres', qq{
-			SELECT (SELECT count(*) FROM pg_stat_activity
-					WHERE backend_type = 'bulkdelete worker'
-					AND query LIKE '%yielding to other writers%'),
-				   (SELECT count(*) FROM bulkdelete.operation
-					WHERE id IN ($jobs) AND state <> 'succeeded')});
-		$yielding += $y;
-		last if $left == 0;
-		usleep(50_000);
-	}
-	return $yielding;
+	my ($job) = @_;
+	my $re = qr/bulk delete job $job paced: batches (\d+), yielding to other writers (\d+), largest batch (\d+) rows/;
+	$node->wait_for_log($re);
+	my @m = (slurp_file($node->logfile) =~ $re);
+	return { batches => $m[0], yielding => $m[1], largest => $m[2] };
 }
 
-sub exact
+sub succeeded
 {
-	my ($job, $table) = @_;
+	my ($job, $table, $expected) = @_;
+	ok($node->poll_query_until('postgres',
+		"SELECT state = 'succeeded' FROM bulkdelete.operation WHERE id = $job"),
+		"job $job ($table) succeeds");
 	is($node->safe_psql('postgres', qq{
-		SELECT state || ' ' || success_count || ' ' || skipped_count
-		FROM bulkdelete.operation WHERE id = $job}), 'succeeded 20000 0',
-		"job $job: every row deleted");
-	is($node->safe_psql('postgres', "SELECT count(*) FROM $table"), '0',
-		"$table is empty");
+		SELECT success_count || ' ' || failure_count || ' ' || skipped_count
+		FROM bulkdelete.operation WHERE id = $job}), $expected,
+		"job $job ($table): exact counts");
 }
 
-# 1. While another session writes, the job yields: at 256 kB/s its
-# ~2.5 MB of WAL would take about 10 s.  When the writer stops, the job
-# goes back to full speed and ends.
+sub worker_query
+{
+	my ($job, $like) = @_;
+	return qq{SELECT count(*) = 1 FROM pg_stat_activity
+		WHERE backend_type = 'bulkdelete worker'
+		AND query LIKE 'bulk delete job $job, batch %' AND query $like};
+}
+
+# 1. While another session writes, the job yields, and stops yielding once
+# the writer stops.  At 2,000 rows a second the job lasts 10 s at least,
+# and at 64 kB/s of WAL while it yields far longer, so it is still running
+# at each of these points.
 my $writer = start_writer();
 my $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('big1'::regclass, 'id > 0',
-		options => '{"busy_wal_rate": 256, "batch_size": 512}')});
-ok($node->poll_query_until('postgres', q{
-	SELECT count(*) = 1 FROM pg_stat_activity
-	WHERE backend_type = 'bulkdelete worker'
-	AND query LIKE '%yielding to other writers%'}),
+		options => '{"busy_wal_rate": 64, "max_rows_per_second": 2000, "batch_time": 100}')});
+ok($node->poll_query_until('postgres',
+	worker_query($job, "LIKE '%, yielding to other writers'")),
 	'a job yields while another session writes');
-usleep(1_000_000);
-is($node->safe_psql('postgres', "SELECT state FROM bulkdelete.operation WHERE id = $job"),
-	'in_progress', 'and is still running a second later');
 stop_writer($writer);
 ok($node->poll_query_until('postgres',
-	"SELECT state = 'succeeded' FROM bulkdelete.operation WHERE id = $job"),
-	'when the writer stops, the job finishes');
-exact($job, 'big1');
+	worker_query($job, "NOT LIKE '%yielding%'")),
+	'it stops yielding when the writer stops');
+succeeded($job, 'big1', '20000 0 0');
+my $p = paced($job);
+cmp_ok($p->{yielding}, '>', 0, 'its summary counts the batches that yielded');
+cmp_ok($p->{yielding}, '<', $p->{batches}, 'and the batches that did not');
 
-# 2. Two jobs do not yield to each other (throttled by rows so that they
-# overlap for a few seconds).
-my $pair = $node->safe_psql('postgres', q{
-	SELECT string_agg(bulkdelete.submit(t, 'id > 0',
-		options => '{"busy_wal_rate": 64, "batch_size": 512, "max_rows_per_second": 8000}')::text, ',')
-	FROM unnest('{big2,big3}'::regclass[]) AS t});
+# 2. Jobs do not yield to each other: two workers and a session in CALL
+# bulkdelete.run, at once, one of them with a subtransaction per row (a
+# trigger's exception block that writes), bisected batches and rows tried
+# one by one.  Nobody else writes meanwhile, so not one of their batches
+# may yield.
+#
+# Everything is submitted in one transaction, before any of the jobs starts
+# (the workers' two at a time given, the CALL's paused), as the submit is
+# another session's write.
+my ($call_job, $j2, $j3) = $node->safe_psql('postgres', q{
+	BEGIN;
+	CREATE TEMP TABLE jobs AS SELECT
+		bulkdelete.submit('big4'::regclass, 'id > 0',
+			options => '{"batch_size": 512, "max_rows_per_second": 2000, "batch_time": 100}') AS c,
+		bulkdelete.submit('big2'::regclass, 'id > 0', start_after => now() + interval '2 s',
+			options => '{"batch_size": 512, "max_rows_per_second": 2000, "batch_time": 100}') AS w2,
+		bulkdelete.submit('big3'::regclass, 'id > (SELECT 0)', start_after => now() + interval '2 s',
+			options => '{"batch_size": 512, "max_rows_per_second": 2000, "batch_time": 100}') AS w3;
+	SELECT bulkdelete.pause(c) FROM jobs;
+	COMMIT;
+	SELECT c || ',' || w2 || ',' || w3 FROM jobs;
+}) =~ /(\d+),(\d+),(\d+)\s*$/;
+my $call = $node->background_psql('postgres');
+$call->query_until(qr/running/, qq{\\echo running
+CALL bulkdelete.run($call_job);
+});
 ok($node->poll_query_until('postgres', qq{
-	SELECT count(*) = 2 FROM bulkdelete.operation WHERE id IN ($pair)
-	AND state = 'in_progress'}), 'two jobs run at once');
-is(yielding_samples($pair), 0, 'neither yields to the other');
-my ($j2, $j3) = split /,/, $pair;
-exact($j2, 'big2');
-exact($j3, 'big3');
+	SELECT count(*) = 3 FROM bulkdelete.operation
+	WHERE id IN ($call_job, $j2, $j3) AND state = 'in_progress'}),
+	'three jobs run at once (two workers and a CALL)');
+succeeded($call_job, 'big4', '20000 0 0');
+succeeded($j2, 'big2', '20000 0 0');
+succeeded($j3, 'big3', '19994 6 0');
+$call->quit;
+is(paced($call_job)->{yielding}, 0, 'the CALL job never yields');
+is(paced($j2)->{yielding}, 0, 'the range-mode job never yields');
+is(paced($j3)->{yielding}, 0,
+	'the job with subtransactions and failures never yields');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM audit'), '19978',
+	'the trigger wrote in its subtransactions');
 
 # 3. With busy_wal_rate = 0 a job never yields.
 $writer = start_writer();
 $job = $node->safe_psql('postgres', q{
-	SELECT bulkdelete.submit('big4'::regclass, 'id > 0',
-		options => '{"busy_wal_rate": 0, "batch_size": 512, "max_rows_per_second": 8000}')});
-is(yielding_samples($job), 0, 'busy_wal_rate = 0: the job does not yield');
+	SELECT bulkdelete.submit('big5'::regclass, 'id > 0',
+		options => '{"busy_wal_rate": 0, "max_rows_per_second": 4000, "batch_time": 100}')});
+succeeded($job, 'big5', '10000 0 0');
 stop_writer($writer);
-exact($job, 'big4');
+is(paced($job)->{yielding}, 0, 'busy_wal_rate = 0: the job does not yield');
 
 $node->stop;
 done_testing();
