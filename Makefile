@@ -11,6 +11,7 @@ OBJS = \
 	src/guard.o \
 	src/isolate.o \
 	src/keys.o \
+	src/options.o \
 	src/job.o \
 	src/job_claim.o \
 	src/job_notify.o \

@@ -30,11 +30,11 @@
  */
 #include "records.h"
 
-#include "api.h"
 #include "bulkdelete.h"
 #include "csv.h"
 #include "isolate.h"
 #include "keys.h"
+#include "options.h"
 #include "shmem.h"
 #include "spi_util.h"
 #include "target.h"
@@ -295,13 +295,13 @@ bulkdelete_create_job(PG_FUNCTION_ARGS)
 	records_check_privilege(relid, ACL_SELECT, "select from");
 	(void) bd_keys_lookup(relid);
 
-	options = bd_api_options(fcinfo, 5);
+	options = bd_options_arg(fcinfo, 5);
 
 	job_id = bd_job_create(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   true, NULL, NIL, relid, DT_NOBEGIN,
 						   PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2),
-						   bd_api_recipients(fcinfo, 3),
-						   bd_api_recipients(fcinfo, 4), options);
+						   bd_options_recipients(fcinfo, 3),
+						   bd_options_recipients(fcinfo, 4), options);
 	PG_RETURN_INT64(job_id);
 }
 

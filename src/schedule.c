@@ -31,8 +31,8 @@
 #include "schedule.h"
 
 #include "bulkdelete.h"
-#include "api.h"
 #include "job.h"
+#include "options.h"
 #include "query.h"
 #include "recurrence.h"
 #include "shmem.h"
@@ -341,9 +341,9 @@ schedule_define(FunctionCallInfo fcinfo, ScheduleRequest *req, int first,
 	nulls[6] = OidIsValid(target) ? ' ' : 'n';
 	values[7] = Int32GetDatum(bd_query_count(normalized));
 	values[8] = BoolGetDatum(PG_ARGISNULL(first) ? false : PG_GETARG_BOOL(first));
-	values[9] = PointerGetDatum(bd_api_recipients(fcinfo, first + 1));
-	values[10] = PointerGetDatum(bd_api_recipients(fcinfo, first + 2));
-	values[11] = JsonbPGetDatum(bd_api_options(fcinfo, first + 3));
+	values[9] = PointerGetDatum(bd_options_recipients(fcinfo, first + 1));
+	values[10] = PointerGetDatum(bd_options_recipients(fcinfo, first + 2));
+	values[11] = JsonbPGetDatum(bd_options_arg(fcinfo, first + 3));
 
 	schedule_check_owner(caller);
 

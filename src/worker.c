@@ -28,6 +28,7 @@
 #include "batch.h"
 #include "bulkdelete.h"
 #include "candidates.h"
+#include "options.h"
 #include "pace.h"
 #include "query.h"
 #include "records.h"
@@ -112,50 +113,6 @@ worker_end(void)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
-}
-
-/* Per-job settings: the bulkdelete.* settings, overridden by job options */
-typedef struct RunSettings
-{
-	int			batch_size;
-	int			batch_time;		/* ms */
-	int			batch_delay;	/* ms */
-	int			lock_timeout;	/* ms */
-	int			max_rows_per_second;
-	int			busy_wal_rate;	/* kB per second */
-} RunSettings;
-
-
-/* An integer option of the job, or dflt. */
-static int
-worker_option(Jsonb *options, const char *key, int dflt)
-{
-	JsonbValue	k;
-	JsonbValue *v;
-
-	if (options == NULL)
-		return dflt;
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(&options->root, JB_FOBJECT, &k);
-	if (v == NULL || v->type != jbvNumeric)
-		return dflt;
-	return DatumGetInt32(DirectFunctionCall1(numeric_int4,
-											 NumericGetDatum(v->val.numeric)));
-}
-
-static void
-worker_settings(BdJob *job, RunSettings *s)
-{
-	s->batch_size = worker_option(job->options, "batch_size", bd_batch_size);
-	s->batch_time = worker_option(job->options, "batch_time", bd_batch_time);
-	s->batch_delay = worker_option(job->options, "batch_delay", bd_batch_delay);
-	s->lock_timeout = worker_option(job->options, "lock_timeout", bd_lock_timeout);
-	s->max_rows_per_second = worker_option(job->options, "max_rows_per_second",
-										   bd_max_rows_per_second);
-	s->busy_wal_rate = worker_option(job->options, "busy_wal_rate",
-									 bd_busy_wal_rate);
 }
 
 /*
@@ -345,7 +302,7 @@ bd_job_run(BdJob *job, bool in_session)
 	MemoryContext jobcxt;
 	MemoryContext batchcxt;
 	MemoryContext old;
-	RunSettings settings;
+	BdJobSettings settings;
 	BdTarget   *target = NULL;
 	int			nqueries;
 	int			chunks_per_batch;
@@ -359,7 +316,7 @@ bd_job_run(BdJob *job, bool in_session)
 	batchcxt = AllocSetContextCreate(jobcxt, "bulkdelete batch",
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(jobcxt);
-	worker_settings(job, &settings);
+	bd_options_settings(job->options, &settings);
 	chunks_per_batch = Max(1, settings.batch_size / BD_CHUNK_ROWS);
 	pace = bd_pace_create(settings.batch_time, settings.max_rows_per_second,
 						  settings.busy_wal_rate);
