@@ -29,6 +29,7 @@ OBJS = \
 	src/query_oper.o \
 	src/records.o \
 	src/recurrence.o \
+	src/run.o \
 	src/schedule.o \
 	src/shmem.o \
 	src/spi_util.o \

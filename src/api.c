@@ -19,7 +19,7 @@
 #include "pace.h"
 #include "query.h"
 #include "shmem.h"
-#include "worker.h"
+#include "run.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -213,7 +213,7 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		(void) bd_job_transition(job_id, BD_ACTION_RUN, true);
 		bd_job_set_worker_pid(job_id, MyProcPid);
 		SPI_commit();
-		bd_job_run(bd_job_load(job_id), true);
+		bd_run_job(bd_job_load(job_id), true);
 	}
 	PG_CATCH();
 	{
