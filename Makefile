@@ -32,6 +32,8 @@ OBJS = \
 	src/run.o \
 	src/schedule.o \
 	src/shmem.o \
+	src/source_ids.o \
+	src/source_query.o \
 	src/spi_util.o \
 	src/target.o \
 	src/worker.o

@@ -7,11 +7,14 @@
  *
  *		A run is a loop of batch transactions.  Each one reads the job's
  *		state (so pause and cancel act within one batch), takes the next
- *		chunks of candidates, deletes them (batch.c), and stores the counts,
- *		failures and new position in the same transaction, so a crash never
- *		loses or repeats a batch.  The number of chunks per batch adapts so
- *		that a batch takes about bulkdelete.batch_time, and the pacing
- *		(pace.c) waits between batches.
+ *		batch from the job's source (source.h: the chunks of candidates of a
+ *		query job, the uploaded records of an id-list job), deletes it, and
+ *		stores the counts, failures and new position in the same
+ *		transaction, so a crash never loses or repeats a batch.  The loop
+ *		knows no kind of job: the source does.  The size of a batch adapts
+ *		so that it takes about bulkdelete.batch_time, and the pacing
+ *		(pace.c) waits between batches.  An error context names the job,
+ *		the query and the batch.
  *
  *		The two callers commit differently: in a session, inside CALL, with
  *		SPI_commit on a non-atomic SPI connection; in a worker, with the
@@ -22,24 +25,19 @@
  */
 #include "run.h"
 
-#include "batch.h"
 #include "bulkdelete.h"
 #include "candidates.h"
 #include "options.h"
 #include "pace.h"
-#include "query.h"
-#include "records.h"
+#include "source.h"
 #include "spi_util.h"
 
 #include "access/xact.h"
-#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
-#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -47,6 +45,22 @@
 
 /* true while bd_run_job runs inside CALL bulkdelete.run */
 static bool run_in_session = false;
+
+/* One run of a job: what the loop keeps from batch to batch */
+typedef struct RunState
+{
+	BdBatchSource *src;			/* where the batches come from */
+	int64		job_id;
+	BdJobSettings settings;
+	BdPace	   *pace;
+	MemoryContext jobcxt;		/* lasts the run */
+	MemoryContext batchcxt;		/* reset at every batch */
+	int			chunks_per_batch;	/* adapts toward batch_time */
+	int			slice_ms;		/* the longest a wait between batches goes
+								 * without reading the job's state */
+	int64		batchno;		/* batches taken so far */
+	bool		in_batch;		/* between next_batch and the commit */
+} RunState;
 
 /* Start a worker's transaction (see bd_run_commit). */
 void
@@ -143,7 +157,7 @@ run_sleep(int64 job_id, long ms, int slice_ms)
  * between batches.
  */
 static bool
-run_wait_for_replicas(BdJob *job, BdPace *pace, int slice_ms)
+run_wait_for_replicas(int64 job_id, BdPace *pace, int slice_ms)
 {
 	for (;;)
 	{
@@ -159,10 +173,9 @@ run_wait_for_replicas(BdJob *job, BdPace *pace, int slice_ms)
 			return true;
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("bulk delete job " INT64_FORMAT ", waiting for standbys to replay (%ld ms behind)",
-										job->id, lag));
+										job_id, lag));
 		started = GetCurrentTimestamp();
-		running = run_sleep(job->id, Min(1000, bd_max_replica_lag),
-							   slice_ms);
+		running = run_sleep(job_id, Min(1000, bd_max_replica_lag), slice_ms);
 		bd_pace_standby_waited(pace,
 							   (long) ((GetCurrentTimestamp() - started) / 1000));
 		if (!running)
@@ -203,291 +216,191 @@ run_batch_settings(int lock_timeout)
 }
 
 /*
- * Delete the candidates of one batch of chunks (all TID lists, or all block
- * ranges); returns the number of rows handled (for the row throttle): the
- * TIDs of a list, the rows deleted or failed in a range.
+ * Error context of a run: "bulk delete job 42, query 1, batch 17", naming
+ * what the loop was doing when the error came (the query for a source
+ * that has queries, the batch while one is deleted and recorded).
  */
-static int
-run_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
-					 BdBatchCounts *counts, List **failures)
+static void
+run_error_context(void *arg)
 {
-	BdChunk    *first = linitial(chunks);
-	ItemPointerData *tids;
-	Datum	   *xmins;
-	int			ntids = 0;
-	int			nxmins = 0;
-	ListCell   *lc;
+	RunState   *rs = (RunState *) arg;
+	StringInfoData buf;
 
-	/*
-	 * A TID means the same row, and a block range holds the rows it held,
-	 * only in the same file: if VACUUM FULL, CLUSTER, TRUNCATE or a
-	 * rewriting ALTER TABLE gave the relation a new one since the start,
-	 * the chunks no longer apply (and after ALTER TABLE every row has a new
-	 * xmin, so range mode would find none).  The job fails rather than end
-	 * with its remaining candidates counted as skipped.  Checked under the
-	 * lock the DELETE takes anyway, so no rewrite can slip in after.
-	 * (Range chunks stored before 1.1 have no filenode.)
-	 */
-	LockRelationOid(first->leaf, RowExclusiveLock);
-	if (OidIsValid(first->filenode) &&
-		bd_relation_filenode(first->leaf) != first->filenode)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("relation \"%s\" was rewritten while bulk delete job " INT64_FORMAT " ran",
-						get_rel_name(first->leaf), job->id),
-				 errdetail("VACUUM FULL, CLUSTER, TRUNCATE or ALTER TABLE gave it new row addresses, so the job's stored candidates no longer apply."),
-				 errhint("Submit the job again.")));
-
-	if (first->tids == NULL)
-	{
-		BdChunk    *last = llast(chunks);
-
-		bd_batch_delete_range(target, first->first_block, last->end_block,
-							  job->cutoff_xmax, job->cutoff_xip, counts,
-							  failures);
-		return (int) (counts->deleted + counts->failed);
-	}
-
-	/* gather the chunks' rows into one list of TIDs and one of xmins */
-	tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
-	xmins = palloc(sizeof(Datum) * list_length(chunks) * BD_CHUNK_ROWS);
-	foreach(lc, chunks)
-	{
-		BdChunk    *c = lfirst(lc);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(c->tids, TIDOID, sizeof(ItemPointerData), false,
-						  TYPALIGN_SHORT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-			tids[ntids++] = *DatumGetItemPointer(elems[i]);
-		deconstruct_array(c->xmins, XIDOID, sizeof(TransactionId), true,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-			xmins[nxmins++] = elems[i];
-	}
-	bd_batch_delete_tids(target, first->leaf, tids, ntids,
-						 construct_array(xmins, nxmins, XIDOID,
-										 sizeof(TransactionId), true,
-										 TYPALIGN_INT),
-						 counts, failures);
-	return ntids;
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "bulk delete job " INT64_FORMAT, rs->job_id);
+	if (rs->src->query_index >= 0)
+		appendStringInfo(&buf, ", query %d", rs->src->query_index);
+	if (rs->in_batch)
+		appendStringInfo(&buf, ", batch " INT64_FORMAT, rs->batchno);
+	errcontext("%s", buf.data);
 }
 
 /*
- * Run one job until it ends, pauses or is canceled.  The job is claimed
- * (in_progress, its locks held by this process).  Must be called in a
- * transaction: in a session (in_session), connected to SPI with
- * SPI_OPT_NONATOMIC; in a worker, as bd_run_begin left it.  Commits as it
- * goes and returns in a fresh transaction.
+ * Before the first batch: check that what the job deletes is all there (a
+ * job restored from a dump may lack it: it fails, 55000, rather than end
+ * succeeded having skipped its work), and at its first start fix it, in a
+ * REPEATABLE READ transaction of its own when the source needs one snapshot
+ * (a query job's candidate set).
+ */
+static void
+run_start(RunState *rs)
+{
+	BdBatchSource *src = rs->src;
+
+	src->check(src);
+	if (src->job->started)
+		return;
+	if (src->start_in_snapshot)
+		bd_run_commit(true);
+	src->start(src);
+	if (src->start_in_snapshot)
+		bd_run_commit(false);
+}
+
+/*
+ * Adapt the batch toward batch_time, at most doubling or halving it at a
+ * time, so one slow batch does not swing it wildly.  A batch the pacing cut
+ * short says nothing of the size to keep.
+ */
+static void
+run_adapt(RunState *rs, TimestampTz started)
+{
+	long		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
+	double		ratio;
+
+	if (bd_pace_batch_cut(rs->pace))
+		return;
+	ratio = (double) rs->settings.batch_time / elapsed_ms;
+	ratio = Min(2.0, Max(0.5, ratio));
+	rs->chunks_per_batch = Max(1, (int) (rs->chunks_per_batch * ratio));
+}
+
+/*
+ * Pacing after a batch: the row throttle and the WAL rate while others
+ * write, the fixed delay, the standbys; each wait ends early when the job
+ * is paused or canceled (the next batch's state check then stops it).
+ */
+static void
+run_pace(RunState *rs)
+{
+	if (run_sleep(rs->job_id, bd_pace_delay(rs->pace), rs->slice_ms) &&
+		run_sleep(rs->job_id, rs->settings.batch_delay, rs->slice_ms))
+		(void) run_wait_for_replicas(rs->job_id, rs->pace, rs->slice_ms);
+}
+
+/*
+ * One batch, in a transaction of its own: the job's state (pausing and
+ * canceling stop here), the next batch from the source, its DELETEs, and
+ * its counters and position recorded with it; then the pacing.  Returns
+ * false when the run is over: the job ended, paused or was canceled.
+ */
+static bool
+run_batch(RunState *rs)
+{
+	BdBatchSource *src = rs->src;
+	BdJobState	state;
+	BdBatch		batch;
+	TimestampTz started;
+	bool		yielding;
+
+	CHECK_FOR_INTERRUPTS();
+	MemoryContextReset(rs->batchcxt);
+	MemoryContextSwitchTo(rs->batchcxt);
+
+	bd_pace_batch_begin(rs->pace);
+	state = bd_job_current_state(rs->job_id);
+	if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
+	{
+		bd_job_finish(rs->job_id, BD_ACTION_STOP, NULL, NULL);
+		bd_run_commit(false);
+		return false;
+	}
+	if (state != BD_STATE_IN_PROGRESS)
+	{
+		bd_run_commit(false);
+		return false;
+	}
+
+	memset(&batch, 0, sizeof(batch));
+	started = GetCurrentTimestamp();
+	yielding = bd_pace_yielding(rs->pace);
+	switch (src->next_batch(src, rs->pace, rs->chunks_per_batch, &batch))
+	{
+		case BD_SOURCE_DONE:
+			/* the end commits with the server's settings, durably */
+			bd_job_finish(rs->job_id, BD_ACTION_SUCCEED, NULL, NULL);
+			bd_run_commit(false);
+			return false;
+		case BD_SOURCE_AGAIN:
+			bd_run_commit(false);
+			return true;
+		case BD_SOURCE_BATCH:
+			break;
+	}
+	if (batch.max_units > 0)
+		rs->chunks_per_batch = batch.max_units;
+
+	rs->batchno++;
+	rs->in_batch = true;
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT "%s",
+									rs->job_id, rs->batchno,
+									yielding ? ", yielding to other writers" : ""));
+	run_batch_settings(rs->settings.lock_timeout);
+	src->delete_batch(src, &batch);
+	src->record_batch(src, &batch);
+	bd_run_commit(false);
+	rs->in_batch = false;
+
+	bd_pace_batch_end(rs->pace, batch.units, batch.rows);
+	run_adapt(rs, started);
+	run_pace(rs);
+	return true;
+}
+
+/*
+ * Run one job until it ends, pauses or is canceled (see run.h): the
+ * choreography, each step a call.  The job is claimed (in_progress, its
+ * locks held by this process); its batches come from the source of its
+ * kind.
  */
 void
 bd_run_job(BdJob *job, bool in_session)
 {
-	MemoryContext jobcxt;
-	MemoryContext batchcxt;
+	RunState	rs;
+	ErrorContextCallback errcallback;
 	MemoryContext old;
-	BdJobSettings settings;
-	BdTarget   *target = NULL;
-	int			nqueries;
-	int			chunks_per_batch;
-	int64		batchno = 0;
-	BdPace	   *pace;
-	int			slice_ms;
 
 	run_in_session = in_session;
-	jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
-								   ALLOCSET_DEFAULT_SIZES);
-	batchcxt = AllocSetContextCreate(jobcxt, "bulkdelete batch",
-									 ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(jobcxt);
-	bd_options_settings(job->options, &settings);
-	chunks_per_batch = Max(1, settings.batch_size / BD_CHUNK_ROWS);
-	pace = bd_pace_create(settings.batch_time, settings.max_rows_per_second,
-						  settings.busy_wal_rate);
-	/* the longest a wait between batches goes without reading the state */
-	slice_ms = Min(settings.batch_time, 1000);
+	memset(&rs, 0, sizeof(rs));
+	rs.job_id = job->id;
+	rs.jobcxt = AllocSetContextCreate(CurrentMemoryContext, "bulkdelete job",
+									  ALLOCSET_DEFAULT_SIZES);
+	rs.batchcxt = AllocSetContextCreate(rs.jobcxt, "bulkdelete batch",
+										ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(rs.jobcxt);
+	bd_options_settings(job->options, &rs.settings);
+	rs.chunks_per_batch = Max(1, rs.settings.batch_size / BD_CHUNK_ROWS);
+	rs.pace = bd_pace_create(rs.settings.batch_time,
+							 rs.settings.max_rows_per_second,
+							 rs.settings.busy_wal_rate);
+	rs.slice_ms = Min(rs.settings.batch_time, 1000);
+	rs.src = job->ids_kind ? bd_source_ids(job, rs.jobcxt) :
+		bd_source_query(job, rs.jobcxt);
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
-	/*
-	 * A job restored from a dump may lack what it deletes: it fails (55000)
-	 * rather than end succeeded having skipped its work.
-	 */
-	if (job->ids_kind)
-		bd_records_check_restored(job);
-	else if (job->started)
-		bd_job_check_candidates(job);
+	errcallback.callback = run_error_context;
+	errcallback.arg = &rs;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
 
-	/*
-	 * At the first start, fix the candidate set in one snapshot (ids jobs
-	 * have theirs: the uploaded records).
-	 */
-	if (!job->started && !job->ids_kind)
-	{
-		pgstat_report_activity(STATE_RUNNING, "fixing the candidate set");
-		bd_run_commit(true);
-		bd_candidates_fix(job);
-		bd_run_commit(false);
-		/* the cutoff is stored now: read it, into the job's context */
-		MemoryContextSwitchTo(jobcxt);
-		job = bd_job_load(job->id);
-	}
-	else if (!job->started)
-		bd_job_mark_started_ids(job->id);
-	nqueries = job->ids_kind ? 1 : bd_query_count(job->query_set);
+	run_start(&rs);
+	while (run_batch(&rs))
+		;
 
-	for (;;)
-	{
-		BdJobState	state;
-		List	   *chunks;
-		BdBatchCounts counts;
-		List	   *failures = NIL;
-		TimestampTz started;
-		long		elapsed_ms;
-		int			rows;
-		int			units;
-		bool		yielding;
-
-		CHECK_FOR_INTERRUPTS();
-		MemoryContextReset(batchcxt);
-		MemoryContextSwitchTo(batchcxt);
-
-		bd_pace_batch_begin(pace);
-		state = bd_job_current_state(job->id);
-		if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
-		{
-			bd_job_finish(job->id, BD_ACTION_STOP, NULL, NULL);
-			bd_run_commit(false);
-			break;
-		}
-		if (state != BD_STATE_IN_PROGRESS)
-		{
-			bd_run_commit(false);
-			break;
-		}
-
-		memset(&counts, 0, sizeof(counts));
-		started = GetCurrentTimestamp();
-		yielding = bd_pace_yielding(pace);
-		if (job->ids_kind)
-		{
-			int			n;
-			int			guc_level = NewGUCNestLevel();
-
-			run_batch_settings(settings.lock_timeout);
-			n = bd_pace_batch_limit(pace, chunks_per_batch * BD_CHUNK_ROWS, 1);
-			n = bd_records_run_batch(job, job->next_chunk, n,
-									 &counts, &failures);
-			if (n == 0)
-			{
-				/* the end commits with the server's settings, durably */
-				AtEOXact_GUC(false, guc_level);
-				bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
-				bd_run_commit(false);
-				break;
-			}
-			rows = units = n;
-			job->next_chunk += n;
-			bd_job_record_batch(job->id, job->next_chunk, &counts, failures, 0);
-			bd_run_commit(false);
-		}
-		else
-		{
-			/* a new query: what a chunk holds is to be learnt anew */
-			if (target == NULL)
-				bd_pace_new_query(pace);
-			/* prepared again after a rename, its relations locked */
-			target = bd_batch_target(job, target, jobcxt);
-
-			units = bd_pace_batch_limit(pace, chunks_per_batch, 0);
-			chunks = bd_job_fetch_chunks(job->id, job->query_index,
-										 job->next_chunk, units);
-
-			/*
-			 * A block range stays small next to the table, so that the
-			 * planner keeps the TID range scan: over a large share of the
-			 * table it would rather scan the whole index and heap for each
-			 * batch.  A TID list stays short too: the planner copies and
-			 * estimates it element by element, which cost 50 MB and much
-			 * of the time at 100,000 TIDs.
-			 */
-			if (chunks != NIL)
-			{
-				int			max_chunks = ((BdChunk *) linitial(chunks))->tids == NULL ?
-					BD_RANGE_MAX_CHUNKS : BD_TID_MAX_CHUNKS;
-
-				if (list_length(chunks) > max_chunks)
-				{
-					chunks = list_truncate(chunks, max_chunks);
-					chunks_per_batch = max_chunks;
-				}
-			}
-			if (chunks == NIL)
-			{
-				bool		done = job->query_index + 1 >= nqueries;
-
-				if (done)
-					bd_job_finish(job->id, BD_ACTION_SUCCEED, NULL, NULL);
-				else
-				{
-					job->query_index++;
-					job->next_chunk = 0;
-					target = NULL;
-					bd_job_next_query(job->id, job->query_index);
-				}
-				bd_run_commit(false);
-				if (done)
-					break;
-				continue;
-			}
-
-			batchno++;
-			pgstat_report_activity(STATE_RUNNING,
-									psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT "%s",
-											 job->id, batchno,
-											 yielding ? ", yielding to other writers" : ""));
-			run_batch_settings(settings.lock_timeout);
-			counts.ncascade = target->ncascade;
-			counts.cascade_relids = target->cascade_relids;
-			counts.cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
-			rows = run_delete_chunks(job, target, chunks, &counts, &failures);
-			units = list_length(chunks);
-			job->next_chunk = ((BdChunk *) llast(chunks))->chunk + 1;
-			bd_job_record_batch(job->id, job->next_chunk, &counts, failures,
-								job->query_index);
-			bd_run_commit(false);
-		}
-
-		bd_pace_batch_end(pace, units, rows);
-
-		/*
-		 * Adapt the batch toward batch_time, at most doubling or halving it
-		 * at a time, so one slow batch does not swing it wildly.  A batch the
-		 * pacing cut short says nothing of the size to keep.
-		 */
-		elapsed_ms = Max(1, (GetCurrentTimestamp() - started) / 1000);
-		if (!bd_pace_batch_cut(pace))
-		{
-			double		ratio = (double) settings.batch_time / elapsed_ms;
-
-			ratio = Min(2.0, Max(0.5, ratio));
-			chunks_per_batch = Max(1, (int) (chunks_per_batch * ratio));
-		}
-
-		/*
-		 * Pacing: the row throttle and the WAL rate while others write, the
-		 * fixed delay, the standbys; each wait ends early when the job is
-		 * paused or canceled (the loop's state check then stops it).
-		 */
-		if (run_sleep(job->id, bd_pace_delay(pace), slice_ms) &&
-			run_sleep(job->id, settings.batch_delay, slice_ms))
-			(void) run_wait_for_replicas(job, pace, slice_ms);
-	}
-
-	bd_pace_report(pace, job->id);
+	error_context_stack = errcallback.previous;
+	bd_pace_report(rs.pace, job->id);
 	MemoryContextSwitchTo(old);
-	MemoryContextDelete(jobcxt);
+	MemoryContextDelete(rs.jobcxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
-

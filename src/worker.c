@@ -87,7 +87,8 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 			ereport(LOG,
 					(errmsg("bulk delete job " INT64_FORMAT ": %s",
 							job->id, edata->message),
-					 errdetail("The job goes on from its last committed batch.")));
+					 errdetail("The job goes on from its last committed batch."),
+					 edata->context ? errcontext("%s", edata->context) : 0));
 			ended = false;
 		}
 		else
@@ -95,7 +96,8 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 			/* say it where the DBA looks first, then on the job */
 			ereport(LOG,
 					(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
-							job->id, edata->message)));
+							job->id, edata->message),
+					 edata->context ? errcontext("%s", edata->context) : 0));
 			worker_record_job_error(job->id, edata);
 		}
 	}
