@@ -43,6 +43,7 @@ typedef struct BdTarget
 								 * this was prepared (bd_batch_target) */
 } BdTarget;
 
+extern void bd_batch_settings(int lock_timeout);
 extern BdTarget *bd_batch_prepare(BdCompiledQuery *query, Oid owner);
 extern BdTarget *bd_batch_target(BdJob *job, BdTarget *target,
 								 MemoryContext cxt);

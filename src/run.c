@@ -25,14 +25,15 @@
  */
 #include "run.h"
 
+#include "batch.h"
 #include "bulkdelete.h"
 #include "candidates.h"
 #include "options.h"
 #include "pace.h"
 #include "source.h"
-#include "spi_util.h"
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
@@ -86,9 +87,11 @@ bd_run_commit(bool repeatable_read)
 	if (run_in_session)
 	{
 		SPI_commit();
+		/* what SET TRANSACTION ISOLATION LEVEL does, before any snapshot */
 		if (repeatable_read)
-			bd_spi_exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", 0,
-						NULL, NULL, NULL, false, SPI_OK_UTILITY);
+			(void) set_config_option("transaction_isolation", "repeatable read",
+									 PGC_USERSET, PGC_S_SESSION,
+									 GUC_ACTION_SET, true, 0, false);
 		return;
 	}
 	PopActiveSnapshot();
@@ -181,38 +184,6 @@ run_wait_for_replicas(int64 job_id, BdPace *pace, int slice_ms)
 		if (!running)
 			return false;
 	}
-}
-
-/*
- * The settings of one batch transaction: lock_timeout, asynchronous commit
- * and immediate constraints.
- */
-static void
-run_batch_settings(int lock_timeout)
-{
-	char		buf[32];
-
-	snprintf(buf, sizeof(buf), "%d", lock_timeout);
-	set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
-					  GUC_ACTION_LOCAL, true, 0, false);
-
-	/*
-	 * A batch commits without waiting for its WAL to reach disk: the WAL
-	 * writer flushes it while the next batch runs.  A crash can then lose
-	 * the last batches, but always with the position and counts they
-	 * stored, so the job resumes before them and redoes them.  The
-	 * transaction that ends the job commits with the server's setting,
-	 * flushing everything before it.
-	 */
-	set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-					  GUC_ACTION_LOCAL, true, 0, false);
-
-	/*
-	 * Deferred constraints are checked at the end of each statement, so a
-	 * violation shows on the row that caused it, not at commit.
-	 */
-	bd_spi_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, false,
-				SPI_OK_UTILITY);
 }
 
 /*
@@ -346,7 +317,7 @@ run_batch(RunState *rs)
 						   psprintf("bulk delete job " INT64_FORMAT ", batch " INT64_FORMAT "%s",
 									rs->job_id, rs->batchno,
 									yielding ? ", yielding to other writers" : ""));
-	run_batch_settings(rs->settings.lock_timeout);
+	bd_batch_settings(rs->settings.lock_timeout);
 	src->delete_batch(src, &batch);
 	src->record_batch(src, &batch);
 	bd_run_commit(false);

@@ -20,8 +20,10 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "access/htup_details.h"
+#include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 
 /*
@@ -303,4 +305,38 @@ bd_jsonb_value_text(JsonbValue *v)
 			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
 	}
 	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * The standbys' replay, from pg_stat_replication: *current, the primary's
+ * WAL position now; *replayed, the oldest position every standby has
+ * replayed (InvalidXLogRecPtr without a standby); *lag_ms, the largest
+ * replay_lag of the standbys not caught up (0 when none: a caught-up
+ * standby's replay_lag is stale, it keeps its last value).  Read as the
+ * bootstrap superuser, who sees every standby's positions.  In a
+ * transaction.
+ */
+void
+bd_standby_replay(XLogRecPtr *current, XLogRecPtr *replayed, long *lag_ms)
+{
+	BdUserSwitch sw;
+	bool		isnull;
+	Datum		d;
+
+	SPI_connect();
+	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
+	bd_spi_exec("SELECT c.lsn, pg_catalog.min(r.replay_lsn),"
+				" pg_catalog.date_part('epoch', pg_catalog.max(r.replay_lag)"
+				"  FILTER (WHERE r.replay_lsn < c.lsn)) * 1000"
+				" FROM (SELECT pg_catalog.pg_current_wal_lsn() AS lsn) c"
+				" LEFT JOIN pg_catalog.pg_stat_replication r ON true"
+				" GROUP BY c.lsn",
+				0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	*current = DatumGetLSN(bd_spi_datum(0, 1, &isnull));
+	d = bd_spi_datum(0, 2, &isnull);
+	*replayed = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+	d = bd_spi_datum(0, 3, &isnull);
+	*lag_ms = isnull ? 0 : (long) DatumGetFloat8(d);
+	bd_switch_user_end(&sw);
+	SPI_finish();
 }
