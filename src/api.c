@@ -163,14 +163,7 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
 	Oid			relid;
 
 	bd_require_preload();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target and filter must not be null")));
-	relid = PG_GETARG_OID(0);
-	normalized = bd_query_normalize_filter(relid,
-										   text_to_cstring(PG_GETARG_TEXT_PP(1)),
-										   &relations);
+	normalized = bd_query_filter_args(fcinfo, 0, &relid, &relations);
 	PG_RETURN_INT64(api_submit(fcinfo, 2, normalized, relations, relid));
 }
 
@@ -329,15 +322,6 @@ typedef struct ApiCutoff
 	TransactionId *xip;			/* sorted as plain numbers */
 } ApiCutoff;
 
-static int
-api_xid_cmp(const void *a, const void *b)
-{
-	TransactionId x = *(const TransactionId *) a;
-	TransactionId y = *(const TransactionId *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * bulkdelete.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
  * RETURNS boolean: the "existed at the job's start" test of a row version,
@@ -381,7 +365,7 @@ bulkdelete_existed_at(PG_FUNCTION_ARGS)
 		}
 		/* stored sorted as full xids: the same order unless an epoch ends */
 		if (!sorted)
-			qsort(cache->xip, n, sizeof(TransactionId), api_xid_cmp);
+			qsort(cache->xip, n, sizeof(TransactionId), bd_xid_cmp);
 		cache->nxip = n;
 		cache->source = source;
 		fcinfo->flinfo->fn_extra = cache;

@@ -906,8 +906,13 @@ retry:
 	batch_end(&st, failures);
 }
 
-static int
-batch_xid_cmp(const void *a, const void *b)
+/*
+ * qsort and bsearch order of 32-bit xids as plain numbers: the order of a
+ * start's running xids (cutoff_xip, see candidates.c) and of a chunk's
+ * xmins.
+ */
+int
+bd_xid_cmp(const void *a, const void *b)
 {
 	TransactionId x = *(const TransactionId *) a;
 	TransactionId y = *(const TransactionId *) b;
@@ -939,7 +944,7 @@ bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
 	if ((uint32) (xmin - start) < (uint32) (now_xmax - start))
 		return false;
 	if (nxip > 0 &&
-		bsearch(&xmin, xip, nxip, sizeof(TransactionId), batch_xid_cmp) != NULL)
+		bsearch(&xmin, xip, nxip, sizeof(TransactionId), bd_xid_cmp) != NULL)
 		return false;
 	return !TransactionIdIsCurrentTransactionId(xmin);
 }

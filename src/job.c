@@ -221,6 +221,33 @@ job_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	SPI_finish();
 }
 
+/* job_read_row for a statement whose one parameter, $1, is a bigint id */
+bool
+job_read_id(const char *sql, int64 id, JobRow *row)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(id);
+	return job_read_row(sql, 1, argtypes, values, false, row);
+}
+
+/*
+ * job_write for a statement on one job: $1 is its id, and $2, when type is
+ * valid, value of that type.
+ */
+void
+job_write_id(const char *sql, int64 job_id, Oid type, Datum value,
+			 int expected)
+{
+	Oid			argtypes[2] = {INT8OID, type};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = value;
+	job_write(sql, OidIsValid(type) ? 2 : 1, argtypes, values, NULL, expected);
+}
+
 /* 42704 for job_id: also what a job the caller may not see looks like */
 void
 job_does_not_exist(int64 job_id)
@@ -325,20 +352,17 @@ job_row_text(JobRow *row, int i)
 BdJob *
 bd_job_load(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	BdJob	   *job;
 	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	if (!job_read_row(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
-							   " relations, target::pg_catalog.oid, options, started_at,"
-							   " COALESCE(processing_query_index, 0), next_chunk,"
-							   " cutoff_xmax, cutoff_xip, %s"
-							   " FROM bulkdelete.operation WHERE id = $1",
-							   job_has_column("search_path") ?
-							   "search_path" : "NULL::pg_catalog.text"),
-					  1, argtypes, values, false, &row))
+	if (!job_read_id(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
+							  " relations, target::pg_catalog.oid, options, started_at,"
+							  " COALESCE(processing_query_index, 0), next_chunk,"
+							  " cutoff_xmax, cutoff_xip, %s"
+							  " FROM bulkdelete.operation WHERE id = $1",
+							  job_has_column("search_path") ?
+							  "search_path" : "NULL::pg_catalog.text"),
+					 job_id, &row))
 		job_does_not_exist(job_id);
 
 	job = palloc0(sizeof(BdJob));
@@ -379,13 +403,10 @@ bd_job_load(int64 job_id)
 BdJobState
 bd_job_current_state(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	if (!job_read_row("SELECT state FROM bulkdelete.operation WHERE id = $1",
-					  1, argtypes, values, false, &row))
+	if (!job_read_id("SELECT state FROM bulkdelete.operation WHERE id = $1",
+					 job_id, &row))
 		job_does_not_exist(job_id);
 	return bd_job_state_from_name(job_row_text(&row, 0));
 }
@@ -397,13 +418,9 @@ bd_job_current_state(int64 job_id)
 void
 bd_job_set_start_after(int64 job_id, TimestampTz start_after)
 {
-	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = TimestampTzGetDatum(start_after);
-	job_write("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
+				 job_id, TIMESTAMPTZOID, TimestampTzGetDatum(start_after),
+				 SPI_OK_UPDATE);
 }
 
 /*
@@ -434,13 +451,9 @@ bd_job_mark_started(int64 job_id, int64 candidate_count,
 void
 bd_job_mark_started_ids(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-
-	values[0] = Int64GetDatum(job_id);
-	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
-			  " processing_query_index = 0 WHERE id = $1 AND started_at IS NULL",
-			  1, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
+				 " processing_query_index = 0 WHERE id = $1 AND started_at IS NULL",
+				 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 }
 
 /* Store one chunk of candidates. */
@@ -611,17 +624,14 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 static void
 job_check_max_failures(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	int64		failures;
 	int64		limit;
 	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	if (!job_read_row("SELECT failure_count, (options ->> 'max_failures')::pg_catalog.int8"
-					  " FROM bulkdelete.operation"
-					  " WHERE id = $1 AND state = 'in_progress' AND options ? 'max_failures'",
-					  1, argtypes, values, false, &row))
+	if (!job_read_id("SELECT failure_count, (options ->> 'max_failures')::pg_catalog.int8"
+					 " FROM bulkdelete.operation"
+					 " WHERE id = $1 AND state = 'in_progress' AND options ? 'max_failures'",
+					 job_id, &row))
 		return;
 	failures = row.nulls[0] ? 0 : DatumGetInt64(row.cols[0]);
 	limit = row.nulls[1] ? 0 : DatumGetInt64(row.cols[1]);
@@ -745,14 +755,9 @@ bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
 void
 bd_job_next_query(int64 job_id, int query_index)
 {
-	Oid			argtypes[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(query_index);
-	job_write("UPDATE bulkdelete.operation SET processing_query_index = $2,"
-			  " next_chunk = 0 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET processing_query_index = $2,"
+				 " next_chunk = 0 WHERE id = $1",
+				 job_id, INT4OID, Int32GetDatum(query_index), SPI_OK_UPDATE);
 }
 
 /*
@@ -782,21 +787,15 @@ bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
 	 * deleted nor failed by the end was skipped.
 	 */
 	if (action == BD_ACTION_SUCCEED)
-	{
-		values[0] = Int64GetDatum(job_id);
-		job_write("UPDATE bulkdelete.operation SET skipped_count ="
-				  " GREATEST(skipped_count, COALESCE(candidate_count, 0)"
-				  "  - success_count - failure_count)"
-				  " WHERE id = $1",
-				  1, argtypes, values, NULL, SPI_OK_UPDATE);
-	}
+		job_write_id("UPDATE bulkdelete.operation SET skipped_count ="
+					 " GREATEST(skipped_count, COALESCE(candidate_count, 0)"
+					 "  - success_count - failure_count)"
+					 " WHERE id = $1",
+					 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 	state = bd_job_transition(job_id, action, false);
 	if (bd_job_state_is_final(state))
-	{
-		values[0] = Int64GetDatum(job_id);
-		job_write("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
-				  1, argtypes, values, NULL, SPI_OK_DELETE);
-	}
+		job_write_id("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
+					 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
 }
 
 /*
@@ -820,14 +819,11 @@ bd_job_check_access(int64 job_id)
 void
 bd_job_forget(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	JobRow		row;
 	char	   *state;
 
-	values[0] = Int64GetDatum(job_id);
-	if (!job_read_row("SELECT state FROM bulkdelete.operation WHERE id = $1 FOR UPDATE",
-					  1, argtypes, values, false, &row))
+	if (!job_read_id("SELECT state FROM bulkdelete.operation WHERE id = $1 FOR UPDATE",
+					 job_id, &row))
 		job_does_not_exist(job_id);
 	state = job_row_text(&row, 0);
 	if (!bd_job_state_is_final(bd_job_state_from_name(state)))
@@ -836,47 +832,34 @@ bd_job_forget(int64 job_id)
 				 errmsg("cannot forget bulk delete job " INT64_FORMAT " in state \"%s\"",
 						job_id, state),
 				 errdetail("Only a job in state canceled, succeeded or failed can be forgotten.")));
-	job_write("DELETE FROM bulkdelete.operation WHERE id = $1",
-			  1, argtypes, values, NULL, SPI_OK_DELETE);
+	job_write_id("DELETE FROM bulkdelete.operation WHERE id = $1",
+				 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
 }
 
 /* Record the pid of the session or worker running a job. */
 void
 bd_job_set_worker_pid(int64 job_id, int pid)
 {
-	Oid			argtypes[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(pid);
-	job_write("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
+				 job_id, INT4OID, Int32GetDatum(pid), SPI_OK_UPDATE);
 }
 
 /* Set the number of candidates of an ids job when its upload is closed. */
 void
 bd_job_set_candidate_count(int64 job_id, int64 candidate_count)
 {
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int64GetDatum(candidate_count);
-	job_write("UPDATE bulkdelete.operation SET candidate_count = $2 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET candidate_count = $2 WHERE id = $1",
+				 job_id, INT8OID, Int64GetDatum(candidate_count), SPI_OK_UPDATE);
 }
 
 /* Was job job_id created by the current transaction (not yet committed)? */
 bool
 bd_job_created_here(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	if (!job_read_row("SELECT xmin FROM bulkdelete.operation WHERE id = $1",
-					  1, argtypes, values, false, &row))
+	if (!job_read_id("SELECT xmin FROM bulkdelete.operation WHERE id = $1",
+					 job_id, &row))
 		return false;
 	return TransactionIdIsCurrentTransactionId(DatumGetTransactionId(row.cols[0]));
 }
@@ -910,15 +893,12 @@ bd_job_link_run(int64 job_id, int64 parent_id, const char *schedule,
 int64
 bd_job_unfinished_run(int64 parent_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	JobRow		row;
 
-	values[0] = Int64GetDatum(parent_id);
-	if (!job_read_row("SELECT id FROM bulkdelete.operation WHERE parent_id = $1"
-					  " AND state NOT IN ('canceled', 'succeeded', 'failed')"
-					  " ORDER BY id DESC LIMIT 1",
-					  1, argtypes, values, false, &row))
+	if (!job_read_id("SELECT id FROM bulkdelete.operation WHERE parent_id = $1"
+					 " AND state NOT IN ('canceled', 'succeeded', 'failed')"
+					 " ORDER BY id DESC LIMIT 1",
+					 parent_id, &row))
 		return 0;
 	return DatumGetInt64(row.cols[0]);
 }

@@ -242,8 +242,6 @@ bd_job_claim_next(TimestampTz *next_start, bool *more)
 	int64		claimed = 0;
 	uint64		n;
 	JClaimList	list;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	JobRow		row;
 
 	*next_start = DT_NOEND;
@@ -267,12 +265,11 @@ bd_job_claim_next(TimestampTz *next_start, bool *more)
 			continue;
 
 		/* with the locks held, the row can be trusted: recheck it */
-		values[0] = Int64GetDatum(list.ids[i]);
-		if (!job_read_row("SELECT state FROM bulkdelete.operation WHERE id = $1"
-						  " AND (state IN ('in_progress', 'pausing', 'canceling', 'queued')"
-						  "  OR (state = 'scheduled' AND start_after <= pg_catalog.now()))"
-						  " FOR UPDATE",
-						  1, argtypes, values, false, &row))
+		if (!job_read_id("SELECT state FROM bulkdelete.operation WHERE id = $1"
+						 " AND (state IN ('in_progress', 'pausing', 'canceling', 'queued')"
+						 "  OR (state = 'scheduled' AND start_after <= pg_catalog.now()))"
+						 " FOR UPDATE",
+						 list.ids[i], &row))
 		{
 			jclaim_unlock_all(list.ids[i], list.relids[i]);
 			continue;

@@ -46,6 +46,9 @@ extern bool job_read_row(const char *sql, int nargs, Oid *argtypes,
 						 Datum *values, bool read_only, JobRow *row);
 extern void job_write(const char *sql, int nargs, Oid *argtypes,
 					  Datum *values, const char *nulls, int expected);
+extern bool job_read_id(const char *sql, int64 id, JobRow *row);
+extern void job_write_id(const char *sql, int64 job_id, Oid type,
+						 Datum value, int expected);
 extern bool job_has_column(const char *attname);
 extern void job_does_not_exist(int64 job_id) pg_attribute_noreturn();
 

@@ -159,20 +159,17 @@ jnotify_payload(int64 job_id)
 {
 	static const char *const counts[] = {"candidate_count", "success_count",
 		"failure_count", "skipped_count", "cascade_count"};
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	StringInfoData buf;
 	bool		truncated = false;
 	char	   *payload;
 	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	if (!job_read_row("SELECT id, name, state, owner::pg_catalog.text, kind,"
-					  " candidate_count, success_count, failure_count,"
-					  " skipped_count, cascade_count, error_sqlstate,"
-					  " error_message, notify, to_recipients, cc_recipients"
-					  " FROM bulkdelete.operation WHERE id = $1",
-					  1, argtypes, values, false, &row))
+	if (!job_read_id("SELECT id, name, state, owner::pg_catalog.text, kind,"
+					 " candidate_count, success_count, failure_count,"
+					 " skipped_count, cascade_count, error_sqlstate,"
+					 " error_message, notify, to_recipients, cc_recipients"
+					 " FROM bulkdelete.operation WHERE id = $1",
+					 job_id, &row))
 		elog(ERROR, "bulk delete job " INT64_FORMAT " vanished", job_id);
 
 	initStringInfo(&buf);

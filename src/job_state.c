@@ -155,18 +155,15 @@ jstate_action_sources(BdJobAction action)
 BdJobState
 bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
 {
-	Oid			argtypes[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
 	BdJobState	from;
 	BdJobState	to = BD_STATE_FAILED;
 	bool		found = false;
 	char	   *state_name;
 	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	if (!job_read_row("SELECT state, owner::pg_catalog.oid FROM bulkdelete.operation"
-					  " WHERE id = $1 FOR UPDATE",
-					  1, argtypes, values, false, &row))
+	if (!job_read_id("SELECT state, owner::pg_catalog.oid FROM bulkdelete.operation"
+					 " WHERE id = $1 FOR UPDATE",
+					 job_id, &row))
 		job_does_not_exist(job_id);
 	state_name = TextDatumGetCString(row.cols[0]);
 
@@ -197,14 +194,14 @@ bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
 						   jstate_action_participles[action],
 						   jstate_action_sources(action))));
 
-	values[1] = CStringGetTextDatum(jstate_names[to]);
-	job_write("UPDATE bulkdelete.operation SET state = $2,"
-			  " finished_at = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed')"
-			  "   THEN pg_catalog.clock_timestamp() END,"
-			  " worker_pid = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed', 'paused')"
-			  "   THEN NULL ELSE worker_pid END"
-			  " WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET state = $2,"
+				 " finished_at = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed')"
+				 "   THEN pg_catalog.clock_timestamp() END,"
+				 " worker_pid = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed', 'paused')"
+				 "   THEN NULL ELSE worker_pid END"
+				 " WHERE id = $1",
+				 job_id, TEXTOID, CStringGetTextDatum(jstate_names[to]),
+				 SPI_OK_UPDATE);
 
 	if (bd_job_state_is_final(to))
 	{

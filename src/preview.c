@@ -502,9 +502,9 @@ bulkdelete_preview(PG_FUNCTION_ARGS)
 static Jsonb *
 preview_filter_args(FunctionCallInfo fcinfo, List **relations)
 {
-	return bd_query_normalize_filter(PG_GETARG_OID(0),
-									 text_to_cstring(PG_GETARG_TEXT_PP(1)),
-									 relations);
+	Oid			relid;
+
+	return bd_query_filter_args(fcinfo, 0, &relid, relations);
 }
 
 /* bulkdelete.preview(target regclass, filter text) RETURNS TABLE(...) */

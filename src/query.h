@@ -21,6 +21,7 @@
 #include "compat.h"
 
 #include "access/attnum.h"
+#include "fmgr.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -71,6 +72,13 @@ extern Jsonb *bd_query_normalize(Jsonb *query_set, List **relations);
 /* The same for the SQL filter form: one boolean expression over relid. */
 extern Jsonb *bd_query_normalize_filter(Oid relid, const char *filter,
 										List **relations);
+
+/*
+ * bd_query_normalize_filter of a function's arguments argno (target
+ * regclass) and argno + 1 (filter text); 22004 when either is null.
+ */
+extern Jsonb *bd_query_filter_args(FunctionCallInfo fcinfo, int argno,
+								   Oid *relid, List **relations);
 
 /*
  * Put pg_catalog before the current search_path until AtEOXact_GUC(true,

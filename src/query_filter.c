@@ -420,6 +420,25 @@ qfilter_walker(Node *node, QueryFilterCheck *fc)
 	return expression_tree_walker(node, qfilter_walker, fc);
 }
 
+/*
+ * The filter form from a function's arguments: argno is the target
+ * (regclass), argno + 1 the filter (text); 22004 when either is null.
+ * *relid receives the target.
+ */
+Jsonb *
+bd_query_filter_args(FunctionCallInfo fcinfo, int argno, Oid *relid,
+					 List **relations)
+{
+	if (PG_ARGISNULL(argno) || PG_ARGISNULL(argno + 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target and filter must not be null")));
+	*relid = PG_GETARG_OID(argno);
+	return bd_query_normalize_filter(*relid,
+									 text_to_cstring(PG_GETARG_TEXT_PP(argno + 1)),
+									 relations);
+}
+
 Jsonb *
 bd_query_normalize_filter(Oid relid, const char *filter, List **relations)
 {

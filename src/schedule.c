@@ -449,14 +449,7 @@ bulkdelete_schedule_filter(PG_FUNCTION_ARGS)
 	Oid			relid;
 
 	schedule_begin(fcinfo, &req);
-	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target and filter must not be null")));
-	relid = PG_GETARG_OID(2);
-	normalized = bd_query_normalize_filter(relid,
-										   text_to_cstring(PG_GETARG_TEXT_PP(3)),
-										   &relations);
+	normalized = bd_query_filter_args(fcinfo, 2, &relid, &relations);
 	schedule_check_targets(normalized, relations);
 	PG_RETURN_INT64(schedule_define(fcinfo, &req, 4, normalized, relations,
 									relid));

@@ -229,18 +229,23 @@ si_record_batch(BdBatchSource *src, BdBatch *batch)
 						batch->failures, 0);
 }
 
+/* An id-list job has no queries, and its records are there from the start */
+static const BdBatchSource si_source = {
+	.query_index = -1,
+	.start_in_snapshot = false,
+	.check = si_check,
+	.start = si_start,
+	.next_batch = si_next_batch,
+	.delete_batch = si_delete_batch,
+	.record_batch = si_record_batch,
+};
+
 BdBatchSource *
 bd_source_ids(BdJob *job, MemoryContext cxt)
 {
-	BdBatchSource *src = MemoryContextAllocZero(cxt, sizeof(BdBatchSource));
+	BdBatchSource *src = MemoryContextAlloc(cxt, sizeof(BdBatchSource));
 
+	*src = si_source;
 	src->job = job;
-	src->query_index = -1;
-	src->start_in_snapshot = false;
-	src->check = si_check;
-	src->start = si_start;
-	src->next_batch = si_next_batch;
-	src->delete_batch = si_delete_batch;
-	src->record_batch = si_record_batch;
 	return src;
 }

@@ -215,22 +215,27 @@ sq_record_batch(BdBatchSource *src, BdBatch *batch)
 						batch->failures, job->query_index);
 }
 
+/* A query job's candidate set is fixed in one snapshot */
+static const BdBatchSource sq_source = {
+	.start_in_snapshot = true,
+	.check = sq_check,
+	.start = sq_start,
+	.next_batch = sq_next_batch,
+	.delete_batch = sq_delete_batch,
+	.record_batch = sq_record_batch,
+};
+
 BdBatchSource *
 bd_source_query(BdJob *job, MemoryContext cxt)
 {
-	BdBatchSource *src = MemoryContextAllocZero(cxt, sizeof(BdBatchSource));
+	BdBatchSource *src = MemoryContextAlloc(cxt, sizeof(BdBatchSource));
 	SqState    *st = MemoryContextAllocZero(cxt, sizeof(SqState));
 
+	*src = sq_source;
 	st->cxt = cxt;
 	st->nqueries = bd_query_count(job->query_set);
 	src->job = job;
 	src->query_index = job->query_index;
-	src->start_in_snapshot = true;
-	src->check = sq_check;
-	src->start = sq_start;
-	src->next_batch = sq_next_batch;
-	src->delete_batch = sq_delete_batch;
-	src->record_batch = sq_record_batch;
 	src->private = st;
 	return src;
 }
