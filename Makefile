@@ -11,15 +11,29 @@ OBJS = \
 	src/guard.o \
 	src/isolate.o \
 	src/keys.o \
+	src/options.o \
 	src/job.o \
+	src/job_claim.o \
+	src/job_notify.o \
+	src/job_state.o \
 	src/launcher.o \
 	src/pace.o \
 	src/preview.o \
-	src/query.o \
+	src/query_catalog.o \
+	src/query_compile.o \
+	src/query_date.o \
+	src/query_filter.o \
+	src/query_form.o \
+	src/query_json.o \
+	src/query_normalize.o \
+	src/query_oper.o \
 	src/records.o \
 	src/recurrence.o \
+	src/run.o \
 	src/schedule.o \
 	src/shmem.o \
+	src/source_ids.o \
+	src/source_query.o \
 	src/spi_util.o \
 	src/target.o \
 	src/worker.o

@@ -1,40 +1,39 @@
 /*-------------------------------------------------------------------------
  *
  * api.c
- *		Every SQL-callable function of the extension.  Each one validates its
- *		arguments and then calls the module that does the work; none of them
- *		touches a table or a worker directly.
+ *		The SQL-callable functions of query jobs and of job control:
+ *		submit (a query set, or a filter over a target), CALL run, cancel,
+ *		pause, resume, postpone, wait and forget; and existed_at, the
+ *		row-version test of the engine's range-mode DELETE.  Each validates
+ *		its arguments and calls the module that does the work.  The other
+ *		SQL-callable functions are with their own concerns: id-list deletes
+ *		and upload jobs in records.c, schedules in schedule.c, preview in
+ *		preview.c.  Nothing includes this file's functions: it has no header.
  *
  *-------------------------------------------------------------------------
  */
-#include "api.h"
+#include "batch.h"
 #include "bulkdelete.h"
-
-#include <math.h>
+#include "job.h"
+#include "options.h"
+#include "pace.h"
+#include "query.h"
+#include "shmem.h"
+#include "run.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
-#include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 #include "utils/xid8.h"
-
-#include "api.h"
-#include "batch.h"
-#include "job.h"
-#include "pace.h"
-#include "query.h"
-#include "shmem.h"
-#include "worker.h"
 
 PG_FUNCTION_INFO_V1(bulkdelete_cancel);
 PG_FUNCTION_INFO_V1(bulkdelete_pause);
@@ -46,38 +45,6 @@ PG_FUNCTION_INFO_V1(bulkdelete_run);
 PG_FUNCTION_INFO_V1(bulkdelete_wait);
 PG_FUNCTION_INFO_V1(bulkdelete_forget);
 PG_FUNCTION_INFO_V1(bulkdelete_existed_at);
-
-/* The job options a caller may set, with their bounds (those of the GUCs) */
-typedef struct ApiOption
-{
-	const char *name;
-	int			min;
-	int			max;
-} ApiOption;
-
-static const ApiOption api_options[] = {
-	{"batch_size", 1, 1000000},
-	{"batch_time", 10, 600000},
-	{"batch_delay", 0, 3600000},
-	{"lock_timeout", 1, INT_MAX},
-	{"max_rows_per_second", 0, INT_MAX},
-	{"busy_wal_rate", 0, INT_MAX},
-	{"max_failures", 1, INT_MAX},
-};
-
-/* The names of api_options, for a hint: "a, b and c" */
-static char *
-api_option_names(void)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (int i = 0; i < lengthof(api_options); i++)
-		appendStringInfo(&buf, "%s%s",
-						 i == 0 ? "" : i == lengthof(api_options) - 1 ? " and " : ", ",
-						 api_options[i].name);
-	return buf.data;
-}
 
 /* Apply one job-control action and return the job's new state as text. */
 static Datum
@@ -131,74 +98,6 @@ bulkdelete_postpone(PG_FUNCTION_ARGS)
 }
 
 /*
- * Check a job's options: an object whose keys are among api_options, each an
- * integer within its bounds.  22023 otherwise.
- */
-static void
-api_check_options(Jsonb *options)
-{
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-
-	if (!JB_ROOT_IS_OBJECT(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options must be a JSON object")));
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		char	   *key;
-		const ApiOption *opt = NULL;
-		double		f = 0;
-
-		if (tok != WJB_KEY)
-			continue;
-		key = pnstrdup(v.val.string.val, v.val.string.len);
-		for (int i = 0; i < lengthof(api_options); i++)
-			if (strcmp(api_options[i].name, key) == 0)
-				opt = &api_options[i];
-		if (opt == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown bulk delete job option \"%s\"", key),
-					 errhint("Valid options are %s.", api_option_names())));
-		tok = JsonbIteratorNext(&it, &v, true);
-		if (v.type == jbvNumeric)
-			f = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
-												   NumericGetDatum(v.val.numeric)));
-		if (v.type != jbvNumeric || f != floor(f) || f < opt->min || f > opt->max)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("bulk delete job option \"%s\" must be an integer from %d to %d",
-							key, opt->min, opt->max)));
-	}
-}
-
-/* A recipients argument; an empty text[] when it is null. */
-ArrayType *
-bd_api_recipients(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_ARGISNULL(argno))
-		return construct_empty_array(TEXTOID);
-	return PG_GETARG_ARRAYTYPE_P(argno);
-}
-
-/* A job options argument, checked; an empty object when it is null. */
-Jsonb *
-bd_api_options(FunctionCallInfo fcinfo, int argno)
-{
-	Jsonb	   *options;
-
-	if (PG_ARGISNULL(argno))
-		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
-	else
-		options = PG_GETARG_JSONB_P(argno);
-	api_check_options(options);
-	return options;
-}
-
-/*
  * The part of both submit forms after the query set is normalized: check
  * that rows may be deleted from its targets (bd_query_check_targets, which a
  * preview, sharing the normalization, skips), then read the common
@@ -214,7 +113,7 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	TimestampTz start_after = PG_ARGISNULL(first + 1) ? DT_NOBEGIN :
 		PG_GETARG_TIMESTAMPTZ(first + 1);
 	bool		notify = PG_ARGISNULL(first + 2) ? false : PG_GETARG_BOOL(first + 2);
-	Jsonb	   *options = bd_api_options(fcinfo, first + 5);
+	Jsonb	   *options = bd_options_arg(fcinfo, first + 5);
 	int64		job_id;
 	int			nrelations;
 	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
@@ -226,8 +125,8 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 				 errmsg("start_after must be a finite time")));
 
 	job_id = bd_job_create(name, false, normalized, relations, target,
-						   start_after, notify, bd_api_recipients(fcinfo, first + 3),
-						   bd_api_recipients(fcinfo, first + 4), options);
+						   start_after, notify, bd_options_recipients(fcinfo, first + 3),
+						   bd_options_recipients(fcinfo, first + 4), options);
 	bd_shmem_wake_launcher_at_commit();
 	return job_id;
 }
@@ -264,14 +163,7 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
 	Oid			relid;
 
 	bd_require_preload();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target and filter must not be null")));
-	relid = PG_GETARG_OID(0);
-	normalized = bd_query_normalize_filter(relid,
-										   text_to_cstring(PG_GETARG_TEXT_PP(1)),
-										   &relations);
+	normalized = bd_query_filter_args(fcinfo, 0, &relid, &relations);
 	PG_RETURN_INT64(api_submit(fcinfo, 2, normalized, relations, relid));
 }
 
@@ -314,7 +206,7 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		(void) bd_job_transition(job_id, BD_ACTION_RUN, true);
 		bd_job_set_worker_pid(job_id, MyProcPid);
 		SPI_commit();
-		bd_job_run(bd_job_load(job_id), true);
+		bd_run_job(bd_job_load(job_id), true);
 	}
 	PG_CATCH();
 	{
@@ -430,15 +322,6 @@ typedef struct ApiCutoff
 	TransactionId *xip;			/* sorted as plain numbers */
 } ApiCutoff;
 
-static int
-api_xid_cmp(const void *a, const void *b)
-{
-	TransactionId x = *(const TransactionId *) a;
-	TransactionId y = *(const TransactionId *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 /*
  * bulkdelete.existed_at(xmin xid, cutoff_xmax xid8, cutoff_xip xid8[])
  * RETURNS boolean: the "existed at the job's start" test of a row version,
@@ -482,7 +365,7 @@ bulkdelete_existed_at(PG_FUNCTION_ARGS)
 		}
 		/* stored sorted as full xids: the same order unless an epoch ends */
 		if (!sorted)
-			qsort(cache->xip, n, sizeof(TransactionId), api_xid_cmp);
+			qsort(cache->xip, n, sizeof(TransactionId), bd_xid_cmp);
 		cache->nxip = n;
 		cache->source = source;
 		fcinfo->flinfo->fn_extra = cache;

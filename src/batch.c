@@ -61,6 +61,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -905,8 +906,13 @@ retry:
 	batch_end(&st, failures);
 }
 
-static int
-batch_xid_cmp(const void *a, const void *b)
+/*
+ * qsort and bsearch order of 32-bit xids as plain numbers: the order of a
+ * start's running xids (cutoff_xip, see candidates.c) and of a chunk's
+ * xmins.
+ */
+int
+bd_xid_cmp(const void *a, const void *b)
 {
 	TransactionId x = *(const TransactionId *) a;
 	TransactionId y = *(const TransactionId *) b;
@@ -938,7 +944,40 @@ bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
 	if ((uint32) (xmin - start) < (uint32) (now_xmax - start))
 		return false;
 	if (nxip > 0 &&
-		bsearch(&xmin, xip, nxip, sizeof(TransactionId), batch_xid_cmp) != NULL)
+		bsearch(&xmin, xip, nxip, sizeof(TransactionId), bd_xid_cmp) != NULL)
 		return false;
 	return !TransactionIdIsCurrentTransactionId(xmin);
+}
+
+/*
+ * The settings of one batch transaction, whatever deletes in it (batch.c
+ * or keys.c): lock_timeout, asynchronous commit and immediate constraints.
+ * Set LOCAL, in the batch's transaction, connected to SPI.
+ */
+void
+bd_batch_settings(int lock_timeout)
+{
+	char		buf[32];
+
+	snprintf(buf, sizeof(buf), "%d", lock_timeout);
+	set_config_option("lock_timeout", buf, PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_LOCAL, true, 0, false);
+
+	/*
+	 * A batch commits without waiting for its WAL to reach disk: the WAL
+	 * writer flushes it while the next batch runs.  A crash can then lose
+	 * the last batches, but always with the position and counts they
+	 * stored, so the job resumes before them and redoes them.  The
+	 * transaction that ends the job commits with the server's setting,
+	 * flushing everything before it.
+	 */
+	set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+					  GUC_ACTION_LOCAL, true, 0, false);
+
+	/*
+	 * Deferred constraints are checked at the end of each statement, so a
+	 * violation shows on the row that caused it, not at commit.
+	 */
+	bd_spi_exec("SET CONSTRAINTS ALL IMMEDIATE", 0, NULL, NULL, NULL, false,
+				SPI_OK_UTILITY);
 }

@@ -43,6 +43,7 @@ typedef struct BdTarget
 								 * this was prepared (bd_batch_target) */
 } BdTarget;
 
+extern void bd_batch_settings(int lock_timeout);
 extern BdTarget *bd_batch_prepare(BdCompiledQuery *query, Oid owner);
 extern BdTarget *bd_batch_target(BdJob *job, BdTarget *target,
 								 MemoryContext cxt);
@@ -54,6 +55,7 @@ extern void bd_batch_delete_range(BdTarget *target, BlockNumber first,
 								  Datum cutoff_xip, BdBatchCounts *counts,
 								  List **failures);
 extern void bd_batch_read_stats(BdTarget *target, int64 *into);
+extern int	bd_xid_cmp(const void *a, const void *b);
 extern bool bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,
 							   const TransactionId *xip, int nxip);
 

@@ -36,6 +36,7 @@
  */
 #include "candidates.h"
 
+#include "batch.h"
 #include "bulkdelete.h"
 #include "query.h"
 #include "spi_util.h"
@@ -71,15 +72,6 @@ typedef struct ChunkBuffer
 	ItemPointerData tids[BD_CHUNK_ROWS];
 	TransactionId xmins[BD_CHUNK_ROWS];
 } ChunkBuffer;
-
-static int
-candidates_xid_cmp(const void *a, const void *b)
-{
-	TransactionId x = *(const TransactionId *) a;
-	TransactionId y = *(const TransactionId *) b;
-
-	return x < y ? -1 : x > y ? 1 : 0;
-}
 
 /*
  * Order of xids within the window of one snapshot, from its xmin on (all
@@ -216,7 +208,7 @@ candidates_flush(ChunkBuffer *buf)
 
 	/* the set of xmins is what the DELETE tests: keep it small */
 	memcpy(sorted, buf->xmins, sizeof(TransactionId) * buf->n);
-	qsort(sorted, buf->n, sizeof(TransactionId), candidates_xid_cmp);
+	qsort(sorted, buf->n, sizeof(TransactionId), bd_xid_cmp);
 	for (int i = 0; i < buf->n; i++)
 		if (i == 0 || sorted[i] != sorted[i - 1])
 			xmins[nx++] = TransactionIdGetDatum(sorted[i]);

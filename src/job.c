@@ -1,143 +1,100 @@
 /*-------------------------------------------------------------------------
  *
  * job.c
- *		The job tables and the job state machine.  This is the only file
- *		that writes bulkdelete.operation and bulkdelete.failure, and
- *		bd_job_transition is the only way a job's state changes: it locks
- *		the job row, refuses every move that SPEC 3.3 does not allow with
- *		55000, and announces final states with NOTIFY.
+ *		The job tables.  The job family (job*.c, job_internal.h) is the only
+ *		code that reads or writes bulkdelete.operation, bulkdelete.failure
+ *		and bulkdelete.candidate; this file holds its access to them (the
+ *		tables' owner, job_read and job_write) and what a job row holds: its
+ *		creation, its load, its candidates, its counters and failures, and
+ *		its end.  States change only in job_state.c.
  *
  *		Callers may only read the job tables (row-level security limits what
- *		they see); writes here run as the tables' owner, after the caller's
- *		right to the job has been checked with the same rule as the policy:
- *		membership in the job owner's role.
+ *		they see); reads and writes here run as the tables' owner, after the
+ *		caller's right to the job has been checked with the same rule as the
+ *		policy: membership in the job owner's role.  The owner is looked up
+ *		once per transaction (job_tables), since every statement switches to
+ *		it and a batch runs several.
  *
  *-------------------------------------------------------------------------
  */
-#include "job.h"
+#include "job_internal.h"
 
 #include "bulkdelete.h"
-#include "shmem.h"
 #include "spi_util.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "commands/async.h"
-#include "mb/pg_wchar.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
-#include "storage/lock.h"
-#include "utils/json.h"
+#include "utils/datum.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
 #include "utils/xid8.h"
 
-static const char *const job_state_names[BD_NUM_STATES] = {
-	[BD_STATE_OPEN] = "open",
-	[BD_STATE_SCHEDULED] = "scheduled",
-	[BD_STATE_QUEUED] = "queued",
-	[BD_STATE_IN_PROGRESS] = "in_progress",
-	[BD_STATE_PAUSING] = "pausing",
-	[BD_STATE_PAUSED] = "paused",
-	[BD_STATE_CANCELING] = "canceling",
-	[BD_STATE_CANCELED] = "canceled",
-	[BD_STATE_SUCCEEDED] = "succeeded",
-	[BD_STATE_FAILED] = "failed",
-};
+/*
+ * The job tables as this transaction sees them: operation's OID and the
+ * tables' owner.  Valid until the transaction ends or a relcache
+ * invalidation reaches operation (DROP EXTENSION, ALTER TABLE ... OWNER TO,
+ * ALTER EXTENSION UPDATE, a rollback of CREATE EXTENSION), whichever comes
+ * first; both reset it through callbacks registered on first use.
+ */
+typedef struct JobTables
+{
+	bool		valid;
+	Oid			operation;
+	Oid			owner;
+} JobTables;
+
+static JobTables job_tables;
+
+static void
+job_tables_xact_callback(XactEvent event, void *arg)
+{
+	job_tables.valid = false;
+}
+
+static void
+job_tables_relcache_callback(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == job_tables.operation)
+		job_tables.valid = false;
+}
 
 /*
- * The allowed moves of SPEC 3.3, as (action, from, to).  POSTPONE's moves
- * (queued or paused back to scheduled, and scheduled to itself with a new
- * start_after) extend the contract's table: postponing is the only way to
- * give a waiting job a start time.  UPLOAD (open to itself) is no move at
- * all: it locks an open ids job while records are added to it.
+ * Fill job_tables if needed.  Must be called in a transaction; raises 55000
+ * when the extension is not installed in this database.
  */
-typedef struct JobMove
+static void
+job_tables_load(void)
 {
-	BdJobAction action;
-	BdJobState	from;
-	BdJobState	to;
-} JobMove;
+	static bool registered = false;
+	HeapTuple	tup;
+	Oid			relid;
 
-static const JobMove job_moves[] = {
-	{BD_ACTION_CLOSE_UPLOAD, BD_STATE_OPEN, BD_STATE_QUEUED},
-	{BD_ACTION_START, BD_STATE_SCHEDULED, BD_STATE_QUEUED},
-	{BD_ACTION_RUN, BD_STATE_QUEUED, BD_STATE_IN_PROGRESS},
-	{BD_ACTION_PAUSE, BD_STATE_SCHEDULED, BD_STATE_PAUSED},
-	{BD_ACTION_PAUSE, BD_STATE_QUEUED, BD_STATE_PAUSED},
-	{BD_ACTION_PAUSE, BD_STATE_IN_PROGRESS, BD_STATE_PAUSING},
-	{BD_ACTION_RESUME, BD_STATE_PAUSED, BD_STATE_QUEUED},
-	{BD_ACTION_POSTPONE, BD_STATE_SCHEDULED, BD_STATE_SCHEDULED},
-	{BD_ACTION_POSTPONE, BD_STATE_QUEUED, BD_STATE_SCHEDULED},
-	{BD_ACTION_POSTPONE, BD_STATE_PAUSED, BD_STATE_SCHEDULED},
-	{BD_ACTION_CANCEL, BD_STATE_OPEN, BD_STATE_CANCELED},
-	{BD_ACTION_CANCEL, BD_STATE_SCHEDULED, BD_STATE_CANCELED},
-	{BD_ACTION_CANCEL, BD_STATE_QUEUED, BD_STATE_CANCELED},
-	{BD_ACTION_CANCEL, BD_STATE_PAUSED, BD_STATE_CANCELED},
-	{BD_ACTION_CANCEL, BD_STATE_IN_PROGRESS, BD_STATE_CANCELING},
-	{BD_ACTION_STOP, BD_STATE_PAUSING, BD_STATE_PAUSED},
-	{BD_ACTION_STOP, BD_STATE_CANCELING, BD_STATE_CANCELED},
-	{BD_ACTION_SUCCEED, BD_STATE_IN_PROGRESS, BD_STATE_SUCCEEDED},
-	{BD_ACTION_FAIL, BD_STATE_IN_PROGRESS, BD_STATE_FAILED},
-	{BD_ACTION_UPLOAD, BD_STATE_OPEN, BD_STATE_OPEN},
-};
-
-/* The verb naming each action in error messages */
-static const char *const job_action_verbs[] = {
-	[BD_ACTION_CLOSE_UPLOAD] = "close the upload of",
-	[BD_ACTION_START] = "start",
-	[BD_ACTION_RUN] = "run",
-	[BD_ACTION_PAUSE] = "pause",
-	[BD_ACTION_RESUME] = "resume",
-	[BD_ACTION_POSTPONE] = "postpone",
-	[BD_ACTION_CANCEL] = "cancel",
-	[BD_ACTION_STOP] = "stop",
-	[BD_ACTION_SUCCEED] = "complete",
-	[BD_ACTION_FAIL] = "fail",
-	[BD_ACTION_UPLOAD] = "upload to",
-};
-
-/* The same, as a past participle for the detail message */
-static const char *const job_action_participles[] = {
-	[BD_ACTION_CLOSE_UPLOAD] = "closed for upload",
-	[BD_ACTION_START] = "started",
-	[BD_ACTION_RUN] = "run",
-	[BD_ACTION_PAUSE] = "paused",
-	[BD_ACTION_RESUME] = "resumed",
-	[BD_ACTION_POSTPONE] = "postponed",
-	[BD_ACTION_CANCEL] = "canceled",
-	[BD_ACTION_STOP] = "stopped",
-	[BD_ACTION_SUCCEED] = "completed",
-	[BD_ACTION_FAIL] = "failed",
-	[BD_ACTION_UPLOAD] = "uploaded to",
-};
-
-const char *
-bd_job_state_name(BdJobState state)
-{
-	Assert(state >= 0 && state < BD_NUM_STATES);
-	return job_state_names[state];
-}
-
-BdJobState
-bd_job_state_from_name(const char *name)
-{
-	for (int i = 0; i < BD_NUM_STATES; i++)
-		if (strcmp(job_state_names[i], name) == 0)
-			return (BdJobState) i;
-	elog(ERROR, "bulkdelete: unknown job state \"%s\"", name);
-	return BD_STATE_FAILED;		/* keep compiler quiet */
-}
-
-bool
-bd_job_state_is_final(BdJobState state)
-{
-	return state == BD_STATE_CANCELED || state == BD_STATE_SUCCEEDED ||
-		state == BD_STATE_FAILED;
+	if (job_tables.valid)
+		return;
+	if (!registered)
+	{
+		RegisterXactCallback(job_tables_xact_callback, NULL);
+		CacheRegisterRelcacheCallback(job_tables_relcache_callback, (Datum) 0);
+		registered = true;
+	}
+	relid = bd_job_table_relid("operation");
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	job_tables.operation = relid;
+	job_tables.owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	job_tables.valid = true;
 }
 
 /* OID of one of the extension's tables; must be called in a transaction. */
@@ -155,557 +112,150 @@ bd_job_table_relid(const char *relname)
 }
 
 /*
+ * The role that owns the job tables: the one that created the extension.
+ * Must be called in a transaction.
+ */
+Oid
+bd_job_table_owner(void)
+{
+	job_tables_load();
+	return job_tables.owner;
+}
+
+/*
  * Does operation have column attname?  A database still at extension
  * version 1.0 runs with this library until ALTER EXTENSION UPDATE, so the
  * columns 1.1 adds are read and written only where they exist.
  */
-static bool
+bool
 job_has_column(const char *attname)
 {
-	return get_attnum(bd_job_table_relid("operation"), attname) != InvalidAttrNumber;
-}
-
-/* The role that owns the job tables: the one that created the extension. */
-Oid
-bd_job_table_owner(void)
-{
-	Oid			relid = bd_job_table_relid("operation");
-	HeapTuple	tup;
-	Oid			owner;
-
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
-static void job_write(const char *sql, int nargs, Oid *argtypes,
-					  Datum *values, const char *nulls, int expected);
-
-/* Comma-separated names of the states an action may start from. */
-static char *
-job_action_sources(BdJobAction action)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (int i = 0; i < lengthof(job_moves); i++)
-	{
-		if (job_moves[i].action != action)
-			continue;
-		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
-						 job_state_names[job_moves[i].from]);
-	}
-	return buf.data;
+	job_tables_load();
+	return get_attnum(job_tables.operation, attname) != InvalidAttrNumber;
 }
 
 /*
- * The end-of-job notification must fit in a NOTIFY payload, which
- * PostgreSQL limits to less than BLCKSZ - NAMEDATALEN - 128 bytes (async.c):
- * a longer one raises an error in the transaction that ends the job, which
- * would then never end.  So the payload is bounded: the name and the error
- * message are cut to a fixed size, and the recipients are listed while they
- * fit; "truncated" tells a relay to read the rest from the job's row.
+ * Run one statement of the job tables that returns rows (a SELECT, or a
+ * data-modifying WITH ... SELECT) as their owner, and hand each row to
+ * reader (which may be NULL).  Returns the number of rows.  Must be called
+ * in a transaction; connects to SPI for the statement only.
  */
-#define JOB_NOTIFY_MAX_PAYLOAD (BLCKSZ - NAMEDATALEN - 128 - 1)
-#define JOB_NOTIFY_MAX_NAME 256
-#define JOB_NOTIFY_MAX_MESSAGE 1024
-#define JOB_NOTIFY_MAX_WORD 128		/* owner, kind, state, SQLSTATE */
-
-/*
- * Append ", " (unless first) and "key": to buf: the separators of jsonb's
- * text output, so that buf's length is that of the final payload.
- */
-static void
-job_notify_key(StringInfo buf, const char *key)
-{
-	if (buf->len > 1)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, key);
-	appendStringInfoString(buf, ": ");
-}
-
-/*
- * Append str as a JSON string of at most max bytes (quotes and escapes
- * included), cut at a character boundary, or null.  Returns true when it was
- * cut.
- */
-static bool
-job_notify_string(StringInfo buf, const char *str, int max)
-{
-	StringInfoData json;
-	int			len;
-	bool		cut = false;
-
-	if (str == NULL)
-	{
-		appendStringInfoString(buf, "null");
-		return false;
-	}
-	initStringInfo(&json);
-	len = strlen(str);
-	for (;;)
-	{
-		char	   *part = pnstrdup(str, len);
-
-		resetStringInfo(&json);
-		escape_json(&json, part);
-		pfree(part);
-		if (json.len <= max || len == 0)
-			break;
-		/* shorten in proportion to the excess, by one byte at least */
-		cut = true;
-		len = pg_mbcliplen(str, len,
-						   Min(len - 1, (int) ((int64) len * max / json.len)));
-	}
-	appendBinaryStringInfo(buf, json.data, json.len);
-	pfree(json.data);
-	return cut;
-}
-
-/*
- * Append "key": [...] with the elements of the text[] in column col of the
- * SPI result's first row that fit in at most max bytes; returns true when
- * some were left out.
- */
-static bool
-job_notify_list(StringInfo buf, const char *key, int col, int max)
-{
-	Datum	   *elems = NULL;
-	bool	   *nulls = NULL;
-	int			n = 0;
-	int			start = buf->len;
-	StringInfoData item;
-	bool		cut = false;
-	bool		isnull;
-	Datum		array = bd_spi_datum(0, col, &isnull);
-
-	if (!isnull)
-		deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-	job_notify_key(buf, key);
-	appendStringInfoChar(buf, '[');
-	initStringInfo(&item);
-	for (int i = 0; i < n; i++)
-	{
-		resetStringInfo(&item);
-		if (i > 0)
-			appendStringInfoString(&item, ", ");
-		if (nulls[i])
-			appendStringInfoString(&item, "null");
-		else
-			escape_json(&item, TextDatumGetCString(elems[i]));
-		/* whole recipients only, and room for the closing bracket */
-		if (buf->len - start + item.len + 1 > max)
-		{
-			cut = true;
-			break;
-		}
-		appendBinaryStringInfo(buf, item.data, item.len);
-	}
-	appendStringInfoChar(buf, ']');
-	pfree(item.data);
-	return cut;
-}
-
-/*
- * The payload of job job_id's end-of-job notification: a JSON object with
- * the job's id, name, owner, kind, state, counts and job-level error, the
- * recipients when notify is set, and "truncated": true when the name, the
- * error message or a list of recipients was cut to keep it within
- * JOB_NOTIFY_MAX_PAYLOAD bytes.  Must be called connected to SPI, as the
- * table owner.
- */
-static char *
-job_notify_payload(int64 job_id)
-{
-	static const char *const counts[] = {"candidate_count", "success_count",
-		"failure_count", "skipped_count", "cascade_count"};
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	StringInfoData buf;
-	bool		truncated = false;
-	bool		isnull;
-	char	   *payload;
-
-	values[0] = Int64GetDatum(job_id);
-	if (bd_spi_exec("SELECT id, name, state, owner::pg_catalog.text, kind,"
-					" candidate_count, success_count, failure_count,"
-					" skipped_count, cascade_count, error_sqlstate,"
-					" error_message, notify, to_recipients, cc_recipients"
-					" FROM bulkdelete.operation WHERE id = $1",
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
-		elog(ERROR, "bulk delete job " INT64_FORMAT " vanished", job_id);
-
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	job_notify_key(&buf, "id");
-	appendStringInfoString(&buf, bd_spi_text(0, 1));
-	job_notify_key(&buf, "name");
-	truncated |= job_notify_string(&buf, bd_spi_text(0, 2), JOB_NOTIFY_MAX_NAME);
-	job_notify_key(&buf, "state");
-	truncated |= job_notify_string(&buf, bd_spi_text(0, 3), JOB_NOTIFY_MAX_WORD);
-	job_notify_key(&buf, "owner");
-	truncated |= job_notify_string(&buf, bd_spi_text(0, 4), JOB_NOTIFY_MAX_WORD);
-	job_notify_key(&buf, "kind");
-	truncated |= job_notify_string(&buf, bd_spi_text(0, 5), JOB_NOTIFY_MAX_WORD);
-	for (int i = 0; i < lengthof(counts); i++)
-	{
-		char	   *count = bd_spi_text(0, 6 + i);
-
-		job_notify_key(&buf, counts[i]);
-		appendStringInfoString(&buf, count ? count : "null");
-	}
-	job_notify_key(&buf, "error_sqlstate");
-	truncated |= job_notify_string(&buf, bd_spi_text(0, 11), JOB_NOTIFY_MAX_WORD);
-	job_notify_key(&buf, "error_message");
-	truncated |= job_notify_string(&buf, bd_spi_text(0, 12),
-								   JOB_NOTIFY_MAX_MESSAGE);
-
-	/*
-	 * The recipients get what is left, keeping room for the "truncated"
-	 * flag and the closing brace: the to list first, then the cc list.
-	 */
-	if (DatumGetBool(bd_spi_datum(0, 13, &isnull)))
-	{
-		int			reserve = strlen(", \"truncated\": false}");
-
-		truncated |= job_notify_list(&buf, "to_recipients", 14,
-									 JOB_NOTIFY_MAX_PAYLOAD - reserve - buf.len -
-									 (int) strlen(", \"cc_recipients\": []"));
-		truncated |= job_notify_list(&buf, "cc_recipients", 15,
-									 JOB_NOTIFY_MAX_PAYLOAD - reserve - buf.len);
-	}
-	job_notify_key(&buf, "truncated");
-	appendStringInfoString(&buf, truncated ? "true" : "false");
-	appendStringInfoChar(&buf, '}');
-
-	/* in jsonb's key order, as before; the length does not change */
-	payload = JsonbToCString(NULL,
-							 &DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																 CStringGetDatum(buf.data)))->root,
-							 buf.len);
-
-	/*
-	 * Cannot happen (every part above is bounded), but the end of a job
-	 * must not depend on it: fall back to what a relay needs to look the
-	 * job up.
-	 */
-	if (strlen(payload) > JOB_NOTIFY_MAX_PAYLOAD)
-		payload = psprintf("{\"id\": %s, \"truncated\": true}",
-						   bd_spi_text(0, 1));
-	return payload;
-}
-
-/*
- * Send the end-of-job notification (SPEC 3.4) on bulkdelete.notify_channel
- * (none when it is empty).  Runs in the transaction that made the state
- * final, so listeners hear of it only if that transaction commits.  Must be
- * called connected to SPI, as the table owner.
- */
-static void
-job_notify(int64 job_id)
-{
-	if (bd_notify_channel == NULL || bd_notify_channel[0] == '\0')
-		return;
-	Async_Notify(bd_notify_channel, job_notify_payload(job_id));
-}
-
-/*
- * The payload job job_id's end would be announced with now (the test hook
- * bulkdelete_test_notify_payload shows it).  In a transaction.
- */
-char *
-bd_job_notify_payload(int64 job_id)
+uint64
+job_read(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		 const char *nulls, bool read_only, JobRowReader reader, void *arg)
 {
 	MemoryContext callercxt = CurrentMemoryContext;
 	BdUserSwitch sw;
-	char	   *payload;
+	uint64		n;
 
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	payload = job_notify_payload(job_id);
-	payload = MemoryContextStrdup(callercxt, payload);
+	n = bd_spi_exec(sql, nargs, argtypes, values, nulls, read_only,
+					SPI_OK_SELECT);
+	if (reader != NULL)
+	{
+		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
+
+		for (uint64 i = 0; i < n; i++)
+			reader(i, arg);
+		MemoryContextSwitchTo(spicxt);
+	}
 	bd_switch_user_end(&sw);
 	SPI_finish();
-	return payload;
+	return n;
 }
 
-/*
- * Move job job_id by action, or raise 55000 naming the job, its state and the
- * action when the move is not allowed.  With check_access, a caller who is
- * not a member of the job owner's role gets "does not exist", exactly as the
- * row-level security policy hides the row from it.
- *
- * The job row is locked FOR UPDATE first, so two sessions acting on one job
- * at once are serialized: the second sees the first's result and is judged
- * against it.  Reaching a final state sets finished_at, clears worker_pid and
- * sends the notification.  Must be called in a transaction; returns the new
- * state.
- */
-BdJobState
-bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
-{
-	BdUserSwitch sw;
-	Oid			argtypes[2] = {INT8OID, TEXTOID};
-	Datum		values[2];
-	BdJobState	from;
-	BdJobState	to = BD_STATE_FAILED;
-	Oid			owner;
-	bool		found = false;
-	char	   *state_name;
-
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-
-	values[0] = Int64GetDatum(job_id);
-	if (bd_spi_exec("SELECT state, owner::pg_catalog.oid FROM bulkdelete.operation"
-					" WHERE id = $1 FOR UPDATE",
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
-						job_id)));
-	state_name = bd_spi_text(0, 1);
-	owner = DatumGetObjectId(bd_spi_datum(0, 2, &found));
-
-	/*
-	 * Judge access as the caller, not as the table owner we became: the
-	 * same membership test as the policy on bulkdelete.operation.
-	 */
-	if (check_access && !is_member_of_role(sw.saved_userid, owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
-						job_id)));
-
-	from = bd_job_state_from_name(state_name);
-	found = false;
-	for (int i = 0; i < lengthof(job_moves); i++)
-	{
-		if (job_moves[i].action == action && job_moves[i].from == from)
-		{
-			to = job_moves[i].to;
-			found = true;
-			break;
-		}
-	}
-	if (!found)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("cannot %s bulk delete job " INT64_FORMAT " in state \"%s\"",
-						job_action_verbs[action], job_id, state_name),
-				 errdetail("A job can be %s only in state %s.",
-						   job_action_participles[action],
-						   job_action_sources(action))));
-
-	values[1] = CStringGetTextDatum(job_state_names[to]);
-	bd_spi_exec("UPDATE bulkdelete.operation SET state = $2,"
-				" finished_at = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed')"
-				"   THEN pg_catalog.clock_timestamp() END,"
-				" worker_pid = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed', 'paused')"
-				"   THEN NULL ELSE worker_pid END"
-				" WHERE id = $1",
-				2, argtypes, values, NULL, false, SPI_OK_UPDATE);
-
-	if (bd_job_state_is_final(to))
-	{
-		job_notify(job_id);
-		bd_shmem_job_ended_at_commit();
-	}
-
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	return to;
-}
-
-/*
- * Set a job's start_after; used with BD_ACTION_POSTPONE in the same
- * transaction, which has already locked the row and checked access.
- */
-void
-bd_job_set_start_after(int64 job_id, TimestampTz start_after)
-{
-	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = TimestampTzGetDatum(start_after);
-	job_write("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
-}
-
-/*
- * Advisory locks of the engine.  A worker holds, at session level, one lock
- * on the job it runs and one on every relation of that job: the first tells
- * a job that is running from one left in_progress by a crash, the second
- * keeps two jobs off one table.  They use their own field4 values, so they
- * never collide with the advisory locks of applications.
- */
-#define BD_LOCKTAG_JOB 0x4244
-#define BD_LOCKTAG_RELATION 0x4245
-
+/* A JobRowReader: copy the first row into a JobRow, detoasted */
 static void
-job_locktag(LOCKTAG *tag, int64 key, uint16 kind)
+job_copy_row(uint64 row, void *arg)
 {
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32),
-						 (uint32) key, kind);
-}
+	JobRow	   *r = (JobRow *) arg;
+	TupleDesc	desc = SPI_tuptable->tupdesc;
 
-static bool
-job_try_lock(int64 key, uint16 kind)
-{
-	LOCKTAG		tag;
-
-	job_locktag(&tag, key, kind);
-	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
-}
-
-static void
-job_unlock(int64 key, uint16 kind)
-{
-	LOCKTAG		tag;
-
-	job_locktag(&tag, key, kind);
-	LockRelease(&tag, ExclusiveLock, true);
-}
-
-/* The relations a job deletes from or reads: what its relation locks cover */
-static List *
-job_relation_list(ArrayType *relations, Oid target)
-{
-	List	   *result = NIL;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-
-	if (relations != NULL)
+	if (row > 0)
+		return;
+	if (desc->natts > JOB_MAX_COLS)
+		elog(ERROR, "job table query returns %d columns, more than %d",
+			 desc->natts, JOB_MAX_COLS);
+	r->ncols = desc->natts;
+	for (int i = 0; i < desc->natts; i++)
 	{
-		deconstruct_array(relations, REGCLASSOID, sizeof(Oid), true,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-			if (!nulls[i])
-				result = list_append_unique_oid(result, DatumGetObjectId(elems[i]));
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Datum		d = bd_spi_datum(row, i + 1, &r->nulls[i]);
+
+		if (r->nulls[i])
+			r->cols[i] = (Datum) 0;
+		else if (att->attlen == -1)
+			r->cols[i] = PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+		else
+			r->cols[i] = datumCopy(d, att->attbyval, att->attlen);
 	}
-	if (OidIsValid(target))
-		result = list_append_unique_oid(result, target);
-	return result;
 }
 
 /*
- * Try to take the job lock and every relation lock of a job; all or none.
- */
-static bool
-job_try_lock_all(int64 job_id, List *relids)
-{
-	ListCell   *lc;
-
-	if (!job_try_lock(job_id, BD_LOCKTAG_JOB))
-		return false;
-	foreach(lc, relids)
-	{
-		if (!job_try_lock(lfirst_oid(lc), BD_LOCKTAG_RELATION))
-		{
-			ListCell   *lc2;
-
-			foreach(lc2, relids)
-			{
-				if (lc2 == lc)
-					break;
-				job_unlock(lfirst_oid(lc2), BD_LOCKTAG_RELATION);
-			}
-			job_unlock(job_id, BD_LOCKTAG_JOB);
-			return false;
-		}
-	}
-	return true;
-}
-
-static void
-job_unlock_all(int64 job_id, List *relids)
-{
-	ListCell   *lc;
-
-	foreach(lc, relids)
-		job_unlock(lfirst_oid(lc), BD_LOCKTAG_RELATION);
-	job_unlock(job_id, BD_LOCKTAG_JOB);
-}
-
-static List *
-job_relids(BdJob *job)
-{
-	List	   *relids = NIL;
-
-	for (int i = 0; i < job->nrelations; i++)
-		relids = list_append_unique_oid(relids, job->relations[i]);
-	if (OidIsValid(job->target))
-		relids = list_append_unique_oid(relids, job->target);
-	return relids;
-}
-
-/* Give up the locks bd_job_claim_next or bd_job_lock_for_session took. */
-void
-bd_job_release_locks(BdJob *job)
-{
-	job_unlock_all(job->id, job_relids(job));
-}
-
-/*
- * Take the locks of a job for the calling session (CALL bulkdelete.run):
- * false when the job or one of its relations is busy with another job.
+ * job_read for a statement of one row: its columns are copied into *row, in
+ * the caller's memory context.  False, with every column null, when the
+ * statement returns no row.
  */
 bool
-bd_job_lock_for_session(BdJob *job)
+job_read_row(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			 bool read_only, JobRow *row)
 {
-	List	   *relids = job_relids(job);
+	memset(row, 0, sizeof(JobRow));
+	memset(row->nulls, true, sizeof(row->nulls));
+	return job_read(sql, nargs, argtypes, values, NULL, read_only,
+					job_copy_row, row) > 0;
+}
 
-	/*
-	 * A worker looking for work holds a job's locks for a moment even when
-	 * it does not take the job: try for a second before saying it runs.
-	 */
-	for (int attempt = 0; attempt < 100; attempt++)
-	{
-		if (job_try_lock_all(job->id, relids))
-			return true;
-		pg_usleep(10000L);
-		CHECK_FOR_INTERRUPTS();
-	}
-	return false;
+/* Run one UPDATE, INSERT or DELETE on the job tables as their owner. */
+void
+job_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		  const char *nulls, int expected)
+{
+	BdUserSwitch sw;
+
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec(sql, nargs, argtypes, values, nulls, false, expected);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+}
+
+/* job_read_row for a statement whose one parameter, $1, is a bigint id */
+bool
+job_read_id(const char *sql, int64 id, JobRow *row)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(id);
+	return job_read_row(sql, 1, argtypes, values, false, row);
 }
 
 /*
- * How many jobs of this database a process runs now, by their job locks
- * (held by a worker or a CALL bulkdelete.run session, this one included);
- * *job_id and *pid name one of them.  Reads the lock manager, not the job
- * tables, so it works while they are being dropped.  A job left in_progress
- * by a process that is gone holds no lock and does not count.
+ * job_write for a statement on one job: $1 is its id, and $2, when type is
+ * valid, value of that type.
  */
-int
-bd_job_running(int64 *job_id, int *pid)
+void
+job_write_id(const char *sql, int64 job_id, Oid type, Datum value,
+			 int expected)
 {
-	LockData   *locks = GetLockStatusData();
-	int			n = 0;
+	Oid			argtypes[2] = {INT8OID, type};
+	Datum		values[2];
 
-	for (int i = 0; i < locks->nelements; i++)
-	{
-		LockInstanceData *l = &locks->locks[i];
+	values[0] = Int64GetDatum(job_id);
+	values[1] = value;
+	job_write(sql, OidIsValid(type) ? 2 : 1, argtypes, values, NULL, expected);
+}
 
-		if (l->locktag.locktag_type != LOCKTAG_ADVISORY ||
-			l->locktag.locktag_lockmethodid != USER_LOCKMETHOD ||
-			l->locktag.locktag_field1 != MyDatabaseId ||
-			l->locktag.locktag_field4 != BD_LOCKTAG_JOB ||
-			(l->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0)
-			continue;
-		if (n++ == 0)
-		{
-			*job_id = (int64) (((uint64) l->locktag.locktag_field2 << 32) |
-							   l->locktag.locktag_field3);
-			*pid = l->pid;
-		}
-	}
-	return n;
+/* 42704 for job_id: also what a job the caller may not see looks like */
+void
+job_does_not_exist(int64 job_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("bulk delete job " INT64_FORMAT " does not exist",
+					job_id)));
 }
 
 /*
@@ -722,7 +272,6 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 			  bool notify, ArrayType *to_recipients, ArrayType *cc_recipients,
 			  Jsonb *options)
 {
-	BdUserSwitch sw;
 	Oid			owner = GetUserId();
 	Oid			argtypes[13] = {TEXTOID, OIDOID, TEXTOID, JSONBOID,
 		REGCLASSARRAYOID, REGCLASSOID, TEXTOID, TIMESTAMPTZOID, BOOLOID,
@@ -734,8 +283,8 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 	int			nrel = list_length(relations);
 	int			i = 0;
 	ListCell   *lc;
-	int64		job_id;
 	bool		with_path;
+	JobRow		row;
 
 	if (ids_kind)
 		state = "open";
@@ -769,27 +318,31 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 	values[10] = PointerGetDatum(cc_recipients);
 	values[11] = JsonbPGetDatum(options);
 	with_path = job_has_column("search_path");
-	/* read before the user switch below sets a path of its own */
+	/* read before job_read's user switch sets a path of its own */
 	values[12] = ids_kind ?
 		CStringGetTextDatum(GetConfigOption("search_path", false, false)) :
 		(Datum) 0;
 	nulls[12] = ids_kind ? ' ' : 'n';
 
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec(psprintf("INSERT INTO bulkdelete.operation (name, owner, kind, query_set,"
-						 " relations, target, state, start_after, notify, to_recipients,"
-						 " cc_recipients, options%s)"
-						 " VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9,"
-						 " $10, $11, $12%s) RETURNING id",
-						 with_path ? ", search_path" : "",
-						 with_path ? ", $13" : ""),
-				with_path ? 13 : 12,
-				argtypes, values, nulls, false, SPI_OK_INSERT_RETURNING);
-	job_id = bd_spi_int64(0, 1, 0);
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	return job_id;
+	/* a data-modifying WITH, so that job_read gets its row as a SELECT's */
+	memset(&row, 0, sizeof(row));
+	(void) job_read(psprintf("WITH j AS (INSERT INTO bulkdelete.operation (name, owner, kind,"
+							 " query_set, relations, target, state, start_after, notify,"
+							 " to_recipients, cc_recipients, options%s)"
+							 " VALUES ($1, $2::pg_catalog.regrole, $3, $4, $5, $6, $7, $8, $9,"
+							 " $10, $11, $12%s) RETURNING id) SELECT id FROM j",
+							 with_path ? ", search_path" : "",
+							 with_path ? ", $13" : ""),
+					with_path ? 13 : 12, argtypes, values, nulls, false,
+					job_copy_row, &row);
+	return DatumGetInt64(row.cols[0]);
+}
+
+/* The text column i of row, NULL when it is null */
+static char *
+job_row_text(JobRow *row, int i)
+{
+	return row->nulls[i] ? NULL : TextDatumGetCString(row->cols[i]);
 }
 
 /*
@@ -799,69 +352,47 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 BdJob *
 bd_job_load(int64 job_id)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	MemoryContext spicxt;
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	BdJob	   *job;
-	bool		isnull;
-	Datum		d;
+	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
-							 " relations, target::pg_catalog.oid, options, started_at,"
-							 " COALESCE(processing_query_index, 0), next_chunk,"
-							 " cutoff_xmax, cutoff_xip, %s"
-							 " FROM bulkdelete.operation WHERE id = $1",
-							 job_has_column("search_path") ? "search_path" : "NULL::pg_catalog.text"),
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
-						job_id)));
+	if (!job_read_id(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
+							  " relations, target::pg_catalog.oid, options, started_at,"
+							  " COALESCE(processing_query_index, 0), next_chunk,"
+							  " cutoff_xmax, cutoff_xip, %s"
+							  " FROM bulkdelete.operation WHERE id = $1",
+							  job_has_column("search_path") ?
+							  "search_path" : "NULL::pg_catalog.text"),
+					 job_id, &row))
+		job_does_not_exist(job_id);
 
-	spicxt = MemoryContextSwitchTo(callercxt);
 	job = palloc0(sizeof(BdJob));
 	job->id = job_id;
-	job->name = bd_spi_text(0, 1);
-	job->owner = DatumGetObjectId(bd_spi_datum(0, 2, &isnull));
-	job->ids_kind = strcmp(bd_spi_text(0, 3), "ids") == 0;
-	job->state = bd_job_state_from_name(bd_spi_text(0, 4));
-	d = bd_spi_datum(0, 5, &isnull);
-	job->query_set = isnull ? NULL : DatumGetJsonbPCopy(d);
-	d = bd_spi_datum(0, 6, &isnull);
-	if (!isnull)
+	job->name = job_row_text(&row, 0);
+	job->owner = DatumGetObjectId(row.cols[1]);
+	job->ids_kind = strcmp(job_row_text(&row, 2), "ids") == 0;
+	job->state = bd_job_state_from_name(job_row_text(&row, 3));
+	job->query_set = row.nulls[4] ? NULL : DatumGetJsonbP(row.cols[4]);
+	if (!row.nulls[5])
 	{
 		Datum	   *elems;
 		bool	   *nulls;
 
-		deconstruct_array(DatumGetArrayTypePCopy(d), REGCLASSOID, sizeof(Oid),
-						  true, TYPALIGN_INT, &elems, &nulls,
+		deconstruct_array(DatumGetArrayTypeP(row.cols[5]), REGCLASSOID,
+						  sizeof(Oid), true, TYPALIGN_INT, &elems, &nulls,
 						  &job->nrelations);
 		job->relations = palloc(sizeof(Oid) * (job->nrelations + 1));
 		for (int i = 0; i < job->nrelations; i++)
 			job->relations[i] = nulls[i] ? InvalidOid : DatumGetObjectId(elems[i]);
 	}
-	d = bd_spi_datum(0, 7, &isnull);
-	job->target = isnull ? InvalidOid : DatumGetObjectId(d);
-	job->options = DatumGetJsonbPCopy(bd_spi_datum(0, 8, &isnull));
-	d = bd_spi_datum(0, 9, &isnull);
-	job->started = !isnull;
-	job->started_at = isnull ? 0 : DatumGetTimestampTz(d);
-	job->query_index = (int) bd_spi_int64(0, 10, 0);
-	job->next_chunk = (int) bd_spi_int64(0, 11, 0);
-	job->cutoff_xmax = bd_spi_datum(0, 12, &isnull);
-	d = bd_spi_datum(0, 13, &isnull);
-	job->cutoff_xip = isnull ? (Datum) 0 :
-		PointerGetDatum(DatumGetArrayTypePCopy(d));
-	job->search_path = bd_spi_text(0, 14);
-	MemoryContextSwitchTo(spicxt);
-
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	job->target = row.nulls[6] ? InvalidOid : DatumGetObjectId(row.cols[6]);
+	job->options = DatumGetJsonbP(row.cols[7]);
+	job->started = !row.nulls[8];
+	job->started_at = row.nulls[8] ? 0 : DatumGetTimestampTz(row.cols[8]);
+	job->query_index = DatumGetInt32(row.cols[9]);
+	job->next_chunk = row.nulls[10] ? 0 : DatumGetInt32(row.cols[10]);
+	job->cutoff_xmax = row.cols[11];
+	job->cutoff_xip = row.nulls[12] ? (Datum) 0 : row.cols[12];
+	job->search_path = job_row_text(&row, 13);
 	return job;
 }
 
@@ -872,146 +403,24 @@ bd_job_load(int64 job_id)
 BdJobState
 bd_job_current_state(int64 job_id)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	BdJobState	state;
+	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec("SELECT state FROM bulkdelete.operation WHERE id = $1",
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
-						job_id)));
-	state = bd_job_state_from_name(bd_spi_text(0, 1));
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	return state;
+	if (!job_read_id("SELECT state FROM bulkdelete.operation WHERE id = $1",
+					 job_id, &row))
+		job_does_not_exist(job_id);
+	return bd_job_state_from_name(job_row_text(&row, 0));
 }
 
 /*
- * Claim the next job this database has to run: a job left in_progress (or
- * pausing, canceling) by a worker that is gone, else the oldest queued job,
- * else a scheduled job whose time has come; skipping jobs that run elsewhere
- * or whose relations another job holds.  The claimed job is in_progress,
- * carries our pid, and we hold its locks until bd_job_release_locks.
- * Returns 0 when there is nothing to claim.  *next_start is the earliest
- * start_after of a scheduled job, or DT_NOEND.  *more tells whether other
- * runnable jobs were seen (another worker may take them).  Must be called in a
- * transaction; the claim counts once it commits.
+ * Set a job's start_after; used with BD_ACTION_POSTPONE in the same
+ * transaction, which has already locked the row and checked access.
  */
-int64
-bd_job_claim_next(TimestampTz *next_start, bool *more)
+void
+bd_job_set_start_after(int64 job_id, TimestampTz start_after)
 {
-	BdUserSwitch sw;
-	int64		claimed = 0;
-	uint64		n;
-	int64	   *ids;
-	List	  **relids;
-	Oid			argtypes[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-
-	*next_start = DT_NOEND;
-	*more = false;
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-
-	n = bd_spi_exec("SELECT id, relations, target::pg_catalog.oid"
-					" FROM bulkdelete.operation"
-					" WHERE (state IN ('in_progress', 'pausing', 'canceling', 'queued')"
-					"    OR (state = 'scheduled' AND start_after <= pg_catalog.now()))"
-					/* a row without what to delete cannot be run */
-					"  AND (kind = 'ids' OR query_set IS NOT NULL)"
-					" ORDER BY state IN ('in_progress', 'pausing', 'canceling') DESC,"
-					"  COALESCE(start_after, created_at), id",
-					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
-	ids = palloc(sizeof(int64) * (n + 1));
-	relids = palloc(sizeof(List *) * (n + 1));
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		relations_null;
-		bool		target_null;
-		Datum		relations = bd_spi_datum(i, 2, &relations_null);
-		Datum		target = bd_spi_datum(i, 3, &target_null);
-
-		/*
-		 * Each column's null flag of its own: with one flag for both, the
-		 * order in which C evaluates arguments decided whether a query-set
-		 * job (no target) locked its relations, and it did not.
-		 */
-		ids[i] = bd_spi_int64(i, 1, 0);
-		relids[i] = job_relation_list(relations_null ? NULL :
-									  DatumGetArrayTypeP(relations),
-									  target_null ? InvalidOid :
-									  DatumGetObjectId(target));
-	}
-
-	for (uint64 i = 0; i < n && claimed == 0; i++)
-	{
-		char	   *state;
-
-		if (!job_try_lock_all(ids[i], relids[i]))
-			continue;
-
-		/* with the locks held, the row can be trusted: recheck it */
-		values[0] = Int64GetDatum(ids[i]);
-		if (bd_spi_exec("SELECT state FROM bulkdelete.operation WHERE id = $1"
-						" AND (state IN ('in_progress', 'pausing', 'canceling', 'queued')"
-						"  OR (state = 'scheduled' AND start_after <= pg_catalog.now()))"
-						" FOR UPDATE",
-						1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
-		{
-			job_unlock_all(ids[i], relids[i]);
-			continue;
-		}
-		state = bd_spi_text(0, 1);
-		if (strcmp(state, "scheduled") == 0)
-			(void) bd_job_transition(ids[i], BD_ACTION_START, false);
-		if (strcmp(state, "scheduled") == 0 || strcmp(state, "queued") == 0)
-			(void) bd_job_transition(ids[i], BD_ACTION_RUN, false);
-		values[1] = Int32GetDatum(MyProcPid);
-		bd_spi_exec("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
-					2, argtypes, values, NULL, false, SPI_OK_UPDATE);
-		claimed = ids[i];
-		*more = i + 1 < n;
-	}
-
-	{
-		bool		isnull;
-		Datum		d;
-
-		/*
-		 * Only future ones: a due job that could not be claimed waits for
-		 * the job holding its table, whose worker claims it next.
-		 */
-		bd_spi_exec("SELECT min(start_after) FROM bulkdelete.operation"
-					" WHERE state = 'scheduled' AND start_after > pg_catalog.now()",
-					0, NULL, NULL, NULL, true, SPI_OK_SELECT);
-		d = bd_spi_datum(0, 1, &isnull);
-		if (!isnull)
-			*next_start = DatumGetTimestampTz(d);
-	}
-
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	return claimed;
-}
-
-/* Run one UPDATE (or INSERT) on the job tables as their owner. */
-static void
-job_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
-		  const char *nulls, int expected)
-{
-	BdUserSwitch sw;
-
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec(sql, nargs, argtypes, values, nulls, false, expected);
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	job_write_id("UPDATE bulkdelete.operation SET start_after = $2 WHERE id = $1",
+				 job_id, TIMESTAMPTZOID, TimestampTzGetDatum(start_after),
+				 SPI_OK_UPDATE);
 }
 
 /*
@@ -1042,13 +451,9 @@ bd_job_mark_started(int64 job_id, int64 candidate_count,
 void
 bd_job_mark_started_ids(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-
-	values[0] = Int64GetDatum(job_id);
-	job_write("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
-			  " processing_query_index = 0 WHERE id = $1 AND started_at IS NULL",
-			  1, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
+				 " processing_query_index = 0 WHERE id = $1 AND started_at IS NULL",
+				 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 }
 
 /* Store one chunk of candidates. */
@@ -1108,24 +513,15 @@ bd_job_store_ranges(int64 job_id, int query_index, Oid leaf, Oid filenode,
 bool
 bd_job_test(const char *sql, int64 job_id)
 {
-	BdUserSwitch sw;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1];
-	bool		result = false;
+	JobRow		row;
 
 	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec(sql, 1, argtypes, values, NULL, true, SPI_OK_SELECT) > 0)
-	{
-		bool		isnull;
-		Datum		d = bd_spi_datum(0, 1, &isnull);
-
-		result = !isnull && DatumGetBool(d);
-	}
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	return result;
+	if (job_read(sql, 1, argtypes, values, NULL, true, job_copy_row,
+				 &row) == 0)
+		return false;
+	return !row.nulls[0] && DatumGetBool(row.cols[0]);
 }
 
 /*
@@ -1158,6 +554,41 @@ bd_job_check_candidates(BdJob *job)
 }
 
 /*
+ * A JobRowReader for bd_job_fetch_chunks: append the row's chunk to the
+ * List *arg while it is of the first one's leaf and kind.
+ */
+static void
+job_read_chunk(uint64 row, void *arg)
+{
+	List	  **result = (List **) arg;
+	BdChunk    *first = *result ? linitial(*result) : NULL;
+	BdChunk    *c;
+	bool		isnull;
+	Datum		d;
+
+	/* a row after one that did not belong ends the batch too */
+	if (list_length(*result) < row)
+		return;
+	c = palloc(sizeof(BdChunk));
+	c->chunk = (int) bd_spi_int64(row, 1, 0);
+	c->leaf = DatumGetObjectId(bd_spi_datum(row, 2, &isnull));
+	if (first != NULL && c->leaf != first->leaf)
+		return;
+	d = bd_spi_datum(row, 3, &isnull);
+	c->tids = isnull ? NULL : DatumGetArrayTypePCopy(d);
+	d = bd_spi_datum(row, 4, &isnull);
+	c->xmins = isnull ? NULL : DatumGetArrayTypePCopy(d);
+	c->first_block = (BlockNumber) bd_spi_int64(row, 5, 0);
+	c->end_block = (BlockNumber) bd_spi_int64(row, 6, 0);
+	d = bd_spi_datum(row, 7, &isnull);
+	c->filenode = isnull ? InvalidOid : DatumGetObjectId(d);
+	/* a batch is all of one kind: TID lists or block ranges */
+	if (first != NULL && (c->tids == NULL) != (first->tids == NULL))
+		return;
+	*result = lappend(*result, c);
+}
+
+/*
  * Up to max_chunks chunks of query query_index from chunk from_chunk on, all
  * of the leaf relation of the first one, as a List of BdChunk palloc'd in
  * the caller's context.
@@ -1166,54 +597,19 @@ List *
 bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 					int max_chunks)
 {
-	MemoryContext callercxt = CurrentMemoryContext;
-	MemoryContext spicxt;
-	BdUserSwitch sw;
 	Oid			argtypes[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
 	Datum		values[4];
 	List	   *result = NIL;
-	uint64		n;
-	Oid			leaf = InvalidOid;
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(query_index);
 	values[2] = Int32GetDatum(from_chunk);
 	values[3] = Int32GetDatum(max_chunks);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = bd_spi_exec("SELECT chunk, leaf, tids, xmins, first_block, end_block, filenode"
+	(void) job_read("SELECT chunk, leaf, tids, xmins, first_block, end_block, filenode"
 					" FROM bulkdelete.candidate"
 					" WHERE operation_id = $1 AND query_index = $2 AND chunk >= $3"
 					" ORDER BY chunk LIMIT $4",
-					4, argtypes, values, NULL, true, SPI_OK_SELECT);
-	spicxt = MemoryContextSwitchTo(callercxt);
-	for (uint64 i = 0; i < n; i++)
-	{
-		BdChunk    *c = palloc(sizeof(BdChunk));
-		bool		isnull;
-		Datum		d;
-
-		c->chunk = (int) bd_spi_int64(i, 1, 0);
-		c->leaf = DatumGetObjectId(bd_spi_datum(i, 2, &isnull));
-		if (i > 0 && c->leaf != leaf)
-			break;
-		leaf = c->leaf;
-		d = bd_spi_datum(i, 3, &isnull);
-		c->tids = isnull ? NULL : DatumGetArrayTypePCopy(d);
-		d = bd_spi_datum(i, 4, &isnull);
-		c->xmins = isnull ? NULL : DatumGetArrayTypePCopy(d);
-		c->first_block = (BlockNumber) bd_spi_int64(i, 5, 0);
-		c->end_block = (BlockNumber) bd_spi_int64(i, 6, 0);
-		d = bd_spi_datum(i, 7, &isnull);
-		c->filenode = isnull ? InvalidOid : DatumGetObjectId(d);
-		/* a batch is all of one kind: TID lists or block ranges */
-		if (i > 0 && (c->tids == NULL) != (((BdChunk *) linitial(result))->tids == NULL))
-			break;
-		result = lappend(result, c);
-	}
-	MemoryContextSwitchTo(spicxt);
-	bd_switch_user_end(&sw);
-	SPI_finish();
+					4, argtypes, values, NULL, true, job_read_chunk, &result);
 	return result;
 }
 
@@ -1228,28 +624,18 @@ bd_job_fetch_chunks(int64 job_id, int query_index, int from_chunk,
 static void
 job_check_max_failures(int64 job_id)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	int64		failures = 0;
-	int64		limit = 0;
-	bool		reached = false;
+	int64		failures;
+	int64		limit;
+	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec("SELECT failure_count, (options ->> 'max_failures')::pg_catalog.int8"
-					" FROM bulkdelete.operation"
-					" WHERE id = $1 AND state = 'in_progress' AND options ? 'max_failures'",
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) > 0)
-	{
-		failures = bd_spi_int64(0, 1, 0);
-		limit = bd_spi_int64(0, 2, 0);
-		reached = failures >= limit;
-	}
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	if (!reached)
+	if (!job_read_id("SELECT failure_count, (options ->> 'max_failures')::pg_catalog.int8"
+					 " FROM bulkdelete.operation"
+					 " WHERE id = $1 AND state = 'in_progress' AND options ? 'max_failures'",
+					 job_id, &row))
+		return;
+	failures = row.nulls[0] ? 0 : DatumGetInt64(row.cols[0]);
+	limit = row.nulls[1] ? 0 : DatumGetInt64(row.cols[1]);
+	if (failures < limit)
 		return;
 
 	bd_job_finish(job_id, BD_ACTION_FAIL,
@@ -1369,14 +755,9 @@ bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
 void
 bd_job_next_query(int64 job_id, int query_index)
 {
-	Oid			argtypes[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(query_index);
-	job_write("UPDATE bulkdelete.operation SET processing_query_index = $2,"
-			  " next_chunk = 0 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET processing_query_index = $2,"
+				 " next_chunk = 0 WHERE id = $1",
+				 job_id, INT4OID, Int32GetDatum(query_index), SPI_OK_UPDATE);
 }
 
 /*
@@ -1406,21 +787,15 @@ bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
 	 * deleted nor failed by the end was skipped.
 	 */
 	if (action == BD_ACTION_SUCCEED)
-	{
-		values[0] = Int64GetDatum(job_id);
-		job_write("UPDATE bulkdelete.operation SET skipped_count ="
-				  " GREATEST(skipped_count, COALESCE(candidate_count, 0)"
-				  "  - success_count - failure_count)"
-				  " WHERE id = $1",
-				  1, argtypes, values, NULL, SPI_OK_UPDATE);
-	}
+		job_write_id("UPDATE bulkdelete.operation SET skipped_count ="
+					 " GREATEST(skipped_count, COALESCE(candidate_count, 0)"
+					 "  - success_count - failure_count)"
+					 " WHERE id = $1",
+					 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 	state = bd_job_transition(job_id, action, false);
 	if (bd_job_state_is_final(state))
-	{
-		values[0] = Int64GetDatum(job_id);
-		job_write("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
-				  1, argtypes, values, NULL, SPI_OK_DELETE);
-	}
+		job_write_id("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
+					 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
 }
 
 /*
@@ -1433,10 +808,7 @@ bd_job_check_access(int64 job_id)
 	BdJob	   *job = bd_job_load(job_id);
 
 	if (!is_member_of_role(GetUserId(), job->owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
-						job_id)));
+		job_does_not_exist(job_id);
 	return job;
 }
 
@@ -1447,81 +819,49 @@ bd_job_check_access(int64 job_id)
 void
 bd_job_forget(int64 job_id)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
+	JobRow		row;
 	char	   *state;
 
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec("SELECT state FROM bulkdelete.operation WHERE id = $1 FOR UPDATE",
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("bulk delete job " INT64_FORMAT " does not exist",
-						job_id)));
-	state = bd_spi_text(0, 1);
+	if (!job_read_id("SELECT state FROM bulkdelete.operation WHERE id = $1 FOR UPDATE",
+					 job_id, &row))
+		job_does_not_exist(job_id);
+	state = job_row_text(&row, 0);
 	if (!bd_job_state_is_final(bd_job_state_from_name(state)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot forget bulk delete job " INT64_FORMAT " in state \"%s\"",
 						job_id, state),
 				 errdetail("Only a job in state canceled, succeeded or failed can be forgotten.")));
-	bd_spi_exec("DELETE FROM bulkdelete.operation WHERE id = $1",
-				1, argtypes, values, NULL, false, SPI_OK_DELETE);
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	job_write_id("DELETE FROM bulkdelete.operation WHERE id = $1",
+				 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
 }
 
 /* Record the pid of the session or worker running a job. */
 void
 bd_job_set_worker_pid(int64 job_id, int pid)
 {
-	Oid			argtypes[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(pid);
-	job_write("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET worker_pid = $2 WHERE id = $1",
+				 job_id, INT4OID, Int32GetDatum(pid), SPI_OK_UPDATE);
 }
 
 /* Set the number of candidates of an ids job when its upload is closed. */
 void
 bd_job_set_candidate_count(int64 job_id, int64 candidate_count)
 {
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		values[2];
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int64GetDatum(candidate_count);
-	job_write("UPDATE bulkdelete.operation SET candidate_count = $2 WHERE id = $1",
-			  2, argtypes, values, NULL, SPI_OK_UPDATE);
+	job_write_id("UPDATE bulkdelete.operation SET candidate_count = $2 WHERE id = $1",
+				 job_id, INT8OID, Int64GetDatum(candidate_count), SPI_OK_UPDATE);
 }
 
 /* Was job job_id created by the current transaction (not yet committed)? */
 bool
 bd_job_created_here(int64 job_id)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	bool		here = false;
+	JobRow		row;
 
-	values[0] = Int64GetDatum(job_id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec("SELECT xmin FROM bulkdelete.operation WHERE id = $1",
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) > 0)
-	{
-		bool		isnull;
-
-		here = TransactionIdIsCurrentTransactionId(DatumGetTransactionId(bd_spi_datum(0, 1, &isnull)));
-	}
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	return here;
+	if (!job_read_id("SELECT xmin FROM bulkdelete.operation WHERE id = $1",
+					 job_id, &row))
+		return false;
+	return TransactionIdIsCurrentTransactionId(DatumGetTransactionId(row.cols[0]));
 }
 
 /*
@@ -1553,20 +893,12 @@ bd_job_link_run(int64 job_id, int64 parent_id, const char *schedule,
 int64
 bd_job_unfinished_run(int64 parent_id)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	int64		run = 0;
+	JobRow		row;
 
-	values[0] = Int64GetDatum(parent_id);
-	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (bd_spi_exec("SELECT id FROM bulkdelete.operation WHERE parent_id = $1"
-					" AND state NOT IN ('canceled', 'succeeded', 'failed')"
-					" ORDER BY id DESC LIMIT 1",
-					1, argtypes, values, NULL, false, SPI_OK_SELECT) > 0)
-		run = bd_spi_int64(0, 1, 0);
-	bd_switch_user_end(&sw);
-	SPI_finish();
-	return run;
+	if (!job_read_id("SELECT id FROM bulkdelete.operation WHERE parent_id = $1"
+					 " AND state NOT IN ('canceled', 'succeeded', 'failed')"
+					 " ORDER BY id DESC LIMIT 1",
+					 parent_id, &row))
+		return 0;
+	return DatumGetInt64(row.cols[0]);
 }

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * job.h
- *		The job tables (bulkdelete.operation and bulkdelete.failure) and the
- *		job state machine.  job.c is the only file that reads or writes those
- *		tables and the only place where a job's state changes.
+ *		The job tables (bulkdelete.operation, bulkdelete.failure and
+ *		bulkdelete.candidate) and the job state machine.  The job family
+ *		(job*.c) is the only code that reads or writes those tables, and
+ *		bd_job_transition (job_state.c) the only place where a job's state
+ *		changes.
  *
  *-------------------------------------------------------------------------
  */

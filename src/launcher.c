@@ -79,35 +79,49 @@ bd_launcher_register(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Mark every database that accepts connections as worth a look. */
+/*
+ * Mark every database that accepts connections as worth a look.  The
+ * catalog is read first and the shared lock taken afterwards, only for the
+ * marking: an LWLock is never held across a scan, which reads buffers and
+ * may raise an error.  A rescan asked for meanwhile is done next round.
+ */
 static void
 launcher_scan_databases(void)
 {
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
+	List	   *dbids = NIL;
+	ListCell   *lc;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	bd_shared->rescan = false;
+	LWLockRelease(bd_shared->lock);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	rel = table_open(DatabaseRelationId, AccessShareLock);
 	scan = table_beginscan_catalog(rel, 0, NULL);
-	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
-	bd_shared->rescan = false;
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-		BdDatabase *db;
 
-		if (!d->datallowconn || d->datistemplate)
-			continue;
-		db = bd_shmem_database(d->oid, true);
+		if (d->datallowconn && !d->datistemplate)
+			dbids = lappend_oid(dbids, d->oid);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	foreach(lc, dbids)
+	{
+		BdDatabase *db = bd_shmem_database(lfirst_oid(lc), true);
+
 		if (db != NULL)
 			db->next_check = 0;
 	}
 	LWLockRelease(bd_shared->lock);
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 }
@@ -291,9 +305,12 @@ launcher_round(void)
 		if (!launcher_start_worker(due[i]))
 		{
 			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("bulkdelete launcher could not start a worker"),
-					 errhint("Raise max_worker_processes.")));
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("could not register background process"),
+					 errdetail("The bulkdelete launcher could not start a worker for database %u; it tries again in 5 seconds.",
+							   due[i]),
+					 errhint("You might need to increase %s.",
+							 "max_worker_processes")));
 			return 5000L;
 		}
 		running++;

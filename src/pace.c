@@ -56,12 +56,9 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlogdefs.h"
-#include "catalog/pg_authid.h"
 #include "executor/instrument.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
-#include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 
 /* the xid readings a job keeps: one per PACE_SAMPLE_MS, for PACE_WINDOW_MS */
@@ -547,39 +544,18 @@ bd_pace_delay(BdPace *pace)
  * real lag, exact to the interval between readings (each batch, each
  * wait).
  *
- * Must be called in a transaction; reads pg_stat_replication as the
- * bootstrap superuser, who sees every standby's positions.
+ * Must be called in a transaction (bd_standby_replay reads the
+ * positions).
  */
 long
 bd_pace_standby_lag(BdPace *pace)
 {
-	BdUserSwitch sw;
 	TimestampTz now = GetCurrentTimestamp();
 	XLogRecPtr	current;
-	XLogRecPtr	replayed = InvalidXLogRecPtr;
-	bool		isnull;
-	Datum		d;
-	long		lag = 0;
+	XLogRecPtr	replayed;
+	long		lag;
 
-	SPI_connect();
-	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
-	/* a caught-up standby's replay_lag is stale: it keeps its last value */
-	bd_spi_exec("SELECT c.lsn, pg_catalog.min(r.replay_lsn),"
-				" pg_catalog.date_part('epoch', pg_catalog.max(r.replay_lag)"
-				"  FILTER (WHERE r.replay_lsn < c.lsn)) * 1000"
-				" FROM (SELECT pg_catalog.pg_current_wal_lsn() AS lsn) c"
-				" LEFT JOIN pg_catalog.pg_stat_replication r ON true"
-				" GROUP BY c.lsn",
-				0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-	current = DatumGetLSN(bd_spi_datum(0, 1, &isnull));
-	d = bd_spi_datum(0, 2, &isnull);
-	if (!isnull)
-		replayed = DatumGetLSN(d);
-	d = bd_spi_datum(0, 3, &isnull);
-	if (!isnull)
-		lag = (long) DatumGetFloat8(d);
-	bd_switch_user_end(&sw);
-	SPI_finish();
+	bd_standby_replay(&current, &replayed, &lag);
 
 	/*
 	 * Positions every standby replayed are done with.  When the readings

@@ -156,7 +156,7 @@ preview_fkeys(Oid relid)
 			result = lappend(result, fk);
 		}
 		if (fk->nkeys == INDEX_MAX_KEYS)
-			elog(ERROR, "bulkdelete: foreign key \"%s\" has too many columns",
+			elog(ERROR, "foreign key \"%s\" has too many columns",
 				 fk->name);
 		fk->fk[fk->nkeys] = (AttrNumber) bd_spi_int64(r, 6, 0);
 		fk->pk[fk->nkeys] = (AttrNumber) bd_spi_int64(r, 7, 0);
@@ -502,9 +502,9 @@ bulkdelete_preview(PG_FUNCTION_ARGS)
 static Jsonb *
 preview_filter_args(FunctionCallInfo fcinfo, List **relations)
 {
-	return bd_query_normalize_filter(PG_GETARG_OID(0),
-									 text_to_cstring(PG_GETARG_TEXT_PP(1)),
-									 relations);
+	Oid			relid;
+
+	return bd_query_filter_args(fcinfo, 0, &relid, relations);
 }
 
 /* bulkdelete.preview(target regclass, filter text) RETURNS TABLE(...) */

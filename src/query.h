@@ -3,8 +3,9 @@
  * query.h
  *		Query sets: validation and normalization at submit time, and
  *		compilation of one query of a normalized set into SQL with typed
- *		parameters.  query.c is the only module that turns a caller's
- *		description of rows into SQL text.
+ *		parameters.  The query family (query_*.c, query_internal.h) is the
+ *		only code that turns a caller's description of rows into SQL text,
+ *		and this header is its only public face.
  *
  *		A normalized query set is the jsonb stored in operation.query_set.
  *		It names relations by their position in operation.relations (a
@@ -20,6 +21,7 @@
 #include "compat.h"
 
 #include "access/attnum.h"
+#include "fmgr.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
@@ -70,6 +72,13 @@ extern Jsonb *bd_query_normalize(Jsonb *query_set, List **relations);
 /* The same for the SQL filter form: one boolean expression over relid. */
 extern Jsonb *bd_query_normalize_filter(Oid relid, const char *filter,
 										List **relations);
+
+/*
+ * bd_query_normalize_filter of a function's arguments argno (target
+ * regclass) and argno + 1 (filter text); 22004 when either is null.
+ */
+extern Jsonb *bd_query_filter_args(FunctionCallInfo fcinfo, int argno,
+								   Oid *relid, List **relations);
 
 /*
  * Put pg_catalog before the current search_path until AtEOXact_GUC(true,

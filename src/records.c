@@ -1,23 +1,21 @@
 /*-------------------------------------------------------------------------
  *
  * records.c
- *		Id-list deletes.  The synchronous bulkdelete.delete_records (Zoho's
- *		mass delete) deletes up to bulkdelete.max_sync_ids rows by key in the
- *		caller's transaction, as the caller, with one outcome per id.  Upload
- *		jobs (Salesforce Bulk API 2.0 delete jobs) take keys in any number of
- *		uploads while open (create_job, upload, close_upload), then run in a
- *		worker like any job, one batch of records at a time
- *		(bd_records_run_batch), and report per record: successful_results,
- *		failed_results, unprocessed_records.
+ *		The SQL-callable functions of id-list deletes.  The synchronous
+ *		bulkdelete.delete_records (Zoho's mass delete) deletes up to
+ *		bulkdelete.max_sync_ids rows by key in the caller's transaction, as
+ *		the caller, with one outcome per id.  Upload jobs (Salesforce Bulk
+ *		API 2.0 delete jobs) take keys in any number of uploads while open
+ *		(create_job, upload, close_upload), then run like any job, one batch
+ *		of records at a time (source_ids.c), and report per record:
+ *		successful_results, failed_results, unprocessed_records.  Nothing
+ *		includes this file's functions: it has no header.
  *
  *		The uploaded keys live in bulkdelete.record, in upload order (seq,
  *		from 0), as jsonb objects of the key's columns, the same form as
  *		failure.record_key.  The job's position (operation.next_chunk, the
- *		first record not tried) tells the records tried from the others; a
- *		tried record that was not deleted gets its outcome (failed, or
- *		skipped when a trigger kept the row) in the transaction of the batch
- *		that tried it, with the job's counters and position, so a crash
- *		neither loses nor repeats one, and a deleted record costs no write.  Only this file touches that
+ *		first record not tried) tells the records tried from the others.
+ *		This file and source_ids.c are the only code that touches that
  *		table, as the job tables' owner, after the caller's right to the job
  *		has been checked (job.c).  Deleting itself is keys.c's.
  *
@@ -28,13 +26,11 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "records.h"
-
-#include "api.h"
 #include "bulkdelete.h"
 #include "csv.h"
 #include "isolate.h"
 #include "keys.h"
+#include "options.h"
 #include "shmem.h"
 #include "spi_util.h"
 #include "target.h"
@@ -105,13 +101,6 @@ records_fill_id(void *arg, int item, BdKeyInfo *info, Datum *values)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("id is null")));
 	bd_keys_from_datum(info, ids->elems[item], ids->elemtype, values);
-}
-
-/* BdKeyFill for the stored keys of a job */
-static void
-records_fill_jsonb(void *arg, int item, BdKeyInfo *info, Datum *values)
-{
-	bd_keys_from_jsonb(info, ((Jsonb **) arg)[item], values);
 }
 
 /*
@@ -295,13 +284,13 @@ bulkdelete_create_job(PG_FUNCTION_ARGS)
 	records_check_privilege(relid, ACL_SELECT, "select from");
 	(void) bd_keys_lookup(relid);
 
-	options = bd_api_options(fcinfo, 5);
+	options = bd_options_arg(fcinfo, 5);
 
 	job_id = bd_job_create(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   true, NULL, NIL, relid, DT_NOBEGIN,
 						   PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2),
-						   bd_api_recipients(fcinfo, 3),
-						   bd_api_recipients(fcinfo, 4), options);
+						   bd_options_recipients(fcinfo, 3),
+						   bd_options_recipients(fcinfo, 4), options);
 	PG_RETURN_INT64(job_id);
 }
 
@@ -644,34 +633,6 @@ bulkdelete_close_upload(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 
-/*
- * Raise 55000 when ids job "job" has lost its uploaded records: a job
- * restored by pg_dump/pg_restore from a dump that did not hold them.  Its
- * upload was closed with candidate_count records, numbered from 0, and
- * records go only with their job, so the last one is there unless the
- * whole set was not restored; without this check the job would end
- * succeeded having deleted nothing.  In a transaction.
- */
-void
-bd_records_check_restored(BdJob *job)
-{
-	bool		missing;
-
-	missing = bd_job_test("SELECT o.candidate_count > 0 AND NOT EXISTS ("
-						  "  SELECT 1 FROM bulkdelete.record r"
-						  "  WHERE r.operation_id = o.id"
-						  "  AND r.seq = o.candidate_count - 1)"
-						  " FROM bulkdelete.operation o WHERE o.id = $1",
-						  job->id);
-	if (missing)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("bulk delete job " INT64_FORMAT " cannot go on: its uploaded records were not restored",
-						job->id),
-				 errdetail("The job was restored from a dump that does not hold its records (bulkdelete.record)."),
-				 errhint("Create the job again and upload its records.")));
-}
-
 /* The job, when the caller may see it and it is an ids job. */
 static BdJob *
 records_check_job(int64 job_id)
@@ -776,139 +737,4 @@ bulkdelete_unprocessed_records(PG_FUNCTION_ARGS)
 	return records_results(fcinfo,
 						   "SELECT key FROM bulkdelete.record"
 						   " WHERE operation_id = $1 AND seq >= $2 ORDER BY seq");
-}
-
-/*
- * Store the outcome of the records of a batch that were not deleted:
- * seqs[i] got set's outcome i.  A deleted record needs no row change: it
- * is before the job's position and has no outcome.
- */
-static void
-records_store_outcomes(int64 job_id, BdKeySet *set, int *seqs)
-{
-	BdUserSwitch sw;
-	Oid			argtypes[5] = {INT8OID, INT4ARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[5];
-	Datum	   *seqd = palloc(sizeof(Datum) * set->n);
-	char	  **outcomes = palloc(sizeof(char *) * set->n);
-	char	  **states = palloc(sizeof(char *) * set->n);
-	char	  **messages = palloc(sizeof(char *) * set->n);
-	int			n = 0;
-
-	for (int i = 0; i < set->n; i++)
-	{
-		if (set->outcomes[i] == BD_KEY_DELETED)
-			continue;
-		seqd[n] = Int32GetDatum(seqs[i]);
-		outcomes[n] = set->outcomes[i] == BD_KEY_SUPPRESSED ? "skipped" : "failed";
-		states[n] = pstrdup(unpack_sql_state(set->sqlerrcodes[i]));
-		messages[n] = set->messages[i];
-		n++;
-	}
-	if (n == 0)
-		return;
-	values[0] = Int64GetDatum(job_id);
-	values[1] = PointerGetDatum(construct_array(seqd, n, INT4OID,
-												sizeof(int32), true,
-												TYPALIGN_INT));
-	values[2] = PointerGetDatum(bd_text_array(outcomes, n));
-	values[3] = PointerGetDatum(bd_text_array(states, n));
-	values[4] = PointerGetDatum(bd_text_array(messages, n));
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("UPDATE bulkdelete.record r"
-				" SET outcome = u.o, sqlstate = u.s, message = u.m"
-				" FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-				"  pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(seq, o, s, m)"
-				" WHERE r.operation_id = $1 AND r.seq = u.seq",
-				5, argtypes, values, NULL, false, SPI_OK_UPDATE);
-	bd_switch_user_end(&sw);
-}
-
-/*
- * One batch of an ids job (see records.h): the records from position from
- * on, parsed, deleted as the job's owner by keys.c, counted, and the
- * outcome of those not deleted stored.  In the batch's transaction,
- * connected to SPI.
- */
-int
-bd_records_run_batch(BdJob *job, int from, int max_records,
-					 BdBatchCounts *counts, List **failures)
-{
-	BdUserSwitch sw;
-	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
-	Datum		values[3];
-	MemoryContext callercxt = CurrentMemoryContext;
-	int			n;
-	int		   *seqs;
-	Jsonb	  **keys;
-	BdKeySet   *set;
-	BdTarget   *target;
-
-	values[0] = Int64GetDatum(job->id);
-	values[1] = Int32GetDatum(from);
-	values[2] = Int32GetDatum(max_records);
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = (int) bd_spi_exec("SELECT seq, key FROM bulkdelete.record"
-						  " WHERE operation_id = $1 AND seq >= $2"
-						  " AND seq < $2::pg_catalog.int8 + $3 ORDER BY seq",
-						  3, argtypes, values, NULL, true, SPI_OK_SELECT);
-	bd_switch_user_end(&sw);
-	MemoryContextSwitchTo(callercxt);
-	if (n == 0)
-		return 0;
-	seqs = palloc(sizeof(int) * n);
-	keys = palloc(sizeof(Jsonb *) * n);
-	for (int i = 0; i < n; i++)
-	{
-		bool		isnull;
-
-		seqs[i] = (int) bd_spi_int64(i, 1, 0);
-		keys[i] = DatumGetJsonbPCopy(bd_spi_datum(i, 2, &isnull));
-	}
-	SPI_freetuptable(SPI_tuptable);
-
-	/*
-	 * A foreign table attached since create_job as a partition (or child)
-	 * would be deleted from too: refused, as at create_job.
-	 */
-	records_check_target(job->target);
-	set = bd_keys_parse(bd_keys_lookup(job->target), n, records_fill_jsonb,
-						keys);
-	target = bd_keys_target(job->target, job->owner);
-	if (counts->cascade_rows == NULL)
-	{
-		counts->ncascade = target->ncascade;
-		counts->cascade_relids = target->cascade_relids;
-		counts->cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
-	}
-	bd_switch_to_owner(&sw, job->owner, job->search_path);
-	bd_keys_delete(set, target, counts);
-	bd_switch_user_end(&sw);
-
-	for (int i = 0; i < n; i++)
-	{
-		BdFailure  *f;
-
-		if (set->outcomes[i] == BD_KEY_DELETED)
-		{
-			counts->deleted++;
-			continue;
-		}
-		if (set->outcomes[i] == BD_KEY_SUPPRESSED)
-		{
-			counts->skipped++;
-			continue;
-		}
-		counts->failed++;
-		f = palloc(sizeof(BdFailure));
-		f->relid = job->target;
-		f->record_key = JsonbToCString(NULL, &keys[i]->root, VARSIZE(keys[i]));
-		f->sqlstate = pstrdup(unpack_sql_state(set->sqlerrcodes[i]));
-		f->message = set->messages[i];
-		f->detail = set->details[i];
-		*failures = lappend(*failures, f);
-	}
-	records_store_outcomes(job->id, set, seqs);
-	return n;
 }

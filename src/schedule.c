@@ -31,8 +31,8 @@
 #include "schedule.h"
 
 #include "bulkdelete.h"
-#include "api.h"
 #include "job.h"
+#include "options.h"
 #include "query.h"
 #include "recurrence.h"
 #include "shmem.h"
@@ -341,9 +341,9 @@ schedule_define(FunctionCallInfo fcinfo, ScheduleRequest *req, int first,
 	nulls[6] = OidIsValid(target) ? ' ' : 'n';
 	values[7] = Int32GetDatum(bd_query_count(normalized));
 	values[8] = BoolGetDatum(PG_ARGISNULL(first) ? false : PG_GETARG_BOOL(first));
-	values[9] = PointerGetDatum(bd_api_recipients(fcinfo, first + 1));
-	values[10] = PointerGetDatum(bd_api_recipients(fcinfo, first + 2));
-	values[11] = JsonbPGetDatum(bd_api_options(fcinfo, first + 3));
+	values[9] = PointerGetDatum(bd_options_recipients(fcinfo, first + 1));
+	values[10] = PointerGetDatum(bd_options_recipients(fcinfo, first + 2));
+	values[11] = JsonbPGetDatum(bd_options_arg(fcinfo, first + 3));
 
 	schedule_check_owner(caller);
 
@@ -449,14 +449,7 @@ bulkdelete_schedule_filter(PG_FUNCTION_ARGS)
 	Oid			relid;
 
 	schedule_begin(fcinfo, &req);
-	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("target and filter must not be null")));
-	relid = PG_GETARG_OID(2);
-	normalized = bd_query_normalize_filter(relid,
-										   text_to_cstring(PG_GETARG_TEXT_PP(3)),
-										   &relations);
+	normalized = bd_query_filter_args(fcinfo, 2, &relid, &relations);
 	schedule_check_targets(normalized, relations);
 	PG_RETURN_INT64(schedule_define(fcinfo, &req, 4, normalized, relations,
 									relid));

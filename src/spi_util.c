@@ -20,8 +20,10 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "access/htup_details.h"
+#include "utils/pg_lsn.h"
 #include "utils/snapmgr.h"
 
 /*
@@ -43,7 +45,7 @@ bd_spi_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
 							   read_only && ActiveSnapshotSet(), 0);
 	if (rc != expected)
-		elog(ERROR, "bulkdelete: SPI_execute_with_args returned %s for \"%s\"",
+		elog(ERROR, "SPI_execute_with_args returned %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
 	return SPI_processed;
 }
@@ -76,7 +78,7 @@ bd_spi_int64(uint64 row, int col, int64 if_null)
 		case INT2OID:
 			return DatumGetInt16(d);
 		default:
-			elog(ERROR, "bulkdelete: column %d has type %u, not an integer",
+			elog(ERROR, "column %d has type %u, not an integer",
 				 col, typid);
 	}
 	return 0;					/* keep compiler quiet */
@@ -300,7 +302,41 @@ bd_jsonb_value_text(JsonbValue *v)
 		case jbvBinary:
 			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
 		default:
-			elog(ERROR, "bulkdelete: unexpected jsonb value type %d", (int) v->type);
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
 	}
 	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * The standbys' replay, from pg_stat_replication: *current, the primary's
+ * WAL position now; *replayed, the oldest position every standby has
+ * replayed (InvalidXLogRecPtr without a standby); *lag_ms, the largest
+ * replay_lag of the standbys not caught up (0 when none: a caught-up
+ * standby's replay_lag is stale, it keeps its last value).  Read as the
+ * bootstrap superuser, who sees every standby's positions.  In a
+ * transaction.
+ */
+void
+bd_standby_replay(XLogRecPtr *current, XLogRecPtr *replayed, long *lag_ms)
+{
+	BdUserSwitch sw;
+	bool		isnull;
+	Datum		d;
+
+	SPI_connect();
+	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
+	bd_spi_exec("SELECT c.lsn, pg_catalog.min(r.replay_lsn),"
+				" pg_catalog.date_part('epoch', pg_catalog.max(r.replay_lag)"
+				"  FILTER (WHERE r.replay_lsn < c.lsn)) * 1000"
+				" FROM (SELECT pg_catalog.pg_current_wal_lsn() AS lsn) c"
+				" LEFT JOIN pg_catalog.pg_stat_replication r ON true"
+				" GROUP BY c.lsn",
+				0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+	*current = DatumGetLSN(bd_spi_datum(0, 1, &isnull));
+	d = bd_spi_datum(0, 2, &isnull);
+	*replayed = isnull ? InvalidXLogRecPtr : DatumGetLSN(d);
+	d = bd_spi_datum(0, 3, &isnull);
+	*lag_ms = isnull ? 0 : (long) DatumGetFloat8(d);
+	bd_switch_user_end(&sw);
+	SPI_finish();
 }

@@ -3,7 +3,7 @@
  * spi_util.h
  *		Checked SPI wrappers: run a statement with typed parameters, fail
  *		loudly on anything unexpected, and read columns of the result; and
- *		the few catalog look-ups every module needs.
+ *		the few catalog and system-view look-ups the modules need.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +12,7 @@
 
 #include "compat.h"
 
+#include "access/xlogdefs.h"
 #include "executor/spi.h"
 #include "utils/jsonb.h"
 #include "utils/array.h"
@@ -26,6 +27,8 @@ extern char *bd_qualified_relname(Oid relid);
 extern Oid	bd_relation_filenode(Oid relid);
 extern char *bd_jsonb_value_text(JsonbValue *v);
 extern ArrayType *bd_text_array(char **vals, int n);
+extern void bd_standby_replay(XLogRecPtr *current, XLogRecPtr *replayed,
+							  long *lag_ms);
 
 extern bool bd_try_subxact(void (*fn) (void *arg), void *arg,
 						   ErrorData **edata);

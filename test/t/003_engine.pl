@@ -227,5 +227,40 @@ ok($node->poll_query_until('second',
 is($node->safe_psql('second', 'SELECT count(*) FROM t'), '600',
 	'and deletes there');
 
+# An error that stops a job says where it came from: the job, the query of
+# its set and the batch, in the worker's log and in the error of CALL
+# bulkdelete.run (a trigger's missing table is a job-level error).
+$node->safe_psql('postgres', q{
+	CREATE TABLE doomed (id int PRIMARY KEY);
+	INSERT INTO doomed SELECT generate_series(1, 100);
+	CREATE FUNCTION doomed_audit() RETURNS trigger LANGUAGE plpgsql AS
+		$$BEGIN INSERT INTO no_such_table VALUES (OLD.id); RETURN OLD; END$$;
+	CREATE TRIGGER doomed_audit BEFORE DELETE ON doomed
+		FOR EACH ROW EXECUTE FUNCTION doomed_audit();
+});
+my $log_offset = -s $node->logfile;
+$job = $node->safe_psql('postgres',
+	"SELECT bulkdelete.submit('doomed'::regclass, 'id <= 50')");
+ok($node->poll_query_until('postgres',
+	"SELECT state = 'failed' FROM bulkdelete.operation WHERE id = $job"),
+	'a job-level error fails the job');
+ok($node->wait_for_log(
+	qr/bulk delete job $job failed: relation "no_such_table" does not exist[^\n]*\n[^\n]*CONTEXT: .*bulk delete job $job, query 0, batch 1/s,
+	$log_offset),
+	'the worker logs the job, query and batch the error came from');
+my @lines = split /\n/, $node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT bulkdelete.submit('doomed'::regclass, 'id > 50') AS job \gset
+	SELECT bulkdelete.pause(:job);
+	COMMIT;
+	SELECT :job;});
+my $call_job = $lines[-1];
+my ($call_out, $call_err) = ('', '');
+$node->psql('postgres', "CALL bulkdelete.run($call_job)",
+	stdout => \$call_out, stderr => \$call_err);
+like($call_err,
+	qr/relation "no_such_table" does not exist.*CONTEXT: .*bulk delete job $call_job, query 0, batch 1/s,
+	'CALL bulkdelete.run says the same in its error');
+
 $node->stop;
 done_testing();

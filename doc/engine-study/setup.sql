@@ -1,5 +1,5 @@
--- bench/design/setup.sql: the contact dataset and the hand-written engine
--- prototypes measured in DESIGN-NOTES.md.  Run in an empty database; the
+-- doc/engine-study/setup.sql: the contact dataset and the hand-written engine
+-- prototypes measured in README.md.  Run in an empty database; the
 -- driver (run.sh) turns it into template databases, one per variant.
 --
 -- psql variables: rows (default 1000000), variant (base | cascade |

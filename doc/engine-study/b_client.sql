@@ -1,4 +1,4 @@
--- bench/design/b_client.sql: design B driven from the client with no
+-- doc/engine-study/b_client.sql: design B driven from the client with no
 -- PL/pgSQL and no job row: one autocommitted DELETE per block range, the
 -- least per-batch overhead a loop can have.
 SELECT pg_relation_size('contact') / current_setting('block_size')::int AS nblocks,

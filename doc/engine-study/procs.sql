@@ -1,4 +1,4 @@
--- bench/design/procs.sql: hand-written prototypes of the job engine, one
+-- doc/engine-study/procs.sql: hand-written prototypes of the job engine, one
 -- procedure per design.  Each commits once per batch and keeps its counters
 -- in bench_job (row 1) in the same transaction, like the real engine must.
 -- The predicate is written out (not passed as text) so that every batch

@@ -1,4 +1,4 @@
--- bench/design/xmin_check.sql: does each "row existed at start" expression
+-- doc/engine-study/xmin_check.sql: does each "row existed at start" expression
 -- of procs.sql accept exactly the rows committed before the start snapshot?
 -- Needs a second session to hold an open transaction; run.sh does not use it.
 -- Run: psql -f xmin_check.sql (in any scratch database).

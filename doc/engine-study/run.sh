@@ -1,6 +1,6 @@
 #!/bin/bash
-# bench/design/run.sh: measure the engine prototypes of procs.sql against a
-# plain DELETE.  Starts nothing: expects a scratch server (see DESIGN-NOTES.md)
+# doc/engine-study/run.sh: measure the engine prototypes of procs.sql against a
+# plain DELETE.  Starts nothing: expects a scratch server (see README.md)
 # on $PGHOST/$PGPORT, run as the postgres OS user or with PGUSER=postgres.
 #
 #   run.sh [-r ROWS] [-n REPEAT] [-o results.csv] [measurement ...]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/design/summarize.py: median per measurement of run.sh's CSV, as a
+"""doc/engine-study/summarize.py: median per measurement of run.sh's CSV, as a
 markdown table with ratios to plain DELETE (A, or the A_<variant> of the
 same dataset).  Usage: summarize.py results.csv [...]"""
 import csv

@@ -1,0 +1,260 @@
+/*-------------------------------------------------------------------------
+ *
+ * job_notify.c
+ *		The announcement of a job's end (SPEC 3.4): a NOTIFY on
+ *		bulkdelete.notify_channel, sent by bd_job_transition in the
+ *		transaction that makes the state final, so listeners hear of it
+ *		only if that transaction commits.
+ *
+ *		The payload must fit PostgreSQL's limit, less than BLCKSZ -
+ *		NAMEDATALEN - 128 bytes (async.c): a longer one raises an error in
+ *		the transaction that ends the job, which would then never end.  So
+ *		it is bounded: the name and the error message are cut to a fixed
+ *		size at a character boundary, the recipients are listed whole while
+ *		they fit, and "truncated" tells a relay to read the rest from the
+ *		job's row.  It is written with jsonb's separators, so its length is
+ *		that of jsonb's text, and then put in jsonb's key order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "job_internal.h"
+
+#include "bulkdelete.h"
+#include "spi_util.h"
+
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/json.h"
+
+#define JNOTIFY_MAX_PAYLOAD (BLCKSZ - NAMEDATALEN - 128 - 1)
+#define JNOTIFY_MAX_NAME 256
+#define JNOTIFY_MAX_MESSAGE 1024
+#define JNOTIFY_MAX_WORD 128	/* owner, kind, state, SQLSTATE */
+
+/* The columns of the job row the payload is made of, in this order */
+enum
+{
+	JN_ID,
+	JN_NAME,
+	JN_STATE,
+	JN_OWNER,
+	JN_KIND,
+	JN_CANDIDATE_COUNT,			/* ... the counts, up to */
+	JN_CASCADE_COUNT = JN_CANDIDATE_COUNT + 4,
+	JN_ERROR_SQLSTATE,
+	JN_ERROR_MESSAGE,
+	JN_NOTIFY,
+	JN_TO_RECIPIENTS,
+	JN_CC_RECIPIENTS
+};
+
+/*
+ * Append ", " (unless first) and "key": to buf: the separators of jsonb's
+ * text output, so that buf's length is that of the final payload.
+ */
+static void
+jnotify_key(StringInfo buf, const char *key)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, key);
+	appendStringInfoString(buf, ": ");
+}
+
+/*
+ * Append the text column col of row as a JSON string of at most max bytes
+ * (quotes and escapes included), cut at a character boundary, or null.
+ * Returns true when it was cut.
+ */
+static bool
+jnotify_string(StringInfo buf, JobRow *row, int col, int max)
+{
+	StringInfoData json;
+	char	   *str;
+	int			len;
+	bool		cut = false;
+
+	if (row->nulls[col])
+	{
+		appendStringInfoString(buf, "null");
+		return false;
+	}
+	str = TextDatumGetCString(row->cols[col]);
+	initStringInfo(&json);
+	len = strlen(str);
+	for (;;)
+	{
+		char	   *part = pnstrdup(str, len);
+
+		resetStringInfo(&json);
+		escape_json(&json, part);
+		pfree(part);
+		if (json.len <= max || len == 0)
+			break;
+		/* shorten in proportion to the excess, by one byte at least */
+		cut = true;
+		len = pg_mbcliplen(str, len,
+						   Min(len - 1, (int) ((int64) len * max / json.len)));
+	}
+	appendBinaryStringInfo(buf, json.data, json.len);
+	pfree(json.data);
+	return cut;
+}
+
+/*
+ * Append "key": [...] with the elements of the text[] column col of row
+ * that fit in at most max bytes (none when it is null); returns true when
+ * some were left out.
+ */
+static bool
+jnotify_list(StringInfo buf, const char *key, JobRow *row, int col, int max)
+{
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
+	int			n = 0;
+	int			start = buf->len;
+	StringInfoData item;
+	bool		cut = false;
+
+	if (!row->nulls[col])
+		deconstruct_array(DatumGetArrayTypeP(row->cols[col]), TEXTOID, -1,
+						  false, TYPALIGN_INT, &elems, &nulls, &n);
+	jnotify_key(buf, key);
+	appendStringInfoChar(buf, '[');
+	initStringInfo(&item);
+	for (int i = 0; i < n; i++)
+	{
+		resetStringInfo(&item);
+		if (i > 0)
+			appendStringInfoString(&item, ", ");
+		if (nulls[i])
+			appendStringInfoString(&item, "null");
+		else
+			escape_json(&item, TextDatumGetCString(elems[i]));
+		/* whole recipients only, and room for the closing bracket */
+		if (buf->len - start + item.len + 1 > max)
+		{
+			cut = true;
+			break;
+		}
+		appendBinaryStringInfo(buf, item.data, item.len);
+	}
+	appendStringInfoChar(buf, ']');
+	pfree(item.data);
+	return cut;
+}
+
+/*
+ * The payload of job job_id's end-of-job notification: a JSON object with
+ * the job's id, name, owner, kind, state, counts and job-level error, the
+ * recipients when notify is set, and "truncated": true when the name, the
+ * error message or a list of recipients was cut to keep it within
+ * JNOTIFY_MAX_PAYLOAD bytes.  In a transaction.
+ */
+static char *
+jnotify_payload(int64 job_id)
+{
+	static const char *const counts[] = {"candidate_count", "success_count",
+		"failure_count", "skipped_count", "cascade_count"};
+	StringInfoData buf;
+	bool		truncated = false;
+	char	   *payload;
+	JobRow		row;
+
+	if (!job_read_id("SELECT id, name, state, owner::pg_catalog.text, kind,"
+					 " candidate_count, success_count, failure_count,"
+					 " skipped_count, cascade_count, error_sqlstate,"
+					 " error_message, notify, to_recipients, cc_recipients"
+					 " FROM bulkdelete.operation WHERE id = $1",
+					 job_id, &row))
+		elog(ERROR, "bulk delete job " INT64_FORMAT " vanished", job_id);
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	jnotify_key(&buf, "id");
+	appendStringInfo(&buf, INT64_FORMAT, DatumGetInt64(row.cols[JN_ID]));
+	jnotify_key(&buf, "name");
+	truncated |= jnotify_string(&buf, &row, JN_NAME, JNOTIFY_MAX_NAME);
+	jnotify_key(&buf, "state");
+	truncated |= jnotify_string(&buf, &row, JN_STATE, JNOTIFY_MAX_WORD);
+	jnotify_key(&buf, "owner");
+	truncated |= jnotify_string(&buf, &row, JN_OWNER, JNOTIFY_MAX_WORD);
+	jnotify_key(&buf, "kind");
+	truncated |= jnotify_string(&buf, &row, JN_KIND, JNOTIFY_MAX_WORD);
+	for (int i = 0; i < lengthof(counts); i++)
+	{
+		jnotify_key(&buf, counts[i]);
+		if (row.nulls[JN_CANDIDATE_COUNT + i])
+			appendStringInfoString(&buf, "null");
+		else
+			appendStringInfo(&buf, INT64_FORMAT,
+							 DatumGetInt64(row.cols[JN_CANDIDATE_COUNT + i]));
+	}
+	jnotify_key(&buf, "error_sqlstate");
+	truncated |= jnotify_string(&buf, &row, JN_ERROR_SQLSTATE,
+								JNOTIFY_MAX_WORD);
+	jnotify_key(&buf, "error_message");
+	truncated |= jnotify_string(&buf, &row, JN_ERROR_MESSAGE,
+								JNOTIFY_MAX_MESSAGE);
+
+	/*
+	 * The recipients get what is left, keeping room for the "truncated"
+	 * flag and the closing brace: the to list first, then the cc list.
+	 */
+	if (DatumGetBool(row.cols[JN_NOTIFY]))
+	{
+		int			reserve = strlen(", \"truncated\": false}");
+
+		truncated |= jnotify_list(&buf, "to_recipients", &row,
+								  JN_TO_RECIPIENTS,
+								  JNOTIFY_MAX_PAYLOAD - reserve - buf.len -
+								  (int) strlen(", \"cc_recipients\": []"));
+		truncated |= jnotify_list(&buf, "cc_recipients", &row,
+								  JN_CC_RECIPIENTS,
+								  JNOTIFY_MAX_PAYLOAD - reserve - buf.len);
+	}
+	jnotify_key(&buf, "truncated");
+	appendStringInfoString(&buf, truncated ? "true" : "false");
+	appendStringInfoChar(&buf, '}');
+
+	/* in jsonb's key order, as before; the length does not change */
+	payload = JsonbToCString(NULL,
+							 &DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																 CStringGetDatum(buf.data)))->root,
+							 buf.len);
+
+	/*
+	 * Cannot happen (every part above is bounded), but the end of a job
+	 * must not depend on it: fall back to what a relay needs to look the
+	 * job up.
+	 */
+	if (strlen(payload) > JNOTIFY_MAX_PAYLOAD)
+		payload = psprintf("{\"id\": " INT64_FORMAT ", \"truncated\": true}",
+						   job_id);
+	return payload;
+}
+
+/*
+ * Send the end-of-job notification on bulkdelete.notify_channel (none when
+ * it is empty).  In the transaction that made the state final.
+ */
+void
+jnotify_send(int64 job_id)
+{
+	if (bd_notify_channel == NULL || bd_notify_channel[0] == '\0')
+		return;
+	Async_Notify(bd_notify_channel, jnotify_payload(job_id));
+}
+
+/*
+ * The payload job job_id's end would be announced with now (the test hook
+ * bulkdelete_test_notify_payload shows it).  In a transaction.
+ */
+char *
+bd_job_notify_payload(int64 job_id)
+{
+	return jnotify_payload(job_id);
+}

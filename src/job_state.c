@@ -1,0 +1,212 @@
+/*-------------------------------------------------------------------------
+ *
+ * job_state.c
+ *		The job state machine: bd_job_transition is the only way a job's
+ *		state changes.  It locks the job row, refuses every move that SPEC
+ *		3.3 does not allow with 55000 (naming the job, its state and the
+ *		action), and announces final states (job_notify.c) in the same
+ *		transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "job_internal.h"
+
+#include "shmem.h"
+#include "spi_util.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+
+static const char *const jstate_names[BD_NUM_STATES] = {
+	[BD_STATE_OPEN] = "open",
+	[BD_STATE_SCHEDULED] = "scheduled",
+	[BD_STATE_QUEUED] = "queued",
+	[BD_STATE_IN_PROGRESS] = "in_progress",
+	[BD_STATE_PAUSING] = "pausing",
+	[BD_STATE_PAUSED] = "paused",
+	[BD_STATE_CANCELING] = "canceling",
+	[BD_STATE_CANCELED] = "canceled",
+	[BD_STATE_SUCCEEDED] = "succeeded",
+	[BD_STATE_FAILED] = "failed",
+};
+
+/*
+ * The allowed moves of SPEC 3.3, as (action, from, to).  POSTPONE's moves
+ * (queued or paused back to scheduled, and scheduled to itself with a new
+ * start_after) extend the contract's table: postponing is the only way to
+ * give a waiting job a start time.  UPLOAD (open to itself) is no move at
+ * all: it locks an open ids job while records are added to it.
+ */
+typedef struct JStateMove
+{
+	BdJobAction action;
+	BdJobState	from;
+	BdJobState	to;
+} JStateMove;
+
+static const JStateMove jstate_moves[] = {
+	{BD_ACTION_CLOSE_UPLOAD, BD_STATE_OPEN, BD_STATE_QUEUED},
+	{BD_ACTION_START, BD_STATE_SCHEDULED, BD_STATE_QUEUED},
+	{BD_ACTION_RUN, BD_STATE_QUEUED, BD_STATE_IN_PROGRESS},
+	{BD_ACTION_PAUSE, BD_STATE_SCHEDULED, BD_STATE_PAUSED},
+	{BD_ACTION_PAUSE, BD_STATE_QUEUED, BD_STATE_PAUSED},
+	{BD_ACTION_PAUSE, BD_STATE_IN_PROGRESS, BD_STATE_PAUSING},
+	{BD_ACTION_RESUME, BD_STATE_PAUSED, BD_STATE_QUEUED},
+	{BD_ACTION_POSTPONE, BD_STATE_SCHEDULED, BD_STATE_SCHEDULED},
+	{BD_ACTION_POSTPONE, BD_STATE_QUEUED, BD_STATE_SCHEDULED},
+	{BD_ACTION_POSTPONE, BD_STATE_PAUSED, BD_STATE_SCHEDULED},
+	{BD_ACTION_CANCEL, BD_STATE_OPEN, BD_STATE_CANCELED},
+	{BD_ACTION_CANCEL, BD_STATE_SCHEDULED, BD_STATE_CANCELED},
+	{BD_ACTION_CANCEL, BD_STATE_QUEUED, BD_STATE_CANCELED},
+	{BD_ACTION_CANCEL, BD_STATE_PAUSED, BD_STATE_CANCELED},
+	{BD_ACTION_CANCEL, BD_STATE_IN_PROGRESS, BD_STATE_CANCELING},
+	{BD_ACTION_STOP, BD_STATE_PAUSING, BD_STATE_PAUSED},
+	{BD_ACTION_STOP, BD_STATE_CANCELING, BD_STATE_CANCELED},
+	{BD_ACTION_SUCCEED, BD_STATE_IN_PROGRESS, BD_STATE_SUCCEEDED},
+	{BD_ACTION_FAIL, BD_STATE_IN_PROGRESS, BD_STATE_FAILED},
+	{BD_ACTION_UPLOAD, BD_STATE_OPEN, BD_STATE_OPEN},
+};
+
+/* The verb naming each action in error messages */
+static const char *const jstate_action_verbs[] = {
+	[BD_ACTION_CLOSE_UPLOAD] = "close the upload of",
+	[BD_ACTION_START] = "start",
+	[BD_ACTION_RUN] = "run",
+	[BD_ACTION_PAUSE] = "pause",
+	[BD_ACTION_RESUME] = "resume",
+	[BD_ACTION_POSTPONE] = "postpone",
+	[BD_ACTION_CANCEL] = "cancel",
+	[BD_ACTION_STOP] = "stop",
+	[BD_ACTION_SUCCEED] = "complete",
+	[BD_ACTION_FAIL] = "fail",
+	[BD_ACTION_UPLOAD] = "upload to",
+};
+
+/* The same, as a past participle for the detail message */
+static const char *const jstate_action_participles[] = {
+	[BD_ACTION_CLOSE_UPLOAD] = "closed for upload",
+	[BD_ACTION_START] = "started",
+	[BD_ACTION_RUN] = "run",
+	[BD_ACTION_PAUSE] = "paused",
+	[BD_ACTION_RESUME] = "resumed",
+	[BD_ACTION_POSTPONE] = "postponed",
+	[BD_ACTION_CANCEL] = "canceled",
+	[BD_ACTION_STOP] = "stopped",
+	[BD_ACTION_SUCCEED] = "completed",
+	[BD_ACTION_FAIL] = "failed",
+	[BD_ACTION_UPLOAD] = "uploaded to",
+};
+
+const char *
+bd_job_state_name(BdJobState state)
+{
+	Assert(state >= 0 && state < BD_NUM_STATES);
+	return jstate_names[state];
+}
+
+BdJobState
+bd_job_state_from_name(const char *name)
+{
+	for (int i = 0; i < BD_NUM_STATES; i++)
+		if (strcmp(jstate_names[i], name) == 0)
+			return (BdJobState) i;
+	elog(ERROR, "unrecognized job state \"%s\"", name);
+	return BD_STATE_FAILED;		/* keep compiler quiet */
+}
+
+bool
+bd_job_state_is_final(BdJobState state)
+{
+	return state == BD_STATE_CANCELED || state == BD_STATE_SUCCEEDED ||
+		state == BD_STATE_FAILED;
+}
+
+/* Comma-separated names of the states an action may start from. */
+static char *
+jstate_action_sources(BdJobAction action)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < lengthof(jstate_moves); i++)
+	{
+		if (jstate_moves[i].action != action)
+			continue;
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
+						 jstate_names[jstate_moves[i].from]);
+	}
+	return buf.data;
+}
+
+/*
+ * Move job job_id by action, or raise 55000 naming the job, its state and the
+ * action when the move is not allowed.  With check_access, a caller who is
+ * not a member of the job owner's role gets "does not exist", exactly as the
+ * row-level security policy hides the row from it.
+ *
+ * The job row is locked FOR UPDATE first, so two sessions acting on one job
+ * at once are serialized: the second sees the first's result and is judged
+ * against it.  Reaching a final state sets finished_at, clears worker_pid and
+ * sends the notification.  Must be called in a transaction; returns the new
+ * state.
+ */
+BdJobState
+bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
+{
+	BdJobState	from;
+	BdJobState	to = BD_STATE_FAILED;
+	bool		found = false;
+	char	   *state_name;
+	JobRow		row;
+
+	if (!job_read_id("SELECT state, owner::pg_catalog.oid FROM bulkdelete.operation"
+					 " WHERE id = $1 FOR UPDATE",
+					 job_id, &row))
+		job_does_not_exist(job_id);
+	state_name = TextDatumGetCString(row.cols[0]);
+
+	/*
+	 * Judge access as the caller, not as the table owner job_read becomes:
+	 * the same membership test as the policy on bulkdelete.operation.
+	 */
+	if (check_access &&
+		!is_member_of_role(GetUserId(), DatumGetObjectId(row.cols[1])))
+		job_does_not_exist(job_id);
+
+	from = bd_job_state_from_name(state_name);
+	for (int i = 0; i < lengthof(jstate_moves); i++)
+	{
+		if (jstate_moves[i].action == action && jstate_moves[i].from == from)
+		{
+			to = jstate_moves[i].to;
+			found = true;
+			break;
+		}
+	}
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot %s bulk delete job " INT64_FORMAT " in state \"%s\"",
+						jstate_action_verbs[action], job_id, state_name),
+				 errdetail("A job can be %s only in state %s.",
+						   jstate_action_participles[action],
+						   jstate_action_sources(action))));
+
+	job_write_id("UPDATE bulkdelete.operation SET state = $2,"
+				 " finished_at = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed')"
+				 "   THEN pg_catalog.clock_timestamp() END,"
+				 " worker_pid = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed', 'paused')"
+				 "   THEN NULL ELSE worker_pid END"
+				 " WHERE id = $1",
+				 job_id, TEXTOID, CStringGetTextDatum(jstate_names[to]),
+				 SPI_OK_UPDATE);
+
+	if (bd_job_state_is_final(to))
+	{
+		jnotify_send(job_id);
+		bd_shmem_job_ended_at_commit();
+	}
+	return to;
+}

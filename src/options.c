@@ -1,0 +1,161 @@
+/*-------------------------------------------------------------------------
+ *
+ * options.c
+ *		A job's options in both directions, from one table (options_defs):
+ *		the names a caller may set, the bounds of each (those of the
+ *		bulkdelete.* setting it overrides), and where the job reads it.
+ *		Submit, create_job and schedule check a job's options here
+ *		(bd_options_arg); the batch loop reads them here
+ *		(bd_options_settings).  max_failures has no setting: job.c reads it
+ *		from the job row when a batch records failures.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "options.h"
+
+#include "bulkdelete.h"
+
+#include <limits.h>
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/numeric.h"
+
+/* One job option */
+typedef struct OptionDef
+{
+	const char *name;
+	int			min;
+	int			max;
+	int		   *setting;		/* the setting it overrides, or NULL */
+	int			field;			/* its offset in BdJobSettings, or -1 */
+} OptionDef;
+
+#define OPTION_FIELD(f) ((int) offsetof(BdJobSettings, f))
+
+static const OptionDef options_defs[] = {
+	{"batch_size", 1, 1000000, &bd_batch_size, OPTION_FIELD(batch_size)},
+	{"batch_time", 10, 600000, &bd_batch_time, OPTION_FIELD(batch_time)},
+	{"batch_delay", 0, 3600000, &bd_batch_delay, OPTION_FIELD(batch_delay)},
+	{"lock_timeout", 1, INT_MAX, &bd_lock_timeout, OPTION_FIELD(lock_timeout)},
+	{"max_rows_per_second", 0, INT_MAX, &bd_max_rows_per_second,
+	OPTION_FIELD(max_rows_per_second)},
+	{"busy_wal_rate", 0, INT_MAX, &bd_busy_wal_rate,
+	OPTION_FIELD(busy_wal_rate)},
+	{"max_failures", 1, INT_MAX, NULL, -1},
+};
+
+/* The names of options_defs, for a hint: "a, b and c" */
+static char *
+options_names(void)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < lengthof(options_defs); i++)
+		appendStringInfo(&buf, "%s%s",
+						 i == 0 ? "" : i == lengthof(options_defs) - 1 ? " and " : ", ",
+						 options_defs[i].name);
+	return buf.data;
+}
+
+/*
+ * Check a job's options: an object whose keys are among options_defs, each
+ * an integer within its bounds.  22023 otherwise.
+ */
+static void
+options_check(Jsonb *options)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+		const OptionDef *opt = NULL;
+		double		f = 0;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		for (int i = 0; i < lengthof(options_defs); i++)
+			if (strcmp(options_defs[i].name, key) == 0)
+				opt = &options_defs[i];
+		if (opt == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unrecognized bulk delete job option \"%s\"", key),
+					 errhint("Valid options are %s.", options_names())));
+		tok = JsonbIteratorNext(&it, &v, true);
+		if (v.type == jbvNumeric)
+			f = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+												   NumericGetDatum(v.val.numeric)));
+		if (v.type != jbvNumeric || f != floor(f) || f < opt->min || f > opt->max)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bulk delete job option \"%s\" must be an integer from %d to %d",
+							key, opt->min, opt->max)));
+	}
+}
+
+Jsonb *
+bd_options_arg(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *options;
+
+	if (PG_ARGISNULL(argno))
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	else
+		options = PG_GETARG_JSONB_P(argno);
+	options_check(options);
+	return options;
+}
+
+ArrayType *
+bd_options_recipients(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		return construct_empty_array(TEXTOID);
+	return PG_GETARG_ARRAYTYPE_P(argno);
+}
+
+/* The integer option key of options, or dflt when it has none */
+static int
+options_int(Jsonb *options, const char *key, int dflt)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	if (options == NULL)
+		return dflt;
+	k.type = jbvString;
+	k.val.string.val = (char *) key;
+	k.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&options->root, JB_FOBJECT, &k);
+	if (v == NULL || v->type != jbvNumeric)
+		return dflt;
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4,
+											 NumericGetDatum(v->val.numeric)));
+}
+
+void
+bd_options_settings(Jsonb *options, BdJobSettings *settings)
+{
+	for (int i = 0; i < lengthof(options_defs); i++)
+	{
+		const OptionDef *opt = &options_defs[i];
+
+		if (opt->field >= 0)
+			*(int *) ((char *) settings + opt->field) =
+				options_int(options, opt->name, *opt->setting);
+	}
+}
