@@ -59,7 +59,8 @@ FROM pg_class WHERE oid = 'tgt.plain'::regclass;
 -- links only read: a system catalog or an extension's table may be linked
 SELECT query_index, matching_rows FROM bulkdelete.preview('{"entity": "tgt.plain",
 	"criteria": {}, "link_entities": [{"entity": "pg_catalog.pg_class", "from": "id",
-	"to": "relpages", "link_type": "not-exists"}]}');
+	"to": "relnatts", "link_type": "not-exists", "criteria": {"conditions": [
+	{"attribute": "relname", "operator": "eq", "values": ["pg_class"]}]}}]}');
 
 -- foreign tables (postgres_fdw, back into this database): a foreign table as
 -- the target, a foreign partition, a foreign child table (inheritance), a

@@ -280,6 +280,7 @@ launcher_round(void)
 	TimestampTz wake = TimestampTzPlusMilliseconds(now, LAUNCHER_NAP_MS);
 	int			running = launcher_reap();
 	Oid			due[BD_MAX_DATABASES];
+	uint64		due_gen[BD_MAX_DATABASES];
 	int			ndue = 0;
 
 	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
@@ -290,7 +291,10 @@ launcher_round(void)
 		if (db->dbid == InvalidOid)
 			continue;
 		if (db->next_check <= now)
+		{
+			due_gen[ndue] = db->wake_gen;
 			due[ndue++] = db->dbid;
+		}
 		else if (db->next_check < wake)
 			wake = db->next_check;
 	}
@@ -315,10 +319,15 @@ launcher_round(void)
 		}
 		running++;
 
-		/* the worker reports when to look again */
+		/*
+		 * The worker reports when to look again.  A wake-up that came since
+		 * the database was found due stands: the new worker may have read
+		 * the wake-up generation before it, and would then leave the later
+		 * work to a wake-up that this would have erased.
+		 */
 		LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
 		db = bd_shmem_database(due[i], false);
-		if (db != NULL && db->next_check <= now)
+		if (db != NULL && db->next_check <= now && db->wake_gen == due_gen[i])
 			db->next_check = DT_NOEND;
 		LWLockRelease(bd_shared->lock);
 	}
