@@ -27,6 +27,7 @@ OBJS = \
 	src/query_json.o \
 	src/query_normalize.o \
 	src/query_oper.o \
+	src/query_view.o \
 	src/records.o \
 	src/recurrence.o \
 	src/run.o \
