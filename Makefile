@@ -27,6 +27,7 @@ OBJS = \
 	src/query_json.o \
 	src/query_normalize.o \
 	src/query_oper.o \
+	src/query_view.o \
 	src/records.o \
 	src/recurrence.o \
 	src/run.o \
@@ -48,12 +49,12 @@ PG_CFLAGS = -Werror=implicit-function-declaration
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter preview query_jobs \
 	records records_upload records_bulk schedule targets filter_names records_rls \
-	errors lifecycle
+	errors lifecycle views
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
-ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl
+ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 
@@ -68,7 +69,7 @@ TAP_TESTS = 1
 # and job workers stay connected to them) and the roles the tests create, so
 # that it can run again on the same server.  The TAP tests start servers of
 # their own: `bash test/run tap`.
-REGRESS_CRON = schedule targets
+REGRESS_CRON = schedule targets views
 BD_TEST_ROLES = $(sort $(shell sed -n 's/.*CREATE ROLE \(bd_[a-z_]*\).*/\1/p' $(srcdir)/sql/*.sql))
 NO_INSTALLCHECK = 1
 

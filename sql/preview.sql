@@ -77,8 +77,8 @@ DROP TABLE crm.ping, crm.pong CASCADE;
 SELECT t.*
 FROM pg_temp.tree(bd_cond('"Sales Dept"."My ""Odd"" Table"', 'Id', 'eq', '[1]')) t;
 
--- a partitioned target, a partition of it, and a view (no tree: a view's
--- rows have no identity to follow)
+-- a partitioned target, a partition of it, and a view (deleted from its
+-- base table, whose tree it is: sql/views.sql)
 SELECT relation, matching_rows, cascade
 FROM bulkdelete.preview('[{"entity": "crm.event", "criteria": {"conditions": [{"attribute": "contact_id", "operator": "eq", "values": [6]}]}},
 	{"entity": "crm.event_new", "criteria": {"conditions": [{"attribute": "contact_id", "operator": "eq", "values": [6]}]}},

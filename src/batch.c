@@ -568,9 +568,13 @@ batch_fails_all(void *arg, ErrorData *edata)
 {
 	BatchState *st = (BatchState *) arg;
 
-	return edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
-		(pg_class_aclcheck(st->target->relid, st->target->owner, ACL_DELETE) != ACLCHECK_OK ||
-		 pg_class_aclcheck(st->target->relid, st->target->owner, ACL_SELECT) != ACLCHECK_OK);
+	if (edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return false;
+	/* through a view: the privileges PostgreSQL checks on each level */
+	if (st->target->query->view != NULL)
+		return bd_query_access_lost(st->target->query, st->target->owner);
+	return pg_class_aclcheck(st->target->relid, st->target->owner, ACL_DELETE) != ACLCHECK_OK ||
+		pg_class_aclcheck(st->target->relid, st->target->owner, ACL_SELECT) != ACLCHECK_OK;
 }
 
 /*
@@ -766,7 +770,9 @@ bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
 	st.nulls[P_XMINS - 1] = ' ';
 
 	bd_switch_to_owner(&sw, target->owner, target->search_path);
+	bd_query_access_begin(target->query);
 	batch_delete_list(&st, tids, ntids);
+	bd_query_access_end(target->query);
 	bd_switch_user_end(&sw);
 
 	batch_end(&st, failures);
@@ -812,6 +818,7 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 					 st.nbase + P_LO, st.nbase + P_HI, st.filter);
 
 	bd_switch_to_owner(&sw, target->owner, target->search_path);
+	bd_query_access_begin(target->query);
 
 	/*
 	 * Rows a restricting foreign key holds make the DELETE fail.  Once that
@@ -902,6 +909,7 @@ retry:
 	}
 	for (int i = 0; i < nblocked; i++)
 		bd_isolate_delete_one(&st.iso, &blocked[i]);
+	bd_query_access_end(target->query);
 	bd_switch_user_end(&sw);
 	batch_end(&st, failures);
 }

@@ -20,6 +20,7 @@
 #include "guard.h"
 #include "launcher.h"
 #include "pace.h"
+#include "query.h"
 
 PG_MODULE_MAGIC;
 
@@ -157,6 +158,7 @@ _PG_init(void)
 	bd_reserve_guc_prefix("bulkdelete");
 
 	bd_guard_install();
+	bd_query_view_install();
 	if (bd_preloaded)
 	{
 		bd_launcher_register();

@@ -249,10 +249,12 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	bd_query_access_begin(q);
 	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
 				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
 				SPI_OK_SELECT);
 	total = bd_spi_int64(0, 1, 0);
+	bd_query_access_end(q);
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
 
@@ -287,12 +289,6 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 
 	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
 						 query_index, reference_time);
-	if (get_rel_relkind(q->relid) == RELKIND_VIEW)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("bulk delete jobs cannot delete through view \"%s\"",
-						get_rel_name(q->relid)),
-				 errhint("Name the table the view shows instead.")));
 	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
 		!has_subclass(q->relid))
 		return candidates_fix_range(job, query_index, q);
@@ -323,6 +319,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	buf->query_index = query_index;
 
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	bd_query_access_begin(q);
 	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
 									   q->paramvalues, q->paramnulls, false, 0);
@@ -356,6 +353,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	}
 	SPI_cursor_close(portal);
 	candidates_flush(buf);
+	bd_query_access_end(q);
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
 	pfree(buf);

@@ -96,4 +96,48 @@ bd_init_materialized_srf(FunctionCallInfo fcinfo)
 #define bd_am_autovacuum_worker() IsAutoVacuumWorkerProcess()
 #endif
 
+/*
+ * 16 moved a range table entry's permission checks (checkAsUser,
+ * requiredPerms) into RTEPermissionInfo.  bd_rte_set_check_as: check rte
+ * of query as role user (0: the current user).  bd_query_add_checked_rte:
+ * append rte to query's range table, checked for perms as user and
+ * otherwise unused (as the rewriter leaves a view's entry).
+ */
+#include "nodes/parsenodes.h"
+#if PG_VERSION_NUM >= 160000
+#include "parser/parse_relation.h"
+static inline void
+bd_rte_set_check_as(Query *query, RangeTblEntry *rte, Oid user)
+{
+	if (rte->perminfoindex != 0)
+		getRTEPermissionInfo(query->rteperminfos, rte)->checkAsUser = user;
+}
+static inline void
+bd_query_add_checked_rte(Query *query, RangeTblEntry *rte, AclMode perms,
+						 Oid user)
+{
+	RTEPermissionInfo *perminfo;
+
+	rte->perminfoindex = 0;
+	query->rtable = lappend(query->rtable, rte);
+	perminfo = addRTEPermissionInfo(&query->rteperminfos, rte);
+	perminfo->requiredPerms = perms;
+	perminfo->checkAsUser = user;
+}
+#else
+static inline void
+bd_rte_set_check_as(Query *query, RangeTblEntry *rte, Oid user)
+{
+	rte->checkAsUser = user;
+}
+static inline void
+bd_query_add_checked_rte(Query *query, RangeTblEntry *rte, AclMode perms,
+						 Oid user)
+{
+	rte->requiredPerms = perms;
+	rte->checkAsUser = user;
+	query->rtable = lappend(query->rtable, rte);
+}
+#endif
+
 #endif							/* BULKDELETE_COMPAT_H */

@@ -422,9 +422,9 @@ preview_level(PreviewCascade *pc, PreviewLevel *level)
 }
 
 /*
- * The cascade tree of a compiled query, as a jsonb array; NULL for a view,
- * whose rows have no identity the tree could follow.  Must be connected to
- * SPI.
+ * The cascade tree of a compiled query, as a jsonb array (a query through
+ * a view deletes from its base table, whose tree it is).  Must be
+ * connected to SPI.
  */
 static Jsonb *
 preview_cascade(BdCompiledQuery *query)
@@ -432,8 +432,6 @@ preview_cascade(BdCompiledQuery *query)
 	PreviewCascade pc;
 	PreviewLevel top;
 
-	if (get_rel_relkind(query->relid) == RELKIND_VIEW)
-		return NULL;
 	memset(&pc, 0, sizeof(pc));
 	pc.query = query;
 	initStringInfo(&pc.out);
@@ -477,8 +475,10 @@ preview_rows(FunctionCallInfo fcinfo, Jsonb *normalized, List *relations)
 		values[0] = Int32GetDatum(q);
 		values[1] = ObjectIdGetDatum(c->relid);
 		values[2] = CStringGetTextDatum(psprintf("DELETE %s", c->display));
+		bd_query_access_begin(c);
 		values[3] = Int64GetDatum(preview_count(&counter, c->from_where));
 		cascade = preview_cascade(c);
+		bd_query_access_end(c);
 		nulls[4] = cascade == NULL;
 		values[4] = cascade ? JsonbPGetDatum(cascade) : (Datum) 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

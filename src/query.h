@@ -59,6 +59,12 @@ typedef struct BdCompiledQuery
 	 * a set that has none.
 	 */
 	char	   *search_path;
+	/*
+	 * For a query through a view (relid is then the view's base table):
+	 * the views, their definitions and whose privileges PostgreSQL checks
+	 * on each (query_view.c); NULL for a table.
+	 */
+	struct QvChain *view;
 } BdCompiledQuery;
 
 /*
@@ -110,6 +116,26 @@ extern void bd_query_check_targets(Jsonb *normalized, Oid *relations,
 extern BdCompiledQuery *bd_query_compile(Jsonb *normalized, Oid *relations,
 										 int nrelations, int index,
 										 TimestampTz reference_time);
+
+/*
+ * Statements on the base table of a query through a view, analyzed between
+ * bd_query_access_begin and bd_query_access_end (or the transaction's end)
+ * by the user current at begin, are checked as PostgreSQL checks a DELETE
+ * through the view: the user's DELETE and SELECT privileges on the view,
+ * the view owner's (or, for a security_invoker view, the user's) on the
+ * base table, row-level security as that role.  They must name the base
+ * table "t", as the compiled text does.  Nothing for a table.  Needs
+ * bd_query_view_install (from _PG_init).
+ */
+extern void bd_query_view_install(void);
+extern void bd_query_access_begin(BdCompiledQuery *query);
+extern void bd_query_access_end(BdCompiledQuery *query);
+
+/*
+ * Has user lost a privilege that a DELETE through the query's view needs
+ * (false for a table)?  A permission error then fails every row alike.
+ */
+extern bool bd_query_access_lost(BdCompiledQuery *query, Oid user);
 
 /* The OIDs of a relation list (as normalize returns it) as an array */
 extern Oid *bd_query_relation_array(List *relations, int *nrelations);

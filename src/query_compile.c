@@ -51,6 +51,8 @@ typedef struct QueryCompile
 	TimestampTz reference_time;
 	Oid			link_relids[QUERY_MAX_LINKS];	/* by link number */
 	bool		self_contained; /* see BdCompiledQuery */
+	QvChain    *view;			/* the query's entity is this view, or NULL */
+	Oid			view_relid;		/* that view */
 } QueryCompile;
 
 /*
@@ -74,6 +76,20 @@ qc_text(QueryCompile *qc, const char *text)
 {
 	appendStringInfoString(&qc->sql, text);
 	appendStringInfoString(&qc->display, text);
+}
+
+/*
+ * "alias.column" for column attnum of relid, named column; for a column of
+ * the view the query deletes through (alias t), what the view shows of
+ * the base row, over the base table t.
+ */
+static char *
+qc_column_ref(QueryCompile *qc, const char *alias, Oid relid,
+			  AttrNumber attnum, const char *column, Oid typid, int32 typmod)
+{
+	if (qc->view != NULL && relid == qc->view_relid && strcmp(alias, "t") == 0)
+		return qv_column(qc->view, attnum, typid, typmod, &qc->self_contained);
+	return psprintf("%s.%s", alias, column);
 }
 
 /*
@@ -323,19 +339,23 @@ qc_condition(QueryCompile *qc, JsonbContainer *cond, const char *alias,
 	column = bd_query_column_name(relid, qf_int(cond, "attnum", 0),
 								  qf_string(cond, "attribute"),
 								  qj_path_key(path, "attribute"), &typid, &typmod);
-	lhs = psprintf("%s.%s", alias, column);
+	lhs = qc_column_ref(qc, alias, relid, qf_int(cond, "attnum", 0), column,
+						typid, typmod);
 
 	if (qf_bool(cond, "compare_columns"))
 	{
 		Oid			typid2;
+		int32		typmod2;
 		char	   *column2 = bd_query_column_name(relid,
 												   qf_int(cond, "attnum2", 0),
 												   NULL, qj_path_key(path, "values"),
-												   &typid2, NULL);
+												   &typid2, &typmod2);
 
-		qc_text(qc, psprintf("%s %s %s.%s", lhs,
+		qc_text(qc, psprintf("%s %s %s", lhs,
 							 qc_operator(qc, op->sqlop, typid, typid2, path),
-							 alias, column2));
+							 qc_column_ref(qc, alias, relid,
+										   qf_int(cond, "attnum2", 0),
+										   column2, typid2, typmod2)));
 		return;
 	}
 	switch (op->kind)
@@ -505,16 +525,18 @@ qc_link_body(QueryCompile *qc, JsonbContainer *link, const char *alias,
 
 /*
  * Set up a link for compilation: its alias, relation, quoted join columns
- * and the operator comparing them (to_column op from_column).
+ * (from as "parent_alias.column") and the operator comparing them
+ * (to_column op from_column).
  */
 static Oid
-qc_link_begin(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
-			  const char *path, const char **alias, char **from, char **to,
-			  bool from_first, char **op)
+qc_link_begin(QueryCompile *qc, JsonbContainer *link, const char *parent_alias,
+			  Oid parent_relid, const char *path, const char **alias,
+			  char **from, char **to, bool from_first, char **op)
 {
 	int			k = qf_int(link, "link", -1);
 	Oid			relid = qc_relation(qc, link, path);
 	Oid			from_type;
+	int32		from_typmod;
 	Oid			to_type;
 
 	if (k < 0 || k >= QUERY_MAX_LINKS || qc->link_relids[k] != relid)
@@ -522,7 +544,10 @@ qc_link_begin(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
 	*alias = qc_link_alias(k);
 	*from = bd_query_column_name(parent_relid, qf_int(link, "from_attnum", 0),
 								 qf_string(link, "from"), qj_path_key(path, "from"),
-								 &from_type, NULL);
+								 &from_type, &from_typmod);
+	*from = qc_column_ref(qc, parent_alias, parent_relid,
+						  qf_int(link, "from_attnum", 0), *from, from_type,
+						  from_typmod);
 	*to = bd_query_column_name(relid, qf_int(link, "to_attnum", 0),
 							   qf_string(link, "to"), qj_path_key(path, "to"),
 							   &to_type, NULL);
@@ -551,17 +576,17 @@ qc_link_predicate(QueryCompile *qc, JsonbContainer *link,
 
 	check_stack_depth();
 	qc->self_contained = false; /* it reads another relation */
-	relid = qc_link_begin(qc, link, parent_relid, path, &alias, &from, &to,
-						  type == QLT_IN, &op);
+	relid = qc_link_begin(qc, link, parent_alias, parent_relid, path, &alias,
+						  &from, &to, type == QLT_IN, &op);
 	if (type == QLT_IN)
-		qc_text(qc, psprintf("%s.%s %s ANY (SELECT %s.%s FROM %s %s WHERE true",
-							 parent_alias, from, op, alias, to,
+		qc_text(qc, psprintf("%s %s ANY (SELECT %s.%s FROM %s %s WHERE true",
+							 from, op, alias, to,
 							 bd_query_relation_name(relid, path), alias));
 	else
-		qc_text(qc, psprintf("%sEXISTS (SELECT 1 FROM %s %s WHERE %s.%s %s %s.%s",
+		qc_text(qc, psprintf("%sEXISTS (SELECT 1 FROM %s %s WHERE %s.%s %s %s",
 							 type == QLT_NOT_EXISTS ? "NOT " : "",
 							 bd_query_relation_name(relid, path), alias,
-							 alias, to, op, parent_alias, from));
+							 alias, to, op, from));
 	qc_link_body(qc, link, alias, relid, path);
 	qc_text(qc, ")");
 }
@@ -585,8 +610,8 @@ qc_link_join(QueryCompile *qc, JsonbContainer *link, const char *parent_alias,
 
 	check_stack_depth();
 	qc->self_contained = false; /* it reads another relation */
-	relid = qc_link_begin(qc, link, parent_relid, path, &alias, &from, &to,
-						  false, &op);
+	relid = qc_link_begin(qc, link, parent_alias, parent_relid, path, &alias,
+						  &from, &to, false, &op);
 	for (int i = 0; i < qf_length(children); i++)
 		nested |= qf_bool(qf_element(children, i), "joined");
 	qc_text(qc, psprintf(" %s %s%s %s",
@@ -601,8 +626,8 @@ qc_link_join(QueryCompile *qc, JsonbContainer *link, const char *parent_alias,
 			qc_link_join(qc, child, alias, relid,
 						 qj_path_index(qj_path_key(path, "link_entities"), i));
 	}
-	qc_text(qc, psprintf("%s ON %s.%s %s %s.%s", nested ? ")" : "",
-						 alias, to, op, parent_alias, from));
+	qc_text(qc, psprintf("%s ON %s.%s %s %s", nested ? ")" : "",
+						 alias, to, op, from));
 	qc_link_body(qc, link, alias, relid, path);
 }
 
@@ -762,6 +787,12 @@ qc_filter_expression(QueryCompile *qc, JsonbContainer *query, Oid relid,
 	check.sublevels_up = 0;
 	check.path = qj_path_key(path, "filter");
 	(void) qc_check_expr_walker(expr, &check);
+	if (qc->view != NULL)
+	{
+		qc_text(qc, qv_deparse(qc->view, qv_map(qc->view, expr),
+							   &qc->self_contained));
+		return;
+	}
 	if (checkExprHasSubLink(expr) || contain_mutable_functions(expr))
 		qc->self_contained = false;
 	qc_text(qc, deparse_expression(expr, deparse_context_for("t", relid),
@@ -822,12 +853,24 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 
 	/* the condition first, for where_sql; then FROM ... WHERE around it */
 	relid = qc_relation(&qc, query, path);
+	qc.view = qv_open(query, relations, nrelations, relid,
+					  qj_path_show(qj_path_key(path, "entity")));
+	qc.view_relid = relid;
 	qc_text(&qc, "(");
 	if (qf_get(query, "expr"))
 		qc_filter_expression(&qc, query, relid, path);
 	else
 		qc_expression(&qc, query, relid, path);
 	qc_text(&qc, ")");
+
+	/* through a view: from its base table, with the view's conditions */
+	if (qc.view != NULL)
+	{
+		relid = qv_base(qc.view);
+		qc.sql.data = qv_compose(qc.view, qc.sql.data, &qc.self_contained);
+		qc.display.data = qv_compose(qc.view, qc.display.data,
+									 &qc.self_contained);
+	}
 	from = psprintf("FROM %s t WHERE ",
 					bd_query_relation_name(relid, qj_path_key(path, "entity")));
 
@@ -847,5 +890,6 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	result->paramtypes = qc.paramtypes;
 	result->paramvalues = qc.paramvalues;
 	result->paramnulls = qc.paramnulls;
+	result->view = qc.view;
 	return result;
 }

@@ -470,6 +470,7 @@ bd_query_normalize_filter(Oid relid, const char *filter, List **relations)
 
 	qf_begin(&out);
 	appendStringInfo(&out, "{\"relation\": %d", qn_relation_index(relations, relid));
+	qv_emit(&out, relations, relid, "target");
 	qj_append_member(&out, "entity", bd_query_relation_name(relid, "target"));
 	qj_append_member(&out, "filter", filter);
 	qj_append_member(&out, "expr", nodeToString(expr));

@@ -18,6 +18,9 @@
  *							back (qf_)
  *		query_compile.c		a normalized query to SQL text with typed
  *							parameters (qc_)
+ *		query_view.c		views as targets: the checks at submit, the
+ *							view's definition composed with the condition,
+ *							the view's privilege semantics (qv_)
  *
  *		A front end (the JSON form, the filter form, FetchXML later) produces
  *		the normalized form with qf_begin/qf_end; the compiler reads only
@@ -198,5 +201,26 @@ extern JsonbContainer *qf_container(JsonbContainer *c, const char *key);
 extern int	qf_length(JsonbContainer *array);
 extern JsonbContainer *qf_element(JsonbContainer *array, int i);
 extern JsonbContainer *qf_query(Jsonb *normalized, int index);
+
+/* ----------------------------------------------------------------
+ * Views as targets (query_view.c)
+ * ----------------------------------------------------------------
+ */
+
+typedef struct QvChain QvChain;
+
+extern List *qv_chain(Oid viewid, const char *path);
+extern void qv_emit(StringInfo out, List **relations, Oid relid,
+					const char *path);
+extern QvChain *qv_open(JsonbContainer *query, Oid *relations, int nrelations,
+						Oid relid, const char *path);
+extern Oid	qv_base(QvChain *chain);
+extern Node *qv_map(QvChain *chain, Node *node);
+extern char *qv_deparse(QvChain *chain, Node *node, bool *self_contained);
+extern char *qv_column(QvChain *chain, AttrNumber attnum, Oid typid,
+					   int32 typmod, bool *self_contained);
+extern char *qv_compose(QvChain *chain, const char *condition,
+						bool *self_contained);
+extern bool qv_access_lost(QvChain *chain, Oid user);
 
 #endif							/* BULKDELETE_QUERY_INTERNAL_H */
