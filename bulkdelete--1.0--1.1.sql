@@ -147,8 +147,9 @@ COMMENT ON VIEW @extschema@.schedules IS
  * overloads submit('{...}') and preview('{...}') would be ambiguous: the
  * text forms take them (PostgreSQL prefers the string category for unknown
  * literals) and pass them on by their first character, '<' to the xml
- * form, '{' or '[' to the jsonb form.  submit's text form gets a default
- * for its second argument for that; preview gets a text form.  Typed
+ * form, '{' or '[' to the jsonb form (the name then the second argument
+ * or name =>).  submit's text form gets a default for its second argument
+ * for that; preview gets a text form.  Typed
  * arguments (::xml, ::jsonb) and named ones (fetchxml =>, query_set =>)
  * reach their form directly.
  */
@@ -201,17 +202,19 @@ CREATE OR REPLACE FUNCTION @extschema@.submit(target text, filter text DEFAULT N
 AS $$
 BEGIN
 	IF pg_catalog.ltrim(target, E' \t\r\n') OPERATOR(pg_catalog.~) '^[[{<]' THEN
-		IF name IS NOT NULL THEN
+		IF filter IS NOT NULL AND name IS NOT NULL THEN
 			RAISE EXCEPTION 'a query set takes its name once'
 				USING ERRCODE = '22023',
 					  HINT = 'Pass the name as the second argument or as name =>, not both.';
 		END IF;
 		IF pg_catalog.ltrim(target, E' \t\r\n') OPERATOR(pg_catalog.~) '^<' THEN
-			RETURN @extschema@.submit(target::pg_catalog.xml, filter,
+			RETURN @extschema@.submit(target::pg_catalog.xml,
+									  COALESCE(filter, name),
 									  start_after, notify, to_recipients,
 									  cc_recipients, options);
 		END IF;
-		RETURN @extschema@.submit(target::pg_catalog.jsonb, filter, start_after,
+		RETURN @extschema@.submit(target::pg_catalog.jsonb,
+								  COALESCE(filter, name), start_after,
 								  notify, to_recipients, cc_recipients, options);
 	END IF;
 	RETURN @extschema@.submit(target::pg_catalog.regclass, filter, name,

@@ -349,6 +349,20 @@ SELECT pg_temp.fx_try(format('<fetch><entity name="%s"/></fetch>', repeat('a', 5
 SELECT left(pg_temp.fx_try(format('<fetch><entity name="crm.contact"><filter><condition attribute="email" operator="eq" value="%s"/></filter></entity></fetch>',
 	repeat('x', 11000000))), 34) AS value_11mb;
 
+-- many values: 20000 <value>s, one of them bad, named by its position
+SELECT pg_temp.fx_try('<fetch><entity name="crm.contact"><filter><condition attribute="id" operator="in">' ||
+	(SELECT string_agg(format('<value>%s</value>', CASE WHEN i = 15000 THEN 'x' ELSE i::text END), '')
+	 FROM generate_series(1, 20000) i) ||
+	'</condition></filter></entity></fetch>') AS many_values;
+SELECT c.* FROM (SELECT string_agg(format('<value>%s</value>', i), '') AS v,
+						jsonb_agg(i::text) AS j
+				 FROM generate_series(1, 20000) i) m,
+	pg_temp.fx_compare(
+		('<fetch><entity name="crm.contact"><filter><condition attribute="id" operator="not-in">' || m.v ||
+		 '</condition></filter></entity></fetch>')::xml,
+		jsonb_build_object('entity', 'crm.contact', 'criteria', jsonb_build_object('conditions',
+			jsonb_build_array(jsonb_build_object('attribute', 'id', 'operator', 'not-in', 'values', m.j))))) c;
+
 -- ---------------------------------------------------------------------
 -- Errors: 22023 naming the element or attribute by its path
 -- ---------------------------------------------------------------------
@@ -460,6 +474,9 @@ SELECT bulkdelete.submit('  <fetch><entity name="crm.contact"/></fetch>') > 0 AS
 SELECT bulkdelete.submit('<fetch><entity name="crm.contact"/></fetch>', 'named by position') AS j1,
 	   bulkdelete.submit(fetchxml => '<fetch><entity name="crm.contact"/></fetch>', name => 'named') AS j2 \gset
 SELECT name FROM bulkdelete.operation WHERE id IN (:j1, :j2) ORDER BY id;
+SELECT bulkdelete.submit('<fetch><entity name="crm.contact"/></fetch>', name => 'named by name') AS j3,
+	   bulkdelete.submit('{"entity": "crm.contact", "criteria": {}}', name => 'json named by name') AS j4 \gset
+SELECT name FROM bulkdelete.operation WHERE id IN (:j3, :j4) ORDER BY id;
 SELECT bd_try($$SELECT bulkdelete.submit('<fetch><entity name="crm.contact"/></fetch>', 'a', name => 'b')$$) AS twice;
 SELECT bulkdelete.submit('{"entity": "crm.contact", "criteria": {}}') > 0 AS json_untyped;
 ROLLBACK;

@@ -60,11 +60,16 @@ typedef struct QxAttr
 	QxUse		use;
 } QxAttr;
 
-/* One JSON path of the translation and the XML path it came from */
+/*
+ * One JSON path of the translation and the XML path it came from; an
+ * indexed one stands for json[i] -> xml[i + 1] for every i (the values of a
+ * condition, which may be many).
+ */
 typedef struct QxPath
 {
 	const char *json;
 	const char *xml;
+	bool		indexed;
 } QxPath;
 
 typedef struct QxTranslation
@@ -168,13 +173,31 @@ qx_map(QxTranslation *tr, const char *json, const char *xml)
 
 	p->json = json;
 	p->xml = xml;
+	p->indexed = false;
 	tr->paths = lappend(tr->paths, p);
+}
+
+/* Remember that json[i] was written for xml[i + 1], for every i */
+static void
+qx_map_indexed(QxTranslation *tr, const char *json, const char *xml)
+{
+	qx_map(tr, json, xml);
+	((QxPath *) llast(tr->paths))->indexed = true;
 }
 
 /*
  * The path of element node under the element at path: its name and its
- * position among the siblings of the same name, from 1, as in XPath.
+ * position pos among the siblings of the same name, from 1, as in XPath.
+ * The callers count the positions as they go (counting here would make a
+ * walk of many siblings quadratic).
  */
+static char *
+qx_position_path(const char *path, xmlNodePtr node, int pos)
+{
+	return psprintf("%s/%s[%d]", path, qx_written_name(node), pos);
+}
+
+/* The same, counting the position: for an error message only */
 static char *
 qx_element_path(const char *path, xmlNodePtr node)
 {
@@ -184,7 +207,7 @@ qx_element_path(const char *path, xmlNodePtr node)
 		if (n->type == XML_ELEMENT_NODE && n->ns == node->ns &&
 			strcmp(qx_name(n), qx_name(node)) == 0)
 			pos++;
-	return psprintf("%s/%s[%d]", path, qx_written_name(node), pos);
+	return qx_position_path(path, node, pos);
 }
 
 static char *
@@ -391,6 +414,7 @@ qx_condition(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 	char	   *v[lengthof(qx_condition_attrs)];
 	char	   *vpath = qj_path_key(jpath, "values");
 	int			nvalues = 0;
+	int			nth = 0;		/* <value> elements so far */
 
 	qx_map(tr, jpath, xpath);
 	qx_attributes(node, xpath, qx_condition_attrs,
@@ -426,17 +450,21 @@ qx_condition(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 		qx_map(tr, qj_path_index(vpath, 0), apath);
 		nvalues = 1;
 	}
+	else
+		qx_map_indexed(tr, vpath, psprintf("%s/value", xpath));
 	for (xmlNodePtr n = node->children; n != NULL; n = n->next)
 	{
 		char	   *epath;
 		char	   *ignored[lengthof(qx_value_attrs)];
+		char	   *text;
 
+		CHECK_FOR_INTERRUPTS();
 		if (!qx_is(n, "value"))
 		{
 			qx_refuse_child(node, n, xpath, "value");
 			continue;
 		}
-		epath = qx_element_path(xpath, n);
+		epath = qx_position_path(xpath, n, ++nth);
 		if (v[2] || v[3])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -444,10 +472,12 @@ qx_condition(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 							v[2] ? "value" : "valueof", epath)));
 		qx_attributes(n, epath, qx_value_attrs, lengthof(qx_value_attrs),
 					  ignored);
-		if (nvalues > 0)
+		if (nvalues++ > 0)
 			appendStringInfoString(&tr->out, ", ");
-		escape_json(&tr->out, qx_text(n->children, epath));
-		qx_map(tr, qj_path_index(vpath, nvalues++), epath);
+		text = qx_text(n->children, epath);
+		escape_json(&tr->out, text);
+		pfree(text);
+		pfree(epath);
 	}
 	appendStringInfoChar(&tr->out, ']');
 	if (v[3])
@@ -488,13 +518,15 @@ qx_filter(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 	qx_map(tr, qj_path_key(jpath, "conditions"), xpath);
 	for (xmlNodePtr n = node->children; n != NULL; n = n->next)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (qx_is(n, "condition"))
 		{
 			if (nconditions > 0)
 				appendStringInfoString(&tr->out, ", ");
-			qx_condition(tr, n, qx_element_path(xpath, n),
+			qx_condition(tr, n, qx_position_path(xpath, n, nconditions + 1),
 						 qj_path_index(qj_path_key(jpath, "conditions"),
-									   nconditions++));
+									   nconditions));
+			nconditions++;
 		}
 		else if (qx_is(n, "link-entity"))
 			ereport(ERROR,
@@ -513,8 +545,9 @@ qx_filter(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 			continue;
 		if (nfilters > 0)
 			appendStringInfoString(&tr->out, ", ");
-		qx_filter(tr, n, qx_element_path(xpath, n),
-				  qj_path_index(qj_path_key(jpath, "filters"), nfilters++));
+		qx_filter(tr, n, qx_position_path(xpath, n, nfilters + 1),
+				  qj_path_index(qj_path_key(jpath, "filters"), nfilters));
+		nfilters++;
 	}
 	appendStringInfoString(&tr->out, "]}");
 }
@@ -545,7 +578,7 @@ qx_criteria(QxTranslation *tr, xmlNodePtr parent, const char *xpath,
 	appendStringInfoString(&tr->out, ", \"criteria\": ");
 	if (nfilters == 1)
 	{
-		qx_filter(tr, first, qx_element_path(xpath, first), jpath);
+		qx_filter(tr, first, qx_position_path(xpath, first, 1), jpath);
 		return;
 	}
 	qx_map(tr, jpath, xpath);
@@ -562,8 +595,9 @@ qx_criteria(QxTranslation *tr, xmlNodePtr parent, const char *xpath,
 			continue;
 		if (i > 0)
 			appendStringInfoString(&tr->out, ", ");
-		qx_filter(tr, n, qx_element_path(xpath, n),
-				  qj_path_index(qj_path_key(jpath, "filters"), i++));
+		qx_filter(tr, n, qx_position_path(xpath, n, i + 1),
+				  qj_path_index(qj_path_key(jpath, "filters"), i));
+		i++;
 	}
 	appendStringInfoString(&tr->out, "]}");
 }
@@ -629,7 +663,9 @@ qx_links(QxTranslation *tr, xmlNodePtr parent, const char *xpath,
 		if (!qx_is(n, "link-entity"))
 			continue;
 		appendStringInfoString(&tr->out, i == 0 ? ", \"link_entities\": [" : ", ");
-		qx_link(tr, n, qx_element_path(xpath, n), qj_path_index(jpath, i++));
+		qx_link(tr, n, qx_position_path(xpath, n, i + 1),
+				qj_path_index(jpath, i));
+		i++;
 	}
 	if (i > 0)
 	{
@@ -811,9 +847,14 @@ qx_xml_path(QxTranslation *tr, const char *json)
 	{
 		QxPath	   *p = lfirst(lc);
 		size_t		n = strlen(p->json);
+		int			i;
+		char		rest;
 
-		if (strcmp(p->json, json) == 0)
+		if (!p->indexed && strcmp(p->json, json) == 0)
 			return p->xml;
+		if (p->indexed && strncmp(p->json, json, n) == 0 &&
+			sscanf(json + n, "[%d]%c", &i, &rest) == 1 && i >= 0)
+			return psprintf("%s[%d]", p->xml, i + 1);
 		if (strncmp(p->json, json, n) == 0 && n >= best_len &&
 			(n == 0 || json[n] == '.' || json[n] == '['))
 		{
