@@ -24,17 +24,18 @@ LANGUAGE sql AS $$
 	FROM bd_normalize_fetchxml(x) a, bd_normalize(j) b
 $$;
 
--- fx_try_value(fetchxml): 'ok' or a preview's error (SQLSTATE, message,
--- the first line of the detail); fx_try(text): the same, the cast to xml
--- included
-CREATE FUNCTION pg_temp.fx_try_value(x xml) RETURNS text
+-- fx_error(sql, x): 'ok', or the error of sql run with $1 = x: its
+-- SQLSTATE, message and the first line of its detail (libxml2's details go
+-- on with an excerpt of the document); fx_try(text): a preview's, the cast
+-- to xml included; fx_try_value(xml): a preview's of an xml value as it is
+CREATE FUNCTION pg_temp.fx_error(sql text, x xml DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
 	st text;
 	msg text;
 	det text;
 BEGIN
-	PERFORM * FROM bulkdelete.preview(x);
+	EXECUTE sql USING x;
 	RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
 	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
@@ -44,19 +45,12 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 CREATE FUNCTION pg_temp.fx_try(x text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-	st text;
-	msg text;
-	det text;
-BEGIN
-	RETURN pg_temp.fx_try_value(x::xml);
-EXCEPTION WHEN OTHERS THEN
-	GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
-		det = PG_EXCEPTION_DETAIL;
-	RETURN st || ': ' || msg ||
-		COALESCE(' [' || NULLIF(split_part(det, E'\n', 1), '') || ']', '');
-END
+LANGUAGE sql AS $$
+	SELECT pg_temp.fx_error(format('SELECT * FROM bulkdelete.preview(%L::xml)', x))
+$$;
+CREATE FUNCTION pg_temp.fx_try_value(x xml) RETURNS text
+LANGUAGE sql AS $$
+	SELECT pg_temp.fx_error('SELECT * FROM bulkdelete.preview($1)', x)
 $$;
 
 -- fx_nested(depth): filters nested depth deep, built without parsing

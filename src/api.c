@@ -134,6 +134,17 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	return job_id;
 }
 
+/* The start of a submit of a set (what, in errors) as its first argument */
+static void
+api_require_set(FunctionCallInfo fcinfo, const char *what)
+{
+	bd_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
 /*
  * bulkdelete.submit(query_set jsonb, name text, start_after timestamptz,
  * notify bool, to_recipients text[], cc_recipients text[], options jsonb)
@@ -145,11 +156,7 @@ bulkdelete_submit(PG_FUNCTION_ARGS)
 	Jsonb	   *normalized;
 	List	   *relations = NIL;
 
-	bd_require_preload();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("query set must not be null")));
+	api_require_set(fcinfo, "query set");
 	normalized = bd_query_normalize(PG_GETARG_JSONB_P(0), &relations);
 	PG_RETURN_INT64(api_submit(fcinfo, 1, normalized, relations, InvalidOid));
 }
@@ -181,11 +188,7 @@ bulkdelete_submit_fetchxml(PG_FUNCTION_ARGS)
 	Jsonb	   *normalized;
 	List	   *relations = NIL;
 
-	bd_require_preload();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("FetchXML must not be null")));
+	api_require_set(fcinfo, "FetchXML");
 	normalized = bd_query_normalize_fetchxml(PG_GETARG_TEXT_PP(0), &relations);
 	PG_RETURN_INT64(api_submit(fcinfo, 1, normalized, relations, InvalidOid));
 }

@@ -135,6 +135,8 @@ static const char *const qx_ignored_elements[] = {"attribute", "all-attributes",
 
 static void qx_filter(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 					  const char *jpath);
+static void qx_filters(QxTranslation *tr, xmlNodePtr parent,
+					   const char *xpath, const char *jpath);
 static void qx_links(QxTranslation *tr, xmlNodePtr parent, const char *xpath,
 					 const char *jpath, bool *any);
 
@@ -500,7 +502,6 @@ qx_filter(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 {
 	char	   *v[lengthof(qx_filter_attrs)];
 	int			nconditions = 0;
-	int			nfilters = 0;
 
 	check_stack_depth();
 	qx_map(tr, jpath, xpath);
@@ -537,19 +538,34 @@ qx_filter(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 		else if (!qx_is(n, "filter"))
 			qx_refuse_child(node, n, xpath, "condition, filter");
 	}
-	appendStringInfoString(&tr->out, "], \"filters\": [");
-	qx_map(tr, qj_path_key(jpath, "filters"), xpath);
-	for (xmlNodePtr n = node->children; n != NULL; n = n->next)
+	appendStringInfoString(&tr->out, "], \"filters\": ");
+	qx_filters(tr, node, xpath, qj_path_key(jpath, "filters"));
+	appendStringInfoChar(&tr->out, '}');
+}
+
+/*
+ * The <filter> children of parent (at xpath) as a JSON array (at jpath),
+ * in document order.
+ */
+static void
+qx_filters(QxTranslation *tr, xmlNodePtr parent, const char *xpath,
+		   const char *jpath)
+{
+	int			i = 0;
+
+	qx_map(tr, jpath, xpath);
+	appendStringInfoChar(&tr->out, '[');
+	for (xmlNodePtr n = parent->children; n != NULL; n = n->next)
 	{
 		if (!qx_is(n, "filter"))
 			continue;
-		if (nfilters > 0)
+		if (i > 0)
 			appendStringInfoString(&tr->out, ", ");
-		qx_filter(tr, n, qx_position_path(xpath, n, nfilters + 1),
-				  qj_path_index(qj_path_key(jpath, "filters"), nfilters));
-		nfilters++;
+		qx_filter(tr, n, qx_position_path(xpath, n, i + 1),
+				  qj_path_index(jpath, i));
+		i++;
 	}
-	appendStringInfoString(&tr->out, "]}");
+	appendStringInfoChar(&tr->out, ']');
 }
 
 /*
@@ -564,7 +580,6 @@ qx_criteria(QxTranslation *tr, xmlNodePtr parent, const char *xpath,
 {
 	int			nfilters = 0;
 	xmlNodePtr	first = NULL;
-	int			i = 0;
 
 	for (xmlNodePtr n = parent->children; n != NULL; n = n->next)
 		if (qx_is(n, "filter"))
@@ -587,19 +602,9 @@ qx_criteria(QxTranslation *tr, xmlNodePtr parent, const char *xpath,
 		appendStringInfoString(&tr->out, "{}");
 		return;
 	}
-	appendStringInfoString(&tr->out, "{\"filter_operator\": \"and\", \"filters\": [");
-	qx_map(tr, qj_path_key(jpath, "filters"), xpath);
-	for (xmlNodePtr n = parent->children; n != NULL; n = n->next)
-	{
-		if (!qx_is(n, "filter"))
-			continue;
-		if (i > 0)
-			appendStringInfoString(&tr->out, ", ");
-		qx_filter(tr, n, qx_position_path(xpath, n, i + 1),
-				  qj_path_index(qj_path_key(jpath, "filters"), i));
-		i++;
-	}
-	appendStringInfoString(&tr->out, "]}");
+	appendStringInfoString(&tr->out, "{\"filter_operator\": \"and\", \"filters\": ");
+	qx_filters(tr, parent, xpath, qj_path_key(jpath, "filters"));
+	appendStringInfoChar(&tr->out, '}');
 }
 
 /* Refuse what an entity or link-entity may not contain */
