@@ -131,7 +131,9 @@ static const QxAttr qx_value_attrs[] = {
 };
 
 /* Elements accepted and ignored, whole, under entity and link-entity */
-static const char *const qx_ignored_elements[] = {"attribute", "all-attributes", "order"};
+static const char *const qx_ignored_elements[] = {
+	"attribute", "all-attributes", "order"
+};
 
 static void qx_filter(QxTranslation *tr, xmlNodePtr node, const char *xpath,
 					  const char *jpath);
@@ -741,12 +743,17 @@ qx_fetch(QxTranslation *tr, xmlNodePtr root)
  */
 
 /*
+ * The parser qx_translate runs, and whether it met a document type
+ * declaration (one parse at a time in a backend: libxml2 calls back
+ * synchronously).
+ */
+static xmlParserCtxtPtr qx_parser;
+static bool qx_doctype_seen;
+
+/*
  * SAX handler for <!DOCTYPE ...>: remember it and stop the parser there,
  * before anything the declaration holds is read.
  */
-static bool qx_doctype_seen;
-static xmlParserCtxtPtr qx_parser;
-
 static void
 qx_sax_doctype(void *ctx, const xmlChar *name, const xmlChar *external_id,
 			   const xmlChar *system_id)
