@@ -22,6 +22,7 @@ OBJS = \
 	src/query_catalog.o \
 	src/query_compile.o \
 	src/query_date.o \
+	src/query_fetchxml.o \
 	src/query_filter.o \
 	src/query_form.o \
 	src/query_json.o \
@@ -44,10 +45,13 @@ PGFILEDESC = "bulkdelete - bulk delete jobs in background workers"
 
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS = -Werror=implicit-function-declaration
+# FetchXML is parsed with the server's libxml2 (its headers: libxml2-dev;
+# pg_config's CPPFLAGS name their directory)
+SHLIB_LINK += $(filter -lxml2, $(LIBS))
 
 # pg_regress tests (sql/, expected/), in this order
 REGRESS = setup objects security states engine query_fixture query_ops \
-	query_dates query_links query_errors query_filter preview query_jobs \
+	query_dates query_links query_errors query_filter fetchxml preview query_jobs \
 	records records_upload records_bulk schedule targets filter_names records_rls \
 	errors lifecycle views
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \

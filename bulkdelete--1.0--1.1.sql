@@ -136,3 +136,91 @@ FROM @extschema@.schedule_definition d
 	 LATERAL (SELECT @extschema@.schedule_cron_job_present(d.id) AS present) c;
 COMMENT ON VIEW @extschema@.schedules IS
 	'every schedule the current role may see, with its last run, whether its pg_cron job exists, and its next run time (null without the job)';
+
+/*
+ * FetchXML (SPEC 11): submit and preview take a Dataverse <fetch> document,
+ * translated into the JSON form of one query expression and normalized as
+ * that (query_fetchxml.c); fetchxml_to_query_set shows the translation
+ * (Dataverse's FetchXmlToQueryExpression), e.g. to schedule it.
+ *
+ * A literal of unknown type fits jsonb and xml alike, so with the xml
+ * overloads submit('{...}') and preview('{...}') would be ambiguous: the
+ * text forms take them (PostgreSQL prefers the string category for unknown
+ * literals) and pass them on by their first character, '<' to the xml
+ * form, '{' or '[' to the jsonb form (the name then the second argument
+ * or name =>).  submit's text form gets a default for its second argument
+ * for that; preview gets a text form.  Typed
+ * arguments (::xml, ::jsonb) and named ones (fetchxml =>, query_set =>)
+ * reach their form directly.
+ */
+CREATE FUNCTION @extschema@.submit(fetchxml xml, name text DEFAULT NULL,
+	start_after timestamptz DEFAULT NULL, notify boolean DEFAULT false,
+	to_recipients text[] DEFAULT '{}', cc_recipients text[] DEFAULT '{}',
+	options jsonb DEFAULT '{}') RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_submit_fetchxml'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.submit(xml, text, timestamptz, boolean, text[], text[], jsonb) IS
+	'validate a FetchXML <fetch> document as the query set it translates into and queue a bulk delete job for it; returns the job id';
+
+CREATE FUNCTION @extschema@.preview(fetchxml xml)
+RETURNS TABLE(query_index integer, relation regclass, sql text,
+			  matching_rows bigint, cascade jsonb)
+	AS 'MODULE_PATHNAME', 'bulkdelete_preview_fetchxml'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.preview(xml) IS
+	'what the query set a FetchXML <fetch> document translates into would delete now';
+
+CREATE FUNCTION @extschema@.fetchxml_to_query_set(fetchxml xml)
+	RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'bulkdelete_fetchxml_to_query_set'
+	LANGUAGE C STRICT STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.fetchxml_to_query_set(xml) IS
+	'the JSON query expression a FetchXML <fetch> document translates into (names and values are checked where it is used)';
+
+CREATE FUNCTION @extschema@.preview(query_set text)
+RETURNS TABLE(query_index integer, relation regclass, sql text,
+			  matching_rows bigint, cascade jsonb)
+	LANGUAGE plpgsql STRICT VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+	IF pg_catalog.ltrim(query_set, E' \t\r\n') OPERATOR(pg_catalog.~) '^<' THEN
+		RETURN QUERY SELECT * FROM @extschema@.preview(query_set::pg_catalog.xml);
+	ELSE
+		RETURN QUERY SELECT * FROM @extschema@.preview(query_set::pg_catalog.jsonb);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.preview(text) IS
+	'preview(''...'') without a cast: FetchXML when it starts with <, else a JSON query set';
+
+CREATE OR REPLACE FUNCTION @extschema@.submit(target text, filter text DEFAULT NULL,
+	name text DEFAULT NULL, start_after timestamptz DEFAULT NULL,
+	notify boolean DEFAULT false, to_recipients text[] DEFAULT '{}',
+	cc_recipients text[] DEFAULT '{}', options jsonb DEFAULT '{}')
+	RETURNS bigint
+	LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $$
+BEGIN
+	IF pg_catalog.ltrim(target, E' \t\r\n') OPERATOR(pg_catalog.~) '^[[{<]' THEN
+		IF filter IS NOT NULL AND name IS NOT NULL THEN
+			RAISE EXCEPTION 'a query set takes its name once'
+				USING ERRCODE = '22023',
+					  HINT = 'Pass the name as the second argument or as name =>, not both.';
+		END IF;
+		IF pg_catalog.ltrim(target, E' \t\r\n') OPERATOR(pg_catalog.~) '^<' THEN
+			RETURN @extschema@.submit(target::pg_catalog.xml,
+									  COALESCE(filter, name),
+									  start_after, notify, to_recipients,
+									  cc_recipients, options);
+		END IF;
+		RETURN @extschema@.submit(target::pg_catalog.jsonb,
+								  COALESCE(filter, name), start_after,
+								  notify, to_recipients, cc_recipients, options);
+	END IF;
+	RETURN @extschema@.submit(target::pg_catalog.regclass, filter, name,
+							  start_after, notify, to_recipients,
+							  cc_recipients, options);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.submit(text, text, text, timestamptz, boolean, text[], text[], jsonb) IS
+	'submit(''schema.table'', $$condition$$, ...) and submit(''{...}'') or submit(''<fetch>...'') without casts: a first argument that is JSON is a query set, one that starts with < is FetchXML (the second argument then its name), else it names the target';

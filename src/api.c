@@ -2,7 +2,8 @@
  *
  * api.c
  *		The SQL-callable functions of query jobs and of job control:
- *		submit (a query set, or a filter over a target), CALL run, cancel,
+ *		submit (a query set, FetchXML, or a filter over a target), the
+ *		FetchXML translation, CALL run, cancel,
  *		pause, resume, postpone, wait and forget; and existed_at, the
  *		row-version test of the engine's range-mode DELETE.  Each validates
  *		its arguments and calls the module that does the work.  The other
@@ -41,6 +42,8 @@ PG_FUNCTION_INFO_V1(bulkdelete_resume);
 PG_FUNCTION_INFO_V1(bulkdelete_postpone);
 PG_FUNCTION_INFO_V1(bulkdelete_submit);
 PG_FUNCTION_INFO_V1(bulkdelete_submit_filter);
+PG_FUNCTION_INFO_V1(bulkdelete_submit_fetchxml);
+PG_FUNCTION_INFO_V1(bulkdelete_fetchxml_to_query_set);
 PG_FUNCTION_INFO_V1(bulkdelete_run);
 PG_FUNCTION_INFO_V1(bulkdelete_wait);
 PG_FUNCTION_INFO_V1(bulkdelete_forget);
@@ -131,6 +134,17 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	return job_id;
 }
 
+/* The start of a submit of a set (what, in errors) as its first argument */
+static void
+api_require_set(FunctionCallInfo fcinfo, const char *what)
+{
+	bd_require_preload();
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
 /*
  * bulkdelete.submit(query_set jsonb, name text, start_after timestamptz,
  * notify bool, to_recipients text[], cc_recipients text[], options jsonb)
@@ -142,11 +156,7 @@ bulkdelete_submit(PG_FUNCTION_ARGS)
 	Jsonb	   *normalized;
 	List	   *relations = NIL;
 
-	bd_require_preload();
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("query set must not be null")));
+	api_require_set(fcinfo, "query set");
 	normalized = bd_query_normalize(PG_GETARG_JSONB_P(0), &relations);
 	PG_RETURN_INT64(api_submit(fcinfo, 1, normalized, relations, InvalidOid));
 }
@@ -165,6 +175,34 @@ bulkdelete_submit_filter(PG_FUNCTION_ARGS)
 	bd_require_preload();
 	normalized = bd_query_filter_args(fcinfo, 0, &relid, &relations);
 	PG_RETURN_INT64(api_submit(fcinfo, 2, normalized, relations, relid));
+}
+
+/*
+ * bulkdelete.submit(fetchxml xml, name text, ...) RETURNS bigint: a
+ * Dataverse <fetch> document, translated into the JSON form and normalized
+ * as that would be.
+ */
+Datum
+bulkdelete_submit_fetchxml(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *normalized;
+	List	   *relations = NIL;
+
+	api_require_set(fcinfo, "FetchXML");
+	normalized = bd_query_normalize_fetchxml(PG_GETARG_TEXT_PP(0), &relations);
+	PG_RETURN_INT64(api_submit(fcinfo, 1, normalized, relations, InvalidOid));
+}
+
+/*
+ * bulkdelete.fetchxml_to_query_set(fetchxml xml) RETURNS jsonb: the JSON
+ * form a <fetch> document translates into (Dataverse's
+ * FetchXmlToQueryExpression), checked as FetchXML only: its names and
+ * values are checked where it is used.
+ */
+Datum
+bulkdelete_fetchxml_to_query_set(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(bd_query_fetchxml_translate(PG_GETARG_TEXT_PP(0)));
 }
 
 /*

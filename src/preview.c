@@ -50,6 +50,8 @@
 
 PG_FUNCTION_INFO_V1(bulkdelete_preview);
 PG_FUNCTION_INFO_V1(bulkdelete_preview_filter);
+PG_FUNCTION_INFO_V1(bulkdelete_preview_fetchxml);
+PG_FUNCTION_INFO_V1(bulkdelete_test_normalize_fetchxml);
 PG_FUNCTION_INFO_V1(bulkdelete_test_normalize);
 PG_FUNCTION_INFO_V1(bulkdelete_test_normalize_filter);
 PG_FUNCTION_INFO_V1(bulkdelete_test_preview_stored);
@@ -518,6 +520,18 @@ bulkdelete_preview_filter(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* bulkdelete.preview(fetchxml xml) RETURNS TABLE(...) */
+Datum
+bulkdelete_preview_fetchxml(PG_FUNCTION_ARGS)
+{
+	List	   *relations = NIL;
+	Jsonb	   *normalized = bd_query_normalize_fetchxml(PG_GETARG_TEXT_PP(0),
+														 &relations);
+
+	preview_rows(fcinfo, normalized, relations);
+	return (Datum) 0;
+}
+
 /* (normalized jsonb, relations regclass[]) as a row of the result type */
 static Datum
 preview_normalized_row(FunctionCallInfo fcinfo, Jsonb *normalized,
@@ -561,6 +575,17 @@ bulkdelete_test_normalize_filter(PG_FUNCTION_ARGS)
 {
 	List	   *relations = NIL;
 	Jsonb	   *normalized = preview_filter_args(fcinfo, &relations);
+
+	return preview_normalized_row(fcinfo, normalized, relations);
+}
+
+/* Test hook: the same for (fetchxml xml) */
+Datum
+bulkdelete_test_normalize_fetchxml(PG_FUNCTION_ARGS)
+{
+	List	   *relations = NIL;
+	Jsonb	   *normalized = bd_query_normalize_fetchxml(PG_GETARG_TEXT_PP(0),
+														 &relations);
 
 	return preview_normalized_row(fcinfo, normalized, relations);
 }

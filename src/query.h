@@ -80,6 +80,20 @@ extern Jsonb *bd_query_normalize_filter(Oid relid, const char *filter,
 										List **relations);
 
 /*
+ * The FetchXML form (query_fetchxml.c): a <fetch> document (the text of an
+ * xml value) translated into the JSON form of one query expression, as the
+ * JSON form would take it; 22023 naming the XML path of what cannot be
+ * translated, 2200N for what is not a well-formed document.
+ */
+extern Jsonb *bd_query_fetchxml_translate(text *fetchxml);
+
+/*
+ * bd_query_normalize of the translation: the same checks and the same
+ * normalized set as its JSON, every error naming the XML path.
+ */
+extern Jsonb *bd_query_normalize_fetchxml(text *fetchxml, List **relations);
+
+/*
  * bd_query_normalize_filter of a function's arguments argno (target
  * regclass) and argno + 1 (filter text); 22004 when either is null.
  */

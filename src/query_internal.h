@@ -14,6 +14,8 @@
  *							the dry run (qn_)
  *		query_filter.c		the SQL filter form at submit: parse, analyze,
  *							check its functions (qfilter_)
+ *		query_fetchxml.c	the FetchXML form: a <fetch> document into the
+ *							JSON form, errors at XML paths (qx_)
  *		query_form.c		the normalized form: writing its frame, reading it
  *							back (qf_)
  *		query_compile.c		a normalized query to SQL text with typed
@@ -22,9 +24,9 @@
  *							view's definition composed with the condition,
  *							the view's privilege semantics (qv_)
  *
- *		A front end (the JSON form, the filter form, FetchXML later) produces
- *		the normalized form with qf_begin/qf_end; the compiler reads only
- *		that form.
+ *		A front end (the JSON form, the filter form) produces the normalized
+ *		form with qf_begin/qf_end; FetchXML is translated into the JSON form
+ *		first.  The compiler reads only the normalized form.
  *
  *-------------------------------------------------------------------------
  */
