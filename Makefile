@@ -19,6 +19,7 @@ OBJS = \
 	src/launcher.o \
 	src/pace.o \
 	src/preview.o \
+	src/progress.o \
 	src/query_catalog.o \
 	src/query_compile.o \
 	src/query_date.o \

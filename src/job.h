@@ -51,7 +51,9 @@ typedef enum BdJobAction
 	BD_ACTION_STOP,				/* pausing -> paused, canceling -> canceled */
 	BD_ACTION_SUCCEED,			/* in_progress -> succeeded */
 	BD_ACTION_FAIL,				/* in_progress -> failed */
-	BD_ACTION_UPLOAD			/* open -> open: add records to an ids job */
+	BD_ACTION_UPLOAD,			/* open -> open: add records to an ids job */
+	BD_ACTION_RUN_NOW			/* scheduled|queued|paused -> in_progress:
+								 * CALL bulkdelete.run */
 } BdJobAction;
 
 /* A job row, as the engine needs it; palloc'd in the caller's context */

@@ -30,7 +30,7 @@
 typedef void (*JobRowReader) (uint64 row, void *arg);
 
 /* The first row of a result, copied by job_read_row */
-#define JOB_MAX_COLS 16
+#define JOB_MAX_COLS 24
 
 typedef struct JobRow
 {

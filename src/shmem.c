@@ -12,6 +12,8 @@
  */
 #include "shmem.h"
 
+#include "progress.h"
+
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -53,6 +55,7 @@ shmem_request(void)
 		shmem_prev_request_hook();
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(BdShared)));
+	RequestAddinShmemSpace(bd_progress_shmem_size());
 	RequestNamedLWLockTranche("bulkdelete", 1);
 }
 
@@ -75,6 +78,7 @@ shmem_startup(void)
 		pg_atomic_init_u64(&bd_shared->job_xids_lower, 0);
 		bd_shared->rescan = true;
 	}
+	bd_progress_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
