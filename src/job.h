@@ -166,4 +166,8 @@ extern void bd_job_link_run(int64 job_id, int64 parent_id,
 							const char *schedule, const char *recurrence);
 extern int64 bd_job_unfinished_run(int64 parent_id);
 
+/* job_history.c: purging finished jobs (bulkdelete.history_retention) */
+extern bool bd_job_history_purge_step(int retention_s);
+extern TimestampTz bd_job_history_next(int retention_s);
+
 #endif							/* BULKDELETE_JOB_H */

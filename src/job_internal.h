@@ -13,6 +13,8 @@
  *		job_notify.c	the announcement of a job's end (jnotify_)
  *		job_claim.c		who runs a job: the engine's advisory locks and
  *						claiming the next job (jclaim_)
+ *		job_history.c	purging finished jobs: history_retention and a
+ *						schedule's keep_runs (jhistory_)
  *
  *-------------------------------------------------------------------------
  */
