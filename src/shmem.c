@@ -12,6 +12,7 @@
  */
 #include "shmem.h"
 
+#include "bulkdelete.h"
 #include "progress.h"
 
 #include "access/xact.h"
@@ -159,7 +160,19 @@ shmem_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT && wake_launcher_pending)
 		bd_shmem_wake_database(MyDatabaseId);
 	if (event == XACT_EVENT_COMMIT && job_ended_pending && bd_shared != NULL)
+	{
 		ConditionVariableBroadcast(&bd_shared->job_ended);
+
+		/*
+		 * The job comes of age for bulkdelete.history_retention then: a
+		 * worker purges it, also when the job ended in a session (CALL
+		 * bulkdelete.run, a cancel) and no worker runs afterwards.
+		 */
+		if (bd_history_retention >= 0)
+			bd_shmem_database_due(MyDatabaseId,
+								  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  (int64) bd_history_retention * 1000));
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT ||
@@ -399,8 +412,9 @@ bd_shmem_wake_at_exit(bool on)
 }
 
 /*
- * Database dbid has a scheduled job due at "when": make sure the launcher
- * looks then, whatever else is running.
+ * Database dbid has a scheduled job due at "when" (or a finished job that
+ * comes of age for the history's retention): make sure the launcher looks
+ * then, whatever else is running.
  */
 void
 bd_shmem_database_due(Oid dbid, TimestampTz when)

@@ -130,15 +130,16 @@ is($node->safe_psql('postgres', qq{
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bulkdelete.schedule_definition'),
 	'1', 'the schedule stays');
 
-# a job that ends later is purged in its turn: run in a session, which
-# wakes a worker when it exits
+# a job that ends later in a session, where no worker runs after it, is
+# purged in its turn (its end asks for a worker when it comes of age; with
+# retention 0 at once, so its row may be gone before it can be read)
 my $later = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('parent', 'id = 39001', start_after => now() + interval '1 day') AS j \gset
 	CALL bulkdelete.run(:j);
-	SELECT :j || ' ' || state FROM bulkdelete.operation WHERE id = :j});
+	SELECT :j});
 $later = (split /\n/, $later)[-1];
-like($later, qr/^\d+ succeeded$/, 'a later job ends (RunNow of a scheduled job)');
-$later =~ s/ .*//;
+is($node->safe_psql('postgres', 'SELECT count(*) FROM parent WHERE id = 39001'), '0',
+	'a later job ran in a session');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 0 FROM bulkdelete.operation WHERE id = $later"),
 	'and is purged in its turn');
