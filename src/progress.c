@@ -244,8 +244,8 @@ progress_recent_rate(const ProgressSlot *slot, TimestampTz now, double *rate)
 
 	for (int k = 0; k < slot->nsamples; k++)
 	{
-		const ProgressSample *s =
-		&slot->samples[(slot->newest - k + PROGRESS_SAMPLES) % PROGRESS_SAMPLES];
+		int			i = (slot->newest - k + PROGRESS_SAMPLES) % PROGRESS_SAMPLES;
+		const ProgressSample *s = &slot->samples[i];
 
 		base = s;
 		if (now - s->at >= PROGRESS_WINDOW_US)
