@@ -14,11 +14,13 @@ OBJS = \
 	src/options.o \
 	src/job.o \
 	src/job_claim.o \
+	src/job_history.o \
 	src/job_notify.o \
 	src/job_state.o \
 	src/launcher.o \
 	src/pace.o \
 	src/preview.o \
+	src/progress.o \
 	src/query_catalog.o \
 	src/query_compile.o \
 	src/query_date.o \

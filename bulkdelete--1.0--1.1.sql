@@ -224,3 +224,469 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.submit(text, text, text, timestamptz, boolean, text[], text[], jsonb) IS
 	'submit(''schema.table'', $$condition$$, ...) and submit(''{...}'') or submit(''<fetch>...'') without casts: a first argument that is JSON is a query set, one that starts with < is FetchXML (the second argument then its name), else it names the target';
+ * RunNow and the time a job spends stopped (issue 16).  CALL
+ * bulkdelete.run runs a scheduled or paused job at once, as well as a queued
+ * one.  paused_at and paused_time keep the time a started job was stopped
+ * (paused, then maybe queued again or postponed), written by the state
+ * machine (job_state.c) when it stops and when it runs again or ends, so
+ * that the rate and the ETA of bulkdelete.jobs count only the time it ran.
+ */
+ALTER TABLE @extschema@.operation ADD COLUMN paused_at timestamptz;
+ALTER TABLE @extschema@.operation
+	ADD COLUMN paused_time interval NOT NULL DEFAULT '0';
+COMMENT ON PROCEDURE @extschema@.run(bigint) IS
+	'run a queued, scheduled or paused job now, in this session, committing every batch (use CALL; Dataverse RunNow)';
+
+/*
+ * What the processes running jobs are doing now (src/progress.c): one row
+ * per running job of this database that the caller may see, from shared
+ * memory, without a write per change.
+ */
+CREATE FUNCTION @extschema@.job_activity()
+	RETURNS TABLE(job bigint, pid integer, phase text,
+				  phase_since timestamptz, run_started timestamptz,
+				  recent_rows_per_second numeric)
+	AS 'MODULE_PATHNAME', 'bulkdelete_job_activity'
+	LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.job_activity() IS
+	'the jobs of this database that a process runs now and the current role may see: the phase of each, since when, and its rows per second over at least the last 10 seconds';
+
+/*
+ * ---- The progress views: bulkdelete.jobs and bulkdelete.progress --------
+ *
+ * The one place where the jobs view is defined (helpers adding columns:
+ * here).  It is dropped and created again rather than replaced, so that
+ * the phase stands beside the state; nothing of the extension depends on
+ * it.  One row per job, the active ones first.  The phase of a running
+ * job comes from its process (job_activity), everything else from its
+ * row.  elapsed, the rates and the ETA count only the time the job ran
+ * (paused_time is left out); the ETA divides the rows left by the recent
+ * rate, or by the average while the recent one is not known or is zero.
+ */
+DROP VIEW @extschema@.jobs;
+CREATE VIEW @extschema@.jobs WITH (security_invoker = true) AS
+SELECT o.id, o.name, o.owner, o.kind,
+	   COALESCE(o.target, o.relations[1]) AS relation, o.state, f.phase,
+	   o.processing_query_index AS query_index,
+	   o.candidate_count, o.success_count, o.failure_count, o.skipped_count,
+	   o.cascade_count, o.batches,
+	   CASE
+		   WHEN o.candidate_count > 0 THEN
+			   pg_catalog.round(100.0 * p.done / o.candidate_count, 1)
+		   WHEN o.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100.0
+	   END AS percent_done,
+	   e.elapsed, e.paused_time,
+	   CASE WHEN e.seconds > 0 THEN pg_catalog.round(p.done / e.seconds, 1)
+	   END AS rows_per_second,
+	   a.recent_rows_per_second,
+	   CASE
+		   WHEN o.finished_at IS NULL AND o.candidate_count IS NOT NULL
+			   AND p.done > 0 AND e.seconds > 0 THEN
+			   pg_catalog.justify_hours(pg_catalog.make_interval(secs =>
+				   pg_catalog.round(GREATEST(o.candidate_count - p.done, 0)
+					   / COALESCE(NULLIF(a.recent_rows_per_second, 0),
+								  p.done / e.seconds))::float8))
+	   END AS eta,
+	   o.created_at, o.start_after, o.started_at, o.finished_at,
+	   a.phase_since, o.error_sqlstate, o.error_message, o.worker_pid,
+	   o.parent_id
+FROM @extschema@.operation o
+	 LEFT JOIN @extschema@.job_activity() a
+		 ON a.job OPERATOR(pg_catalog.=) o.id,
+	 LATERAL (SELECT o.success_count + o.failure_count + o.skipped_count
+			  AS done) p,
+	 LATERAL (SELECT o.paused_time OPERATOR(pg_catalog.+) CASE
+				  WHEN o.paused_at IS NOT NULL AND o.started_at IS NOT NULL
+					  AND o.finished_at IS NULL
+				  THEN pg_catalog.now() OPERATOR(pg_catalog.-)
+					  GREATEST(o.paused_at, o.started_at)
+				  ELSE '0'::pg_catalog.interval END AS stopped) s,
+	 LATERAL (SELECT (COALESCE(o.finished_at, pg_catalog.now())
+					 OPERATOR(pg_catalog.-) o.started_at)
+					 OPERATOR(pg_catalog.-) s.stopped AS elapsed,
+				 s.stopped AS paused_time,
+				 pg_catalog.date_part('epoch',
+					 (COALESCE(o.finished_at, pg_catalog.now())
+					  OPERATOR(pg_catalog.-) o.started_at)
+					 OPERATOR(pg_catalog.-) s.stopped)::numeric AS seconds) e,
+	 LATERAL (SELECT CASE o.state
+				  WHEN 'in_progress' THEN COALESCE(a.phase, 'waiting for a worker')
+				  WHEN 'queued' THEN 'waiting for a worker'
+				  WHEN 'scheduled' THEN 'scheduled'
+				  WHEN 'open' THEN 'receiving uploads'
+				  ELSE o.state END AS phase,
+				 CASE
+				  WHEN o.state IN ('in_progress', 'pausing', 'canceling') THEN 0
+				  WHEN o.state OPERATOR(pg_catalog.=) 'queued' THEN 1
+				  WHEN o.state OPERATOR(pg_catalog.=) 'paused' THEN 2
+				  WHEN o.state IN ('open', 'scheduled') THEN 3
+				  ELSE 4 END AS rank) f
+ORDER BY f.rank, o.finished_at DESC NULLS FIRST, o.id;
+COMMENT ON VIEW @extschema@.jobs IS
+	'progress of every bulk delete job the current role may see, one row per job, the active ones first (see bulkdelete.progress for \watch)';
+
+/*
+ * The compact form for \watch 1 in a terminal of 120 columns: the jobs
+ * that have not ended and those that ended within the last hour, the
+ * numbers rounded for reading.
+ */
+CREATE VIEW @extschema@.progress WITH (security_invoker = true) AS
+SELECT j.id,
+	   CASE WHEN pg_catalog.length(n.name) > 24
+		   THEN pg_catalog.left(n.name, 21) OPERATOR(pg_catalog.||) '...'
+		   ELSE n.name END AS name,
+	   j.phase,
+	   j.percent_done AS pct,
+	   j.success_count + j.failure_count + j.skipped_count AS done,
+	   j.failure_count AS failed,
+	   pg_catalog.round(CASE
+		   WHEN j.state IN ('in_progress', 'pausing', 'canceling')
+		   THEN COALESCE(j.recent_rows_per_second, j.rows_per_second)
+		   ELSE j.rows_per_second END) AS rate,
+	   j.eta,
+	   pg_catalog.date_trunc('second', j.elapsed) AS elapsed
+FROM @extschema@.jobs j,
+	 LATERAL (SELECT COALESCE(j.name, j.relation::text) AS name) n
+WHERE j.finished_at IS NULL
+   OR j.finished_at > pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval;
+COMMENT ON VIEW @extschema@.progress IS
+	'the jobs that have not ended or ended within the last hour, compactly, for \watch 1: phase, percent, rows done and failed, the current rate (rows per second), ETA and running time';
+
+/* what each column says, for \d+ */
+COMMENT ON COLUMN @extschema@.jobs.id IS
+	'the job''s id';
+COMMENT ON COLUMN @extschema@.jobs.name IS
+	'the job''s name';
+COMMENT ON COLUMN @extschema@.jobs.owner IS
+	'the role the job runs as';
+COMMENT ON COLUMN @extschema@.jobs.kind IS
+	'query or ids';
+COMMENT ON COLUMN @extschema@.jobs.relation IS
+	'the table the job deletes from (the first of a query set''s)';
+COMMENT ON COLUMN @extschema@.jobs.state IS
+	'the job''s state (SPEC 3.3)';
+COMMENT ON COLUMN @extschema@.jobs.phase IS
+	'what the job does now: fixing candidates, deleting, isolating failures, yielding to writers, throttled, waiting for replicas, waiting for a lock, or the state (pausing, paused, ...); queued: waiting for a worker';
+COMMENT ON COLUMN @extschema@.jobs.query_index IS
+	'the query of the set being deleted, from 0';
+COMMENT ON COLUMN @extschema@.jobs.candidate_count IS
+	'rows selected at the start, or records uploaded';
+COMMENT ON COLUMN @extschema@.jobs.success_count IS
+	'rows deleted';
+COMMENT ON COLUMN @extschema@.jobs.failure_count IS
+	'rows that could not be deleted (bulkdelete.failure)';
+COMMENT ON COLUMN @extschema@.jobs.skipped_count IS
+	'candidates gone, changed or kept by a trigger';
+COMMENT ON COLUMN @extschema@.jobs.cascade_count IS
+	'rows removed by ON DELETE CASCADE';
+COMMENT ON COLUMN @extschema@.jobs.batches IS
+	'batch transactions committed';
+COMMENT ON COLUMN @extschema@.jobs.percent_done IS
+	'deleted, failed and skipped rows, in percent of the candidates';
+COMMENT ON COLUMN @extschema@.jobs.elapsed IS
+	'the time the job ran: since its start, without paused_time';
+COMMENT ON COLUMN @extschema@.jobs.paused_time IS
+	'the time the job spent stopped since its start (paused, or queued again after a pause)';
+COMMENT ON COLUMN @extschema@.jobs.rows_per_second IS
+	'the average rate: rows handled per second of elapsed';
+COMMENT ON COLUMN @extschema@.jobs.recent_rows_per_second IS
+	'the rate over at least the last 10 seconds, while a process runs the job';
+COMMENT ON COLUMN @extschema@.jobs.eta IS
+	'the time the job still needs to run: rows left at the recent rate (the average when it is unknown or 0); paused time not counted';
+COMMENT ON COLUMN @extschema@.jobs.created_at IS
+	'when the job was submitted';
+COMMENT ON COLUMN @extschema@.jobs.start_after IS
+	'not started before this time';
+COMMENT ON COLUMN @extschema@.jobs.started_at IS
+	'the cutoff: only rows that matched and existed then are deleted';
+COMMENT ON COLUMN @extschema@.jobs.finished_at IS
+	'when the job ended';
+COMMENT ON COLUMN @extschema@.jobs.phase_since IS
+	'when the running job entered its phase';
+COMMENT ON COLUMN @extschema@.jobs.error_sqlstate IS
+	'the SQLSTATE of the error that stopped the job';
+COMMENT ON COLUMN @extschema@.jobs.error_message IS
+	'the error that stopped the job';
+COMMENT ON COLUMN @extschema@.jobs.worker_pid IS
+	'the process running the job';
+COMMENT ON COLUMN @extschema@.jobs.parent_id IS
+	'the schedule the job is a run of';
+COMMENT ON COLUMN @extschema@.progress.id IS
+	'the job''s id';
+COMMENT ON COLUMN @extschema@.progress.name IS
+	'the job''s name, or its table, cut to 24 characters';
+COMMENT ON COLUMN @extschema@.progress.phase IS
+	'what the job does now (see bulkdelete.jobs.phase)';
+COMMENT ON COLUMN @extschema@.progress.pct IS
+	'percent of the candidates handled';
+COMMENT ON COLUMN @extschema@.progress.done IS
+	'rows deleted, failed or skipped';
+COMMENT ON COLUMN @extschema@.progress.failed IS
+	'rows that could not be deleted';
+COMMENT ON COLUMN @extschema@.progress.rate IS
+	'rows per second: over the last 10 seconds while running, else the average';
+COMMENT ON COLUMN @extschema@.progress.eta IS
+	'the running time left';
+COMMENT ON COLUMN @extschema@.progress.elapsed IS
+	'the running time so far, paused time left out';
+
+GRANT SELECT ON @extschema@.jobs, @extschema@.progress TO PUBLIC;
+
+/* ---- end of the progress views ---- */
+
+/*
+ * psql polish (issue 16): \d+ explains every column a user reads.  The
+ * engine's working tables, candidate and record, stay in this schema
+ * (moving them would change every dump's and every upgrade's names, and the
+ * code of every branch that reads them) and say that they are internal:
+ * nobody but the extension's functions reads or writes them.
+ */
+COMMENT ON COLUMN @extschema@.operation.id IS
+	'the job''s id, as submit, create_job and start_scheduled_run return it';
+COMMENT ON COLUMN @extschema@.operation.name IS
+	'the name given at submit (Dataverse JobName); null when none';
+COMMENT ON COLUMN @extschema@.operation.owner IS
+	'the role that submitted the job: it runs as this role, with its privileges and row-level security';
+COMMENT ON COLUMN @extschema@.operation.kind IS
+	'query (a query set or a filter, submit) or ids (an id list, create_job)';
+COMMENT ON COLUMN @extschema@.operation.query_set IS
+	'query jobs: the normalized query set (relations by position in relations, columns by number; see doc/query-sets.md)';
+COMMENT ON COLUMN @extschema@.operation.target IS
+	'ids jobs: the table whose rows the uploaded keys name';
+COMMENT ON COLUMN @extschema@.operation.state IS
+	'open, scheduled, queued, in_progress, pausing, paused, canceling, canceled, succeeded or failed (SPEC 3.3); changed only by the job functions';
+COMMENT ON COLUMN @extschema@.operation.created_at IS
+	'when the job was submitted';
+COMMENT ON COLUMN @extschema@.operation.start_after IS
+	'the job does not start before this time (submit''s start_after, postpone); null: at once';
+COMMENT ON COLUMN @extschema@.operation.finished_at IS
+	'when the job reached a final state (canceled, succeeded, failed)';
+COMMENT ON COLUMN @extschema@.operation.processing_query_index IS
+	'the query of the set the job is deleting now, from 0 (Dataverse ProcessingQEIndex)';
+COMMENT ON COLUMN @extschema@.operation.candidate_count IS
+	'the rows selected at the start (query jobs) or the records uploaded (ids jobs); null before';
+COMMENT ON COLUMN @extschema@.operation.success_count IS
+	'rows deleted so far (Dataverse SuccessCount); exact after every committed batch';
+COMMENT ON COLUMN @extschema@.operation.failure_count IS
+	'rows that could not be deleted, one bulkdelete.failure row each (Dataverse FailureCount)';
+COMMENT ON COLUMN @extschema@.operation.skipped_count IS
+	'candidates gone, changed so that they no longer match, or kept by a trigger; for range-mode jobs counted at the end';
+COMMENT ON COLUMN @extschema@.operation.cascade_count IS
+	'rows removed from referencing tables by ON DELETE CASCADE';
+COMMENT ON COLUMN @extschema@.operation.cascade_breakdown IS
+	'cascade_count per referencing table: {"schema.table": rows}';
+COMMENT ON COLUMN @extschema@.operation.batches IS
+	'batch transactions committed so far';
+COMMENT ON COLUMN @extschema@.operation.recurrence IS
+	'runs of a schedule: the schedule''s recurrence as given (cron or RRULE)';
+COMMENT ON COLUMN @extschema@.operation.schedule IS
+	'runs of a schedule: the cron schedule it was started on';
+COMMENT ON COLUMN @extschema@.operation.parent_id IS
+	'runs of a schedule: the schedule (bulkdelete.schedule_definition.id); null for one-off jobs and after unschedule';
+COMMENT ON COLUMN @extschema@.operation.notify IS
+	'whether the end of the job is to be e-mailed to the recipients (the NOTIFY is sent either way)';
+COMMENT ON COLUMN @extschema@.operation.to_recipients IS
+	'e-mail addresses to tell of the job''s end (Dataverse ToRecipients), carried in the NOTIFY for a relay';
+COMMENT ON COLUMN @extschema@.operation.cc_recipients IS
+	'e-mail addresses to copy (Dataverse CCRecipients)';
+COMMENT ON COLUMN @extschema@.operation.options IS
+	'the job''s options as given (batch_size, batch_time, batch_delay, lock_timeout, max_rows_per_second, busy_wal_rate, max_failures)';
+COMMENT ON COLUMN @extschema@.operation.error_sqlstate IS
+	'the SQLSTATE of the error that stopped the job (failed), or of the reason a run was skipped';
+COMMENT ON COLUMN @extschema@.operation.error_message IS
+	'the message of the error that stopped the job';
+COMMENT ON COLUMN @extschema@.operation.worker_pid IS
+	'the process running the job now (a worker, or a session in CALL bulkdelete.run); null when none';
+COMMENT ON COLUMN @extschema@.operation.paused_at IS
+	'when the job was last stopped (paused); null while it runs or once it ran again';
+COMMENT ON COLUMN @extschema@.operation.paused_time IS
+	'the time the job, once started, spent stopped (paused, or queued again after a pause), left out of its elapsed time, rate and ETA';
+COMMENT ON COLUMN @extschema@.failure.id IS
+	'the failure''s id';
+COMMENT ON COLUMN @extschema@.failure.operation_id IS
+	'the job (bulkdelete.operation.id); its failures go with it';
+COMMENT ON COLUMN @extschema@.failure.query_index IS
+	'the query of the job''s set whose row this is, from 0 (null for ids jobs)';
+COMMENT ON COLUMN @extschema@.failure.relation IS
+	'the table of the row';
+COMMENT ON COLUMN @extschema@.failure.record_key IS
+	'the row''s key: its primary key columns and values, e.g. {"id": 42}, or {"ctid": ...} without a primary key';
+COMMENT ON COLUMN @extschema@.failure.sqlstate IS
+	'the SQLSTATE of the error that kept the row (Dataverse ErrorNumber), e.g. 23503 for a restricting foreign key';
+COMMENT ON COLUMN @extschema@.failure.message IS
+	'the error''s message (Dataverse ErrorDescription)';
+COMMENT ON COLUMN @extschema@.failure.detail IS
+	'the error''s detail, when it has one';
+COMMENT ON COLUMN @extschema@.failure.occurred_at IS
+	'when the row failed';
+COMMENT ON COLUMN @extschema@.schedule_definition.id IS
+	'the schedule''s id; its runs have it as parent_id';
+COMMENT ON COLUMN @extschema@.schedule_definition.name IS
+	'the schedule''s name, unique; schedule() with the same name replaces it';
+COMMENT ON COLUMN @extschema@.schedule_definition.query_set IS
+	'the normalized query set each run deletes';
+COMMENT ON COLUMN @extschema@.schedule_definition.relations IS
+	'every relation the query set refers to, by position (as operation.relations)';
+COMMENT ON COLUMN @extschema@.schedule_definition.target IS
+	'a filter schedule''s table; null for a JSON query set';
+COMMENT ON COLUMN @extschema@.schedule_definition.query_count IS
+	'the number of queries in the set';
+COMMENT ON COLUMN @extschema@.schedule_definition.notify IS
+	'whether each run''s end is to be e-mailed';
+COMMENT ON COLUMN @extschema@.schedule_definition.to_recipients IS
+	'e-mail addresses each run''s end is sent to';
+COMMENT ON COLUMN @extschema@.schedule_definition.cc_recipients IS
+	'e-mail addresses each run''s end is copied to';
+COMMENT ON COLUMN @extschema@.schedule_definition.options IS
+	'the runs'' options, and the schedule''s own: keep_runs n keeps only its last n finished runs';
+COMMENT ON COLUMN @extschema@.schedule_definition.created_at IS
+	'when the schedule was first created';
+COMMENT ON COLUMN @extschema@.schedule_definition.updated_at IS
+	'when it was last replaced';
+COMMENT ON COLUMN @extschema@.schedules.id IS
+	'the schedule''s id';
+COMMENT ON COLUMN @extschema@.schedules.name IS
+	'the schedule''s name';
+COMMENT ON COLUMN @extschema@.schedules.owner IS
+	'the role its runs run as';
+COMMENT ON COLUMN @extschema@.schedules.recurrence IS
+	'as given: cron syntax or a Dataverse RRULE';
+COMMENT ON COLUMN @extschema@.schedules.schedule IS
+	'the cron schedule pg_cron runs it on (UTC)';
+COMMENT ON COLUMN @extschema@.schedules.relations IS
+	'the relations its query set refers to';
+COMMENT ON COLUMN @extschema@.schedules.query_count IS
+	'queries in its set';
+COMMENT ON COLUMN @extschema@.schedules.notify IS
+	'whether runs are e-mailed';
+COMMENT ON COLUMN @extschema@.schedules.to_recipients IS
+	'recipients of each run''s end';
+COMMENT ON COLUMN @extschema@.schedules.cc_recipients IS
+	'copied recipients';
+COMMENT ON COLUMN @extschema@.schedules.options IS
+	'the runs'' options and keep_runs';
+COMMENT ON COLUMN @extschema@.schedules.created_at IS
+	'when it was created';
+COMMENT ON COLUMN @extschema@.schedules.updated_at IS
+	'when it was last replaced';
+COMMENT ON COLUMN @extschema@.schedules.runs IS
+	'its runs kept in bulkdelete.operation';
+COMMENT ON COLUMN @extschema@.schedules.last_run_id IS
+	'its latest run';
+COMMENT ON COLUMN @extschema@.schedules.last_run_state IS
+	'the latest run''s state';
+COMMENT ON COLUMN @extschema@.schedules.last_run_at IS
+	'when the latest run was created';
+COMMENT ON COLUMN @extschema@.schedules.last_run_finished_at IS
+	'when the latest run ended';
+COMMENT ON COLUMN @extschema@.schedules.last_run_success_count IS
+	'rows the latest run deleted';
+COMMENT ON COLUMN @extschema@.schedules.last_run_failure_count IS
+	'rows the latest run could not delete';
+COMMENT ON COLUMN @extschema@.schedules.last_run_skipped_count IS
+	'rows the latest run skipped';
+COMMENT ON COLUMN @extschema@.schedules.last_run_error IS
+	'the error that stopped the latest run, or why it was skipped';
+COMMENT ON COLUMN @extschema@.schedules.next_run IS
+	'when pg_cron starts the next run; null when its pg_cron job is missing';
+COMMENT ON COLUMN @extschema@.schedules.cron_job_present IS
+	'whether its pg_cron job exists in this database';
+
+COMMENT ON TABLE @extschema@.candidate IS
+	'internal: the candidate set of a running query job, fixed at its start (row addresses or block ranges); only the engine reads or writes it, and it is not dumped';
+COMMENT ON TABLE @extschema@.record IS
+	'internal: the records uploaded to id-list jobs and the outcome of each; read them with bulkdelete.successful_results, failed_results and unprocessed_records';
+
+/*
+ * preview's cascade tree, readable in psql (issue 16): one row per
+ * relation, the query's own first, each foreign key's rows under the
+ * relation it references, drawn in ASCII (an extension script has no
+ * encoding of its own).  preview's cascade array is in depth-first order
+ * with each entry's depth, which is all the drawing needs: an entry's
+ * parent is the last entry before it one level up, and it is the last of
+ * its siblings when no entry of its level follows before a shallower one.
+ * preview_tree has no SET search_path, like submit(text, text): preview
+ * reads the caller's names (an unqualified entity, a filter's functions)
+ * with the caller's search_path; the bodies qualify every name they use.
+ */
+CREATE FUNCTION @extschema@.preview_tree_lines(qi integer, relation regclass,
+	matching_rows bigint, cascade jsonb)
+	RETURNS TABLE(query_index integer, tree text, action text, rows bigint,
+				  via text)
+	LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer := COALESCE(jsonb_array_length(cascade), 0);
+	depth integer[];
+	last boolean[];
+	seen boolean[] := array_fill(false, ARRAY[64]);
+	open boolean[] := array_fill(false, ARRAY[64]);
+	e jsonb;
+	d integer;
+	prefix text;
+BEGIN
+	query_index := qi;
+	tree := relation::text;
+	action := 'delete';
+	rows := matching_rows;
+	via := NULL;
+	RETURN NEXT;
+	FOR i IN 1 .. n LOOP
+		depth[i] := (cascade -> (i - 1) ->> 'depth')::integer;
+	END LOOP;
+	-- backwards: is an entry the last of its siblings?
+	FOR i IN REVERSE n .. 1 LOOP
+		d := depth[i];
+		last[i] := NOT seen[d];
+		seen[d] := true;
+		FOR k IN d + 1 .. 64 LOOP
+			seen[k] := false;
+		END LOOP;
+	END LOOP;
+	FOR i IN 1 .. n LOOP
+		e := cascade -> (i - 1);
+		d := depth[i];
+		prefix := '';
+		FOR k IN 1 .. d - 1 LOOP
+			prefix := prefix || CASE WHEN open[k] THEN '|   ' ELSE '    ' END;
+		END LOOP;
+		tree := prefix || CASE WHEN last[i] THEN '`-- ' ELSE '|-- ' END
+			|| (e ->> 'relation')
+			|| CASE WHEN (e ->> 'cut')::boolean THEN ' (cycle, not followed)'
+					WHEN e ->> 'rows' IS NULL THEN ' (not readable)'
+					ELSE '' END;
+		open[d] := NOT last[i];
+		action := e ->> 'action';
+		rows := (e ->> 'rows')::bigint;
+		via := e ->> 'via';
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.preview_tree_lines(integer, regclass, bigint, jsonb) IS
+	'internal: the lines of preview_tree for one row of preview';
+
+CREATE FUNCTION @extschema@.preview_tree(query_set jsonb)
+	RETURNS TABLE(query_index integer, tree text, action text, rows bigint,
+				  via text)
+	LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+AS $$
+	SELECT t.* FROM @extschema@.preview(query_set) p,
+		LATERAL @extschema@.preview_tree_lines(p.query_index, p.relation,
+											 p.matching_rows, p.cascade) t
+$$;
+COMMENT ON FUNCTION @extschema@.preview_tree(jsonb) IS
+	'preview as a tree for psql: per query, the rows it deletes, then each table its foreign keys reach, indented under the table it references, with the ON DELETE action, the rows it cascades to, changes or blocks, and the key';
+
+CREATE FUNCTION @extschema@.preview_tree(target regclass, filter text)
+	RETURNS TABLE(query_index integer, tree text, action text, rows bigint,
+				  via text)
+	LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
+AS $$
+	SELECT t.* FROM @extschema@.preview(target, filter) p,
+		LATERAL @extschema@.preview_tree_lines(p.query_index, p.relation,
+											 p.matching_rows, p.cascade) t
+$$;
+COMMENT ON FUNCTION @extschema@.preview_tree(regclass, text) IS
+	'preview_tree of the rows of target that match one SQL boolean expression';

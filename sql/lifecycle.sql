@@ -25,7 +25,13 @@ SELECT bulkdelete.submit('life.contact'::regclass, 'id > 90', name => 'small',
 SELECT bulkdelete.pause(:job);
 COMMIT;
 CALL bulkdelete.run(:job);
-SELECT bd_notify_payload(:job)::jsonb - 'id' AS payload;
+SELECT bd_notify_payload(:job)::jsonb - '{id,started_at,finished_at}'::text[] AS payload;
+-- the times are the job's own, as JSON writes a timestamptz
+SELECT p->'started_at' = to_jsonb(o.started_at) AS started_at,
+	   p->'finished_at' = to_jsonb(o.finished_at) AS finished_at
+FROM bulkdelete.operation o,
+	 LATERAL (SELECT bd_notify_payload(o.id)::jsonb AS p) x
+WHERE o.id = :job;
 
 -- 400 recipients and a 5,000-byte name would pass PostgreSQL's 8000-byte
 -- limit on a payload: the job used to stay in_progress for good, its end

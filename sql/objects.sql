@@ -25,6 +25,21 @@ SELECT c.relname, c.reloptions FROM pg_class c
 WHERE c.relnamespace = 'bulkdelete'::regnamespace AND c.relkind = 'v'
 ORDER BY 1;
 
+-- \d+ explains itself: every column of a table or view a user reads has a
+-- comment, and so has every table and view; the engine's working tables
+-- say that they are internal
+SELECT c.relname, a.attname
+FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+WHERE c.relnamespace = 'bulkdelete'::regnamespace AND c.relkind IN ('r', 'v')
+  AND c.relname NOT IN ('candidate', 'record')
+  AND a.attnum > 0 AND NOT a.attisdropped
+  AND col_description(c.oid, a.attnum) IS NULL
+ORDER BY 1, 2;
+SELECT c.relname, obj_description(c.oid, 'pg_class') LIKE 'internal: %' AS internal
+FROM pg_class c
+WHERE c.relnamespace = 'bulkdelete'::regnamespace AND c.relkind IN ('r', 'v')
+ORDER BY 1;
+
 -- job tables and their sequences are dumped with the data
 SELECT extconfig::regclass[] FROM pg_extension WHERE extname = 'bulkdelete';
 

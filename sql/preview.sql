@@ -43,6 +43,13 @@ JOIN (VALUES
 ) AS h(relation, handwritten) USING (relation)
 ORDER BY t.depth, t.relation;
 
+-- the same tree for psql: each table under the one it references
+SELECT * FROM bulkdelete.preview_tree(bd_cond('crm.contact', 'status', 'eq', '["active"]'));
+-- the filter form draws the same tree
+SELECT tree, action, rows FROM bulkdelete.preview_tree('crm.contact', $$status = 'active'$$)
+EXCEPT ALL
+SELECT tree, action, rows FROM bulkdelete.preview_tree(bd_cond('crm.contact', 'status', 'eq', '["active"]'));
+
 -- a self-referencing ON DELETE CASCADE key is followed to its closure, and
 -- a row the set deletes anyway is not counted again: deleting unit 2 takes
 -- its whole subtree, deleting the subtree with it takes nothing more
@@ -67,6 +74,7 @@ INSERT INTO crm.ping SELECT i, NULL FROM generate_series(1, 6) i;
 INSERT INTO crm.pong SELECT i, i FROM generate_series(1, 6) i;
 UPDATE crm.ping SET pong_id = id - 1 WHERE id > 1;
 SELECT p.cascade FROM bulkdelete.preview(bd_cond('crm.ping', 'id', 'eq', '[1]')) p;
+SELECT tree, action, rows FROM bulkdelete.preview_tree(bd_cond('crm.ping', 'id', 'eq', '[1]'));
 BEGIN;
 DELETE FROM crm.ping WHERE id = 1;
 SELECT (SELECT 6 - count(*) FROM crm.ping) AS pings_gone, (SELECT 6 - count(*) FROM crm.pong) AS pongs_gone;

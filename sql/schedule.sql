@@ -193,6 +193,15 @@ SELECT owner, kind, name, state, parent_id = :sched AS linked, schedule,
 FROM bulkdelete.operation WHERE id = :run1;
 SELECT count(*) AS left, count(*) FILTER (WHERE closed) AS closed_left
 FROM public.sched_contact;
+-- its end is announced with its schedule and its database
+RESET ROLE;
+CREATE FUNCTION pg_temp.bd_notify_payload(job bigint) RETURNS text
+	AS '$libdir/bulkdelete', 'bulkdelete_test_notify_payload' LANGUAGE C STRICT;
+SELECT p->'parent_id' = to_jsonb(:sched) AS parent_id_ok,
+	   p->>'schedule_name' AS schedule_name,
+	   p->>'database' = current_database() AS database_ok
+FROM (SELECT pg_temp.bd_notify_payload(:run1)::jsonb AS p) x;
+SET ROLE bd_alice;
 SELECT runs, last_run_id = :run1 AS last_is_run1, last_run_state,
 	   last_run_success_count, last_run_failure_count, last_run_skipped_count,
 	   last_run_at IS NOT NULL AS has_time, last_run_finished_at IS NOT NULL AS finished

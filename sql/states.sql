@@ -39,4 +39,28 @@ SELECT bd_try(format('SELECT bulkdelete.postpone(%s, now())', bd_fake_job('bd_al
 SELECT bd_try('SELECT bulkdelete.cancel(-1)');
 SELECT bulkdelete.cancel(NULL);
 
+-- RunNow: CALL bulkdelete.run runs a scheduled or paused job at once; a
+-- job paused before it started counts no paused time
+CREATE TABLE public.st_runnow (id int PRIMARY KEY);
+INSERT INTO public.st_runnow SELECT generate_series(1, 20);
+SELECT bulkdelete.submit('public.st_runnow', 'id <= 10',
+	start_after => now() + interval '1 day') AS job \gset
+CALL bulkdelete.run(:job);
+SELECT state, success_count, started_at IS NOT NULL AS started,
+	   paused_at, paused_time FROM bulkdelete.operation WHERE id = :job;
+BEGIN;
+SELECT bulkdelete.submit('public.st_runnow', 'id > 10') AS job \gset
+SELECT bulkdelete.pause(:job);
+COMMIT;
+SELECT paused_at IS NOT NULL AS paused_at_set FROM bulkdelete.operation WHERE id = :job;
+CALL bulkdelete.run(:job);
+SELECT state, success_count, paused_at, paused_time FROM bulkdelete.operation WHERE id = :job;
+SELECT count(*) FROM public.st_runnow;
+-- a finished job does not run again
+\set VERBOSITY sqlstate
+CALL bulkdelete.run(:job);
+\set VERBOSITY default
+SELECT replace(:'LAST_ERROR_MESSAGE', :'job', 'N') AS error;
+DROP TABLE public.st_runnow;
+
 DELETE FROM bulkdelete.operation;

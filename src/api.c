@@ -238,10 +238,8 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 	bd_pace_register_process();
 	PG_TRY();
 	{
-		/* a paused job runs too: resumed and started in one transaction */
-		if (bd_job_current_state(job_id) == BD_STATE_PAUSED)
-			(void) bd_job_transition(job_id, BD_ACTION_RESUME, true);
-		(void) bd_job_transition(job_id, BD_ACTION_RUN, true);
+		/* RunNow: a scheduled or paused job runs too, at once */
+		(void) bd_job_transition(job_id, BD_ACTION_RUN_NOW, true);
 		bd_job_set_worker_pid(job_id, MyProcPid);
 		SPI_commit();
 		bd_run_job(bd_job_load(job_id), true);

@@ -35,6 +35,7 @@ char	   *bd_notify_channel = NULL;
 int			bd_max_replica_lag = 0;
 int			bd_max_rows_per_second = 0;
 int			bd_busy_wal_rate = 16384;	/* kB per second */
+int			bd_history_retention = -1;	/* seconds; -1: keep every job */
 
 bool		bd_preloaded = false;
 
@@ -153,6 +154,14 @@ _PG_init(void)
 							&bd_busy_wal_rate,
 							16384, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.history_retention",
+							"How long finished jobs are kept, with their failures and results; -1 keeps them all.",
+							"The workers purge older jobs in the background, in short transactions.",
+							&bd_history_retention,
+							-1, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	bd_reserve_guc_prefix("bulkdelete");

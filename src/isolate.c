@@ -29,6 +29,8 @@
  */
 #include "isolate.h"
 
+#include "progress.h"
+
 #include "miscadmin.h"
 
 /* how often a single item is retried after a transient error */
@@ -150,6 +152,8 @@ bd_isolate_delete(const BdIsolate *iso, void *items, int n)
 	if (iso->delete_items(iso->arg, items, n, &edata))
 		return;
 	bd_error_raise_unless_row(edata);
+	/* a job's batch shows it (progress.c; nothing for delete_records) */
+	bd_progress_phase(BD_PHASE_ISOLATING);
 
 	/* every item fails alike: no need to look further */
 	if (iso->fails_all(iso->arg, edata))

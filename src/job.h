@@ -51,7 +51,9 @@ typedef enum BdJobAction
 	BD_ACTION_STOP,				/* pausing -> paused, canceling -> canceled */
 	BD_ACTION_SUCCEED,			/* in_progress -> succeeded */
 	BD_ACTION_FAIL,				/* in_progress -> failed */
-	BD_ACTION_UPLOAD			/* open -> open: add records to an ids job */
+	BD_ACTION_UPLOAD,			/* open -> open: add records to an ids job */
+	BD_ACTION_RUN_NOW			/* scheduled|queued|paused -> in_progress:
+								 * CALL bulkdelete.run */
 } BdJobAction;
 
 /* A job row, as the engine needs it; palloc'd in the caller's context */
@@ -163,5 +165,9 @@ extern void bd_job_finish(int64 job_id, BdJobAction action,
 extern void bd_job_link_run(int64 job_id, int64 parent_id,
 							const char *schedule, const char *recurrence);
 extern int64 bd_job_unfinished_run(int64 parent_id);
+
+/* job_history.c: purging finished jobs (bulkdelete.history_retention) */
+extern bool bd_job_history_purge_step(int retention_s);
+extern TimestampTz bd_job_history_next(int retention_s);
 
 #endif							/* BULKDELETE_JOB_H */

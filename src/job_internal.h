@@ -13,6 +13,8 @@
  *		job_notify.c	the announcement of a job's end (jnotify_)
  *		job_claim.c		who runs a job: the engine's advisory locks and
  *						claiming the next job (jclaim_)
+ *		job_history.c	purging finished jobs: history_retention and a
+ *						schedule's keep_runs (jhistory_)
  *
  *-------------------------------------------------------------------------
  */
@@ -30,7 +32,7 @@
 typedef void (*JobRowReader) (uint64 row, void *arg);
 
 /* The first row of a result, copied by job_read_row */
-#define JOB_MAX_COLS 16
+#define JOB_MAX_COLS 24
 
 typedef struct JobRow
 {

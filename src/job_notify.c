@@ -26,13 +26,14 @@
 #include "commands/async.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
 
 #define JNOTIFY_MAX_PAYLOAD (BLCKSZ - NAMEDATALEN - 128 - 1)
 #define JNOTIFY_MAX_NAME 256
 #define JNOTIFY_MAX_MESSAGE 1024
-#define JNOTIFY_MAX_WORD 128	/* owner, kind, state, SQLSTATE */
+#define JNOTIFY_MAX_WORD 128	/* owner, kind, state, SQLSTATE, database */
 
 /* The columns of the job row the payload is made of, in this order */
 enum
@@ -48,7 +49,12 @@ enum
 	JN_ERROR_MESSAGE,
 	JN_NOTIFY,
 	JN_TO_RECIPIENTS,
-	JN_CC_RECIPIENTS
+	JN_CC_RECIPIENTS,
+	JN_STARTED_AT,
+	JN_FINISHED_AT,
+	JN_PARENT_ID,
+	JN_SCHEDULE_NAME,
+	JN_DATABASE
 };
 
 /*
@@ -104,6 +110,22 @@ jnotify_string(StringInfo buf, JobRow *row, int col, int max)
 	return cut;
 }
 
+/* Append the timestamptz column col of row as JSON (ISO 8601), or null. */
+static void
+jnotify_time(StringInfo buf, JobRow *row, int col)
+{
+	char		out[MAXDATELEN + 1];
+
+	if (row->nulls[col])
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	appendStringInfo(buf, "\"%s\"",
+					 JsonEncodeDateTime(out, row->cols[col], TIMESTAMPTZOID,
+										NULL));
+}
+
 /*
  * Append "key": [...] with the elements of the text[] column col of row
  * that fit in at most max bytes (none when it is null); returns true when
@@ -149,10 +171,12 @@ jnotify_list(StringInfo buf, const char *key, JobRow *row, int col, int max)
 
 /*
  * The payload of job job_id's end-of-job notification: a JSON object with
- * the job's id, name, owner, kind, state, counts and job-level error, the
- * recipients when notify is set, and "truncated": true when the name, the
- * error message or a list of recipients was cut to keep it within
- * JNOTIFY_MAX_PAYLOAD bytes.  In a transaction.
+ * the job's id, name, owner, kind, state, counts and job-level error, when
+ * it started and finished, the schedule it is a run of (parent_id and the
+ * schedule's name, null for a one-off job), the database, the recipients
+ * when notify is set, and "truncated": true when a name, the error message
+ * or a list of recipients was cut to keep it within JNOTIFY_MAX_PAYLOAD
+ * bytes.  In a transaction.
  */
 static char *
 jnotify_payload(int64 job_id)
@@ -167,8 +191,12 @@ jnotify_payload(int64 job_id)
 	if (!job_read_id("SELECT id, name, state, owner::pg_catalog.text, kind,"
 					 " candidate_count, success_count, failure_count,"
 					 " skipped_count, cascade_count, error_sqlstate,"
-					 " error_message, notify, to_recipients, cc_recipients"
-					 " FROM bulkdelete.operation WHERE id = $1",
+					 " error_message, notify, to_recipients, cc_recipients,"
+					 " started_at, finished_at, parent_id,"
+					 " (SELECT d.name FROM bulkdelete.schedule_definition d"
+					 "  WHERE d.id = o.parent_id),"
+					 " pg_catalog.current_database()::pg_catalog.text"
+					 " FROM bulkdelete.operation o WHERE id = $1",
 					 job_id, &row))
 		elog(ERROR, "bulk delete job " INT64_FORMAT " vanished", job_id);
 
@@ -199,6 +227,21 @@ jnotify_payload(int64 job_id)
 	jnotify_key(&buf, "error_message");
 	truncated |= jnotify_string(&buf, &row, JN_ERROR_MESSAGE,
 								JNOTIFY_MAX_MESSAGE);
+	jnotify_key(&buf, "started_at");
+	jnotify_time(&buf, &row, JN_STARTED_AT);
+	jnotify_key(&buf, "finished_at");
+	jnotify_time(&buf, &row, JN_FINISHED_AT);
+	jnotify_key(&buf, "parent_id");
+	if (row.nulls[JN_PARENT_ID])
+		appendStringInfoString(&buf, "null");
+	else
+		appendStringInfo(&buf, INT64_FORMAT,
+						 DatumGetInt64(row.cols[JN_PARENT_ID]));
+	jnotify_key(&buf, "schedule_name");
+	truncated |= jnotify_string(&buf, &row, JN_SCHEDULE_NAME,
+								JNOTIFY_MAX_NAME);
+	jnotify_key(&buf, "database");
+	truncated |= jnotify_string(&buf, &row, JN_DATABASE, JNOTIFY_MAX_WORD);
 
 	/*
 	 * The recipients get what is left, keeping room for the "truncated"

@@ -37,7 +37,11 @@ static const char *const jstate_names[BD_NUM_STATES] = {
  * (queued or paused back to scheduled, and scheduled to itself with a new
  * start_after) extend the contract's table: postponing is the only way to
  * give a waiting job a start time.  UPLOAD (open to itself) is no move at
- * all: it locks an open ids job while records are added to it.
+ * all: it locks an open ids job while records are added to it.  RUN_NOW is
+ * CALL bulkdelete.run (Dataverse's RunNow): a job that waits for its time
+ * or was paused runs at once, in the caller's session.  It is not RUN, the
+ * worker's claim of a queued job, so that a claim racing a pause never runs
+ * a paused job.
  */
 typedef struct JStateMove
 {
@@ -67,6 +71,9 @@ static const JStateMove jstate_moves[] = {
 	{BD_ACTION_SUCCEED, BD_STATE_IN_PROGRESS, BD_STATE_SUCCEEDED},
 	{BD_ACTION_FAIL, BD_STATE_IN_PROGRESS, BD_STATE_FAILED},
 	{BD_ACTION_UPLOAD, BD_STATE_OPEN, BD_STATE_OPEN},
+	{BD_ACTION_RUN_NOW, BD_STATE_SCHEDULED, BD_STATE_IN_PROGRESS},
+	{BD_ACTION_RUN_NOW, BD_STATE_QUEUED, BD_STATE_IN_PROGRESS},
+	{BD_ACTION_RUN_NOW, BD_STATE_PAUSED, BD_STATE_IN_PROGRESS},
 };
 
 /* The verb naming each action in error messages */
@@ -82,6 +89,7 @@ static const char *const jstate_action_verbs[] = {
 	[BD_ACTION_SUCCEED] = "complete",
 	[BD_ACTION_FAIL] = "fail",
 	[BD_ACTION_UPLOAD] = "upload to",
+	[BD_ACTION_RUN_NOW] = "run",
 };
 
 /* The same, as a past participle for the detail message */
@@ -97,6 +105,7 @@ static const char *const jstate_action_participles[] = {
 	[BD_ACTION_SUCCEED] = "completed",
 	[BD_ACTION_FAIL] = "failed",
 	[BD_ACTION_UPLOAD] = "uploaded to",
+	[BD_ACTION_RUN_NOW] = "run now",
 };
 
 const char *
@@ -122,6 +131,26 @@ bd_job_state_is_final(BdJobState state)
 	return state == BD_STATE_CANCELED || state == BD_STATE_SUCCEEDED ||
 		state == BD_STATE_FAILED;
 }
+
+/*
+ * The time a started job spends stopped, so that its rate and ETA
+ * (bulkdelete.jobs) count only the time it ran: paused_at is set when it
+ * becomes paused, and the stop (paused, then maybe queued again or
+ * scheduled by postpone) is added to paused_time when it runs again or
+ * ends.  Time before the start (started_at, the candidate set fixed) is no
+ * part of it.  Appended to the state change's SET list; a database still
+ * on 1.0's SQL has neither column.
+ */
+static const char *const jstate_paused_sql =
+", paused_at = CASE WHEN $2 = 'paused' THEN pg_catalog.clock_timestamp()"
+"   WHEN $2 IN ('in_progress', 'canceled', 'succeeded', 'failed') THEN NULL"
+"   ELSE paused_at END,"
+" paused_time = paused_time OPERATOR(pg_catalog.+) CASE"
+"   WHEN $2 IN ('in_progress', 'canceled', 'succeeded', 'failed')"
+"     AND paused_at IS NOT NULL AND started_at IS NOT NULL"
+"   THEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)"
+"     GREATEST(paused_at, started_at)"
+"   ELSE '0'::pg_catalog.interval END";
 
 /* Comma-separated names of the states an action may start from. */
 static char *
@@ -194,12 +223,13 @@ bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
 						   jstate_action_participles[action],
 						   jstate_action_sources(action))));
 
-	job_write_id("UPDATE bulkdelete.operation SET state = $2,"
-				 " finished_at = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed')"
-				 "   THEN pg_catalog.clock_timestamp() END,"
-				 " worker_pid = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed', 'paused')"
-				 "   THEN NULL ELSE worker_pid END"
-				 " WHERE id = $1",
+	job_write_id(psprintf("UPDATE bulkdelete.operation SET state = $2,"
+						  " finished_at = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed')"
+						  "   THEN pg_catalog.clock_timestamp() END,"
+						  " worker_pid = CASE WHEN $2 IN ('canceled', 'succeeded', 'failed', 'paused')"
+						  "   THEN NULL ELSE worker_pid END%s"
+						  " WHERE id = $1",
+						  job_has_column("paused_time") ? jstate_paused_sql : ""),
 				 job_id, TEXTOID, CStringGetTextDatum(jstate_names[to]),
 				 SPI_OK_UPDATE);
 

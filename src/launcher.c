@@ -362,8 +362,17 @@ bulkdelete_launcher_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
+			int			retention = bd_history_retention;
+
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* a new retention may make old jobs due in any database */
+			if (bd_history_retention != retention)
+			{
+				LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+				bd_shared->rescan = true;
+				LWLockRelease(bd_shared->lock);
+			}
 		}
 		LWLockAcquire(bd_shared->lock, LW_SHARED);
 		rescan = bd_shared->rescan;

@@ -5,9 +5,11 @@
  *		the names a caller may set, the bounds of each (those of the
  *		bulkdelete.* setting it overrides), and where the job reads it.
  *		Submit, create_job and schedule check a job's options here
- *		(bd_options_arg); the batch loop reads them here
- *		(bd_options_settings).  max_failures has no setting: job.c reads it
- *		from the job row when a batch records failures.
+ *		(bd_options_arg, bd_options_schedule_arg); the batch loop reads them
+ *		here (bd_options_settings).  max_failures has no setting: job.c reads
+ *		it from the job row when a batch records failures; nor has
+ *		keep_runs, a schedule's, which job_history.c reads from the
+ *		schedule's row.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +34,7 @@ typedef struct OptionDef
 	int			max;
 	int		   *setting;		/* the setting it overrides, or NULL */
 	int			field;			/* its offset in BdJobSettings, or -1 */
+	bool		schedule_only;	/* an option of a schedule, not of a job */
 } OptionDef;
 
 #define OPTION_FIELD(f) ((int) offsetof(BdJobSettings, f))
@@ -46,6 +49,8 @@ static const OptionDef options_defs[] = {
 	{"busy_wal_rate", 0, INT_MAX, &bd_busy_wal_rate,
 	OPTION_FIELD(busy_wal_rate)},
 	{"max_failures", 1, INT_MAX, NULL, -1},
+	/* job_history.c: keep the last n finished runs of the schedule */
+	{"keep_runs", 1, INT_MAX, NULL, -1, true},
 };
 
 /* The names of options_defs, for a hint: "a, b and c" */
@@ -63,11 +68,12 @@ options_names(void)
 }
 
 /*
- * Check a job's options: an object whose keys are among options_defs, each
- * an integer within its bounds.  22023 otherwise.
+ * Check a job's options (a schedule's with schedule): an object whose keys
+ * are among options_defs, each an integer within its bounds, and only a
+ * schedule's with a schedule-only option.  22023 otherwise.
  */
 static void
-options_check(Jsonb *options)
+options_check(Jsonb *options, bool schedule)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -95,6 +101,12 @@ options_check(Jsonb *options)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unrecognized bulk delete job option \"%s\"", key),
 					 errhint("Valid options are %s.", options_names())));
+		if (opt->schedule_only && !schedule)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("bulk delete option \"%s\" applies to schedules only",
+							key),
+					 errhint("Pass it to bulkdelete.schedule.")));
 		tok = JsonbIteratorNext(&it, &v, true);
 		if (v.type == jbvNumeric)
 			f = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
@@ -107,8 +119,8 @@ options_check(Jsonb *options)
 	}
 }
 
-Jsonb *
-bd_options_arg(FunctionCallInfo fcinfo, int argno)
+static Jsonb *
+options_arg(FunctionCallInfo fcinfo, int argno, bool schedule)
 {
 	Jsonb	   *options;
 
@@ -116,8 +128,20 @@ bd_options_arg(FunctionCallInfo fcinfo, int argno)
 		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	else
 		options = PG_GETARG_JSONB_P(argno);
-	options_check(options);
+	options_check(options, schedule);
 	return options;
+}
+
+Jsonb *
+bd_options_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return options_arg(fcinfo, argno, false);
+}
+
+Jsonb *
+bd_options_schedule_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return options_arg(fcinfo, argno, true);
 }
 
 ArrayType *

@@ -33,6 +33,8 @@ typedef struct BdJobSettings
 
 /* At submit: an options argument, checked (22023); {} when null */
 extern Jsonb *bd_options_arg(FunctionCallInfo fcinfo, int argno);
+/* The same for a schedule, whose options may also say keep_runs */
+extern Jsonb *bd_options_schedule_arg(FunctionCallInfo fcinfo, int argno);
 
 /* At submit: a recipients argument; an empty text[] when null */
 extern ArrayType *bd_options_recipients(FunctionCallInfo fcinfo, int argno);

@@ -30,6 +30,7 @@
 #include "candidates.h"
 #include "options.h"
 #include "pace.h"
+#include "progress.h"
 #include "source.h"
 
 #include "access/xact.h"
@@ -174,6 +175,7 @@ run_wait_for_replicas(int64 job_id, BdPace *pace, int slice_ms)
 		bd_run_commit(false);
 		if (lag <= bd_max_replica_lag)
 			return true;
+		bd_progress_phase(BD_PHASE_REPLICAS);
 		pgstat_report_activity(STATE_RUNNING,
 							   psprintf("bulk delete job " INT64_FORMAT ", waiting for standbys to replay (%ld ms behind)",
 										job_id, lag));
@@ -221,6 +223,7 @@ run_start(RunState *rs)
 	src->check(src);
 	if (src->job->started)
 		return;
+	bd_progress_phase(BD_PHASE_FIXING);
 	if (src->start_in_snapshot)
 		bd_run_commit(true);
 	src->start(src);
@@ -254,8 +257,17 @@ run_adapt(RunState *rs, TimestampTz started)
 static void
 run_pace(RunState *rs)
 {
-	if (run_sleep(rs->job_id, bd_pace_delay(rs->pace), rs->slice_ms) &&
-		run_sleep(rs->job_id, rs->settings.batch_delay, rs->slice_ms))
+	long		delay = bd_pace_delay(rs->pace);
+
+	/* the pacing's wait is the WAL rate's while yielding, else the throttle's */
+	if (delay > 0)
+		bd_progress_phase(bd_pace_yielding(rs->pace) ? BD_PHASE_YIELDING :
+						  BD_PHASE_THROTTLED);
+	if (!run_sleep(rs->job_id, delay, rs->slice_ms))
+		return;
+	if (rs->settings.batch_delay > 0)
+		bd_progress_phase(BD_PHASE_THROTTLED);
+	if (run_sleep(rs->job_id, rs->settings.batch_delay, rs->slice_ms))
 		(void) run_wait_for_replicas(rs->job_id, rs->pace, rs->slice_ms);
 }
 
@@ -278,6 +290,7 @@ run_batch(RunState *rs)
 	MemoryContextReset(rs->batchcxt);
 	MemoryContextSwitchTo(rs->batchcxt);
 
+	bd_progress_phase(BD_PHASE_DELETING);
 	bd_pace_batch_begin(rs->pace);
 	state = bd_job_current_state(rs->job_id);
 	if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
@@ -322,6 +335,8 @@ run_batch(RunState *rs)
 	src->record_batch(src, &batch);
 	bd_run_commit(false);
 	rs->in_batch = false;
+	bd_progress_rows(batch.counts.deleted + batch.counts.failed +
+					 batch.counts.skipped);
 
 	bd_pace_batch_end(rs->pace, batch.units, batch.rows);
 	run_adapt(rs, started);
@@ -365,9 +380,19 @@ bd_run_job(BdJob *job, bool in_session)
 	errcallback.previous = error_context_stack;
 	error_context_stack = &errcallback;
 
-	run_start(&rs);
-	while (run_batch(&rs))
-		;
+	/* what the run does, for bulkdelete.jobs; given back however it ends */
+	bd_progress_begin(job->id, job->owner);
+	PG_TRY();
+	{
+		run_start(&rs);
+		while (run_batch(&rs))
+			;
+	}
+	PG_FINALLY();
+	{
+		bd_progress_end();
+	}
+	PG_END_TRY();
 
 	error_context_stack = errcallback.previous;
 	bd_pace_report(rs.pace, job->id);

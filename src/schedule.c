@@ -343,7 +343,7 @@ schedule_define(FunctionCallInfo fcinfo, ScheduleRequest *req, int first,
 	values[8] = BoolGetDatum(PG_ARGISNULL(first) ? false : PG_GETARG_BOOL(first));
 	values[9] = PointerGetDatum(bd_options_recipients(fcinfo, first + 1));
 	values[10] = PointerGetDatum(bd_options_recipients(fcinfo, first + 2));
-	values[11] = JsonbPGetDatum(bd_options_arg(fcinfo, first + 3));
+	values[11] = JsonbPGetDatum(bd_options_schedule_arg(fcinfo, first + 3));
 
 	schedule_check_owner(caller);
 

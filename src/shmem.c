@@ -12,6 +12,9 @@
  */
 #include "shmem.h"
 
+#include "bulkdelete.h"
+#include "progress.h"
+
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -53,6 +56,7 @@ shmem_request(void)
 		shmem_prev_request_hook();
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(BdShared)));
+	RequestAddinShmemSpace(bd_progress_shmem_size());
 	RequestNamedLWLockTranche("bulkdelete", 1);
 }
 
@@ -75,6 +79,7 @@ shmem_startup(void)
 		pg_atomic_init_u64(&bd_shared->job_xids_lower, 0);
 		bd_shared->rescan = true;
 	}
+	bd_progress_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -155,7 +160,19 @@ shmem_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT && wake_launcher_pending)
 		bd_shmem_wake_database(MyDatabaseId);
 	if (event == XACT_EVENT_COMMIT && job_ended_pending && bd_shared != NULL)
+	{
 		ConditionVariableBroadcast(&bd_shared->job_ended);
+
+		/*
+		 * The job comes of age for bulkdelete.history_retention then: a
+		 * worker purges it, also when the job ended in a session (CALL
+		 * bulkdelete.run, a cancel) and no worker runs afterwards.
+		 */
+		if (bd_history_retention >= 0)
+			bd_shmem_database_due(MyDatabaseId,
+								  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  (int64) bd_history_retention * 1000));
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT ||
@@ -395,8 +412,9 @@ bd_shmem_wake_at_exit(bool on)
 }
 
 /*
- * Database dbid has a scheduled job due at "when": make sure the launcher
- * looks then, whatever else is running.
+ * Database dbid has a scheduled job due at "when" (or a finished job that
+ * comes of age for the history's retention): make sure the launcher looks
+ * then, whatever else is running.
  */
 void
 bd_shmem_database_due(Oid dbid, TimestampTz when)

@@ -14,6 +14,9 @@
  *		job_xids_lower are atomic: bounds of the transaction ids that the
  *		processes running jobs took, so that each job can tell other
  *		sessions' writes from other jobs' (pace.c says how they are kept).
+ *		The progress slots of the processes running jobs are a struct of
+ *		their own, with a spinlock each (progress.c), requested and
+ *		initialized with this one.
  *
  *-------------------------------------------------------------------------
  */

@@ -5,8 +5,9 @@
  *		that may have work; it sets up its signals, connects to that
  *		database, claims the next runnable job (bd_job_claim_next), runs it
  *		(run.c), records on the job an error that stopped the run, and
- *		claims again until nothing is left; then it tells the launcher when
- *		to look again and exits.  A cancel of the worker (pg_cancel_backend)
+ *		claims again until nothing is left; then it purges the history that
+ *		bulkdelete.history_retention no longer keeps (job_history.c), tells
+ *		the launcher when to look again and exits.  A cancel of the worker (pg_cancel_backend)
  *		rolls back only the batch it hits: the job runs on from its last
  *		committed batch (worker_run_job).
  *
@@ -179,6 +180,36 @@ worker_run_next(TimestampTz *next_start)
 }
 
 /*
+ * Purge the finished jobs that bulkdelete.history_retention or their
+ * schedule's keep_runs no longer keep, in short transactions of its own
+ * (job_history.c), and return when the next one comes of age (DT_NOEND:
+ * never, as far as is known now).  Called when there is no job left to run;
+ * outside a transaction.
+ */
+static TimestampTz
+worker_purge_history(void)
+{
+	TimestampTz next = DT_NOEND;
+	bool		more = true;
+
+	while (more)
+	{
+		CHECK_FOR_INTERRUPTS();
+		bd_run_begin(false);
+		if (!OidIsValid(get_extension_oid("bulkdelete", true)))
+		{
+			bd_run_end();
+			return DT_NOEND;
+		}
+		more = bd_job_history_purge_step(bd_history_retention);
+		if (!more)
+			next = bd_job_history_next(bd_history_retention);
+		bd_run_end();
+	}
+	return next;
+}
+
+/*
  * Entry point of a job worker; main_arg is the OID of its database.  Connects
  * as the bootstrap superuser and runs each job as its owner with
  * SetUserIdAndSecContext, the way autovacuum acts for table owners: a job's
@@ -219,6 +250,9 @@ bulkdelete_worker_main(Datum main_arg)
 		if (!worker_run_next(&next_start))
 			break;
 	}
+
+	/* nothing more to run: the history, and when it is due again */
+	next_start = Min(next_start, worker_purge_history());
 
 	/*
 	 * The only normal end: nothing more to claim.  Any other (an error

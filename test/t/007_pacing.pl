@@ -133,6 +133,9 @@ my $job = $node->safe_psql('postgres', q{
 ok($node->poll_query_until('postgres',
 	worker_query($job, "LIKE '%, yielding to other writers'")),
 	'a job yields while another session writes');
+ok($node->poll_query_until('postgres', qq{
+	SELECT phase = 'yielding to writers' FROM bulkdelete.jobs WHERE id = $job}),
+	'bulkdelete.jobs shows the phase');
 stop_writer($writer);
 ok($node->poll_query_until('postgres',
 	worker_query($job, "NOT LIKE '%yielding%'")),

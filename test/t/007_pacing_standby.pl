@@ -53,6 +53,8 @@ ok($primary->poll_query_until('postgres', qq{
 	WHERE backend_type = 'bulkdelete worker'
 	AND substring(query FROM 'waiting for standbys to replay \\((\\d+) ms behind\\)')::int >= 3000}),
 	'the job still waits with the standby 3 s behind');
+is($primary->safe_psql('postgres', "SELECT phase FROM bulkdelete.jobs WHERE id = $job"),
+	'waiting for replicas', 'bulkdelete.jobs shows the phase');
 is($primary->safe_psql('postgres',
 	"SELECT state || ' ' || success_count FROM bulkdelete.operation WHERE id = $job"),
 	"in_progress $held", 'and has deleted nothing meanwhile');
