@@ -224,6 +224,8 @@ END
 $$;
 COMMENT ON FUNCTION @extschema@.submit(text, text, text, timestamptz, boolean, text[], text[], jsonb) IS
 	'submit(''schema.table'', $$condition$$, ...) and submit(''{...}'') or submit(''<fetch>...'') without casts: a first argument that is JSON is a query set, one that starts with < is FetchXML (the second argument then its name), else it names the target';
+
+/*
  * RunNow and the time a job spends stopped (issue 16).  CALL
  * bulkdelete.run runs a scheduled or paused job at once, as well as a queued
  * one.  paused_at and paused_time keep the time a started job was stopped
