@@ -16,6 +16,7 @@ OBJS = \
 	src/job_claim.o \
 	src/job_notify.o \
 	src/job_state.o \
+	src/job_task.o \
 	src/launcher.o \
 	src/pace.o \
 	src/preview.o \
@@ -34,6 +35,7 @@ OBJS = \
 	src/shmem.o \
 	src/source_ids.o \
 	src/source_query.o \
+	src/source_task.o \
 	src/spi_util.o \
 	src/target.o \
 	src/worker.o

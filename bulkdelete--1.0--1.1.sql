@@ -136,3 +136,71 @@ FROM @extschema@.schedule_definition d
 	 LATERAL (SELECT @extschema@.schedule_cron_job_present(d.id) AS present) c;
 COMMENT ON VIEW @extschema@.schedules IS
 	'every schedule the current role may see, with its last run, whether its pg_cron job exists, and its next run time (null without the job)';
+
+/*
+ * Tasks (SPEC 9, issue 14): a job's work as a set of parts that workers
+ * claim independently.  A job gets task rows when its work splits: a
+ * partitioned target (one task per leaf partition) or options
+ * {"parallel": n} (the candidate chunks of a plain table split into n
+ * block ranges).  Any other job has none and runs as in 1.0.  A task owns
+ * the chunks [first_chunk, end_chunk) of query query_index of its job, has
+ * its own position and exact counters; operation's counters are their sums,
+ * kept in the transaction of each batch.  Like candidate, task rows are a
+ * job's working set and are not dumped.  Only the engine writes them.
+ */
+CREATE TABLE @extschema@.task (
+	operation_id bigint NOT NULL,
+	task integer NOT NULL,
+	query_index integer NOT NULL,
+	relation regclass NOT NULL,
+	first_chunk integer NOT NULL,
+	end_chunk integer NOT NULL,
+	next_chunk integer NOT NULL,
+	state text NOT NULL DEFAULT 'pending',
+	candidate_count bigint,
+	success_count bigint NOT NULL DEFAULT 0,
+	failure_count bigint NOT NULL DEFAULT 0,
+	skipped_count bigint NOT NULL DEFAULT 0,
+	cascade_count bigint NOT NULL DEFAULT 0,
+	batches bigint NOT NULL DEFAULT 0,
+	worker_pid integer,
+	started_at timestamptz,
+	finished_at timestamptz,
+	CONSTRAINT task_pkey PRIMARY KEY (operation_id, task),
+	CONSTRAINT task_state_check CHECK (state IN ('pending', 'running',
+		'succeeded', 'canceled', 'failed')),
+	CONSTRAINT task_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
+COMMENT ON TABLE @extschema@.task IS
+	'the parts of a bulk delete job that workers run independently: one per leaf partition or block range';
+COMMENT ON COLUMN @extschema@.task.relation IS
+	'the relation the task deletes from: a leaf partition, or the plain table';
+COMMENT ON COLUMN @extschema@.task.next_chunk IS
+	'the task''s position: its first candidate chunk not yet deleted';
+COMMENT ON COLUMN @extschema@.task.state IS
+	'pending (not taken, or left by a worker that stopped), running (a worker took it; worker_pid), succeeded, or the job''s end (canceled, failed) for a task that never finished';
+ALTER TABLE @extschema@.task ENABLE ROW LEVEL SECURITY;
+CREATE POLICY task_member_policy ON @extschema@.task
+	USING (EXISTS (SELECT 1 FROM @extschema@.operation o
+				   WHERE o.id OPERATOR(pg_catalog.=) operation_id));
+
+CREATE VIEW @extschema@.tasks WITH (security_invoker = true) AS
+SELECT t.operation_id AS job, t.task, t.query_index, t.relation, t.state,
+	   t.candidate_count, t.success_count, t.failure_count, t.skipped_count,
+	   t.cascade_count, t.batches,
+	   t.next_chunk OPERATOR(pg_catalog.-) t.first_chunk AS chunks_done,
+	   t.end_chunk OPERATOR(pg_catalog.-) t.first_chunk AS chunks,
+	   CASE WHEN t.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100.0
+			WHEN t.end_chunk OPERATOR(pg_catalog.>) t.first_chunk THEN
+				pg_catalog.round(100.0 OPERATOR(pg_catalog.*)
+					(t.next_chunk OPERATOR(pg_catalog.-) t.first_chunk)
+					OPERATOR(pg_catalog./)
+					(t.end_chunk OPERATOR(pg_catalog.-) t.first_chunk), 1)
+	   END AS percent_done,
+	   t.worker_pid, t.started_at, t.finished_at
+FROM @extschema@.task t;
+COMMENT ON VIEW @extschema@.tasks IS
+	'the tasks of every bulk delete job the current role may see, with their own counters and position';
+REVOKE ALL ON @extschema@.task FROM PUBLIC;
+GRANT SELECT ON @extschema@.task, @extschema@.tasks TO PUBLIC;

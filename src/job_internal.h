@@ -13,6 +13,8 @@
  *		job_notify.c	the announcement of a job's end (jnotify_)
  *		job_claim.c		who runs a job: the engine's advisory locks and
  *						claiming the next job (jclaim_)
+ *		job_task.c		the tasks of a job (bulkdelete.task): creating,
+ *						claiming, recording and ending them (jtask_)
  *
  *-------------------------------------------------------------------------
  */
@@ -50,7 +52,11 @@ extern bool job_read_id(const char *sql, int64 id, JobRow *row);
 extern void job_write_id(const char *sql, int64 job_id, Oid type,
 						 Datum value, int expected);
 extern bool job_has_column(const char *attname);
+extern bool job_has_table(const char *relname);
 extern void job_does_not_exist(int64 job_id) pg_attribute_noreturn();
+
+/* job_task.c: the tasks of job job_id end with it, in state "state" */
+extern void jtask_end_all(int64 job_id, BdJobState state);
 
 /* job_notify.c: NOTIFY the end of job job_id, in the transaction ending it */
 extern void jnotify_send(int64 job_id);
