@@ -913,7 +913,7 @@ retry:
 			counts->deleted += deleted;
 			for (int i = 0; i < target->ncascade; i++)
 				counts->cascade_rows[i] += after[i] - st.cascade_before[i] -
-					(target->cascade_relids[i] == target->relid ? deleted : 0);
+					(target->cascade_relids[i] == st.leaf ? deleted : 0);
 			done = true;
 		}
 		else if (target->blocked_sql != NULL && !target->blocked_seen &&

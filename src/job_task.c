@@ -73,10 +73,18 @@ bd_task_create(int64 job_id, int task, int query_index, Oid relation,
 bool
 bd_job_has_tasks(int64 job_id)
 {
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	JobRow		row;
+
 	if (!bd_task_supported())
 		return false;
-	return bd_job_test("SELECT EXISTS (SELECT 1 FROM bulkdelete.task"
-					   " WHERE operation_id = $1)", job_id);
+	values[0] = Int64GetDatum(job_id);
+	/* not read-only: the transaction that created them sees them */
+	(void) job_read_row("SELECT EXISTS (SELECT 1 FROM bulkdelete.task"
+						" WHERE operation_id = $1)",
+						1, argtypes, values, false, &row);
+	return DatumGetBool(row.cols[0]);
 }
 
 /* What jtask_read_claimable collects */
