@@ -439,7 +439,7 @@ jclaim_helper(void)
 		int			workers = bd_task_workers(id);
 
 		/* room for one more worker, and a task nobody runs */
-		if (workers + 1 >= list.parallel[i] || list.claimable[i] <= workers)
+		if (workers >= list.parallel[i] || list.claimable[i] <= workers)
 			continue;
 		/* a job whose job lock is free is an orphan, for a leader to take */
 		if (jclaim_try_lock(id, BD_LOCKTAG_JOB))
