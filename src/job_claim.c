@@ -226,14 +226,15 @@ bd_task_try_lock(int64 job_id, int task)
 }
 
 /*
- * Give up every task lock of job job_id this process holds: a run that an
- * error stopped may have left one (the task stays running in its row, and
- * whoever claims it next takes it over).
+ * The task locks of job job_id held now: by this process (mine), or by the
+ * others; with release (mine only), this process gives them up.  Reads the
+ * lock manager.
  */
-static void
-jclaim_release_tasks(int64 job_id)
+static int
+jclaim_task_locks(int64 job_id, bool mine, bool release)
 {
 	LockData   *locks = GetLockStatusData();
+	int			n = 0;
 
 	for (int i = 0; i < locks->nelements; i++)
 	{
@@ -245,12 +246,27 @@ jclaim_release_tasks(int64 job_id)
 			l->locktag.locktag_field1 != MyDatabaseId ||
 			l->locktag.locktag_field4 != BD_LOCKTAG_TASK ||
 			(l->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0 ||
-			l->pid != MyProcPid)
+			(l->pid == MyProcPid) != mine)
 			continue;
 		key = ((uint64) l->locktag.locktag_field2 << 32) | l->locktag.locktag_field3;
-		if ((int64) (key >> 16) == job_id)
+		if ((int64) (key >> 16) != job_id)
+			continue;
+		n++;
+		if (release)
 			jclaim_unlock((int64) key, BD_LOCKTAG_TASK);
 	}
+	return n;
+}
+
+/*
+ * Give up every task lock of job job_id this process holds: a run that an
+ * error stopped may have left one (the task stays running in its row, and
+ * whoever claims it next takes it over).
+ */
+static void
+jclaim_release_tasks(int64 job_id)
+{
+	(void) jclaim_task_locks(job_id, true, true);
 }
 
 void
@@ -282,28 +298,8 @@ bd_job_release_helper_locks(BdJob *job)
 int
 bd_task_workers(int64 job_id)
 {
-	LockData   *locks = GetLockStatusData();
-	int			n = 0;
-
-	for (int i = 0; i < locks->nelements; i++)
-	{
-		LockInstanceData *l = &locks->locks[i];
-		uint64		key;
-
-		if (l->locktag.locktag_type != LOCKTAG_ADVISORY ||
-			l->locktag.locktag_lockmethodid != USER_LOCKMETHOD ||
-			l->locktag.locktag_field1 != MyDatabaseId ||
-			l->locktag.locktag_field4 != BD_LOCKTAG_TASK ||
-			(l->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0 ||
-			l->pid == MyProcPid)
-			continue;
-		key = ((uint64) l->locktag.locktag_field2 << 32) | l->locktag.locktag_field3;
-		if ((int64) (key >> 16) == job_id)
-			n++;
-	}
-	return n;
+	return jclaim_task_locks(job_id, false, false);
 }
-
 
 /*
  * Take the locks of a job for the calling session (CALL bulkdelete.run):
@@ -435,7 +431,6 @@ jclaim_helper(void)
 	for (uint64 i = 0; i < n; i++)
 	{
 		int64		id = list.ids[i];
-
 		int			workers = bd_task_workers(id);
 
 		/* room for one more worker, and a task nobody runs */
