@@ -433,8 +433,13 @@ jclaim_helper(void)
 		int64		id = list.ids[i];
 		int			workers = bd_task_workers(id);
 
-		/* room for one more worker, and a task nobody runs */
-		if (workers >= list.parallel[i] || list.claimable[i] <= workers)
+		/*
+		 * A job of one worker never has helpers (its leader may be between
+		 * two tasks, holding none); others: room for one more worker, and a
+		 * task nobody runs.
+		 */
+		if (list.parallel[i] <= 1 || workers >= list.parallel[i] ||
+			list.claimable[i] <= workers)
 			continue;
 		/* a job whose job lock is free is an orphan, for a leader to take */
 		if (jclaim_try_lock(id, BD_LOCKTAG_JOB))
