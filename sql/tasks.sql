@@ -86,13 +86,41 @@ RESET ROLE;
 SELECT count(*) FILTER (WHERE id < 2000) AS low_left,
        count(*) FILTER (WHERE id >= 2000) AS high_left
 FROM tsk.event WHERE created < '2024-04-01';
--- without DELETE on the parent, refused at submit
+-- DELETE on the parent revoked after submit: every remaining row of every
+-- leaf is a failure (42501), counted in its task
+SET ROLE bd_alice;
+BEGIN;
+SELECT bulkdelete.submit('tsk.event'::regclass, $$created < '2024-06-01'$$,
+	name => 'alice revoked') AS job \gset
+SELECT bulkdelete.pause(:job);
+COMMIT;
+RESET ROLE;
 REVOKE DELETE ON tsk.event FROM bd_alice;
+CALL bulkdelete.run(:job);
+SELECT state, candidate_count, success_count, failure_count, skipped_count
+FROM bulkdelete.operation WHERE id = :job;
+SELECT sqlstate, count(*) FROM bulkdelete.failure WHERE operation_id = :job GROUP BY 1;
+SELECT relation, candidate_count, failure_count FROM bulkdelete.tasks
+WHERE job = :job AND candidate_count > 0 ORDER BY task;
+-- without DELETE on the parent, refused at submit
 SET ROLE bd_alice;
 SELECT bd_try($$SELECT bulkdelete.submit('tsk.event'::regclass, 'true')$$);
 RESET ROLE;
 ALTER TABLE tsk.event DISABLE ROW LEVEL SECURITY;
 DROP POLICY low_ids ON tsk.event;
+
+-- leaves run by up to two workers at once: the same counts
+BEGIN;
+SELECT bulkdelete.submit('tsk.event'::regclass, $$created >= '2024-05-01'$$,
+	options => '{"parallel": 2}') AS job \gset
+SELECT bulkdelete.pause(:job);
+COMMIT;
+SELECT count(*) AS to_delete FROM tsk.event WHERE created >= '2024-05-01';
+CALL bulkdelete.run(:job);
+SELECT state, candidate_count, success_count, skipped_count
+FROM bulkdelete.operation WHERE id = :job;
+SELECT relation, state, candidate_count, success_count FROM bulkdelete.tasks
+WHERE job = :job ORDER BY task;
 
 -- parallel: a plain table's blocks cut into n tasks
 CREATE TABLE tsk.contact (id int PRIMARY KEY, status int NOT NULL);
