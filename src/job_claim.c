@@ -326,34 +326,48 @@ bd_job_lock_for_session(BdJob *job)
 
 /*
  * How many jobs of this database a process runs now, by their job locks
- * (held by a worker or a CALL bulkdelete.run session, this one included);
- * *job_id and *pid name one of them.  Reads the lock manager, not the job
- * tables, so it works while they are being dropped.  A job left in_progress
- * by a process that is gone holds no lock and does not count.
+ * (held by a worker or a CALL bulkdelete.run session, this one included)
+ * and their task locks (a helper still running a task of a job whose
+ * leader is gone); *job_id and *pid name one of them.  Reads the lock
+ * manager, not the job tables, so it works while they are being dropped.
+ * A job left in_progress by a process that is gone holds no lock and does
+ * not count.
  */
 int
 bd_job_running(int64 *job_id, int *pid)
 {
 	LockData   *locks = GetLockStatusData();
+	int64	   *ids = palloc(sizeof(int64) * (locks->nelements + 1));
 	int			n = 0;
 
 	for (int i = 0; i < locks->nelements; i++)
 	{
 		LockInstanceData *l = &locks->locks[i];
+		uint64		key;
+		int64		id;
+		bool		seen = false;
 
 		if (l->locktag.locktag_type != LOCKTAG_ADVISORY ||
 			l->locktag.locktag_lockmethodid != USER_LOCKMETHOD ||
 			l->locktag.locktag_field1 != MyDatabaseId ||
-			l->locktag.locktag_field4 != BD_LOCKTAG_JOB ||
+			(l->locktag.locktag_field4 != BD_LOCKTAG_JOB &&
+			 l->locktag.locktag_field4 != BD_LOCKTAG_TASK) ||
 			(l->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0)
 			continue;
-		if (n++ == 0)
+		key = ((uint64) l->locktag.locktag_field2 << 32) | l->locktag.locktag_field3;
+		id = (int64) (l->locktag.locktag_field4 == BD_LOCKTAG_TASK ? key >> 16 : key);
+		for (int j = 0; j < n && !seen; j++)
+			seen = ids[j] == id;
+		if (seen)
+			continue;
+		if (n == 0)
 		{
-			*job_id = (int64) (((uint64) l->locktag.locktag_field2 << 32) |
-							   l->locktag.locktag_field3);
+			*job_id = id;
 			*pid = l->pid;
 		}
+		ids[n++] = id;
 	}
+	pfree(ids);
 	return n;
 }
 

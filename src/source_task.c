@@ -39,6 +39,7 @@ typedef struct StState
 	bool		tasks;			/* the job has tasks */
 	int			parallel;		/* workers the job may have */
 	BdTask	   *task;			/* the task this process holds, or NULL */
+	BdTask	   *kept;			/* where it is kept, in cxt */
 } StState;
 
 /* Give up the task this process holds: done, or left for another */
@@ -90,19 +91,23 @@ static BdSourceNext
 st_claim(BdBatchSource *src)
 {
 	StState    *st = (StState *) src->private;
-	MemoryContext old;
 	int			unfinished;
 	int			others;
 	int			workers;
 
+	BdTask	   *task;
+
 	if (st->task != NULL)
 		return BD_SOURCE_BATCH;
-	old = MemoryContextSwitchTo(st->cxt);
-	st->task = bd_task_claim(src->job->id, &unfinished, &others);
-	MemoryContextSwitchTo(old);
-	if (st->task == NULL)
+	/* read in the batch's context, which is reset: only the task is kept */
+	task = bd_task_claim(src->job->id, &unfinished, &others);
+	if (task == NULL)
 		return st->helper ? BD_SOURCE_LEAVE :
 			unfinished == 0 ? BD_SOURCE_DONE : BD_SOURCE_WAIT;
+	if (st->kept == NULL)
+		st->kept = MemoryContextAlloc(st->cxt, sizeof(BdTask));
+	*st->kept = *task;
+	st->task = st->kept;
 	bd_source_query_task(st->inner, st->task);
 
 	/*
