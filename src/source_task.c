@@ -79,6 +79,13 @@ st_start(BdBatchSource *src)
 
 	st->inner->start(st->inner);
 	st->tasks = bd_job_has_tasks(src->job->id);
+
+	/*
+	 * Another worker may start on the tasks as soon as they are committed,
+	 * while this one runs its first batch.
+	 */
+	if (st->tasks && st->parallel > 1)
+		bd_shmem_wake_launcher_at_commit();
 }
 
 /*
