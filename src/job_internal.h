@@ -2,7 +2,7 @@
  *
  * job_internal.h
  *		The private header of the job family, the only code that reads or
- *		writes the job tables (operation, failure, candidate); job.h is its
+ *		writes the job tables (operation, failure, candidate, task); job.h is its
  *		public face.
  *
  *		job.c			the job tables: their owner, reading and writing them
