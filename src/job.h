@@ -3,10 +3,9 @@
  * job.h
  *		The job tables (bulkdelete.operation, bulkdelete.failure,
  *		bulkdelete.candidate and bulkdelete.task) and the job state
- *		machine.  The job family
- *		(job*.c) is the only code that reads or writes those tables, and
- *		bd_job_transition (job_state.c) the only place where a job's state
- *		changes.
+ *		machine.  The job family (job*.c) is the only code that reads or
+ *		writes those tables, and bd_job_transition (job_state.c) the only
+ *		place where a job's state changes.
  *
  *-------------------------------------------------------------------------
  */
