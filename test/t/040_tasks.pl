@@ -1,6 +1,6 @@
 # A job run as tasks (SPEC 9): two workers on one job's tasks; a pause while
-# they run; pg_terminate_backend of one task's worker; a crash; partitions
-# detached and attached while a job runs.  Every count is checked exactly
+# they run; pg_terminate_backend of a helper and of the leader; a crash;
+# partitions detached and attached while a job runs.  Every count is checked exactly
 # against the data.
 use strict;
 use warnings;
@@ -92,13 +92,28 @@ is($node->safe_psql('postgres', qq{
 $node->safe_psql('postgres', "SELECT bulkdelete.resume($job)");
 ok($node->poll_query_until('postgres', running_tasks($job)),
 	'after resume two workers run the tasks again');
+# the helper: a worker running a task that is not the job's leader
 my $pid = $node->safe_psql('postgres', qq{
-	SELECT worker_pid FROM bulkdelete.task
-	WHERE operation_id = $job AND state = 'running' ORDER BY task DESC LIMIT 1});
+	SELECT t.worker_pid FROM bulkdelete.task t JOIN bulkdelete.operation o
+	  ON o.id = t.operation_id
+	WHERE t.operation_id = $job AND t.state = 'running'
+	  AND t.worker_pid IS DISTINCT FROM o.worker_pid LIMIT 1});
+isnt($pid, '', 'a helper runs one of the tasks');
 bd_terminate($node, $pid);
 my ($state) = bd_wait_end($node, $job);
-is($state, 'succeeded', 'the job succeeds after a task worker was terminated');
-check_exact($job, 'big', 'terminated worker');
+is($state, 'succeeded', 'the job succeeds after a helper was terminated');
+check_exact($job, 'big', 'terminated helper');
+
+# 2b. The leader terminated: the helper goes on with the tasks, and a worker
+# takes the job over and ends it.
+$node->safe_psql('postgres', 'CREATE TABLE lead (id int PRIMARY KEY, v int NOT NULL)');
+$job = submit_parallel('lead');
+ok($node->poll_query_until('postgres', running_tasks($job)),
+	'two workers run the tasks before the leader is terminated');
+bd_terminate($node, bd_value($node, $job, 'worker_pid'));
+($state) = bd_wait_end($node, $job);
+is($state, 'succeeded', 'the job succeeds after its leader was terminated');
+check_exact($job, 'lead', 'terminated leader');
 
 # 3. A crash while both tasks run: the job resumes by itself, exactly.
 $job = submit_parallel('gone');
