@@ -17,6 +17,7 @@ OBJS = \
 	src/job_history.o \
 	src/job_notify.o \
 	src/job_state.o \
+	src/job_task.o \
 	src/launcher.o \
 	src/pace.o \
 	src/preview.o \
@@ -38,6 +39,7 @@ OBJS = \
 	src/shmem.o \
 	src/source_ids.o \
 	src/source_query.o \
+	src/source_task.o \
 	src/spi_util.o \
 	src/target.o \
 	src/worker.o
@@ -55,12 +57,13 @@ SHLIB_LINK += $(filter -lxml2, $(LIBS))
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter fetchxml preview query_jobs \
 	records records_upload records_bulk schedule targets filter_names records_rls \
-	errors lifecycle views
+	errors lifecycle views tasks
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
-ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view
+ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view \
+	task_pause
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

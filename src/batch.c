@@ -63,6 +63,8 @@
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/partcache.h"
+#include "utils/ruleutils.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -649,6 +651,40 @@ batch_failures(BatchState *st)
 }
 
 /*
+ * The partition constraint of leaf (its bounds and its ancestors'), as SQL
+ * over alias t's columns, parenthesized; kept on target for the next
+ * batches of the same leaf.  Deparsed with search_path = pg_catalog,
+ * pg_temp, so that every name outside pg_catalog is qualified.
+ */
+static char *
+batch_leaf_qual(BdTarget *target, Oid leaf)
+{
+	Expr	   *qual;
+	char	   *text;
+	int			guc_level;
+
+	if (target->qual_leaf == leaf)
+		return target->leaf_qual;
+	qual = get_partition_qual_relid(leaf);
+	if (qual == NULL)
+		text = "true";
+	else
+	{
+		guc_level = NewGUCNestLevel();
+		set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+						  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		text = deparse_expression((Node *) qual,
+								  deparse_context_for("t", leaf),
+								  true, false);
+		AtEOXact_GUC(true, guc_level);
+	}
+	target->leaf_qual = MemoryContextStrdup(GetMemoryChunkContext(target),
+											psprintf("(%s)", text));
+	target->qual_leaf = leaf;
+	return target->leaf_qual;
+}
+
+/*
  * Set up the state of one batch on leaf relation leaf (the target itself or
  * one of its partitions or inheritance children): the parameters, and the
  * row filter that makes sure a row is still the candidate it was at the
@@ -710,6 +746,18 @@ batch_begin(BatchState *st, BdTarget *target, Oid leaf, bool range_mode,
 	if (leaf != target->relid)
 		st->filter = psprintf("%s AND t.tableoid = $%d", st->filter,
 							  nbase + P_LEAF);
+
+	/*
+	 * A block range of one leaf partition (a task's, see candidates.c):
+	 * the leaf's partition constraint lets the planner prune the other
+	 * partitions, so the statement is a TID range scan of the leaf alone,
+	 * still through the parent, whose privileges and policies apply.  It
+	 * holds for every row of the leaf, so it changes no result, and the
+	 * tableoid test keeps that true if the leaf is detached.
+	 */
+	if (range_mode && leaf != target->relid)
+		st->filter = psprintf("%s AND %s", st->filter,
+							  batch_leaf_qual(target, leaf));
 	st->delete_tids_sql = psprintf("DELETE FROM %s WHERE t.ctid = ANY($%d) AND %s",
 								   st->from, nbase + P_TIDS, st->filter);
 }
@@ -790,8 +838,8 @@ bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
  * bd_batch_delete_tids.
  */
 void
-bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
-					  Datum cutoff_xmax, Datum cutoff_xip,
+bd_batch_delete_range(BdTarget *target, Oid leaf, BlockNumber first,
+					  BlockNumber end, Datum cutoff_xmax, Datum cutoff_xip,
 					  BdBatchCounts *counts, List **failures)
 {
 	BatchState	st;
@@ -803,7 +851,7 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 	ItemPointerData *blocked = NULL;
 	int			nblocked = 0;
 
-	batch_begin(&st, target, target->relid, true, counts);
+	batch_begin(&st, target, leaf, true, counts);
 	ItemPointerSet(&lo, first, 0);
 	ItemPointerSet(&hi, end, 0);
 	st.values[st.nbase + P_LO - 1] = ItemPointerGetDatum(&lo);
@@ -838,7 +886,8 @@ retry:
 		bd_switch_user_begin(&sw2, bd_job_table_owner());
 		n = bd_spi_exec(psprintf("SELECT t.ctid FROM ONLY %s t"
 								 " WHERE t.ctid >= $%d AND t.ctid < $%d AND (%s)",
-								 target->relname, st.nbase + P_LO,
+								 leaf == target->relid ? target->relname :
+								 bd_qualified_relname(leaf), st.nbase + P_LO,
 								 st.nbase + P_HI, target->blocked_sql),
 						st.nbase + BATCH_NPARAMS, st.types, st.values,
 						st.nulls, true, SPI_OK_SELECT);
@@ -871,7 +920,7 @@ retry:
 			counts->deleted += deleted;
 			for (int i = 0; i < target->ncascade; i++)
 				counts->cascade_rows[i] += after[i] - st.cascade_before[i] -
-					(target->cascade_relids[i] == target->relid ? deleted : 0);
+					(target->cascade_relids[i] == st.leaf ? deleted : 0);
 			done = true;
 		}
 		else if (target->blocked_sql != NULL && !target->blocked_seen &&

@@ -41,6 +41,8 @@ typedef struct BdTarget
 	Oid		   *named_relids;	/* target, then the restricting tables */
 	uint64		name_changes;	/* batch.c's count of catalog changes when
 								 * this was prepared (bd_batch_target) */
+	Oid			qual_leaf;		/* the leaf partition whose constraint */
+	char	   *leaf_qual;		/* this is, as SQL over t (range mode) */
 } BdTarget;
 
 extern void bd_batch_settings(int lock_timeout);
@@ -50,7 +52,8 @@ extern BdTarget *bd_batch_target(BdJob *job, BdTarget *target,
 extern void bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids,
 								 int ntids, ArrayType *xmins,
 								 BdBatchCounts *counts, List **failures);
-extern void bd_batch_delete_range(BdTarget *target, BlockNumber first,
+extern void bd_batch_delete_range(BdTarget *target, Oid leaf,
+								  BlockNumber first,
 								  BlockNumber end, Datum cutoff_xmax,
 								  Datum cutoff_xip, BdBatchCounts *counts,
 								  List **failures);

@@ -32,12 +32,23 @@
  *		targets are checked again first (target.c): a foreign partition
  *		attached since submit fails the job (42809).
  *
+ *		Tasks (SPEC 9, job_task.c): when the job's work splits, the chunks
+ *		are also cut into tasks here.  A query on a partitioned table whose
+ *		condition allows range mode stores the block ranges of each leaf,
+ *		one task per leaf (its batches delete through the parent, pruned to
+ *		the leaf: batch.c); with {"parallel": n} a plain table's ranges, or
+ *		a query's TID chunks, are cut into n tasks.  Each task's candidates
+ *		are counted apart, so its counters are exact on their own and sum
+ *		to the job's.  Once one query has tasks, every query of the set
+ *		has, so that the tasks keep the set's order.
+ *
  *-------------------------------------------------------------------------
  */
 #include "candidates.h"
 
 #include "batch.h"
 #include "bulkdelete.h"
+#include "options.h"
 #include "query.h"
 #include "spi_util.h"
 
@@ -55,11 +66,23 @@
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
 #include "access/relation.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "storage/bufmgr.h"
 
 /* rows fetched from the candidate query at a time */
 #define CANDIDATES_FETCH 4096
+
+/* Cutting a job's candidates into tasks, query by query */
+typedef struct CandTasks
+{
+	bool		supported;		/* the database has the task table */
+	int			parallel;		/* the job's "parallel" option */
+	int			ntasks;			/* tasks created so far */
+	bool	   *has_tasks;		/* per query */
+	int64	   *counts;			/* candidates per query */
+	bool	   *tid_mode;		/* per query */
+} CandTasks;
 
 /* The chunk being filled */
 typedef struct ChunkBuffer
@@ -272,12 +295,196 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 }
 
 /*
+ * Run a count of candidates as the job's owner: sql with q's parameters,
+ * then extra ones.  Without parallel workers or JIT (candidates_fix_range
+ * says why).  Returns the rows for the caller to read through SPI.
+ */
+static uint64
+candidates_count(BdJob *job, BdCompiledQuery *q, const char *sql,
+				 int nextra, Oid *extra_types, Datum *extra_values)
+{
+	BdUserSwitch sw;
+	int			n = q->nparams + nextra;
+	Oid		   *types = palloc(sizeof(Oid) * (n + 1));
+	Datum	   *values = palloc(sizeof(Datum) * (n + 1));
+	char	   *nulls = palloc(n + 1);
+	int			guc_level;
+	uint64		rows;
+
+	memcpy(types, q->paramtypes, sizeof(Oid) * q->nparams);
+	memcpy(values, q->paramvalues, sizeof(Datum) * q->nparams);
+	memcpy(nulls, q->paramnulls, q->nparams);
+	memcpy(types + q->nparams, extra_types, sizeof(Oid) * nextra);
+	memcpy(values + q->nparams, extra_values, sizeof(Datum) * nextra);
+	memset(nulls + q->nparams, ' ', nextra);
+	nulls[n] = '\0';
+
+	guc_level = NewGUCNestLevel();
+	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	set_config_option("jit", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	rows = bd_spi_exec(sql, n, types, values, nulls, true, SPI_OK_SELECT);
+	bd_switch_user_end(&sw);
+	AtEOXact_GUC(true, guc_level);
+	return rows;
+}
+
+/*
+ * Range mode in tasks, plain table: the table's blocks cut into at most
+ * ct->parallel tasks of whole chunks, each counted apart (a TID range scan
+ * of its part: all of them read the table once).  Returns the count.
+ */
+static int64
+candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
+						   CandTasks *ct)
+{
+	Relation	rel;
+	BlockNumber nblocks;
+	int			nchunks;
+	int			k;
+	int64		total = 0;
+	Oid			filenode = bd_relation_filenode(q->relid);
+	char	   *sql;
+
+	rel = relation_open(q->relid, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	relation_close(rel, AccessShareLock);
+	nchunks = (int) ((nblocks + BD_RANGE_BLOCKS - 1) / BD_RANGE_BLOCKS);
+	k = Min(ct->parallel, nchunks);
+	sql = psprintf("SELECT pg_catalog.count(*) FROM ONLY %s t WHERE (%s)"
+				   " AND t.ctid >= $%d AND t.ctid < $%d",
+				   bd_qualified_relname(q->relid), q->where_sql,
+				   q->nparams + 1, q->nparams + 2);
+	for (int i = 0; i < k; i++)
+	{
+		int			c0 = (int) ((int64) i * nchunks / k);
+		int			c1 = (int) ((int64) (i + 1) * nchunks / k);
+		BlockNumber b0 = (BlockNumber) c0 * BD_RANGE_BLOCKS;
+		BlockNumber b1 = Min(nblocks, (BlockNumber) c1 * BD_RANGE_BLOCKS);
+		ItemPointerData lo;
+		ItemPointerData hi;
+		Oid			types[2] = {TIDOID, TIDOID};
+		Datum		values[2];
+		int64		count;
+
+		ItemPointerSet(&lo, b0, 0);
+		ItemPointerSet(&hi, b1, 0);
+		values[0] = ItemPointerGetDatum(&lo);
+		values[1] = ItemPointerGetDatum(&hi);
+		(void) candidates_count(job, q, sql, 2, types, values);
+		count = bd_spi_int64(0, 1, 0);
+		total += count;
+		bd_job_store_ranges_from(job->id, query_index, q->relid, filenode,
+								 b0, b1, BD_RANGE_BLOCKS, c0);
+		bd_task_create(job->id, ct->ntasks++, query_index, q->relid, c0, c1,
+					   count);
+	}
+	ct->has_tasks[query_index] = true;
+	return total;
+}
+
+/*
+ * Range mode in tasks, partitioned table: every leaf's blocks as chunks,
+ * one task per leaf, the candidates counted per leaf in one scan through
+ * the parent (its policies and privileges, as the DELETEs will have).
+ * Returns the count.
+ */
+static int64
+candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
+					  CandTasks *ct)
+{
+	List	   *leaves = find_all_inheritors(q->relid, AccessShareLock, NULL);
+	int			nleaves = 0;
+	Oid		   *leaf_oids = palloc(sizeof(Oid) * (list_length(leaves) + 1));
+	int64	   *leaf_counts = palloc0(sizeof(int64) * (list_length(leaves) + 1));
+	uint64		rows;
+	int			chunk = 0;
+	int64		total = 0;
+	ListCell   *lc;
+
+	foreach(lc, leaves)
+		if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
+			leaf_oids[nleaves++] = lfirst_oid(lc);
+
+	rows = candidates_count(job, q,
+							psprintf("SELECT t.tableoid, pg_catalog.count(*)"
+									 " FROM %s t WHERE (%s) GROUP BY 1",
+									 bd_qualified_relname(q->relid),
+									 q->where_sql),
+							0, NULL, NULL);
+	for (uint64 r = 0; r < rows; r++)
+	{
+		bool		isnull;
+		Oid			leaf = DatumGetObjectId(bd_spi_datum(r, 1, &isnull));
+
+		for (int i = 0; i < nleaves; i++)
+			if (leaf_oids[i] == leaf)
+				leaf_counts[i] = bd_spi_int64(r, 2, 0);
+	}
+
+	for (int i = 0; i < nleaves; i++)
+	{
+		Relation	rel = relation_open(leaf_oids[i], AccessShareLock);
+		BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+		int			nchunks = (int) ((nblocks + BD_RANGE_BLOCKS - 1) / BD_RANGE_BLOCKS);
+
+		relation_close(rel, AccessShareLock);
+		if (nchunks == 0)
+			continue;
+		bd_job_store_ranges_from(job->id, query_index, leaf_oids[i],
+								 bd_relation_filenode(leaf_oids[i]), 0,
+								 nblocks, BD_RANGE_BLOCKS, chunk);
+		bd_task_create(job->id, ct->ntasks++, query_index, leaf_oids[i],
+					   chunk, chunk + nchunks, leaf_counts[i]);
+		chunk += nchunks;
+		total += leaf_counts[i];
+	}
+	ct->has_tasks[query_index] = true;
+	return total;
+}
+
+/*
+ * The job runs in tasks: every query without tasks yet gets them, its
+ * chunks cut into ct->parallel ranges (TID lists: each counted exactly), or
+ * one for all of them (block ranges of a plain table, counted as a whole).
+ */
+static void
+candidates_add_tasks(BdJob *job, BdCompiledQuery **queries, int nqueries,
+					 CandTasks *ct)
+{
+	for (int i = 0; i < nqueries; i++)
+	{
+		int			nchunks;
+		int			k;
+
+		if (ct->has_tasks[i])
+			continue;
+		nchunks = bd_job_chunk_count(job->id, i);
+		k = ct->tid_mode[i] ? Min(ct->parallel, nchunks) : Min(1, nchunks);
+		for (int j = 0; j < k; j++)
+		{
+			int			c0 = (int) ((int64) j * nchunks / k);
+			int			c1 = (int) ((int64) (j + 1) * nchunks / k);
+
+			bd_task_create(job->id, ct->ntasks++, i, queries[i]->relid, c0, c1,
+						   ct->tid_mode[i] ?
+						   bd_job_chunk_rows(job->id, i, c0, c1) :
+						   ct->counts[i]);
+		}
+		ct->has_tasks[i] = true;
+	}
+}
+
+/*
  * TID mode: run query query_index of the job's set and store its rows.  Returns their
  * number.
  */
 static int64
 candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
-					 MemoryContext scratch)
+					 MemoryContext scratch, CandTasks *ct,
+					 BdCompiledQuery **compiled)
 {
 	BdCompiledQuery *q;
 	ChunkBuffer *buf;
@@ -289,9 +496,18 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 
 	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
 						 query_index, reference_time);
+	*compiled = q;
 	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
 		!has_subclass(q->relid))
+	{
+		if (ct->supported && ct->parallel > 1)
+			return candidates_fix_range_split(job, query_index, q, ct);
 		return candidates_fix_range(job, query_index, q);
+	}
+	if (q->self_contained && ct->supported &&
+		get_rel_relkind(q->relid) == RELKIND_PARTITIONED_TABLE)
+		return candidates_fix_leaves(job, query_index, q, ct);
+	ct->tid_mode[query_index] = true;
 
 	/*
 	 * Without joins the rows come in physical order from a sequential or
@@ -373,6 +589,9 @@ bd_candidates_fix(BdJob *job)
 	int64		total = 0;
 	int			nqueries = bd_query_count(job->query_set);
 	Snapshot	snap;
+	CandTasks	ct;
+	BdJobSettings settings;
+	BdCompiledQuery **queries = palloc0(sizeof(BdCompiledQuery *) * (nqueries + 1));
 
 	/*
 	 * What was checked at submit may have changed since: a foreign table
@@ -384,8 +603,21 @@ bd_candidates_fix(BdJob *job)
 	scratch = AllocSetContextCreate(CurrentMemoryContext,
 									"bulkdelete candidates",
 									ALLOCSET_DEFAULT_SIZES);
+	memset(&ct, 0, sizeof(ct));
+	ct.supported = bd_task_supported();
+	bd_options_settings(job->options, &settings);
+	ct.parallel = Min(settings.parallel, bd_max_workers);
+	ct.has_tasks = palloc0(sizeof(bool) * (nqueries + 1));
+	ct.counts = palloc0(sizeof(int64) * (nqueries + 1));
+	ct.tid_mode = palloc0(sizeof(bool) * (nqueries + 1));
 	for (int i = 0; i < nqueries; i++)
-		total += candidates_fix_query(job, i, reference_time, scratch);
+	{
+		ct.counts[i] = candidates_fix_query(job, i, reference_time, scratch,
+											&ct, &queries[i]);
+		total += ct.counts[i];
+	}
+	if (ct.supported && (ct.ntasks > 0 || ct.parallel > 1))
+		candidates_add_tasks(job, queries, nqueries, &ct);
 	MemoryContextDelete(scratch);
 
 	/* the snapshot all the queries used: RR keeps the transaction's */

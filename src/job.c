@@ -135,6 +135,18 @@ job_has_column(const char *attname)
 }
 
 /*
+ * Does the extension have table relname?  The task table came with 1.1
+ * (see job_has_column).
+ */
+bool
+job_has_table(const char *relname)
+{
+	Oid			nspid = get_namespace_oid(BD_SCHEMA, true);
+
+	return OidIsValid(nspid) && OidIsValid(get_relname_relid(relname, nspid));
+}
+
+/*
  * Run one statement of the job tables that returns rows (a SELECT, or a
  * data-modifying WITH ... SELECT) as their owner, and hand each row to
  * reader (which may be NULL).  Returns the number of rows.  Must be called
@@ -486,24 +498,42 @@ void
 bd_job_store_ranges(int64 job_id, int query_index, Oid leaf, Oid filenode,
 					BlockNumber nblocks, int range_blocks)
 {
-	Oid			argtypes[6] = {INT8OID, INT4OID, OIDOID, INT8OID, INT4OID,
-	OIDOID};
-	Datum		values[6];
+	bd_job_store_ranges_from(job_id, query_index, leaf, filenode, 0, nblocks,
+							 range_blocks, 0);
+}
 
-	if (nblocks == 0)
+/*
+ * Store blocks first_block .. end_block - 1 of leaf as chunks first_chunk,
+ * first_chunk + 1, ... of range_blocks blocks each (first_block a multiple
+ * of range_blocks), in one statement: a task's part of a query (tasks have
+ * ranges of several leaves, or of parts of one table, in one query).
+ */
+void
+bd_job_store_ranges_from(int64 job_id, int query_index, Oid leaf,
+						 Oid filenode, BlockNumber first_block,
+						 BlockNumber end_block, int range_blocks,
+						 int first_chunk)
+{
+	Oid			argtypes[8] = {INT8OID, INT4OID, OIDOID, INT8OID, INT4OID,
+	OIDOID, INT8OID, INT4OID};
+	Datum		values[8];
+
+	if (end_block <= first_block)
 		return;
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(query_index);
 	values[2] = ObjectIdGetDatum(leaf);
-	values[3] = Int64GetDatum((int64) nblocks);
+	values[3] = Int64GetDatum((int64) end_block);
 	values[4] = Int32GetDatum(range_blocks);
 	values[5] = ObjectIdGetDatum(filenode);
+	values[6] = Int64GetDatum((int64) first_block);
+	values[7] = Int32GetDatum(first_chunk);
 	job_write("INSERT INTO bulkdelete.candidate"
 			  " (operation_id, query_index, chunk, leaf, filenode, first_block, end_block)"
-			  " SELECT $1, $2, (b / $5)::pg_catalog.int4, $3, $6, b,"
+			  " SELECT $1, $2, $8 + ((b - $7) / $5)::pg_catalog.int4, $3, $6, b,"
 			  " LEAST(b + $5, $4)"
-			  " FROM pg_catalog.generate_series(0::pg_catalog.int8, $4 - 1, $5) AS b",
-			  6, argtypes, values, NULL, SPI_OK_INSERT);
+			  " FROM pg_catalog.generate_series($7, $4 - 1, $5) AS b",
+			  8, argtypes, values, NULL, SPI_OK_INSERT);
 }
 
 /*
@@ -655,7 +685,8 @@ job_check_max_failures(int64 job_id)
 }
 
 /*
- * Add one batch to the job's counters, move its position to next_chunk and
+ * Add one batch to the job's counters, move its position to next_chunk
+ * (unless it is negative: a task's batch, whose position is the task's) and
  * store its failures, in the batch's own transaction: so the counts are
  * exact whatever happens next.  A job that reaches its max_failures ends
  * here (job_check_max_failures).
@@ -702,7 +733,8 @@ bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
 			  "     (SELECT * FROM pg_catalog.jsonb_each_text(cascade_breakdown)"
 			  "      UNION ALL SELECT * FROM pg_catalog.jsonb_each_text($7)) x(k, v)"
 			  "    GROUP BY k) y) END,"
-			  " batches = batches + 1, next_chunk = $6"
+			  " batches = batches + 1,"
+			  " next_chunk = CASE WHEN $6 < 0 THEN next_chunk ELSE $6 END"
 			  " WHERE id = $1",
 			  7, argtypes, values, NULL, SPI_OK_UPDATE);
 
@@ -794,8 +826,11 @@ bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
 					 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 	state = bd_job_transition(job_id, action, false);
 	if (bd_job_state_is_final(state))
+	{
 		job_write_id("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
 					 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
+		jtask_end_all(job_id, state);
+	}
 }
 
 /*

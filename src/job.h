@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * job.h
- *		The job tables (bulkdelete.operation, bulkdelete.failure and
- *		bulkdelete.candidate) and the job state machine.  The job family
- *		(job*.c) is the only code that reads or writes those tables, and
- *		bd_job_transition (job_state.c) the only place where a job's state
- *		changes.
+ *		The job tables (bulkdelete.operation, bulkdelete.failure,
+ *		bulkdelete.candidate and bulkdelete.task) and the job state
+ *		machine.  The job family (job*.c) is the only code that reads or
+ *		writes those tables, and bd_job_transition (job_state.c) the only
+ *		place where a job's state changes.
  *
  *-------------------------------------------------------------------------
  */
@@ -79,6 +79,8 @@ typedef struct BdJob
 	char	   *search_path;	/* ids jobs: the owner's search_path at
 								 * create_job (query jobs keep theirs in
 								 * query_set); NULL when none was recorded */
+	bool		helper;			/* not stored: this process joined the job
+								 * to run some of its tasks (job_task.c) */
 } BdJob;
 
 /* One chunk of candidates: rows of one leaf relation */
@@ -103,6 +105,21 @@ typedef struct BdBatchCounts
 	Oid		   *cascade_relids;
 	int64	   *cascade_rows;
 } BdBatchCounts;
+
+/*
+ * A task of a job (SPEC 9, job_task.c): chunks [first_chunk, end_chunk) of
+ * query query_index, of relation (a leaf partition, or the table itself)
+ */
+typedef struct BdTask
+{
+	int64		job_id;
+	int			task;
+	int			query_index;
+	Oid			relation;
+	int			first_chunk;
+	int			end_chunk;
+	int			next_chunk;		/* its position */
+} BdTask;
 
 /* A row that could not be deleted */
 typedef struct BdFailure
@@ -133,7 +150,8 @@ extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 						   ArrayType *cc_recipients, Jsonb *options);
 extern BdJob *bd_job_load(int64 job_id);
 extern BdJobState bd_job_current_state(int64 job_id);
-extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more);
+extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more,
+							   bool *helper);
 extern void bd_job_release_locks(BdJob *job);
 extern bool bd_job_lock_for_session(BdJob *job);
 extern int	bd_job_running(int64 *job_id, int *pid);
@@ -162,6 +180,30 @@ extern void bd_job_set_worker_pid(int64 job_id, int pid);
 extern void bd_job_set_candidate_count(int64 job_id, int64 candidate_count);
 extern void bd_job_finish(int64 job_id, BdJobAction action,
 						  const char *sqlstate, const char *message);
+extern void bd_job_release_helper_locks(BdJob *job);
+extern void bd_job_store_ranges_from(int64 job_id, int query_index, Oid leaf,
+									 Oid filenode, BlockNumber first_block,
+									 BlockNumber end_block, int range_blocks,
+									 int first_chunk);
+
+/* Tasks (job_task.c; their locks in job_claim.c) */
+extern bool bd_task_supported(void);
+extern void bd_task_create(int64 job_id, int task, int query_index,
+						   Oid relation, int first_chunk, int end_chunk,
+						   int64 candidate_count);
+extern bool bd_job_has_tasks(int64 job_id);
+extern BdTask *bd_task_claim(int64 job_id, int *unfinished, int *others);
+extern void bd_task_record_batch(BdTask *task, int next_chunk,
+								 BdBatchCounts *counts, List *failures);
+extern void bd_task_succeed(BdTask *task);
+extern void bd_task_leave(BdTask *task);
+extern bool bd_task_try_lock(int64 job_id, int task);
+extern void bd_task_unlock(int64 job_id, int task);
+extern int	bd_task_workers(int64 job_id);
+extern int	bd_job_chunk_count(int64 job_id, int query_index);
+extern int64 bd_job_chunk_rows(int64 job_id, int query_index,
+							   int first_chunk, int end_chunk);
+
 extern void bd_job_link_run(int64 job_id, int64 parent_id,
 							const char *schedule, const char *recurrence);
 extern int64 bd_job_unfinished_run(int64 parent_id);

@@ -2,7 +2,7 @@
  *
  * job_internal.h
  *		The private header of the job family, the only code that reads or
- *		writes the job tables (operation, failure, candidate); job.h is its
+ *		writes the job tables (operation, failure, candidate, task); job.h is its
  *		public face.
  *
  *		job.c			the job tables: their owner, reading and writing them
@@ -15,6 +15,8 @@
  *						claiming the next job (jclaim_)
  *		job_history.c	purging finished jobs: history_retention and a
  *						schedule's keep_runs (jhistory_)
+ *		job_task.c		the tasks of a job (bulkdelete.task): creating,
+ *						claiming, recording and ending them (jtask_)
  *
  *-------------------------------------------------------------------------
  */
@@ -52,7 +54,11 @@ extern bool job_read_id(const char *sql, int64 id, JobRow *row);
 extern void job_write_id(const char *sql, int64 job_id, Oid type,
 						 Datum value, int expected);
 extern bool job_has_column(const char *attname);
+extern bool job_has_table(const char *relname);
 extern void job_does_not_exist(int64 job_id) pg_attribute_noreturn();
+
+/* job_task.c: the tasks of job job_id end with it, in state "state" */
+extern void jtask_end_all(int64 job_id, BdJobState state);
 
 /* job_notify.c: NOTIFY the end of job job_id, in the transaction ending it */
 extern void jnotify_send(int64 job_id);

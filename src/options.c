@@ -39,6 +39,9 @@ typedef struct OptionDef
 
 #define OPTION_FIELD(f) ((int) offsetof(BdJobSettings, f))
 
+/* a job without "parallel" runs in one worker */
+static int	options_parallel_default = 1;
+
 static const OptionDef options_defs[] = {
 	{"batch_size", 1, 1000000, &bd_batch_size, OPTION_FIELD(batch_size)},
 	{"batch_time", 10, 600000, &bd_batch_time, OPTION_FIELD(batch_time)},
@@ -51,6 +54,9 @@ static const OptionDef options_defs[] = {
 	{"max_failures", 1, INT_MAX, NULL, -1},
 	/* job_history.c: keep the last n finished runs of the schedule */
 	{"keep_runs", 1, INT_MAX, NULL, -1, true},
+	/* workers of one job (SPEC 9); at run, at most bulkdelete.max_workers */
+	{"parallel", 1, BD_MAX_PARALLEL, &options_parallel_default,
+	OPTION_FIELD(parallel)},
 };
 
 /* The names of options_defs, for a hint: "a, b and c" */

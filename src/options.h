@@ -29,7 +29,11 @@ typedef struct BdJobSettings
 	int			lock_timeout;	/* ms, per batch */
 	int			max_rows_per_second;
 	int			busy_wal_rate;	/* kB per second while others write */
+	int			parallel;		/* workers the job may run at once */
 } BdJobSettings;
+
+/* the largest "parallel" option */
+#define BD_MAX_PARALLEL 64
 
 /* At submit: an options argument, checked (22023); {} when null */
 extern Jsonb *bd_options_arg(FunctionCallInfo fcinfo, int argno);

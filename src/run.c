@@ -45,6 +45,9 @@
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
+/* how long a leader waits before it looks at other workers' tasks again */
+#define RUN_NAP_MS 50
+
 /* true while bd_run_job runs inside CALL bulkdelete.run */
 static bool run_in_session = false;
 
@@ -152,6 +155,21 @@ run_sleep(int64 job_id, long ms, int slice_ms)
 		if (!running)
 			return false;
 	}
+}
+
+/*
+ * A short wait while other workers run a job's last tasks (source_task.c):
+ * the caller reads the state and the tasks again after it.  Between
+ * transactions' work, holding no snapshot that matters (the caller has just
+ * committed).
+ */
+static void
+run_nap(void)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 RUN_NAP_MS, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
 }
 
 /*
@@ -295,8 +313,17 @@ run_batch(RunState *rs)
 	state = bd_job_current_state(rs->job_id);
 	if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
 	{
-		bd_job_finish(rs->job_id, BD_ACTION_STOP, NULL, NULL);
+		/* a job run as tasks stops when its last worker has (source_task.c) */
+		BdSourceNext stop = src->stop ? src->stop(src) : BD_SOURCE_DONE;
+
+		if (stop == BD_SOURCE_DONE)
+			bd_job_finish(rs->job_id, BD_ACTION_STOP, NULL, NULL);
 		bd_run_commit(false);
+		if (stop == BD_SOURCE_WAIT)
+		{
+			run_nap();
+			return true;
+		}
 		return false;
 	}
 	if (state != BD_STATE_IN_PROGRESS)
@@ -318,6 +345,15 @@ run_batch(RunState *rs)
 		case BD_SOURCE_AGAIN:
 			bd_run_commit(false);
 			return true;
+		case BD_SOURCE_WAIT:
+			/* other workers run the job's last tasks */
+			bd_run_commit(false);
+			run_nap();
+			return true;
+		case BD_SOURCE_LEAVE:
+			/* a helper: the job goes on in other workers */
+			bd_run_commit(false);
+			return false;
 		case BD_SOURCE_BATCH:
 			break;
 	}
@@ -366,13 +402,29 @@ bd_run_job(BdJob *job, bool in_session)
 										ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(rs.jobcxt);
 	bd_options_settings(job->options, &rs.settings);
+
+	/*
+	 * The throttles hold for the job as a whole: with several workers each
+	 * takes its share (fewer running makes the job slower, never faster).
+	 */
+	if (rs.settings.parallel > 1)
+	{
+		int			n = Min(rs.settings.parallel, bd_max_workers);
+
+		if (rs.settings.max_rows_per_second > 0)
+			rs.settings.max_rows_per_second =
+				Max(1, rs.settings.max_rows_per_second / n);
+		if (rs.settings.busy_wal_rate > 0)
+			rs.settings.busy_wal_rate = Max(1, rs.settings.busy_wal_rate / n);
+	}
 	rs.chunks_per_batch = Max(1, rs.settings.batch_size / BD_CHUNK_ROWS);
 	rs.pace = bd_pace_create(rs.settings.batch_time,
 							 rs.settings.max_rows_per_second,
 							 rs.settings.busy_wal_rate);
 	rs.slice_ms = Min(rs.settings.batch_time, 1000);
 	rs.src = job->ids_kind ? bd_source_ids(job, rs.jobcxt) :
-		bd_source_query(job, rs.jobcxt);
+		bd_source_tasks(job, bd_source_query(job, rs.jobcxt), job->helper,
+						rs.jobcxt);
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
 	errcallback.callback = run_error_context;

@@ -32,7 +32,12 @@ typedef enum BdSourceNext
 	BD_SOURCE_BATCH,			/* the batch holds the next items */
 	BD_SOURCE_AGAIN,			/* moved on (to the next query): commit and
 								 * come again */
-	BD_SOURCE_DONE				/* nothing is left: the job succeeded */
+	BD_SOURCE_DONE,				/* nothing is left: the job succeeded */
+	BD_SOURCE_WAIT,				/* nothing for this process now, but other
+								 * workers still run tasks of the job:
+								 * commit, wait a moment, come again */
+	BD_SOURCE_LEAVE				/* nothing more for this process; the job
+								 * goes on elsewhere (a helper leaves) */
 } BdSourceNext;
 
 /* One batch, from next_batch to record_batch; zeroed by the loop */
@@ -71,6 +76,14 @@ struct BdBatchSource
 	void		(*delete_batch) (BdBatchSource *src, BdBatch *batch);
 	void		(*record_batch) (BdBatchSource *src, BdBatch *batch);
 
+	/*
+	 * The job is pausing or canceling (NULL: the run stops it at once):
+	 * BD_SOURCE_DONE when this process may stop the job now, WAIT while
+	 * other workers still run its tasks, LEAVE when another process stops
+	 * it.
+	 */
+	BdSourceNext (*stop) (BdBatchSource *src);
+
 	void	   *private;		/* the implementation's state */
 };
 
@@ -80,5 +93,15 @@ struct BdBatchSource
  */
 extern BdBatchSource *bd_source_query(BdJob *job, MemoryContext cxt);
 extern BdBatchSource *bd_source_ids(BdJob *job, MemoryContext cxt);
+
+/*
+ * Tasks (source_task.c): the source of a query job run by one of its
+ * workers, claiming its tasks and running each through the query source,
+ * which it bounds to the task (bd_source_query_task); a job without tasks
+ * goes straight through to the query source.
+ */
+extern BdBatchSource *bd_source_tasks(BdJob *job, BdBatchSource *inner,
+									  bool helper, MemoryContext cxt);
+extern void bd_source_query_task(BdBatchSource *src, BdTask *task);
 
 #endif							/* BULKDELETE_SOURCE_H */

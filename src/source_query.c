@@ -31,6 +31,8 @@ typedef struct SqState
 	int			nqueries;
 	BdTarget   *target;			/* the running query's, or NULL at its
 								 * start */
+	BdTask	   *task;			/* when running a task (source_task.c): its
+								 * chunks only, its position and counters */
 } SqState;
 
 /*
@@ -62,6 +64,18 @@ sq_start(BdBatchSource *src)
 	MemoryContextSwitchTo(old);
 }
 
+/* The chunks of a list before end_chunk (a task's end) */
+static List *
+sq_clip_chunks(List *chunks, int end_chunk)
+{
+	ListCell   *lc;
+
+	foreach(lc, chunks)
+		if (((BdChunk *) lfirst(lc))->chunk >= end_chunk)
+			return list_truncate(chunks, foreach_current_index(lc));
+	return chunks;
+}
+
 /*
  * The next chunks of the running query, at most as many as pace allows
  * for "chunks"; the next query when this one has none left.
@@ -84,6 +98,13 @@ sq_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	units = bd_pace_batch_limit(pace, chunks, 0);
 	items = bd_job_fetch_chunks(job->id, job->query_index, job->next_chunk,
 								units);
+	if (st->task != NULL)
+	{
+		/* a task's chunks end at its end_chunk; then the task is done */
+		items = sq_clip_chunks(items, st->task->end_chunk);
+		if (items == NIL)
+			return BD_SOURCE_DONE;
+	}
 	if (items == NIL)
 	{
 		if (job->query_index + 1 >= st->nqueries)
@@ -157,7 +178,8 @@ sq_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
 	{
 		BdChunk    *last = llast(chunks);
 
-		bd_batch_delete_range(target, first->first_block, last->end_block,
+		bd_batch_delete_range(target, first->leaf, first->first_block,
+							  last->end_block,
 							  job->cutoff_xmax, job->cutoff_xip, counts,
 							  failures);
 		return (int) (counts->deleted + counts->failed);
@@ -211,8 +233,31 @@ sq_record_batch(BdBatchSource *src, BdBatch *batch)
 	BdJob	   *job = src->job;
 
 	job->next_chunk = ((BdChunk *) llast((List *) batch->items))->chunk + 1;
-	bd_job_record_batch(job->id, job->next_chunk, &batch->counts,
-						batch->failures, job->query_index);
+	if (((SqState *) src->private)->task != NULL)
+		bd_task_record_batch(((SqState *) src->private)->task, job->next_chunk,
+							 &batch->counts, batch->failures);
+	else
+		bd_job_record_batch(job->id, job->next_chunk, &batch->counts,
+							batch->failures, job->query_index);
+}
+
+/*
+ * Run task "task" (source_task.c) from its position, or, with NULL, the
+ * job as a whole again.  The query's target is prepared again when the
+ * task's query is another one.
+ */
+void
+bd_source_query_task(BdBatchSource *src, BdTask *task)
+{
+	SqState    *st = (SqState *) src->private;
+
+	st->task = task;
+	if (task == NULL)
+		return;
+	if (src->job->query_index != task->query_index)
+		st->target = NULL;
+	src->job->query_index = task->query_index;
+	src->job->next_chunk = task->next_chunk;
 }
 
 /* A query job's candidate set is fixed in one snapshot */

@@ -118,6 +118,7 @@ static void
 worker_run_job(BdJob *job, MemoryContext cxt)
 {
 	int64		job_id = job->id;
+	bool		helper = job->helper;
 	MemoryContext runcxt = AllocSetContextCreate(cxt, "bulkdelete job run",
 												 ALLOCSET_DEFAULT_SIZES);
 
@@ -130,6 +131,7 @@ worker_run_job(BdJob *job, MemoryContext cxt)
 		bd_run_begin(false);
 		MemoryContextSwitchTo(runcxt);
 		job = bd_job_load(job_id);
+		job->helper = helper;
 	}
 	MemoryContextSwitchTo(cxt);
 	MemoryContextDelete(runcxt);
@@ -146,6 +148,7 @@ worker_run_next(TimestampTz *next_start)
 	BdJob	   *job;
 	int64		job_id;
 	bool		more;
+	bool		helper;
 
 	bd_run_begin(false);
 	if (!OidIsValid(get_extension_oid("bulkdelete", true)))
@@ -154,7 +157,7 @@ worker_run_next(TimestampTz *next_start)
 		*next_start = DT_NOEND;
 		return false;
 	}
-	job_id = bd_job_claim_next(next_start, &more);
+	job_id = bd_job_claim_next(next_start, &more, &helper);
 	if (job_id == 0)
 	{
 		bd_run_end();
@@ -162,6 +165,7 @@ worker_run_next(TimestampTz *next_start)
 	}
 	MemoryContextSwitchTo(cxt);
 	job = bd_job_load(job_id);
+	job->helper = helper;
 	bd_run_commit(false);
 	MemoryContextSwitchTo(cxt);
 
@@ -175,7 +179,10 @@ worker_run_next(TimestampTz *next_start)
 		bd_shmem_database_due(MyDatabaseId, *next_start);
 
 	worker_run_job(job, cxt);
-	bd_job_release_locks(job);
+	if (helper)
+		bd_job_release_helper_locks(job);
+	else
+		bd_job_release_locks(job);
 	return true;
 }
 

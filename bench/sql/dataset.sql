@@ -4,7 +4,8 @@
 --
 -- psql variables:
 --   rows     number of contacts (default 1000000)
---   variant  base | cascade | restrict0 | restrict | tid (tid: the base data)
+--   variant  base | cascade | restrict0 | restrict | part (tid and parallel2
+--            use the base data)
 --
 -- Candidates are status = 'closed' AND created_at < 2021-08-23 (0.8 * 0.6 =
 -- 48% of the rows), spread at random over the heap.  The pgbench workload
@@ -21,6 +22,27 @@
 
 SELECT setseed(0.42);
 
+SELECT :'variant' = 'part' AS is_part \gset
+
+\if :is_part
+-- part (issue 14): the same contacts in monthly partitions by created_at
+-- (34 of them, and a default one for pgbench's new rows), with the cascade
+-- variant's two ON DELETE CASCADE children per contact
+CREATE TABLE contact (
+	id			bigint NOT NULL,
+	account_id	bigint,
+	status		text,
+	created_at	timestamptz NOT NULL,
+	payload		text,
+	PRIMARY KEY (id, created_at)
+) PARTITION BY RANGE (created_at);
+SELECT format('CREATE TABLE %I PARTITION OF contact FOR VALUES FROM (%L) TO (%L)',
+			  'contact_' || to_char(m, 'YYYY_MM'), m, m + interval '1 month')
+FROM generate_series(timestamptz '2020-01-01 00:00:00+00',
+					 timestamptz '2022-09-01 00:00:00+00', interval '1 month') m
+\gexec
+CREATE TABLE contact_default PARTITION OF contact DEFAULT;
+\else
 CREATE TABLE contact (
 	id			bigint PRIMARY KEY,
 	account_id	bigint,
@@ -28,6 +50,7 @@ CREATE TABLE contact (
 	created_at	timestamptz,
 	payload		text
 );
+\endif
 INSERT INTO contact
 SELECT i,
 	   (random() * 50000)::bigint,
@@ -56,6 +79,20 @@ CREATE TABLE activity (
 INSERT INTO activity (contact_id, kind, at)
 SELECT c.id, k, c.created_at FROM contact c, (VALUES ('call'), ('mail')) v(k);
 CREATE INDEX activity_contact_id_idx ON activity (contact_id);
+\endif
+
+\if :is_part
+CREATE TABLE activity (
+	id			bigserial PRIMARY KEY,
+	contact_id	bigint NOT NULL,
+	contact_created_at timestamptz NOT NULL,
+	kind		text,
+	at			timestamptz,
+	FOREIGN KEY (contact_id, contact_created_at) REFERENCES contact ON DELETE CASCADE
+);
+INSERT INTO activity (contact_id, contact_created_at, kind, at)
+SELECT c.id, c.created_at, k, c.created_at FROM contact c, (VALUES ('call'), ('mail')) v(k);
+CREATE INDEX activity_contact_id_idx ON activity (contact_id, contact_created_at);
 \endif
 
 \if :is_restrict

@@ -1,0 +1,319 @@
+/*-------------------------------------------------------------------------
+ *
+ * job_task.c
+ *		The tasks of a job (SPEC 9; bulkdelete.task): the parts of its
+ *		candidate set that workers run independently, each a range of
+ *		candidate chunks [first_chunk, end_chunk) of one query with its own
+ *		position and exact counters.  A job gets tasks at its start
+ *		(candidates.c) when its work splits: one per leaf partition of a
+ *		partitioned target, or the chunks of a query split into the
+ *		"parallel" option's number of ranges.  Other jobs have none and run
+ *		as a whole, as before tasks existed.
+ *
+ *		A task is claimed like a job: under its advisory lock (job_claim.c),
+ *		re-read FOR UPDATE once the lock is held, so that a position
+ *		committed by the worker that had it last is what the next one starts
+ *		from.  Only tasks of the lowest query with unfinished tasks are
+ *		claimable, which keeps a query set's order (SPEC 4.5).  Each batch
+ *		adds to the task's counters and to the job's in one transaction, so
+ *		the job's are always the sums.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "job_internal.h"
+
+#include "spi_util.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+/* Can this database hold tasks?  (Not before ALTER EXTENSION UPDATE.) */
+bool
+bd_task_supported(void)
+{
+	return job_has_table("task");
+}
+
+/*
+ * Create task "task" of job job_id: chunks [first_chunk, end_chunk) of
+ * query query_index, deleting from relation; candidate_count < 0 when it is
+ * not known apart from the job's.  In the transaction fixing the candidates.
+ */
+void
+bd_task_create(int64 job_id, int task, int query_index, Oid relation,
+			   int first_chunk, int end_chunk, int64 candidate_count)
+{
+	Oid			argtypes[7] = {INT8OID, INT4OID, INT4OID, OIDOID, INT4OID,
+	INT4OID, INT8OID};
+	Datum		values[7];
+	char		nulls[8] = "       ";
+
+	if (task > PG_UINT16_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("bulk delete job " INT64_FORMAT " would have more than %d tasks",
+						job_id, PG_UINT16_MAX + 1)));
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(task);
+	values[2] = Int32GetDatum(query_index);
+	values[3] = ObjectIdGetDatum(relation);
+	values[4] = Int32GetDatum(first_chunk);
+	values[5] = Int32GetDatum(end_chunk);
+	values[6] = Int64GetDatum(candidate_count);
+	if (candidate_count < 0)
+		nulls[6] = 'n';
+	job_write("INSERT INTO bulkdelete.task (operation_id, task, query_index,"
+			  " relation, first_chunk, end_chunk, next_chunk, candidate_count)"
+			  " VALUES ($1, $2, $3, $4, $5, $6, $5, $7)",
+			  7, argtypes, values, nulls, SPI_OK_INSERT);
+}
+
+/* Does job job_id run as tasks?  In a transaction. */
+bool
+bd_job_has_tasks(int64 job_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	JobRow		row;
+
+	if (!bd_task_supported())
+		return false;
+	values[0] = Int64GetDatum(job_id);
+	/* not read-only: the transaction that created them sees them */
+	(void) job_read_row("SELECT EXISTS (SELECT 1 FROM bulkdelete.task"
+						" WHERE operation_id = $1)",
+						1, argtypes, values, false, &row);
+	return DatumGetBool(row.cols[0]);
+}
+
+/* What jtask_read_claimable collects */
+typedef struct JTaskList
+{
+	int			n;
+	BdTask	   *tasks;
+	int			unfinished;
+} JTaskList;
+
+/* A JobRowReader: one task that is not finished, of the lowest query */
+static void
+jtask_read_claimable(uint64 row, void *arg)
+{
+	JTaskList  *list = (JTaskList *) arg;
+	BdTask	   *t;
+	bool		isnull;
+
+	if (row == 0)
+		list->tasks = palloc0(sizeof(BdTask) * (SPI_processed + 1));
+	t = &list->tasks[list->n++];
+	t->task = (int) bd_spi_int64(row, 1, 0);
+	t->query_index = (int) bd_spi_int64(row, 2, 0);
+	t->relation = DatumGetObjectId(bd_spi_datum(row, 3, &isnull));
+	t->first_chunk = (int) bd_spi_int64(row, 4, 0);
+	t->end_chunk = (int) bd_spi_int64(row, 5, 0);
+	list->unfinished = (int) bd_spi_int64(row, 6, 0);
+}
+
+/*
+ * Claim the next task of job job_id for this process: one of the lowest
+ * query that has unfinished tasks, whose lock no worker holds.  Returns it
+ * (running, with our pid, its lock held until bd_task_unlock), or NULL.
+ * *unfinished is the number of tasks of the job not yet succeeded (0: the
+ * job has none left), *others the number of other tasks of that query not
+ * finished (for waking helpers).  In a transaction; the claim counts once
+ * it commits.
+ */
+BdTask *
+bd_task_claim(int64 job_id, int *unfinished, int *others)
+{
+	JTaskList	list;
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+
+	memset(&list, 0, sizeof(list));
+	values[0] = Int64GetDatum(job_id);
+	(void) job_read("WITH u AS (SELECT * FROM bulkdelete.task"
+					"  WHERE operation_id = $1 AND state IN ('pending', 'running'))"
+					" SELECT task, query_index, relation::pg_catalog.oid,"
+					"  first_chunk, end_chunk, (SELECT pg_catalog.count(*) FROM u)"
+					" FROM u WHERE query_index = (SELECT min(query_index) FROM u)"
+					" ORDER BY task",
+					1, argtypes, values, NULL, false, jtask_read_claimable,
+					&list);
+	*unfinished = list.unfinished;
+	*others = Max(0, list.n - 1);
+
+	for (int i = 0; i < list.n; i++)
+	{
+		BdTask	   *t = &list.tasks[i];
+		JobRow		row;
+
+		if (!bd_task_try_lock(job_id, t->task))
+			continue;
+
+		/*
+		 * With the lock held, the row can be trusted; FOR UPDATE waits for
+		 * the transaction of the worker that had the task last, if it has
+		 * not committed yet, and reads what it committed.
+		 */
+		values[1] = Int32GetDatum(t->task);
+		if (!job_read_row("SELECT next_chunk FROM bulkdelete.task"
+						  " WHERE operation_id = $1 AND task = $2"
+						  " AND state IN ('pending', 'running') FOR UPDATE",
+						  2, argtypes, values, false, &row))
+		{
+			bd_task_unlock(job_id, t->task);
+			continue;
+		}
+		t->job_id = job_id;
+		t->next_chunk = DatumGetInt32(row.cols[0]);
+		job_write("UPDATE bulkdelete.task SET state = 'running',"
+				  " worker_pid = pg_catalog.pg_backend_pid(),"
+				  " started_at = COALESCE(started_at, pg_catalog.now())"
+				  " WHERE operation_id = $1 AND task = $2",
+				  2, argtypes, values, NULL, SPI_OK_UPDATE);
+		values[1] = Int32GetDatum(t->query_index);
+		job_write("UPDATE bulkdelete.operation SET processing_query_index = $2"
+				  " WHERE id = $1 AND processing_query_index IS DISTINCT FROM $2",
+				  2, argtypes, values, NULL, SPI_OK_UPDATE);
+		return t;
+	}
+	return NULL;
+}
+
+/*
+ * Add one batch of task "task" to its counters and the job's, move its
+ * position to next_chunk and store the batch's failures, in the batch's
+ * transaction (see bd_job_record_batch).
+ */
+void
+bd_task_record_batch(BdTask *task, int next_chunk, BdBatchCounts *counts,
+					 List *failures)
+{
+	Oid			argtypes[7] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT4OID};
+	Datum		values[7];
+	int64		cascaded = 0;
+
+	for (int i = 0; i < counts->ncascade; i++)
+		cascaded += counts->cascade_rows[i];
+	values[0] = Int64GetDatum(task->job_id);
+	values[1] = Int32GetDatum(task->task);
+	values[2] = Int64GetDatum(counts->deleted);
+	values[3] = Int64GetDatum(counts->failed);
+	values[4] = Int64GetDatum(counts->skipped);
+	values[5] = Int64GetDatum(cascaded);
+	values[6] = Int32GetDatum(next_chunk);
+	job_write("UPDATE bulkdelete.task SET"
+			  " success_count = success_count + $3,"
+			  " failure_count = failure_count + $4,"
+			  " skipped_count = skipped_count + $5,"
+			  " cascade_count = cascade_count + $6,"
+			  " batches = batches + 1, next_chunk = $7"
+			  " WHERE operation_id = $1 AND task = $2",
+			  7, argtypes, values, NULL, SPI_OK_UPDATE);
+	task->next_chunk = next_chunk;
+	bd_job_record_batch(task->job_id, -1, counts, failures,
+						task->query_index);
+}
+
+/* A task's write of its own row: $1 job, $2 task */
+static void
+jtask_write(BdTask *task, const char *sql)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+
+	values[0] = Int64GetDatum(task->job_id);
+	values[1] = Int32GetDatum(task->task);
+	job_write(sql, 2, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Task "task" has no chunk left: it succeeded.  Its candidates neither
+ * deleted nor failed were skipped (range mode counts none as it goes).  In
+ * a transaction, before its lock is given up.
+ */
+void
+bd_task_succeed(BdTask *task)
+{
+	jtask_write(task, "UPDATE bulkdelete.task SET state = 'succeeded',"
+				" skipped_count = GREATEST(skipped_count,"
+				"  COALESCE(candidate_count, 0) - success_count - failure_count),"
+				" next_chunk = end_chunk, worker_pid = NULL,"
+				" finished_at = pg_catalog.now()"
+				" WHERE operation_id = $1 AND task = $2");
+}
+
+/*
+ * This process stops running task "task" before its end (the job pauses or
+ * is canceled): it is pending again, for whoever resumes the job.
+ */
+void
+bd_task_leave(BdTask *task)
+{
+	jtask_write(task, "UPDATE bulkdelete.task SET state = 'pending',"
+				" worker_pid = NULL"
+				" WHERE operation_id = $1 AND task = $2 AND state = 'running'");
+}
+
+/*
+ * Job job_id reached final state "state": its unfinished tasks end with it.
+ * In the transaction ending it (bd_job_finish).
+ */
+void
+jtask_end_all(int64 job_id, BdJobState state)
+{
+	if (!bd_task_supported())
+		return;
+	job_write_id("UPDATE bulkdelete.task SET state = $2, worker_pid = NULL,"
+				 " finished_at = pg_catalog.now()"
+				 " WHERE operation_id = $1 AND state IN ('pending', 'running')",
+				 job_id, TEXTOID,
+				 CStringGetTextDatum(bd_job_state_name(state)),
+				 SPI_OK_UPDATE);
+}
+
+/*
+ * The number of chunks query query_index of job job_id has: one past its
+ * last chunk number.  In a transaction.
+ */
+int
+bd_job_chunk_count(int64 job_id, int query_index)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	JobRow		row;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(query_index);
+	(void) job_read_row("SELECT COALESCE(max(chunk) + 1, 0)"
+						" FROM bulkdelete.candidate"
+						" WHERE operation_id = $1 AND query_index = $2",
+						2, argtypes, values, false, &row);
+	return DatumGetInt32(row.cols[0]);
+}
+
+/*
+ * The TID-list candidates of chunks [first_chunk, end_chunk) of query
+ * query_index of job job_id: their number.  In a transaction.
+ */
+int64
+bd_job_chunk_rows(int64 job_id, int query_index, int first_chunk,
+				  int end_chunk)
+{
+	Oid			argtypes[4] = {INT8OID, INT4OID, INT4OID, INT4OID};
+	Datum		values[4];
+	JobRow		row;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(query_index);
+	values[2] = Int32GetDatum(first_chunk);
+	values[3] = Int32GetDatum(end_chunk);
+	(void) job_read_row("SELECT COALESCE(sum(pg_catalog.cardinality(tids)), 0)::pg_catalog.int8"
+						" FROM bulkdelete.candidate"
+						" WHERE operation_id = $1 AND query_index = $2"
+						" AND chunk >= $3 AND chunk < $4",
+						4, argtypes, values, false, &row);
+	return DatumGetInt64(row.cols[0]);
+}

@@ -1,0 +1,216 @@
+/*-------------------------------------------------------------------------
+ *
+ * source_task.c
+ *		The batch source of a query job run as tasks (SPEC 9): one worker's
+ *		view of a job whose work is split (job_task.c).  It claims a task,
+ *		runs it through the query source bounded to the task's chunks
+ *		(bd_source_query_task: its position, its counters), and when the
+ *		task has no chunk left marks it succeeded and claims the next, of
+ *		the same query while that one has unfinished tasks (the order of a
+ *		query set, SPEC 4.5).
+ *
+ *		Two roles.  The leader is the process that claimed the job itself
+ *		(bd_job_claim_next: job lock, relation locks): it fixed the
+ *		candidate set, and it alone moves the job's state at its end: when
+ *		no task is left it succeeds the job; when the job is pausing or
+ *		canceling it leaves its task and waits until no other worker holds
+ *		one before it stops the job.  A helper joined a running job to run
+ *		more of its tasks at once ("parallel"); it never moves the job's
+ *		state: when it finds nothing to claim, or the job stops, it leaves.
+ *		A job without tasks goes straight through to the query source, so
+ *		it runs exactly as before tasks existed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "source.h"
+
+#include "bulkdelete.h"
+#include "options.h"
+#include "shmem.h"
+
+#include "utils/memutils.h"
+
+/* One worker's state in a job run as tasks */
+typedef struct StState
+{
+	BdBatchSource *inner;		/* the query source, bounded to the task */
+	MemoryContext cxt;			/* lasts the run */
+	bool		helper;			/* joined a job its leader runs */
+	bool		tasks;			/* the job has tasks */
+	int			parallel;		/* workers the job may have */
+	BdTask	   *task;			/* the task this process holds, or NULL */
+	BdTask	   *kept;			/* where it is kept, in cxt */
+} StState;
+
+/* Give up the task this process holds: done, or left for another */
+static void
+st_release(StState *st, bool succeeded)
+{
+	if (st->task == NULL)
+		return;
+	if (succeeded)
+		bd_task_succeed(st->task);
+	else
+		bd_task_leave(st->task);
+
+	/*
+	 * Before the commit: a worker that takes the task next reads its row
+	 * FOR UPDATE, which waits for this transaction's end (job_task.c).
+	 */
+	bd_task_unlock(st->task->job_id, st->task->task);
+	st->task = NULL;
+	bd_source_query_task(st->inner, NULL);
+}
+
+static void
+st_check(BdBatchSource *src)
+{
+	StState    *st = (StState *) src->private;
+
+	st->inner->check(st->inner);
+	st->tasks = src->job->started && bd_job_has_tasks(src->job->id);
+}
+
+/* The first start: the query source fixes the candidates and the tasks */
+static void
+st_start(BdBatchSource *src)
+{
+	StState    *st = (StState *) src->private;
+
+	st->inner->start(st->inner);
+	st->tasks = bd_job_has_tasks(src->job->id);
+
+	/*
+	 * Another worker may start on the tasks as soon as they are committed,
+	 * while this one runs its first batch.
+	 */
+	if (st->tasks && st->parallel > 1)
+		bd_shmem_wake_launcher_at_commit();
+}
+
+/*
+ * Claim a task when this process holds none; BD_SOURCE_BATCH when it holds
+ * one then, else what the run should do: the job is done (the leader, no
+ * task left), WAIT (the leader, while others run the last tasks), LEAVE (a
+ * helper with nothing to claim).
+ */
+static BdSourceNext
+st_claim(BdBatchSource *src)
+{
+	StState    *st = (StState *) src->private;
+	int			unfinished;
+	int			others;
+	int			workers;
+
+	BdTask	   *task;
+
+	if (st->task != NULL)
+		return BD_SOURCE_BATCH;
+	/* read in the batch's context, which is reset: only the task is kept */
+	task = bd_task_claim(src->job->id, &unfinished, &others);
+	if (task == NULL)
+		return st->helper ? BD_SOURCE_LEAVE :
+			unfinished == 0 ? BD_SOURCE_DONE : BD_SOURCE_WAIT;
+	if (st->kept == NULL)
+		st->kept = MemoryContextAlloc(st->cxt, sizeof(BdTask));
+	*st->kept = *task;
+	st->task = st->kept;
+	bd_source_query_task(st->inner, st->task);
+
+	/*
+	 * More tasks of this query than workers on them, and room for another
+	 * worker: ask the launcher for one, once this claim commits.
+	 */
+	workers = bd_task_workers(src->job->id) + 1;
+	if (others >= workers && workers < st->parallel)
+		bd_shmem_wake_launcher_at_commit();
+	return BD_SOURCE_BATCH;
+}
+
+static BdSourceNext
+st_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
+{
+	StState    *st = (StState *) src->private;
+	BdSourceNext next;
+
+	if (!st->tasks)
+	{
+		next = st->inner->next_batch(st->inner, pace, chunks, batch);
+		src->query_index = st->inner->query_index;
+		return next;
+	}
+	next = st_claim(src);
+	if (next != BD_SOURCE_BATCH)
+		return next;
+	next = st->inner->next_batch(st->inner, pace, chunks, batch);
+	src->query_index = st->inner->query_index;
+	if (next == BD_SOURCE_BATCH)
+		return next;
+	/* the task has no chunk left */
+	st_release(st, true);
+	return BD_SOURCE_AGAIN;
+}
+
+static void
+st_delete_batch(BdBatchSource *src, BdBatch *batch)
+{
+	StState    *st = (StState *) src->private;
+
+	st->inner->delete_batch(st->inner, batch);
+}
+
+static void
+st_record_batch(BdBatchSource *src, BdBatch *batch)
+{
+	StState    *st = (StState *) src->private;
+
+	st->inner->record_batch(st->inner, batch);
+}
+
+/*
+ * The job is pausing or canceling: this process leaves its task; the
+ * leader stops the job once no other worker holds a task.
+ */
+static BdSourceNext
+st_stop(BdBatchSource *src)
+{
+	StState    *st = (StState *) src->private;
+
+	if (!st->tasks)
+		return BD_SOURCE_DONE;
+	st_release(st, false);
+	if (st->helper)
+		return BD_SOURCE_LEAVE;
+	return bd_task_workers(src->job->id) > 0 ? BD_SOURCE_WAIT : BD_SOURCE_DONE;
+}
+
+static const BdBatchSource st_source = {
+	.start_in_snapshot = true,
+	.check = st_check,
+	.start = st_start,
+	.next_batch = st_next_batch,
+	.delete_batch = st_delete_batch,
+	.record_batch = st_record_batch,
+	.stop = st_stop,
+};
+
+BdBatchSource *
+bd_source_tasks(BdJob *job, BdBatchSource *inner, bool helper,
+				MemoryContext cxt)
+{
+	BdBatchSource *src = MemoryContextAlloc(cxt, sizeof(BdBatchSource));
+	StState    *st = MemoryContextAllocZero(cxt, sizeof(StState));
+	BdJobSettings settings;
+
+	*src = st_source;
+	src->start_in_snapshot = inner->start_in_snapshot;
+	st->inner = inner;
+	st->cxt = cxt;
+	st->helper = helper;
+	bd_options_settings(job->options, &settings);
+	st->parallel = Max(1, Min(settings.parallel, bd_max_workers));
+	src->job = job;
+	src->query_index = inner->query_index;
+	src->private = st;
+	return src;
+}
