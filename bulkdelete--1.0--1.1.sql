@@ -768,7 +768,7 @@ COMMENT ON COLUMN @extschema@.task.query_index IS
 COMMENT ON COLUMN @extschema@.task.first_chunk IS
 	'the first candidate chunk of the task';
 COMMENT ON COLUMN @extschema@.task.end_chunk IS
-	'the chunk after the tasks last one';
+	'the chunk after the task''s last one';
 COMMENT ON COLUMN @extschema@.task.candidate_count IS
 	'rows of the job''s candidate set in the task''s chunks';
 COMMENT ON COLUMN @extschema@.task.success_count IS

@@ -257,12 +257,25 @@ progress_recent_rate(const ProgressSlot *slot, TimestampTz now, double *rate)
 	return true;
 }
 
+/* One row of job_activity: a job and what its processes do */
+typedef struct ProgressRow
+{
+	int64		job;
+	int			pid;
+	const char *phase;
+	TimestampTz phase_since;
+	TimestampTz run_started;
+	double		rate;
+	bool		has_rate;
+} ProgressRow;
+
 /*
  * bulkdelete.job_activity() RETURNS TABLE(job bigint, pid integer, phase
  * text, phase_since timestamptz, run_started timestamptz,
  * recent_rows_per_second numeric): the jobs of the current database that a
  * process runs now, those of roles the caller is a member of (the rule of
- * the job tables' policies), one row per job.  Empty without the
+ * the job tables' policies), one row per job (its first process's phase,
+ * the rates of all its processes added up).  Empty without the
  * preloaded library.
  */
 Datum
@@ -270,21 +283,20 @@ bulkdelete_job_activity(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TimestampTz now = GetCurrentTimestamp();
-	int64	   *seen;
-	int			nseen = 0;
+	ProgressRow *rows;
+	int			nrows = 0;
 
 	bd_init_materialized_srf(fcinfo);
 	if (progress_slots == NULL)
 		return (Datum) 0;
-	seen = palloc(PROGRESS_SLOTS * sizeof(int64));
+	rows = palloc0(PROGRESS_SLOTS * sizeof(ProgressRow));
 	for (int i = 0; i < PROGRESS_SLOTS; i++)
 	{
 		ProgressSlot slot;
 		PGPROC	   *proc;
-		Datum		values[6];
-		bool		nulls[6] = {0};
+		ProgressRow *row = NULL;
 		double		rate;
-		bool		dup = false;
+		bool		has_rate;
 		const char *phase;
 
 		SpinLockAcquire(&progress_slots[i].mutex);
@@ -297,11 +309,25 @@ bulkdelete_job_activity(PG_FUNCTION_ARGS)
 		proc = BackendPidGetProc(slot.pid);
 		if (proc == NULL)
 			continue;			/* gone, its exit callback not run yet */
-		for (int k = 0; k < nseen; k++)
-			dup |= seen[k] == slot.job_id;
-		if (dup)
-			continue;			/* a run handing over: the first is enough */
-		seen[nseen++] = slot.job_id;
+		has_rate = progress_recent_rate(&slot, now, &rate);
+		for (int k = 0; k < nrows; k++)
+			if (rows[k].job == slot.job_id)
+				row = &rows[k];
+		if (row != NULL)
+		{
+			/*
+			 * Several processes of one job: the workers of its tasks (SPEC
+			 * 9), or a run handing over.  The first one's phase stands for
+			 * the job; their rates add up.
+			 */
+			if (has_rate)
+			{
+				row->rate += rate;
+				row->has_rate = true;
+			}
+			continue;
+		}
+		row = &rows[nrows++];
 
 		phase = progress_phase_names[slot.phase];
 		/* a lock wait shows in the wait event, whatever the phase */
@@ -313,15 +339,28 @@ bulkdelete_job_activity(PG_FUNCTION_ARGS)
 			PG_WAIT_LOCK)
 			phase = "waiting for a lock";
 
-		values[0] = Int64GetDatum(slot.job_id);
-		values[1] = Int32GetDatum(slot.pid);
-		values[2] = CStringGetTextDatum(phase);
-		values[3] = TimestampTzGetDatum(slot.phase_since);
-		values[4] = TimestampTzGetDatum(slot.run_started);
-		if (progress_recent_rate(&slot, now, &rate))
+		row->job = slot.job_id;
+		row->pid = slot.pid;
+		row->phase = phase;
+		row->phase_since = slot.phase_since;
+		row->run_started = slot.run_started;
+		row->rate = has_rate ? rate : 0;
+		row->has_rate = has_rate;
+	}
+	for (int k = 0; k < nrows; k++)
+	{
+		Datum		values[6];
+		bool		nulls[6] = {0};
+
+		values[0] = Int64GetDatum(rows[k].job);
+		values[1] = Int32GetDatum(rows[k].pid);
+		values[2] = CStringGetTextDatum(rows[k].phase);
+		values[3] = TimestampTzGetDatum(rows[k].phase_since);
+		values[4] = TimestampTzGetDatum(rows[k].run_started);
+		if (rows[k].has_rate)
 			values[5] = DirectFunctionCall2(numeric_round,
 											DirectFunctionCall1(float8_numeric,
-																Float8GetDatum(rate)),
+																Float8GetDatum(rows[k].rate)),
 											Int32GetDatum(1));
 		else
 			nulls[5] = true;
