@@ -136,3 +136,15 @@ FROM @extschema@.schedule_definition d
 	 LATERAL (SELECT @extschema@.schedule_cron_job_present(d.id) AS present) c;
 COMMENT ON VIEW @extschema@.schedules IS
 	'every schedule the current role may see, with its last run, whether its pg_cron job exists, and its next run time (null without the job)';
+
+/*
+ * TID-mode chunks stored as they are (issue 12).  A chunk's 512 TIDs (3 kB)
+ * were compressed by TOAST at every insert and expanded at every batch,
+ * which cost more than the rest of storing them; uncompressed they still
+ * fit a page.  Their xmins are no longer stored: the version at a TID that
+ * existed at the start is the candidate (batch.c).
+ */
+ALTER TABLE @extschema@.candidate ALTER COLUMN tids SET STORAGE PLAIN,
+	ALTER COLUMN xmins SET STORAGE PLAIN;
+COMMENT ON COLUMN @extschema@.candidate.xmins IS
+	'unused since 1.1 (null): the xmins of the chunk''s rows at the start, which chunks stored before';

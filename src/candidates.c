@@ -16,10 +16,10 @@
  *
  *		TID mode, for everything else (joins, subqueries, partitioned or
  *		inherited tables): the query runs once, as the job's owner, and for
- *		every row it selects the leaf relation, TID and xmin are stored, in
- *		chunks of BD_CHUNK_ROWS rows of one leaf.  The pair (TID, xmin) names
- *		one version of one row, so later changes to other tables cannot
- *		change the set.
+ *		every row it selects the leaf relation and TID are stored, in chunks
+ *		of BD_CHUNK_ROWS rows of one leaf.  A TID and the start's snapshot
+ *		name one version of one row (the version there that existed at the
+ *		start), so later changes to other tables cannot change the set.
  *
  *		Either way a row inserted after the start is never deleted, and a row
  *		changed since is skipped.  In range mode "after the start" is told
@@ -70,7 +70,6 @@ typedef struct ChunkBuffer
 	Oid			leaf;
 	int			n;
 	ItemPointerData tids[BD_CHUNK_ROWS];
-	TransactionId xmins[BD_CHUNK_ROWS];
 } ChunkBuffer;
 
 /*
@@ -197,29 +196,22 @@ static void
 candidates_flush(ChunkBuffer *buf)
 {
 	Datum		tids[BD_CHUNK_ROWS];
-	Datum		xmins[BD_CHUNK_ROWS];
-	TransactionId sorted[BD_CHUNK_ROWS];
-	int			nx = 0;
 
 	if (buf->n == 0)
 		return;
 	for (int i = 0; i < buf->n; i++)
 		tids[i] = ItemPointerGetDatum(&buf->tids[i]);
 
-	/* the set of xmins is what the DELETE tests: keep it small */
-	memcpy(sorted, buf->xmins, sizeof(TransactionId) * buf->n);
-	qsort(sorted, buf->n, sizeof(TransactionId), bd_xid_cmp);
-	for (int i = 0; i < buf->n; i++)
-		if (i == 0 || sorted[i] != sorted[i - 1])
-			xmins[nx++] = TransactionIdGetDatum(sorted[i]);
-
+	/*
+	 * Only the TIDs: the version at a TID that existed at the start is the
+	 * candidate (batch.c), so its xmin is not needed.
+	 */
 	bd_job_store_chunk(buf->job_id, buf->query_index, buf->chunk, buf->leaf,
 					   bd_relation_filenode(buf->leaf),
 					   construct_array(tids, buf->n, TIDOID,
 									   sizeof(ItemPointerData), false,
 									   TYPALIGN_SHORT),
-					   construct_array(xmins, nx, XIDOID, sizeof(TransactionId),
-									   true, TYPALIGN_INT));
+					   NULL);
 	buf->chunk++;
 	buf->n = 0;
 }
@@ -313,10 +305,10 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (q->distinct)
-		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid, t.xmin %s"
+		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid %s"
 					   " ORDER BY t.tableoid, t.ctid", q->from_where);
 	else
-		sql = psprintf("SELECT t.tableoid, t.ctid, t.xmin %s", q->from_where);
+		sql = psprintf("SELECT t.tableoid, t.ctid %s", q->from_where);
 
 	buf = palloc0(sizeof(ChunkBuffer));
 	buf->job_id = job->id;
@@ -345,7 +337,6 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 				candidates_flush(buf);
 			buf->leaf = leaf;
 			buf->tids[buf->n] = *DatumGetItemPointer(bd_spi_datum(i, 2, &isnull));
-			buf->xmins[buf->n] = DatumGetTransactionId(bd_spi_datum(i, 3, &isnull));
 			buf->n++;
 		}
 		total += n;
