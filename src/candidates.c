@@ -6,13 +6,17 @@
  *
  *		Range mode, for a query on a plain table whose condition depends on
  *		nothing but the row itself (the common purge): the candidates are
- *		the rows that match and whose version existed at the start.  Only
- *		their number is computed now; what is stored is the table's blocks
- *		at the start, in ranges of BD_RANGE_BLOCKS, and the start's snapshot
- *		(operation.cutoff_xmax).  The batches then walk the table once in
- *		physical order, deleting in each range the rows that match and are
- *		older than the start, like one plain DELETE cut into pieces.  A row
+ *		the rows that match and whose version existed at the start.  Nothing
+ *		is read now (a count would be a second pass over the table): what
+ *		is stored is the table's blocks at the start, in ranges of
+ *		BD_RANGE_BLOCKS, and the start's snapshot (operation.cutoff_xmax).
+ *		The batches then walk the table once in physical order, deleting in
+ *		each range the rows that match and are older than the start, like
+ *		one plain DELETE cut into pieces, and counting them.  A row
  *		unchanged since the start matches now exactly when it matched then.
+ *		Such a query is planned first, and when the plan reads few rows
+ *		through an index (a small job), its rows are stored as in TID mode
+ *		instead, so that the job reads no more than a plain DELETE would.
  *
  *		TID mode, for everything else (joins, subqueries, partitioned or
  *		inherited tables): the query runs once, as the job's owner, and for
@@ -57,6 +61,8 @@
 #include "access/relation.h"
 #include "catalog/pg_inherits.h"
 #include "storage/bufmgr.h"
+#include "nodes/plannodes.h"
+#include "utils/portal.h"
 
 /* rows fetched from the candidate query at a time */
 #define CANDIDATES_FETCH 4096
@@ -217,107 +223,50 @@ candidates_flush(ChunkBuffer *buf)
 }
 
 /*
- * Range mode: count the rows of q that match now (in the start's snapshot)
- * and store the relation's blocks as ranges.  Returns the count.
+ * The GUCs the start's scans run under, saved at a new nest level (undo
+ * with AtEOXact_GUC(true, level)).  No parallel workers: starting them
+ * costs more than it saves on most purges, and a background job should not
+ * take cores from the foreground.  No JIT: it would load LLVM into the
+ * worker, some 10 MB, for one scan.  A sequential scan starts at the first
+ * block (synchronize_seqscans), so that without joins the rows come in
+ * physical order; and in TID mode (not for the small-job plan) no index
+ * scan, which would give them in index order.
  */
-static int64
-candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
+static int
+candidates_gucs(bool index_scans)
 {
-	BdUserSwitch sw;
-	Relation	rel;
-	BlockNumber nblocks;
-	int64		total;
-	int			guc_level;
+	int			level = NewGUCNestLevel();
 
-	/*
-	 * The count runs in this process alone: starting parallel workers costs
-	 * more than it saves on most purges, and a background job should not
-	 * take cores from the foreground.  Nor is it compiled (JIT): that
-	 * would load LLVM into the worker, some 10 MB, for one scan.
-	 */
-	guc_level = NewGUCNestLevel();
-	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("jit", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	bd_switch_to_owner(&sw, job->owner, q->search_path);
-	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
-				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
-				SPI_OK_SELECT);
-	total = bd_spi_int64(0, 1, 0);
-	bd_switch_user_end(&sw);
-	AtEOXact_GUC(true, guc_level);
-
-	/*
-	 * Blocks added after this point hold only rows written after the start:
-	 * the walk stops at the size the table has now.
-	 */
-	rel = relation_open(q->relid, AccessShareLock);
-	nblocks = RelationGetNumberOfBlocks(rel);
-	relation_close(rel, AccessShareLock);
-	bd_job_store_ranges(job->id, query_index, q->relid,
-						bd_relation_filenode(q->relid), nblocks,
-						BD_RANGE_BLOCKS);
-	return total;
-}
-
-/*
- * TID mode: run query query_index of the job's set and store its rows.  Returns their
- * number.
- */
-static int64
-candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
-					 MemoryContext scratch)
-{
-	BdCompiledQuery *q;
-	ChunkBuffer *buf;
-	int			guc_level;
-	char	   *sql;
-	Portal		portal;
-	BdUserSwitch sw;
-	int64		total = 0;
-
-	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
-						 query_index, reference_time);
-	if (get_rel_relkind(q->relid) == RELKIND_VIEW)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("bulk delete jobs cannot delete through view \"%s\"",
-						get_rel_name(q->relid)),
-				 errhint("Name the table the view shows instead.")));
-	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
-		!has_subclass(q->relid))
-		return candidates_fix_range(job, query_index, q);
-
-	/*
-	 * Without joins the rows come in physical order from a sequential or
-	 * bitmap scan when it starts at the first block and runs alone.
-	 */
-	guc_level = NewGUCNestLevel();
 	set_config_option("synchronize_seqscans", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("enable_indexscan", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	if (q->distinct)
-		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid %s"
-					   " ORDER BY t.tableoid, t.ctid", q->from_where);
-	else
-		sql = psprintf("SELECT t.tableoid, t.ctid %s", q->from_where);
+	if (!index_scans)
+	{
+		set_config_option("enable_indexscan", "off", PGC_USERSET,
+						  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
+						  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
+	return level;
+}
 
-	buf = palloc0(sizeof(ChunkBuffer));
+/*
+ * Store the rows the open cursor portal returns (leaf relation, TID) as
+ * chunks of query query_index; returns their number.  scratch is reset
+ * after every fetch, so what the loop holds stays one fetch and one chunk.
+ */
+static int64
+candidates_store_rows(BdJob *job, int query_index, Portal portal,
+					  MemoryContext scratch)
+{
+	ChunkBuffer *buf = palloc0(sizeof(ChunkBuffer));
+	int64		total = 0;
+
 	buf->job_id = job->id;
 	buf->query_index = query_index;
-
-	bd_switch_to_owner(&sw, job->owner, q->search_path);
-	/* not read-only: that would need an active snapshot, which CALL lacks */
-	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
-									   q->paramvalues, q->paramnulls, false, 0);
 	for (;;)
 	{
 		uint64		n;
@@ -345,18 +294,151 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 		MemoryContextReset(scratch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_cursor_close(portal);
 	candidates_flush(buf);
-	bd_switch_user_end(&sw);
-	AtEOXact_GUC(true, guc_level);
 	pfree(buf);
 	return total;
 }
 
 /*
+ * Is the plan of cursor portal a scan of few rows through an index (or by
+ * TID)?  *rows is the planner's estimate of its rows either way.
+ */
+static bool
+candidates_plan_is_small(Portal portal, double *rows)
+{
+	PlannedStmt *stmt;
+	Plan	   *top;
+
+	*rows = 0;
+	if (list_length(portal->stmts) != 1)
+		return false;
+	stmt = linitial_node(PlannedStmt, portal->stmts);
+	top = stmt->planTree;
+	*rows = top->plan_rows;
+	return (IsA(top, IndexScan) || IsA(top, BitmapHeapScan) ||
+			IsA(top, TidScan) || IsA(top, TidRangeScan)) &&
+		top->plan_rows <= BD_SMALL_ROWS;
+}
+
+/*
+ * A query on a plain table whose condition depends on nothing but the row
+ * (range mode, unless it is small).  Its rows are planned, as a cursor, in
+ * the start's snapshot, with index scans allowed:
+ *
+ * - When the plan reads few rows through an index (the planner's estimate
+ *   at most BD_SMALL_ROWS: a job deleting ten rows of a large table), the
+ *   cursor's rows are the candidates, stored as TID chunks: the job then
+ *   reads what the plain DELETE's plan would read, and deletes them in a
+ *   batch or two by TID, instead of walking every block of the table.
+ *   Returns their exact number.
+ *
+ * - Otherwise the cursor is closed unread and the relation's blocks at the
+ *   start are stored as ranges (range mode).  Nothing is counted: that
+ *   would be a second pass over the table.  Returns the planner's estimate;
+ *   the batches count the candidates they meet (batch.c), and the job's
+ *   end makes candidate_count exact (bd_job_finish).
+ */
+static int64
+candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
+					 MemoryContext scratch)
+{
+	BdUserSwitch sw;
+	Relation	rel;
+	BlockNumber nblocks;
+	int			guc_level;
+	Portal		portal;
+	double		rows;
+	int64		total;
+
+	guc_level = candidates_gucs(true);
+	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	/* not read-only: that would need an active snapshot, which CALL lacks */
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT t.tableoid, t.ctid %s",
+												q->from_where),
+									   q->nparams, q->paramtypes,
+									   q->paramvalues, q->paramnulls, false,
+									   CURSOR_OPT_NO_SCROLL);
+	if (candidates_plan_is_small(portal, &rows))
+	{
+		total = candidates_store_rows(job, query_index, portal, scratch);
+		SPI_cursor_close(portal);
+		bd_switch_user_end(&sw);
+		AtEOXact_GUC(true, guc_level);
+		return total;
+	}
+	SPI_cursor_close(portal);
+	bd_switch_user_end(&sw);
+	AtEOXact_GUC(true, guc_level);
+
+	/*
+	 * Blocks added after this point hold only rows written after the start:
+	 * the walk stops at the size the table has now.
+	 */
+	rel = relation_open(q->relid, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	relation_close(rel, AccessShareLock);
+	if (nblocks == 0)
+		return 0;				/* no block, no candidate: nothing stored */
+	bd_job_store_ranges(job->id, query_index, q->relid,
+						bd_relation_filenode(q->relid), nblocks,
+						BD_RANGE_BLOCKS);
+	return (int64) Min(rows, (double) PG_INT64_MAX);
+}
+
+/*
+ * Fix the candidates of query query_index of the job's set: range mode (or
+ * the small-job plan) for a self-contained condition on a plain table, TID
+ * mode for everything else.  Returns their number (in range mode, an
+ * estimate).
+ */
+static int64
+candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
+					 MemoryContext scratch)
+{
+	BdCompiledQuery *q;
+	int			guc_level;
+	char	   *sql;
+	Portal		portal;
+	BdUserSwitch sw;
+	int64		total;
+
+	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
+						 query_index, reference_time);
+	if (get_rel_relkind(q->relid) == RELKIND_VIEW)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("bulk delete jobs cannot delete through view \"%s\"",
+						get_rel_name(q->relid)),
+				 errhint("Name the table the view shows instead.")));
+	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
+		!has_subclass(q->relid))
+		return candidates_fix_plain(job, query_index, q, scratch);
+
+	guc_level = candidates_gucs(false);
+	if (q->distinct)
+		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid %s"
+					   " ORDER BY t.tableoid, t.ctid", q->from_where);
+	else
+		sql = psprintf("SELECT t.tableoid, t.ctid %s", q->from_where);
+
+	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	/* not read-only: that would need an active snapshot, which CALL lacks */
+	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
+									   q->paramvalues, q->paramnulls, false, 0);
+	total = candidates_store_rows(job, query_index, portal, scratch);
+	SPI_cursor_close(portal);
+	bd_switch_user_end(&sw);
+	AtEOXact_GUC(true, guc_level);
+	return total;
+}
+
+/*
  * Fix the candidate set of every query of the job, record the cutoff and
- * the count, and return the count.  Must be called in a REPEATABLE READ
- * transaction (so all queries see one snapshot), connected to SPI.
+ * the count (exact in TID mode, the planner's estimate in range mode: the
+ * job's end makes it exact), and return the count.  Must be called in a
+ * REPEATABLE READ transaction (so all queries see one snapshot), connected
+ * to SPI.
  */
 int64
 bd_candidates_fix(BdJob *job)
