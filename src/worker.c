@@ -62,6 +62,15 @@ worker_record_job_error(int64 job_id, ErrorData *edata)
  * transaction, as bd_run_begin leaves it, and leaves outside any; cxt
  * outlives the run.
  */
+/*
+ * How long a worker with nothing to claim waits for more work of its
+ * database before it exits: long enough for an application's next small
+ * job, short enough that an idle worker does not hold a slot (the launcher
+ * asks it to leave when another database needs one) or keep DROP DATABASE
+ * waiting (it waits up to 5 s for the database's sessions to end).
+ */
+#define WORKER_LINGER_MS 1000L
+
 static bool
 worker_try_run(BdJob *job, MemoryContext cxt)
 {
@@ -161,6 +170,7 @@ worker_run_next(TimestampTz *next_start)
 	}
 	MemoryContextSwitchTo(cxt);
 	job = bd_job_load(job_id);
+	bd_run_asynchronous();
 	bd_run_commit(false);
 	MemoryContextSwitchTo(cxt);
 
@@ -216,8 +226,20 @@ bulkdelete_worker_main(Datum main_arg)
 		}
 		MemoryContextSwitchTo(cxt);
 		MemoryContextReset(cxt);
-		if (!worker_run_next(&next_start))
+		if (worker_run_next(&next_start))
+			continue;
+
+		/*
+		 * Nothing to claim: wait a little for the database's next job
+		 * before exiting (bd_shmem_worker_linger), with this process's
+		 * statistics reported first, as an exit would.  Work that came
+		 * means a new look from a new generation.
+		 */
+		pgstat_report_stat(true);
+		if (!bd_shmem_worker_linger(dbid, seen_gen, &ticket,
+									WORKER_LINGER_MS))
 			break;
+		seen_gen = bd_shmem_database_gen(dbid);
 	}
 
 	/*
