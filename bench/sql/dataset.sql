@@ -4,7 +4,8 @@
 --
 -- psql variables:
 --   rows     number of contacts (default 1000000)
---   variant  base | cascade | restrict0 | restrict | tid (tid: the base data)
+--   variant  base | cascade | restrict0 | restrict | tid | small (tid, small:
+--            the base data)
 --
 -- Candidates are status = 'closed' AND created_at < 2021-08-23 (0.8 * 0.6 =
 -- 48% of the rows), spread at random over the heap.  The pgbench workload
