@@ -274,13 +274,25 @@ spi_try_exec(void *arg)
 	SPI_freeplan(plan);
 }
 
+/* Run one statement in a subtransaction (bd_spi_try, bd_spi_try_generic) */
 static bool
-spi_try(SpiTryCall *call, uint64 *processed, ErrorData **edata)
+spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		const char *nulls, int expected, bool generic, uint64 *processed,
+		ErrorData **edata)
 {
-	call->processed = 0;
-	if (!bd_try_subxact(spi_try_exec, call, edata))
+	SpiTryCall	call;
+
+	call.sql = sql;
+	call.nargs = nargs;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.nulls = nulls;
+	call.expected = expected;
+	call.generic = generic;
+	call.processed = 0;
+	if (!bd_try_subxact(spi_try_exec, &call, edata))
 		return false;
-	*processed = call->processed;
+	*processed = call.processed;
 	return true;
 }
 
@@ -294,16 +306,8 @@ bd_spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		   const char *nulls, int expected, uint64 *processed,
 		   ErrorData **edata)
 {
-	SpiTryCall	call;
-
-	call.sql = sql;
-	call.nargs = nargs;
-	call.argtypes = argtypes;
-	call.values = values;
-	call.nulls = nulls;
-	call.expected = expected;
-	call.generic = false;
-	return spi_try(&call, processed, edata);
+	return spi_try(sql, nargs, argtypes, values, nulls, expected, false,
+				   processed, edata);
 }
 
 /*
@@ -320,16 +324,8 @@ bd_spi_try_generic(const char *sql, int nargs, Oid *argtypes, Datum *values,
 				   const char *nulls, int expected, uint64 *processed,
 				   ErrorData **edata)
 {
-	SpiTryCall	call;
-
-	call.sql = sql;
-	call.nargs = nargs;
-	call.argtypes = argtypes;
-	call.values = values;
-	call.nulls = nulls;
-	call.expected = expected;
-	call.generic = true;
-	return spi_try(&call, processed, edata);
+	return spi_try(sql, nargs, argtypes, values, nulls, expected, true,
+				   processed, edata);
 }
 
 /*
