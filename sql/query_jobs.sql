@@ -38,11 +38,8 @@ SELECT (SELECT count(*) FROM qj.contact c JOIN qj.account a ON a.id = c.account_
 
 SELECT bulkdelete.submit((SELECT q FROM qs), name => 'three queries') AS job \gset
 SELECT bulkdelete.wait(:job, '60 s');
--- the candidates are the rows the queries met: the 33 and 3 of the TID-mode
--- queries, fixed at the start, and of the 60 that preview counted for the
--- range-mode query, counted as its walk goes, the 54 the link query had not
--- deleted first (90); a row that two TID-mode queries match, or that a
--- cascade took first, is skipped the second time
+-- the candidates are the rows preview counted (33 + 60 + 3); a row that
+-- two queries match, or that a cascade took first, is skipped the second time
 SELECT state, candidate_count, success_count + skipped_count AS handled,
 	   failure_count, error_sqlstate
 FROM bulkdelete.operation WHERE id = :job;

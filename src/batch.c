@@ -263,14 +263,6 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	target->search_path = query->search_path;
 	target->key_sql = batch_key_sql(relid);
 	target->name_changes = batch_name_changes;
-	{
-		Relation	rel = relation_open(relid, AccessShareLock);
-
-		target->may_keep_rows = rel->rd_rel->relrowsecurity ||
-			rel->rd_rel->relhasrules ||
-			(rel->trigdesc != NULL && rel->trigdesc->trig_delete_before_row);
-		relation_close(rel, AccessShareLock);
-	}
 
 	SPI_connect();
 	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
@@ -814,9 +806,8 @@ bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
  * target (a plain table) that match the query's condition and existed at
  * the job's start (cutoff_xmax, cutoff_xip: its snapshot).  One DELETE over
  * a TID range scan does it when nothing fails, so the job walks the table
- * once, in physical order, like a plain DELETE.  The candidates it meets
- * there are counted as in TID mode: deleted, failed, or skipped (kept by a
- * trigger, a rule or a policy).  Same calling rules as
+ * once, in physical order, like a plain DELETE.  Rows skipped are not
+ * known here (they are counted at the job's end).  Same calling rules as
  * bd_batch_delete_tids.
  */
 void
@@ -832,9 +823,6 @@ bd_batch_delete_range(BdTarget *target, BlockNumber first, BlockNumber end,
 	bool		done = false;
 	ItemPointerData *blocked = NULL;
 	int			nblocked = 0;
-	int64		met = 0;
-	int64		before_deleted = counts->deleted;
-	int64		before_failed = counts->failed;
 
 	batch_begin(&st, target, target->relid, true, cutoff_xmax, cutoff_xip,
 				counts);
@@ -901,19 +889,7 @@ retry:
 			for (int i = 0; i < target->ncascade; i++)
 				counts->cascade_rows[i] += after[i] - st.cascade_before[i] -
 					(target->cascade_relids[i] == target->relid ? deleted : 0);
-			met = deleted;
 			done = true;
-
-			/*
-			 * What the DELETE passed over without an error (a trigger or a
-			 * rule kept it, a policy hid it) is still there: a candidate it
-			 * met, skipped.  Without such things nothing is.
-			 */
-			if (target->may_keep_rows)
-				met += bd_spi_exec(psprintf("SELECT t.ctid FROM %s WHERE %s AND NOT (t.ctid = ANY($%d))",
-											st.from, range, st.nbase + P_TIDS),
-								   st.nbase + BATCH_NPARAMS, st.types,
-								   st.values, st.nulls, false, SPI_OK_SELECT);
 		}
 		else if (target->blocked_sql != NULL && !target->blocked_seen &&
 				 edata->sqlerrcode == ERRCODE_FOREIGN_KEY_VIOLATION)
@@ -946,21 +922,12 @@ retry:
 					st.nbase + BATCH_NPARAMS, st.types, st.values, st.nulls,
 					true, SPI_OK_SELECT);
 		tids = batch_spi_tids(&ntids);
-		met = ntids;
 		bd_isolate_delete(&st.iso, tids, ntids);
 	}
 	for (int i = 0; i < nblocked; i++)
 		bd_isolate_delete_one(&st.iso, &blocked[i]);
 	bd_switch_user_end(&sw);
 	batch_end(&st, failures);
-
-	/*
-	 * The candidates of the range are those the batch met, as the walk goes
-	 * (nothing counted them at the start): the blocked ones and the rest.
-	 * Those neither deleted nor failed were skipped.
-	 */
-	counts->skipped += met + nblocked - (counts->deleted - before_deleted) -
-		(counts->failed - before_failed);
 }
 
 /*

@@ -35,10 +35,6 @@ typedef struct BdTarget
 	bool		blocked_seen;	/* range mode: a restricting FK made a batch
 								 * fail; look for such rows before each
 								 * DELETE from now on */
-	bool		may_keep_rows;	/* a DELETE may pass over a candidate without
-								 * an error: a BEFORE DELETE row trigger, a
-								 * rule, row-level security (range mode then
-								 * counts what it left) */
 	int			ncascade;		/* leaf relations whose deletes we count */
 	Oid		   *cascade_relids;
 	int			nnamed;			/* relations the statements name: the */

@@ -6,13 +6,12 @@
  *
  *		Range mode, for a query on a plain table whose condition depends on
  *		nothing but the row itself (the common purge): the candidates are
- *		the rows that match and whose version existed at the start.  Nothing
- *		is read now (a count would be a second pass over the table): what
- *		is stored is the table's blocks at the start, in ranges of
- *		BD_RANGE_BLOCKS, and the start's snapshot (operation.cutoff_xmax).
- *		The batches then walk the table once in physical order, deleting in
- *		each range the rows that match and are older than the start, like
- *		one plain DELETE cut into pieces, and counting them.  A row
+ *		the rows that match and whose version existed at the start.  Only
+ *		their number is computed now; what is stored is the table's blocks
+ *		at the start, in ranges of BD_RANGE_BLOCKS, and the start's snapshot
+ *		(operation.cutoff_xmax).  The batches then walk the table once in
+ *		physical order, deleting in each range the rows that match and are
+ *		older than the start, like one plain DELETE cut into pieces.  A row
  *		unchanged since the start matches now exactly when it matched then.
  *		Such a query is planned first, and when the plan reads few rows
  *		through an index (a small job), its rows are stored as in TID mode
@@ -332,11 +331,11 @@ candidates_plan_is_small(Portal portal, double *rows)
  *   batch or two by TID, instead of walking every block of the table.
  *   Returns their exact number.
  *
- * - Otherwise the cursor is closed unread and the relation's blocks at the
- *   start are stored as ranges (range mode).  Nothing is counted: that
- *   would be a second pass over the table.  Returns the planner's estimate;
- *   the batches count the candidates they meet (batch.c), and the job's
- *   end makes candidate_count exact (bd_job_finish).
+ * - Otherwise the cursor is closed unread, the rows that match are counted
+ *   (exactly, in the start's snapshot: a candidate that someone changes
+ *   before the walk reaches it must still count as skipped, SPEC 4.1, and
+ *   only this snapshot sees it), and the relation's blocks at the start are
+ *   stored as ranges (range mode).  Returns the count.
  */
 static int64
 candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
@@ -368,6 +367,10 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 		return total;
 	}
 	SPI_cursor_close(portal);
+	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
+				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
+				SPI_OK_SELECT);
+	total = bd_spi_int64(0, 1, 0);
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
 
@@ -378,19 +381,16 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 	rel = relation_open(q->relid, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
 	relation_close(rel, AccessShareLock);
-	if (nblocks == 0)
-		return 0;				/* no block, no candidate: nothing stored */
 	bd_job_store_ranges(job->id, query_index, q->relid,
 						bd_relation_filenode(q->relid), nblocks,
 						BD_RANGE_BLOCKS);
-	return (int64) Min(rows, (double) PG_INT64_MAX);
+	return total;
 }
 
 /*
  * Fix the candidates of query query_index of the job's set: range mode (or
  * the small-job plan) for a self-contained condition on a plain table, TID
- * mode for everything else.  Returns their number (in range mode, an
- * estimate).
+ * mode for everything else.  Returns their number.
  */
 static int64
 candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
@@ -435,10 +435,8 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 
 /*
  * Fix the candidate set of every query of the job, record the cutoff and
- * the count (exact in TID mode, the planner's estimate in range mode: the
- * job's end makes it exact), and return the count.  Must be called in a
- * REPEATABLE READ transaction (so all queries see one snapshot), connected
- * to SPI.
+ * the count, and return the count.  Must be called in a REPEATABLE READ
+ * transaction (so all queries see one snapshot), connected to SPI.
  */
 int64
 bd_candidates_fix(BdJob *job)

@@ -786,29 +786,15 @@ bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
 				  3, argtypes, values, NULL, SPI_OK_UPDATE);
 	}
 	/*
-	 * A query job's batches count every candidate they meet as deleted,
-	 * failed or skipped.  A range-mode query fixed no count at the start
-	 * (candidate_count held the planner's estimate for it), so the job's
-	 * end makes candidate_count what the batches met: at success always,
-	 * and at any other final end when the job walked block ranges (a
-	 * pausing job is not ending).  An ids job's candidates are its records,
-	 * every one of which has an outcome: those without one by the end were
-	 * skipped.
+	 * Range mode counts no skipped rows as it goes: every candidate neither
+	 * deleted nor failed by the end was skipped.
 	 */
-	if (action != BD_ACTION_STOP || bd_job_current_state(job_id) != BD_STATE_PAUSING)
-		job_write_id("UPDATE bulkdelete.operation o SET"
-					 " candidate_count = CASE WHEN o.kind = 'query' AND ($2"
-					 "   OR EXISTS (SELECT 1 FROM bulkdelete.candidate c"
-					 "    WHERE c.operation_id = o.id AND c.tids IS NULL))"
-					 "  THEN o.success_count + o.failure_count + o.skipped_count"
-					 "  ELSE o.candidate_count END,"
-					 " skipped_count = CASE WHEN o.kind = 'ids' AND $2"
-					 "  THEN GREATEST(o.skipped_count, COALESCE(o.candidate_count, 0)"
-					 "   - o.success_count - o.failure_count)"
-					 "  ELSE o.skipped_count END"
-					 " WHERE o.id = $1",
-					 job_id, BOOLOID,
-					 BoolGetDatum(action == BD_ACTION_SUCCEED), SPI_OK_UPDATE);
+	if (action == BD_ACTION_SUCCEED)
+		job_write_id("UPDATE bulkdelete.operation SET skipped_count ="
+					 " GREATEST(skipped_count, COALESCE(candidate_count, 0)"
+					 "  - success_count - failure_count)"
+					 " WHERE id = $1",
+					 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 	state = bd_job_transition(job_id, action, false);
 	if (bd_job_state_is_final(state))
 		job_write_id("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
