@@ -62,15 +62,6 @@ worker_record_job_error(int64 job_id, ErrorData *edata)
  * transaction, as bd_run_begin leaves it, and leaves outside any; cxt
  * outlives the run.
  */
-/*
- * How long a worker with nothing to claim waits for more work of its
- * database before it exits: long enough for an application's next small
- * job, short enough that an idle worker does not hold a slot (the launcher
- * asks it to leave when another database needs one) or keep DROP DATABASE
- * waiting (it waits up to 5 s for the database's sessions to end).
- */
-#define WORKER_LINGER_MS 1000L
-
 static bool
 worker_try_run(BdJob *job, MemoryContext cxt)
 {
@@ -230,14 +221,18 @@ bulkdelete_worker_main(Datum main_arg)
 			continue;
 
 		/*
-		 * Nothing to claim: wait a little for the database's next job
-		 * before exiting (bd_shmem_worker_linger), with this process's
-		 * statistics reported first, as an exit would.  Work that came
-		 * means a new look from a new generation.
+		 * Nothing to claim: wait bulkdelete.worker_idle_time for the
+		 * database's next job before exiting (bd_shmem_worker_linger), with
+		 * this process's statistics reported first, as an exit would.  By
+		 * default a second: long enough for an application's next small
+		 * job, short enough that an idle worker does not keep DROP DATABASE
+		 * waiting (it waits up to 5 s for the database's sessions to end);
+		 * the launcher asks it to leave when another database needs its
+		 * slot.  Work that came means a new look from a new generation.
 		 */
 		pgstat_report_stat(true);
 		if (!bd_shmem_worker_linger(dbid, seen_gen, &ticket,
-									WORKER_LINGER_MS))
+									bd_worker_idle_time))
 			break;
 		seen_gen = bd_shmem_database_gen(dbid);
 	}
