@@ -63,7 +63,7 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 
 # isolation specs
 ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view \
-	task_pause
+	task_pause job_small
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

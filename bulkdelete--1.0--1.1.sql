@@ -823,3 +823,15 @@ COMMENT ON COLUMN @extschema@.tasks.finished_at IS
 	'when the task ended';
 REVOKE ALL ON @extschema@.task FROM PUBLIC;
 GRANT SELECT ON @extschema@.task, @extschema@.tasks TO PUBLIC;
+
+/*
+ * TID-mode chunks stored as they are (issue 12).  A chunk's 512 TIDs (3 kB)
+ * were compressed by TOAST at every insert and expanded at every batch,
+ * which cost more than the rest of storing them; uncompressed they still
+ * fit a page.  Their xmins are no longer stored: the version at a TID that
+ * existed at the start is the candidate (batch.c).
+ */
+ALTER TABLE @extschema@.candidate ALTER COLUMN tids SET STORAGE PLAIN,
+	ALTER COLUMN xmins SET STORAGE PLAIN;
+COMMENT ON COLUMN @extschema@.candidate.xmins IS
+	'unused since 1.1 (null): the xmins of the chunk''s rows at the start, which chunks stored before';

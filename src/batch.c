@@ -9,13 +9,16 @@
  *			  AND bulkdelete.existed_at(t.xmin, $cutoff_xmax, $cutoff_xip)
  *
  *			DELETE FROM ONLY leaf t		-- TID mode
- *			WHERE t.ctid = ANY($tids) AND t.xmin = ANY($xmins)
+ *			WHERE t.ctid = ANY($tids)
+ *			  AND bulkdelete.existed_at(t.xmin, $cutoff_xmax, $cutoff_xip)
  *
  *		Either is a TID (range) scan that visits the batch's part of the
- *		table once, in physical order, never a row an earlier batch passed.
- *		The xmin tests make sure a row is still the version that existed when
- *		the job started: a row updated since then (new version, new xmin) or
- *		inserted later is not deleted, and counts as skipped.
+ *		table once, never a row an earlier batch passed: the TID-mode
+ *		statements are planned generically (bd_spi_try_generic), for a custom
+ *		plan of tens of thousands of TIDs is a sequential scan of the whole
+ *		table.  The xmin test makes sure a row is still the version that
+ *		existed when the job started: a row updated since then (new version,
+ *		new xmin) or inserted later is not deleted, and counts as skipped.
  *
  *		Rows that a restricting foreign key holds are found first with one
  *		anti-join, left out and tried alone.  When the DELETE fails with an
@@ -78,13 +81,12 @@
  * (range mode only; none in TID mode).  Each statement uses some of them.
  */
 #define P_TIDS 1				/* tid[]: the rows a statement works on */
-#define P_XMINS 2				/* xid[]: their xmins at the start (TID mode) */
-#define P_LEAF 3				/* oid: the leaf relation */
-#define P_LO 4					/* tid: first TID of the block range */
-#define P_HI 5					/* tid: first TID past the block range */
-#define P_CUTOFF_XMAX 6			/* xid8: the start snapshot's xmax */
-#define P_CUTOFF_XIP 7			/* xid8[]: its in-progress xids */
-#define BATCH_NPARAMS 7
+#define P_LEAF 2				/* oid: the leaf relation */
+#define P_LO 3					/* tid: first TID of the block range */
+#define P_HI 4					/* tid: first TID past the block range */
+#define P_CUTOFF_XMAX 5			/* xid8: the start snapshot's xmax */
+#define P_CUTOFF_XIP 6			/* xid8[]: its in-progress xids */
+#define BATCH_NPARAMS 6
 
 /* The state of one batch */
 typedef struct BatchState
@@ -428,6 +430,22 @@ batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
 }
 
 /*
+ * batch_try for a statement driven by the list tids (t.ctid = ANY($tids)):
+ * with a generic plan, a TID scan that fetches exactly those rows whatever
+ * their number (bd_spi_try_generic says why not a custom plan).
+ */
+static bool
+batch_try_tids(BatchState *st, const char *sql, ItemPointer tids, int n,
+			   int expected, uint64 *processed, ErrorData **edata)
+{
+	st->values[st->nbase + P_TIDS - 1] = batch_tid_array(tids, n);
+	st->nulls[st->nbase + P_TIDS - 1] = ' ';
+	return bd_spi_try_generic(sql, st->nbase + BATCH_NPARAMS, st->types,
+							  st->values, st->nulls, expected, processed,
+							  edata);
+}
+
+/*
  * Record that the row at *item failed with edata, which is kept until the
  * batch ends.  bd_isolate_delete's fail_item.
  */
@@ -472,7 +490,7 @@ batch_delete_rows(void *arg, void *items, int n, ErrorData **edata)
 	int64	   *after = palloc(sizeof(int64) * (st->target->ncascade + 1));
 
 	bd_batch_read_stats(st->target, st->cascade_before);
-	if (!batch_try(st, st->delete_tids_sql, tids, n, SPI_OK_DELETE, &deleted, edata))
+	if (!batch_try_tids(st, st->delete_tids_sql, tids, n, SPI_OK_DELETE, &deleted, edata))
 		return false;
 	bd_batch_read_stats(st->target, after);
 	st->counts->deleted += deleted;
@@ -528,7 +546,7 @@ batch_partition(BatchState *st, const char *sql, ItemPointer tids, int n)
 	ItemPointerData *rest = palloc(sizeof(ItemPointerData) * n);
 
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	if (!batch_try(st, sql, tids, n, SPI_OK_SELECT, &found, &edata))
+	if (!batch_try_tids(st, sql, tids, n, SPI_OK_SELECT, &found, &edata))
 	{
 		bd_switch_user_end(&sw);
 		return 0;				/* cannot tell: treat all alike */
@@ -688,18 +706,21 @@ batch_leaf_qual(BdTarget *target, Oid leaf)
  * Set up the state of one batch on leaf relation leaf (the target itself or
  * one of its partitions or inheritance children): the parameters, and the
  * row filter that makes sure a row is still the candidate it was at the
- * start.  In TID mode that is its xmin being one of the candidates' xmins;
- * in range mode the query's condition and a row version older than the
- * start (bulkdelete.existed_at).
+ * start: a row version older than the start (bulkdelete.existed_at, the
+ * start's snapshot cutoff_xmax, cutoff_xip), and in range mode the query's
+ * condition.  In TID mode the version at a candidate's TID that is older
+ * than the start is the candidate itself: a TID holds one row version at a
+ * time, and every version written there since (an insert into a slot that
+ * VACUUM freed) has a newer xmin.
  */
 static void
 batch_begin(BatchState *st, BdTarget *target, Oid leaf, bool range_mode,
-			BdBatchCounts *counts)
+			Datum cutoff_xmax, Datum cutoff_xip, BdBatchCounts *counts)
 {
 	int			nbase = range_mode ? target->query->nparams : 0;
 	int			ntotal = nbase + BATCH_NPARAMS;
-	static const Oid own_types[BATCH_NPARAMS] = {TIDARRAYOID, XIDARRAYOID,
-		OIDOID, TIDOID, TIDOID, XID8OID, XID8ARRAYOID};
+	static const Oid own_types[BATCH_NPARAMS] = {TIDARRAYOID, OIDOID,
+		TIDOID, TIDOID, XID8OID, XID8ARRAYOID};
 
 	memset(st, 0, sizeof(BatchState));
 	st->target = target;
@@ -727,6 +748,13 @@ batch_begin(BatchState *st, BdTarget *target, Oid leaf, bool range_mode,
 	memcpy(st->types + nbase, own_types, sizeof(own_types));
 	st->values[nbase + P_LEAF - 1] = ObjectIdGetDatum(leaf);
 	st->nulls[nbase + P_LEAF - 1] = ' ';
+	/* a job stores its start's running xids (none is an empty array) */
+	if (cutoff_xip == (Datum) 0)
+		cutoff_xip = PointerGetDatum(construct_empty_array(XID8OID));
+	st->values[nbase + P_CUTOFF_XMAX - 1] = cutoff_xmax;
+	st->values[nbase + P_CUTOFF_XIP - 1] = cutoff_xip;
+	st->nulls[nbase + P_CUTOFF_XMAX - 1] = ' ';
+	st->nulls[nbase + P_CUTOFF_XIP - 1] = ' ';
 
 	/*
 	 * Through the relation the job names, so that its row-level security
@@ -737,12 +765,11 @@ batch_begin(BatchState *st, BdTarget *target, Oid leaf, bool range_mode,
 		st->from = psprintf("ONLY %s t", target->relname);
 	else
 		st->from = psprintf("%s t", target->relname);
+	st->filter = psprintf("bulkdelete.existed_at(t.xmin, $%d, $%d)",
+						  nbase + P_CUTOFF_XMAX, nbase + P_CUTOFF_XIP);
 	if (range_mode)
-		st->filter = psprintf("%s AND bulkdelete.existed_at(t.xmin, $%d, $%d)",
-							  target->query->where_sql,
-							  nbase + P_CUTOFF_XMAX, nbase + P_CUTOFF_XIP);
-	else
-		st->filter = psprintf("t.xmin = ANY($%d)", nbase + P_XMINS);
+		st->filter = psprintf("%s AND %s", target->query->where_sql,
+							  st->filter);
 	if (leaf != target->relid)
 		st->filter = psprintf("%s AND t.tableoid = $%d", st->filter,
 							  nbase + P_LEAF);
@@ -796,7 +823,8 @@ batch_end(BatchState *st, List **failures)
 
 /*
  * Delete one batch in TID mode: ntids candidate rows of leaf relation leaf,
- * whose xmins at the job's start are among xmins.  Adds what happened to
+ * fixed at the job's start (cutoff_xmax, cutoff_xip: its snapshot; see
+ * batch_begin for why that is enough to tell them).  Adds what happened to
  * *counts (whose cascade arrays have target->ncascade entries) and appends
  * a BdFailure for every row that could not be deleted to *failures; rows
  * neither deleted nor failed are counted as skipped.
@@ -806,16 +834,15 @@ batch_end(BatchState *st, List **failures)
  */
 void
 bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids, int ntids,
-					 ArrayType *xmins, BdBatchCounts *counts, List **failures)
+					 Datum cutoff_xmax, Datum cutoff_xip,
+					 BdBatchCounts *counts, List **failures)
 {
 	BatchState	st;
 	BdUserSwitch sw;
 	int64		before_deleted = counts->deleted;
 	int64		before_failed = counts->failed;
 
-	batch_begin(&st, target, leaf, false, counts);
-	st.values[P_XMINS - 1] = PointerGetDatum(xmins);
-	st.nulls[P_XMINS - 1] = ' ';
+	batch_begin(&st, target, leaf, false, cutoff_xmax, cutoff_xip, counts);
 
 	bd_switch_to_owner(&sw, target->owner, target->search_path);
 	bd_query_access_begin(target->query);
@@ -851,17 +878,13 @@ bd_batch_delete_range(BdTarget *target, Oid leaf, BlockNumber first,
 	ItemPointerData *blocked = NULL;
 	int			nblocked = 0;
 
-	batch_begin(&st, target, leaf, true, counts);
+	batch_begin(&st, target, leaf, true, cutoff_xmax, cutoff_xip, counts);
 	ItemPointerSet(&lo, first, 0);
 	ItemPointerSet(&hi, end, 0);
 	st.values[st.nbase + P_LO - 1] = ItemPointerGetDatum(&lo);
 	st.values[st.nbase + P_HI - 1] = ItemPointerGetDatum(&hi);
-	st.values[st.nbase + P_CUTOFF_XMAX - 1] = cutoff_xmax;
-	st.values[st.nbase + P_CUTOFF_XIP - 1] = cutoff_xip;
 	st.nulls[st.nbase + P_LO - 1] = ' ';
 	st.nulls[st.nbase + P_HI - 1] = ' ';
-	st.nulls[st.nbase + P_CUTOFF_XMAX - 1] = ' ';
-	st.nulls[st.nbase + P_CUTOFF_XIP - 1] = ' ';
 	range = psprintf("t.ctid >= $%d AND t.ctid < $%d AND %s",
 					 st.nbase + P_LO, st.nbase + P_HI, st.filter);
 

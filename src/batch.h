@@ -50,8 +50,9 @@ extern BdTarget *bd_batch_prepare(BdCompiledQuery *query, Oid owner);
 extern BdTarget *bd_batch_target(BdJob *job, BdTarget *target,
 								 MemoryContext cxt);
 extern void bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids,
-								 int ntids, ArrayType *xmins,
-								 BdBatchCounts *counts, List **failures);
+								 int ntids, Datum cutoff_xmax,
+								 Datum cutoff_xip, BdBatchCounts *counts,
+								 List **failures);
 extern void bd_batch_delete_range(BdTarget *target, Oid leaf,
 								  BlockNumber first,
 								  BlockNumber end, Datum cutoff_xmax,

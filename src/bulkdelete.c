@@ -36,6 +36,7 @@ int			bd_max_replica_lag = 0;
 int			bd_max_rows_per_second = 0;
 int			bd_busy_wal_rate = 16384;	/* kB per second */
 int			bd_history_retention = -1;	/* seconds; -1: keep every job */
+int			bd_worker_idle_time = 1000; /* ms */
 
 bool		bd_preloaded = false;
 
@@ -74,6 +75,14 @@ _PG_init(void)
 							&bd_max_workers,
 							2, 0, 64,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.worker_idle_time",
+							"How long a job worker with nothing to run waits for its database's next job before it exits.",
+							"A job submitted meanwhile starts at once, in a connected process. 0: exit at once.",
+							&bd_worker_idle_time,
+							1000, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("bulkdelete.batch_size",

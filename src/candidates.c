@@ -13,13 +13,16 @@
  *		physical order, deleting in each range the rows that match and are
  *		older than the start, like one plain DELETE cut into pieces.  A row
  *		unchanged since the start matches now exactly when it matched then.
+ *		Such a query is planned first, and when the plan reads few rows
+ *		through an index (a small job), its rows are stored as in TID mode
+ *		instead, so that the job reads no more than a plain DELETE would.
  *
  *		TID mode, for everything else (joins, subqueries, partitioned or
  *		inherited tables): the query runs once, as the job's owner, and for
- *		every row it selects the leaf relation, TID and xmin are stored, in
- *		chunks of BD_CHUNK_ROWS rows of one leaf.  The pair (TID, xmin) names
- *		one version of one row, so later changes to other tables cannot
- *		change the set.
+ *		every row it selects the leaf relation and TID are stored, in chunks
+ *		of BD_CHUNK_ROWS rows of one leaf.  A TID and the start's snapshot
+ *		name one version of one row (the version there that existed at the
+ *		start), so later changes to other tables cannot change the set.
  *
  *		Either way a row inserted after the start is never deleted, and a row
  *		changed since is skipped.  In range mode "after the start" is told
@@ -69,6 +72,8 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "storage/bufmgr.h"
+#include "nodes/plannodes.h"
+#include "utils/portal.h"
 
 /* rows fetched from the candidate query at a time */
 #define CANDIDATES_FETCH 4096
@@ -93,7 +98,6 @@ typedef struct ChunkBuffer
 	Oid			leaf;
 	int			n;
 	ItemPointerData tids[BD_CHUNK_ROWS];
-	TransactionId xmins[BD_CHUNK_ROWS];
 } ChunkBuffer;
 
 /*
@@ -220,59 +224,174 @@ static void
 candidates_flush(ChunkBuffer *buf)
 {
 	Datum		tids[BD_CHUNK_ROWS];
-	Datum		xmins[BD_CHUNK_ROWS];
-	TransactionId sorted[BD_CHUNK_ROWS];
-	int			nx = 0;
 
 	if (buf->n == 0)
 		return;
 	for (int i = 0; i < buf->n; i++)
 		tids[i] = ItemPointerGetDatum(&buf->tids[i]);
 
-	/* the set of xmins is what the DELETE tests: keep it small */
-	memcpy(sorted, buf->xmins, sizeof(TransactionId) * buf->n);
-	qsort(sorted, buf->n, sizeof(TransactionId), bd_xid_cmp);
-	for (int i = 0; i < buf->n; i++)
-		if (i == 0 || sorted[i] != sorted[i - 1])
-			xmins[nx++] = TransactionIdGetDatum(sorted[i]);
-
+	/*
+	 * Only the TIDs: the version at a TID that existed at the start is the
+	 * candidate (batch.c), so its xmin is not needed.
+	 */
 	bd_job_store_chunk(buf->job_id, buf->query_index, buf->chunk, buf->leaf,
 					   bd_relation_filenode(buf->leaf),
 					   construct_array(tids, buf->n, TIDOID,
 									   sizeof(ItemPointerData), false,
 									   TYPALIGN_SHORT),
-					   construct_array(xmins, nx, XIDOID, sizeof(TransactionId),
-									   true, TYPALIGN_INT));
+					   NULL);
 	buf->chunk++;
 	buf->n = 0;
 }
 
 /*
- * Range mode: count the rows of q that match now (in the start's snapshot)
- * and store the relation's blocks as ranges.  Returns the count.
+ * The GUCs the start's scans run under, saved at a new nest level (undo
+ * with AtEOXact_GUC(true, level)).  No parallel workers: starting them
+ * costs more than it saves on most purges, and a background job should not
+ * take cores from the foreground.  No JIT: it would load LLVM into the
+ * worker, some 10 MB, for one scan.  A sequential scan starts at the first
+ * block (synchronize_seqscans), so that without joins the rows come in
+ * physical order; and in TID mode (not for the small-job plan) no index
+ * scan, which would give them in index order.
  */
-static int64
-candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
+static int
+candidates_gucs(bool index_scans)
 {
-	BdUserSwitch sw;
-	Relation	rel;
-	BlockNumber nblocks;
-	int64		total;
-	int			guc_level;
+	int			level = NewGUCNestLevel();
 
-	/*
-	 * The count runs in this process alone: starting parallel workers costs
-	 * more than it saves on most purges, and a background job should not
-	 * take cores from the foreground.  Nor is it compiled (JIT): that
-	 * would load LLVM into the worker, some 10 MB, for one scan.
-	 */
-	guc_level = NewGUCNestLevel();
+	set_config_option("synchronize_seqscans", "off", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	if (!index_scans)
+	{
+		set_config_option("enable_indexscan", "off", PGC_USERSET,
+						  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
+						  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	}
+	return level;
+}
+
+/*
+ * Store the rows the open cursor portal returns (leaf relation, TID) as
+ * chunks of query query_index; returns their number.  scratch is reset
+ * after every fetch, so what the loop holds stays one fetch and one chunk.
+ */
+static int64
+candidates_store_rows(BdJob *job, int query_index, Portal portal,
+					  MemoryContext scratch)
+{
+	ChunkBuffer *buf = palloc0(sizeof(ChunkBuffer));
+	int64		total = 0;
+
+	buf->job_id = job->id;
+	buf->query_index = query_index;
+	for (;;)
+	{
+		uint64		n;
+		MemoryContext old;
+
+		SPI_cursor_fetch(portal, true, CANDIDATES_FETCH);
+		n = SPI_processed;
+		if (n == 0)
+			break;
+		old = MemoryContextSwitchTo(scratch);
+		for (uint64 i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Oid			leaf = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
+
+			if (buf->n == BD_CHUNK_ROWS || (buf->n > 0 && leaf != buf->leaf))
+				candidates_flush(buf);
+			buf->leaf = leaf;
+			buf->tids[buf->n] = *DatumGetItemPointer(bd_spi_datum(i, 2, &isnull));
+			buf->n++;
+		}
+		total += n;
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(scratch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	candidates_flush(buf);
+	pfree(buf);
+	return total;
+}
+
+/*
+ * Is the plan of cursor portal a scan of few rows through an index (or by
+ * TID)?  *rows is the planner's estimate of its rows either way.
+ */
+static bool
+candidates_plan_is_small(Portal portal, double *rows)
+{
+	PlannedStmt *stmt;
+	Plan	   *top;
+
+	*rows = 0;
+	if (list_length(portal->stmts) != 1)
+		return false;
+	stmt = linitial_node(PlannedStmt, portal->stmts);
+	top = stmt->planTree;
+	*rows = top->plan_rows;
+	return (IsA(top, IndexScan) || IsA(top, BitmapHeapScan) ||
+			IsA(top, TidScan) || IsA(top, TidRangeScan)) &&
+		top->plan_rows <= BD_SMALL_ROWS;
+}
+
+/*
+ * A query on a plain table whose condition depends on nothing but the row
+ * (range mode, unless it is small).  Its rows are planned, as a cursor, in
+ * the start's snapshot, with index scans allowed:
+ *
+ * - When the plan reads few rows through an index (the planner's estimate
+ *   at most BD_SMALL_ROWS: a job deleting ten rows of a large table), the
+ *   cursor's rows are the candidates, stored as TID chunks: the job then
+ *   reads what the plain DELETE's plan would read, and deletes them in a
+ *   batch or two by TID, instead of walking every block of the table.
+ *   Returns their exact number.
+ *
+ * - Otherwise the cursor is closed unread, the rows that match are counted
+ *   (exactly, in the start's snapshot: a candidate that someone changes
+ *   before the walk reaches it must still count as skipped, SPEC 4.1, and
+ *   only this snapshot sees it), and the relation's blocks at the start are
+ *   stored as ranges (range mode).  Returns the count.
+ */
+static int64
+candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
+					 MemoryContext scratch)
+{
+	BdUserSwitch sw;
+	Relation	rel;
+	BlockNumber nblocks;
+	int			guc_level;
+	Portal		portal;
+	double		rows;
+	int64		total;
+
+	guc_level = candidates_gucs(true);
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	bd_query_access_begin(q);
+	/* not read-only: that would need an active snapshot, which CALL lacks */
+	portal = SPI_cursor_open_with_args(NULL,
+									   psprintf("SELECT t.tableoid, t.ctid %s",
+												q->from_where),
+									   q->nparams, q->paramtypes,
+									   q->paramvalues, q->paramnulls, false,
+									   CURSOR_OPT_NO_SCROLL);
+	if (candidates_plan_is_small(portal, &rows))
+	{
+		total = candidates_store_rows(job, query_index, portal, scratch);
+		SPI_cursor_close(portal);
+		bd_query_access_end(q);
+		bd_switch_user_end(&sw);
+		AtEOXact_GUC(true, guc_level);
+		return total;
+	}
+	SPI_cursor_close(portal);
 	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
 				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
 				SPI_OK_SELECT);
@@ -319,13 +438,11 @@ candidates_count(BdJob *job, BdCompiledQuery *q, const char *sql,
 	memset(nulls + q->nparams, ' ', nextra);
 	nulls[n] = '\0';
 
-	guc_level = NewGUCNestLevel();
-	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("jit", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	guc_level = candidates_gucs(true);
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	bd_query_access_begin(q);
 	rows = bd_spi_exec(sql, n, types, values, nulls, true, SPI_OK_SELECT);
+	bd_query_access_end(q);
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
 	return rows;
@@ -478,8 +595,9 @@ candidates_add_tasks(BdJob *job, BdCompiledQuery **queries, int nqueries,
 }
 
 /*
- * TID mode: run query query_index of the job's set and store its rows.  Returns their
- * number.
+ * Fix the candidates of query query_index of the job's set: range mode (or
+ * the small-job plan) for a self-contained condition on a plain table, TID
+ * mode for everything else.  Returns their number.
  */
 static int64
 candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
@@ -487,12 +605,11 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 					 BdCompiledQuery **compiled)
 {
 	BdCompiledQuery *q;
-	ChunkBuffer *buf;
 	int			guc_level;
 	char	   *sql;
 	Portal		portal;
 	BdUserSwitch sw;
-	int64		total = 0;
+	int64		total;
 
 	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
 						 query_index, reference_time);
@@ -502,77 +619,30 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	{
 		if (ct->supported && ct->parallel > 1)
 			return candidates_fix_range_split(job, query_index, q, ct);
-		return candidates_fix_range(job, query_index, q);
+		return candidates_fix_plain(job, query_index, q, scratch);
 	}
 	if (q->self_contained && ct->supported &&
 		get_rel_relkind(q->relid) == RELKIND_PARTITIONED_TABLE)
 		return candidates_fix_leaves(job, query_index, q, ct);
 	ct->tid_mode[query_index] = true;
 
-	/*
-	 * Without joins the rows come in physical order from a sequential or
-	 * bitmap scan when it starts at the first block and runs alone.
-	 */
-	guc_level = NewGUCNestLevel();
-	set_config_option("synchronize_seqscans", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("enable_indexscan", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("enable_indexonlyscan", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	set_config_option("jit", "off", PGC_USERSET,
-					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	guc_level = candidates_gucs(false);
 	if (q->distinct)
-		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid, t.xmin %s"
+		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid %s"
 					   " ORDER BY t.tableoid, t.ctid", q->from_where);
 	else
-		sql = psprintf("SELECT t.tableoid, t.ctid, t.xmin %s", q->from_where);
-
-	buf = palloc0(sizeof(ChunkBuffer));
-	buf->job_id = job->id;
-	buf->query_index = query_index;
+		sql = psprintf("SELECT t.tableoid, t.ctid %s", q->from_where);
 
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	bd_query_access_begin(q);
 	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
 									   q->paramvalues, q->paramnulls, false, 0);
-	for (;;)
-	{
-		uint64		n;
-		MemoryContext old;
-
-		SPI_cursor_fetch(portal, true, CANDIDATES_FETCH);
-		n = SPI_processed;
-		if (n == 0)
-			break;
-		old = MemoryContextSwitchTo(scratch);
-		for (uint64 i = 0; i < n; i++)
-		{
-			bool		isnull;
-			Oid			leaf = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
-
-			if (buf->n == BD_CHUNK_ROWS || (buf->n > 0 && leaf != buf->leaf))
-				candidates_flush(buf);
-			buf->leaf = leaf;
-			buf->tids[buf->n] = *DatumGetItemPointer(bd_spi_datum(i, 2, &isnull));
-			buf->xmins[buf->n] = DatumGetTransactionId(bd_spi_datum(i, 3, &isnull));
-			buf->n++;
-		}
-		total += n;
-		SPI_freetuptable(SPI_tuptable);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(scratch);
-		CHECK_FOR_INTERRUPTS();
-	}
+	total = candidates_store_rows(job, query_index, portal, scratch);
 	SPI_cursor_close(portal);
-	candidates_flush(buf);
 	bd_query_access_end(q);
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
-	pfree(buf);
 	return total;
 }
 

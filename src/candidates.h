@@ -23,6 +23,12 @@
 #define BD_RANGE_MAX_CHUNKS (1024 / BD_RANGE_BLOCKS)
 /* most TID-list chunks in one batch (65,536 rows) */
 #define BD_TID_MAX_CHUNKS 128
+/*
+ * most rows (planner's estimate) of a self-contained query that is fixed
+ * through its index plan as a TID list rather than walked as block ranges:
+ * 16 chunks, within the first batch of the default batch_size
+ */
+#define BD_SMALL_ROWS (16 * BD_CHUNK_ROWS)
 
 extern int64 bd_candidates_fix(BdJob *job);
 

@@ -468,7 +468,7 @@ bd_job_mark_started_ids(int64 job_id)
 				 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 }
 
-/* Store one chunk of candidates. */
+/* Store one chunk of candidates; xmins may be NULL (none stored). */
 void
 bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 				   Oid filenode, ArrayType *tids, ArrayType *xmins)
@@ -476,6 +476,7 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 	Oid			argtypes[7] = {INT8OID, INT4OID, INT4OID, OIDOID,
 	TIDARRAYOID, XIDARRAYOID, OIDOID};
 	Datum		values[7];
+	char		nulls[8] = "       ";
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = Int32GetDatum(query_index);
@@ -484,10 +485,12 @@ bd_job_store_chunk(int64 job_id, int query_index, int chunk, Oid leaf,
 	values[4] = PointerGetDatum(tids);
 	values[5] = PointerGetDatum(xmins);
 	values[6] = ObjectIdGetDatum(filenode);
+	if (xmins == NULL)
+		nulls[5] = 'n';
 	job_write("INSERT INTO bulkdelete.candidate"
 			  " (operation_id, query_index, chunk, leaf, tids, xmins, filenode)"
 			  " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-			  7, argtypes, values, NULL, SPI_OK_INSERT);
+			  7, argtypes, values, nulls, SPI_OK_INSERT);
 }
 
 /*

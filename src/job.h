@@ -90,7 +90,8 @@ typedef struct BdChunk
 	Oid			leaf;
 	Oid			filenode;		/* the leaf's relfilenode then (TID chunks) */
 	ArrayType  *tids;			/* tid[], or NULL for a block range */
-	ArrayType  *xmins;			/* xid[]: the candidates' xmins */
+	ArrayType  *xmins;			/* xid[]: the candidates' xmins (stored
+								 * before 1.1, unused) */
 	BlockNumber first_block;	/* a block range: [first_block, end_block) */
 	BlockNumber end_block;
 } BdChunk;

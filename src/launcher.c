@@ -304,8 +304,15 @@ launcher_round(void)
 	{
 		BdDatabase *db;
 
+		/* a worker of the database waiting for work takes it */
+		if (bd_shmem_database_handoff(due[i], due_gen[i], now))
+			continue;
 		if (running >= bd_max_workers)
-			return 1000L;		/* a worker's exit sets our latch sooner */
+		{
+			/* those waiting for work leave; an exit sets our latch */
+			bd_shmem_idle_workers_quit();
+			return 1000L;
+		}
 		if (!launcher_start_worker(due[i]))
 		{
 			ereport(WARNING,

@@ -113,6 +113,20 @@ bd_run_commit(bool repeatable_read)
 	bd_run_begin(repeatable_read);
 }
 
+/*
+ * Let the current transaction commit without waiting for its WAL to reach
+ * disk, as a batch does (bd_batch_settings): the claim and the start,
+ * whose loss in a crash only means that the job is claimed or started
+ * again (WAL is replayed in order, so no later batch survives them).  A
+ * small job pays its fixed costs in flushes otherwise.  In a transaction.
+ */
+void
+bd_run_asynchronous(void)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+}
+
 /* End a worker's transaction for good. */
 void
 bd_run_end(void)
@@ -243,10 +257,16 @@ run_start(RunState *rs)
 		return;
 	bd_progress_phase(BD_PHASE_FIXING);
 	if (src->start_in_snapshot)
+	{
+		bd_run_asynchronous();
 		bd_run_commit(true);
+	}
 	src->start(src);
 	if (src->start_in_snapshot)
+	{
+		bd_run_asynchronous();
 		bd_run_commit(false);
+	}
 }
 
 /*

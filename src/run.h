@@ -29,5 +29,6 @@ extern void bd_run_job(BdJob *job, bool in_session);
 extern void bd_run_begin(bool repeatable_read);
 extern void bd_run_commit(bool repeatable_read);
 extern void bd_run_end(void);
+extern void bd_run_asynchronous(void);
 
 #endif							/* BULKDELETE_RUN_H */

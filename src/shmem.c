@@ -20,6 +20,7 @@
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 BdShared   *bd_shared = NULL;
 
@@ -138,6 +139,7 @@ bd_shmem_wake_database(Oid dbid)
 {
 	BdDatabase *db;
 	Latch	   *latch;
+	Latch	   *idle = NULL;
 
 	if (bd_shared == NULL)
 		return;
@@ -147,9 +149,13 @@ bd_shmem_wake_database(Oid dbid)
 	{
 		db->next_check = 0;
 		db->wake_gen++;
+		idle = db->idle_latch;
 	}
 	latch = bd_shared->launcher_latch;
 	LWLockRelease(bd_shared->lock);
+	/* a worker of the database waiting for work takes it at once */
+	if (idle != NULL)
+		SetLatch(idle);
 	if (latch != NULL)
 		SetLatch(latch);
 }
@@ -360,9 +366,127 @@ bd_shmem_worker_slot_release(const BdWorkerTicket *ticket)
 		done = slot->done;
 		slot->ticket = 0;
 		slot->done = false;
+		/* a worker that ended while it waited for work waits no more */
+		for (int i = 0; i < BD_MAX_DATABASES; i++)
+			if (bd_shared->dbs[i].idle_latch != NULL &&
+				bd_shared->dbs[i].idle_slot == ticket->slot)
+				bd_shared->dbs[i].idle_latch = NULL;
 	}
 	LWLockRelease(bd_shared->lock);
 	return done;
+}
+
+/*
+ * A worker of database dbid found nothing to claim, having read wake-up
+ * generation seen_gen before it looked: wait up to ms milliseconds for
+ * more work rather than exit at once, so that the next small job of the
+ * database is claimed by a process already connected, its caches warm,
+ * without the launcher, a fork and a connection (SPEC 7: submit to wait in
+ * 15 ms).  One worker per database waits; a wake-up of the database sets
+ * its latch (bd_shmem_wake_database) and the launcher hands it the
+ * database instead of starting another (bd_shmem_database_handoff).
+ * Returns true when work came (claim again, from a new generation), false
+ * when the worker should exit: the time is up, another worker waits
+ * already, or the launcher needs its slot (bd_shmem_idle_workers_quit).
+ * A worker that ends while it waits is forgotten when its slot is
+ * released.  Holds the lock only between waits.
+ */
+bool
+bd_shmem_worker_linger(Oid dbid, uint64 seen_gen, const BdWorkerTicket *ticket,
+					   long ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+	BdDatabase *db;
+	bool		woken = false;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	db = bd_shmem_database(dbid, false);
+	if (db != NULL && db->wake_gen != seen_gen)
+		woken = true;
+	if (db == NULL || woken || db->idle_latch != NULL || ms <= 0)
+	{
+		LWLockRelease(bd_shared->lock);
+		return woken;
+	}
+	db->idle_latch = MyLatch;
+	db->idle_slot = ticket->slot;
+	db->idle_quit = false;
+	LWLockRelease(bd_shared->lock);
+
+	for (;;)
+	{
+		long		left = (long) ((end - GetCurrentTimestamp()) / 1000);
+		bool		stop;
+
+		if (left > 0)
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+		db = bd_shmem_database(dbid, false);
+		woken = db != NULL && db->wake_gen != seen_gen;
+		stop = db == NULL || woken || db->idle_quit ||
+			db->idle_latch != MyLatch || GetCurrentTimestamp() >= end;
+		if (stop && db != NULL && db->idle_latch == MyLatch)
+			db->idle_latch = NULL;
+		if (db != NULL && db->idle_quit)
+			woken = false;
+		LWLockRelease(bd_shared->lock);
+		if (stop)
+			return woken;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * The launcher found database dbid due (at wake-up generation due_gen): if
+ * a worker of it waits for work, hand it the database (a new generation,
+ * its latch set) instead of starting a worker, and return true.  Takes the
+ * lock.
+ */
+bool
+bd_shmem_database_handoff(Oid dbid, uint64 due_gen, TimestampTz now)
+{
+	BdDatabase *db;
+	Latch	   *idle = NULL;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	db = bd_shmem_database(dbid, false);
+	if (db != NULL && db->idle_latch != NULL && !db->idle_quit)
+	{
+		idle = db->idle_latch;
+		/* as for a worker started: it reports when to look again */
+		if (db->next_check <= now && db->wake_gen == due_gen)
+			db->next_check = DT_NOEND;
+		db->wake_gen++;
+	}
+	LWLockRelease(bd_shared->lock);
+	if (idle != NULL)
+		SetLatch(idle);
+	return idle != NULL;
+}
+
+/*
+ * Every worker waiting for work exits now: the launcher needs a slot for
+ * another database.  Takes the lock.
+ */
+void
+bd_shmem_idle_workers_quit(void)
+{
+	Latch	   *latches[BD_MAX_DATABASES];
+	int			n = 0;
+
+	LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < BD_MAX_DATABASES; i++)
+		if (bd_shared->dbs[i].idle_latch != NULL)
+		{
+			bd_shared->dbs[i].idle_quit = true;
+			latches[n++] = bd_shared->dbs[i].idle_latch;
+		}
+	LWLockRelease(bd_shared->lock);
+	for (int i = 0; i < n; i++)
+		SetLatch(latches[i]);
 }
 
 /*

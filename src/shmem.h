@@ -45,6 +45,10 @@ typedef struct BdDatabase
 	uint64		wake_gen;		/* bumped by every wake-up for this db */
 	int			retries;		/* its workers that ended unexpectedly */
 	TimestampTz last_retry;		/* when the last of them was seen */
+	Latch	   *idle_latch;		/* a worker of it waiting for more work
+								 * (bd_shmem_worker_linger), or NULL */
+	int			idle_slot;		/* that worker's slot */
+	bool		idle_quit;		/* the launcher needs its slot: it exits */
 } BdDatabase;
 
 /*
@@ -99,6 +103,11 @@ extern void bd_shmem_worker_slots_reset(void);
 extern bool bd_shmem_worker_slot_take(BdWorkerTicket *ticket);
 extern bool bd_shmem_worker_slot_release(const BdWorkerTicket *ticket);
 extern void bd_shmem_worker_done(const BdWorkerTicket *ticket);
+extern bool bd_shmem_worker_linger(Oid dbid, uint64 seen_gen,
+								   const BdWorkerTicket *ticket, long ms);
+extern bool bd_shmem_database_handoff(Oid dbid, uint64 due_gen,
+									  TimestampTz now);
+extern void bd_shmem_idle_workers_quit(void);
 extern void bd_shmem_wake_at_exit(bool on);
 
 #endif							/* BULKDELETE_SHMEM_H */

@@ -149,9 +149,7 @@ sq_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
 {
 	BdChunk    *first = linitial(chunks);
 	ItemPointerData *tids;
-	Datum	   *xmins;
 	int			ntids = 0;
-	int			nxmins = 0;
 	ListCell   *lc;
 
 	/*
@@ -185,30 +183,24 @@ sq_delete_chunks(BdJob *job, BdTarget *target, List *chunks,
 		return (int) (counts->deleted + counts->failed);
 	}
 
-	/* gather the chunks' rows into one list of TIDs and one of xmins */
+	/*
+	 * Gather the chunks' rows into one list of TIDs; the version at each
+	 * that existed at the start is the candidate (batch.c).
+	 */
 	tids = palloc(sizeof(ItemPointerData) * list_length(chunks) * BD_CHUNK_ROWS);
-	xmins = palloc(sizeof(Datum) * list_length(chunks) * BD_CHUNK_ROWS);
 	foreach(lc, chunks)
 	{
 		BdChunk    *c = lfirst(lc);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
+		int			n = ArrayGetNItems(ARR_NDIM(c->tids), ARR_DIMS(c->tids));
 
-		deconstruct_array(c->tids, TIDOID, sizeof(ItemPointerData), false,
-						  TYPALIGN_SHORT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-			tids[ntids++] = *DatumGetItemPointer(elems[i]);
-		deconstruct_array(c->xmins, XIDOID, sizeof(TransactionId), true,
-						  TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-			xmins[nxmins++] = elems[i];
+		if (ARR_HASNULL(c->tids) || n > BD_CHUNK_ROWS)
+			elog(ERROR, "chunk %d of bulk delete job " INT64_FORMAT " is malformed",
+				 c->chunk, job->id);
+		memcpy(tids + ntids, ARR_DATA_PTR(c->tids), sizeof(ItemPointerData) * n);
+		ntids += n;
 	}
-	bd_batch_delete_tids(target, first->leaf, tids, ntids,
-						 construct_array(xmins, nxmins, XIDOID,
-										 sizeof(TransactionId), true,
-										 TYPALIGN_INT),
-						 counts, failures);
+	bd_batch_delete_tids(target, first->leaf, tids, ntids, job->cutoff_xmax,
+						 job->cutoff_xip, counts, failures);
 	return ntids;
 }
 

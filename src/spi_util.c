@@ -243,6 +243,7 @@ typedef struct SpiTryCall
 	Datum	   *values;
 	const char *nulls;
 	int			expected;
+	bool		generic;		/* plan without looking at the values */
 	uint64		processed;
 } SpiTryCall;
 
@@ -250,10 +251,49 @@ static void
 spi_try_exec(void *arg)
 {
 	SpiTryCall *call = (SpiTryCall *) arg;
+	SPIPlanPtr	plan;
+	int			rc;
 
-	call->processed = bd_spi_exec(call->sql, call->nargs, call->argtypes,
-								  call->values, call->nulls, false,
-								  call->expected);
+	if (!call->generic)
+	{
+		call->processed = bd_spi_exec(call->sql, call->nargs, call->argtypes,
+									  call->values, call->nulls, false,
+									  call->expected);
+		return;
+	}
+	plan = SPI_prepare_cursor(call->sql, call->nargs, call->argtypes,
+							  CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
+			 call->sql, SPI_result_code_string(SPI_result));
+	rc = SPI_execute_plan(plan, call->values, call->nulls, false, 0);
+	if (rc != call->expected)
+		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"",
+			 SPI_result_code_string(rc), call->sql);
+	call->processed = SPI_processed;
+	SPI_freeplan(plan);
+}
+
+/* Run one statement in a subtransaction (bd_spi_try, bd_spi_try_generic) */
+static bool
+spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
+		const char *nulls, int expected, bool generic, uint64 *processed,
+		ErrorData **edata)
+{
+	SpiTryCall	call;
+
+	call.sql = sql;
+	call.nargs = nargs;
+	call.argtypes = argtypes;
+	call.values = values;
+	call.nulls = nulls;
+	call.expected = expected;
+	call.generic = generic;
+	call.processed = 0;
+	if (!bd_try_subxact(spi_try_exec, &call, edata))
+		return false;
+	*processed = call.processed;
+	return true;
 }
 
 /*
@@ -266,19 +306,26 @@ bd_spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		   const char *nulls, int expected, uint64 *processed,
 		   ErrorData **edata)
 {
-	SpiTryCall	call;
+	return spi_try(sql, nargs, argtypes, values, nulls, expected, false,
+				   processed, edata);
+}
 
-	call.sql = sql;
-	call.nargs = nargs;
-	call.argtypes = argtypes;
-	call.values = values;
-	call.nulls = nulls;
-	call.expected = expected;
-	call.processed = 0;
-	if (!bd_try_subxact(spi_try_exec, &call, edata))
-		return false;
-	*processed = call.processed;
-	return true;
+/*
+ * bd_spi_try with a generic plan: the planner sees the parameters as
+ * parameters, not their values.  For a statement driven by a long array
+ * (ctid = ANY($1) over tens of thousands of TIDs), whose custom plan would
+ * cost more to make than to run: the planner estimates such an array
+ * element by element, copies it, and, costing every TID fetch as a random
+ * page read, prefers a sequential scan of the whole table, where the
+ * generic plan (an array of unknown length) is a TID scan.
+ */
+bool
+bd_spi_try_generic(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				   const char *nulls, int expected, uint64 *processed,
+				   ErrorData **edata)
+{
+	return spi_try(sql, nargs, argtypes, values, nulls, expected, true,
+				   processed, edata);
 }
 
 /*

@@ -166,6 +166,7 @@ worker_run_next(TimestampTz *next_start)
 	MemoryContextSwitchTo(cxt);
 	job = bd_job_load(job_id);
 	job->helper = helper;
+	bd_run_asynchronous();
 	bd_run_commit(false);
 	MemoryContextSwitchTo(cxt);
 
@@ -254,8 +255,24 @@ bulkdelete_worker_main(Datum main_arg)
 		}
 		MemoryContextSwitchTo(cxt);
 		MemoryContextReset(cxt);
-		if (!worker_run_next(&next_start))
+		if (worker_run_next(&next_start))
+			continue;
+
+		/*
+		 * Nothing to claim: wait bulkdelete.worker_idle_time for the
+		 * database's next job before exiting (bd_shmem_worker_linger), with
+		 * this process's statistics reported first, as an exit would.  By
+		 * default a second: long enough for an application's next small
+		 * job, short enough that an idle worker does not keep DROP DATABASE
+		 * waiting (it waits up to 5 s for the database's sessions to end);
+		 * the launcher asks it to leave when another database needs its
+		 * slot.  Work that came means a new look from a new generation.
+		 */
+		pgstat_report_stat(true);
+		if (!bd_shmem_worker_linger(dbid, seen_gen, &ticket,
+									bd_worker_idle_time))
 			break;
+		seen_gen = bd_shmem_database_gen(dbid);
 	}
 
 	/* nothing more to run: the history, and when it is due again */

@@ -4,8 +4,8 @@
 --
 -- psql variables:
 --   rows     number of contacts (default 1000000)
---   variant  base | cascade | restrict0 | restrict | part (tid and parallel2
---            use the base data)
+--   variant  base | cascade | restrict0 | restrict | part (tid, parallel2 and
+--            small use the base data)
 --
 -- Candidates are status = 'closed' AND created_at < 2021-08-23 (0.8 * 0.6 =
 -- 48% of the rows), spread at random over the heap.  The pgbench workload
