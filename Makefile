@@ -28,6 +28,7 @@ OBJS = \
 	src/query_normalize.o \
 	src/query_oper.o \
 	src/records.o \
+	src/records_store.o \
 	src/recurrence.o \
 	src/run.o \
 	src/schedule.o \

@@ -41,6 +41,11 @@ typedef struct BdKeyInfo
 	char	   *keys_sql;
 	/* "t.c1 OPERATOR(s.=) k.k1 AND ...": row t has key k */
 	char	   *match_sql;
+	/*
+	 * A one-column key: "t.c OPERATOR(s.=) ANY ($1)", row t has one of the
+	 * keys (the plain DELETE's plan: an index scan); NULL for more columns
+	 */
+	char	   *any_sql;
 } BdKeyInfo;
 
 /* What happened to one key */
@@ -72,6 +77,7 @@ typedef void (*BdKeyFill) (void *arg, int item, BdKeyInfo *info,
 						   Datum *values);
 
 extern BdKeyInfo *bd_keys_lookup(Oid relid);
+extern BdKeyInfo *bd_keys_of_types(int ncols, char **names, Oid *types);
 extern BdTarget *bd_keys_target(Oid relid, Oid owner);
 extern int	bd_keys_column(BdKeyInfo *info, const char *name);
 extern char *bd_keys_column_list(BdKeyInfo *info);
@@ -82,6 +88,8 @@ extern void bd_keys_from_datum(BdKeyInfo *info, Datum id, Oid typid,
 extern void bd_keys_from_jsonb(BdKeyInfo *info, Jsonb *id, Datum *values);
 extern Datum *bd_keys_params(BdKeyInfo *info, Datum *keys, int *items,
 							 int n, Oid *argtypes);
+
+extern char **bd_keys_json(BdKeySet *set, int *items, int n);
 
 extern BdKeySet *bd_keys_parse(BdKeyInfo *info, int n, BdKeyFill fill,
 							   void *arg);
