@@ -395,6 +395,12 @@ bd_keys_from_datum(BdKeyInfo *info, Datum id, Oid typid, Datum *values)
 	bool		isvarlena;
 	char	   *str;
 
+	/* an id of the key's own type, unconstrained, is the value itself */
+	if (info->ncols == 1 && typid == info->types[0] && info->typmods[0] < 0)
+	{
+		values[0] = id;
+		return;
+	}
 	if (typid == JSONBOID)
 	{
 		bd_keys_from_jsonb(info, DatumGetJsonbP(id), values);
