@@ -169,6 +169,8 @@ CREATE TABLE @extschema@.record_chunk (
 	CONSTRAINT record_chunk_operation_id_fkey FOREIGN KEY (operation_id)
 		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
 );
+-- out of line but not compressed: pglz took most of an upload's time
+ALTER TABLE @extschema@.record_chunk ALTER COLUMN keys SET STORAGE EXTERNAL;
 COMMENT ON TABLE @extschema@.record_chunk IS
 	'the keys uploaded to id-list jobs, in chunks of up to 10,000 records in upload order';
 COMMENT ON COLUMN @extschema@.record_chunk.keys IS
