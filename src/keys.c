@@ -12,14 +12,22 @@
  *		key, not per key.
  *
  *		The keys are deleted with one real DELETE, as the current user (the
- *		caller, or the job's owner), in a subtransaction:
+ *		caller, or the job's owner), in a subtransaction.  A key of one
+ *		column:
+ *
+ *			DELETE FROM target t WHERE t.c = ANY ($1) RETURNING t.c, t.tableoid
+ *
+ *		the plain DELETE's own statement and index plan (a join to the
+ *		unnested keys was planned as a hash join over the whole table), each
+ *		returned key found among the statement's keys by binary search.  A
+ *		key of several columns:
  *
  *			DELETE FROM target t
  *			USING ROWS FROM (unnest($1), .., unnest($n + 1)) AS k(k1, .., item)
  *			WHERE t.c1 = k.k1 AND ... RETURNING k.item, t.tableoid
  *
- *		with the key's own equality operators, so the primary key's index
- *		finds the rows.  Keys whose rows a restricting foreign key holds are
+ *		Both use the key's own equality operators, so the primary key's
+ *		index finds the rows.  Keys whose rows a restricting foreign key holds are
  *		found first with one anti-join and tried alone.  When the DELETE
  *		fails with an error a row can cause, the keys are split by
  *		isolate.c, as batch.c's rows are: keys of rows locked by another
@@ -832,6 +840,32 @@ keys_lookup(BdKeySet *set, const char *sql, Oid *argtypes, Datum *values,
 	found = palloc0(sizeof(bool) * (set->n + 1));
 	for (uint64 j = 0; j < nfound; j++)
 		found[keys_row_item(set, sorted, n, j)] = true;
+	return found;
+}
+
+/*
+ * Which PENDING keys of set have a row, looked up as the current user (a
+ * key given twice is looked up once): a bool per key of the set.  In a
+ * transaction, connected to SPI.
+ */
+bool *
+bd_keys_exist(BdKeySet *set)
+{
+	BdKeyInfo  *info = set->info;
+	int		   *items = palloc(sizeof(int) * (set->n + 1));
+	int		   *first_of = palloc(sizeof(int) * (set->n + 1));
+	int			n = keys_distinct(set, items, first_of);
+	Oid		   *argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
+	Datum	   *values;
+	bool	   *found;
+
+	if (n == 0)
+		return palloc0(sizeof(bool) * (set->n + 1));
+	values = bd_keys_params(info, set->values, items, n, argtypes);
+	found = keys_lookup(set, keys_select_sql(info, ""), argtypes, values,
+						keys_sorted(set, items, n), n);
+	for (int i = 0; i < set->n; i++)
+		found[i] = found[first_of[i]];
 	return found;
 }
 

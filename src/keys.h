@@ -90,6 +90,7 @@ extern Datum *bd_keys_params(BdKeyInfo *info, Datum *keys, int *items,
 							 int n, Oid *argtypes);
 
 extern char **bd_keys_json(BdKeySet *set, int *items, int n);
+extern bool *bd_keys_exist(BdKeySet *set);
 
 extern BdKeySet *bd_keys_parse(BdKeyInfo *info, int n, BdKeyFill fill,
 							   void *arg);

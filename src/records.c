@@ -11,13 +11,12 @@
  *		successful_results, failed_results, unprocessed_records.  Nothing
  *		includes this file's functions: it has no header.
  *
- *		The uploaded keys live in bulkdelete.record, in upload order (seq,
- *		from 0), as jsonb objects of the key's columns, the same form as
- *		failure.record_key.  The job's position (operation.next_chunk, the
- *		first record not tried) tells the records tried from the others.
- *		This file and source_ids.c are the only code that touches that
- *		table, as the job tables' owner, after the caller's right to the job
- *		has been checked (job.c).  Deleting itself is keys.c's.
+ *		The uploaded keys are stored and read by records_store.c (in chunks
+ *		of keys, or one row per record for jobs of 1.0), numbered in upload
+ *		order from 0; the job's position (operation.next_chunk, the first
+ *		record not tried) tells the records tried from the others.  This
+ *		file checks the caller's right to the job (job.c) first.  Deleting
+ *		itself is keys.c's.
  *
  *		Upload errors refuse the whole upload: malformed CSV (22P04, naming
  *		the line), a header column that is not a key column (42703), a value

@@ -444,6 +444,108 @@ records_read_rows(BdRecords *recs, int from, int limit, BdRecordBatch *batch)
 }
 
 /*
+ * Chunks: which records of the batch were found absent at the job's start
+ * (bd_records_mark_absent): their outcome rows are stored already.
+ */
+static void
+records_read_absent(BdRecords *recs, BdRecordBatch *batch)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
+	Datum		values[3];
+	uint64		n;
+
+	batch->absent = palloc0(sizeof(bool) * (batch->n + 1));
+	batch->absent_keys = palloc0(sizeof(char *) * (batch->n + 1));
+	if (batch->n == 0)
+		return;
+	values[0] = Int64GetDatum(recs->job_id);
+	values[1] = Int32GetDatum(batch->first_seq);
+	values[2] = Int32GetDatum(batch->first_seq + batch->n);
+	n = records_exec("SELECT seq, key::pg_catalog.text FROM bulkdelete.record"
+					 " WHERE operation_id = $1 AND seq >= $2 AND seq < $3",
+					 3, argtypes, values, true, SPI_OK_SELECT);
+	MemoryContextSwitchTo(cxt);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		int			item = (int) bd_spi_int64(i, 1, 0) - batch->first_seq;
+
+		batch->absent[item] = true;
+		batch->absent_keys[item] = TextDatumGetCString(bd_spi_datum(i, 2, &isnull));
+	}
+}
+
+/*
+ * SPEC 4.1 for an id list: a job deletes only rows that existed when it
+ * started.  At its start, in the start's snapshot (REPEATABLE READ), look
+ * every uploaded key up (as the job tables' owner, like keys.c's look-ups)
+ * and store the outcome of those without a row, "record not found", so
+ * that the batches do not try them: a row inserted later under such a key
+ * is never deleted, while a row updated since the start is (an xmin test
+ * could not tell the two apart).  Chunks only; returns the number of keys
+ * absent.  Connected to SPI.
+ */
+int64
+bd_records_mark_absent(BdRecords *recs, BdKeyInfo *info)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "bulkdelete start",
+											  ALLOCSET_DEFAULT_SIZES);
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	SPITupleTable *chunks;
+	uint64		nchunks;
+	int64		absent = 0;
+
+	if (!bd_records_chunked(recs))
+		return 0;
+	values[0] = Int64GetDatum(recs->job_id);
+	nchunks = records_exec("SELECT first_seq, nkeys, columns, types, keys"
+						   " FROM bulkdelete.record_chunk"
+						   " WHERE operation_id = $1 ORDER BY first_seq",
+						   1, argtypes, values, true, SPI_OK_SELECT);
+	chunks = SPI_tuptable;
+	for (uint64 r = 0; r < nchunks; r++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		BdRecordBatch batch;
+		BdKeySet   *set;
+		bool	   *found;
+		BdUserSwitch sw;
+		int			pos;
+
+		records_keep_chunk(recs, chunks, r);
+		memset(&batch, 0, sizeof(batch));
+		batch.first_seq = pos = recs->cache_first;
+		batch.texts = palloc(sizeof(char *) * ((Size) recs->cache_n * info->ncols + 1));
+		records_take(recs, info, &pos, recs->cache_first + recs->cache_n, &batch);
+		set = bd_records_parse(&batch, info);
+		bd_switch_user_begin(&sw, bd_job_table_owner());
+		found = bd_keys_exist(set);
+		bd_switch_user_end(&sw);
+		for (int i = 0; i < set->n; i++)
+		{
+			if (found[i])
+				set->outcomes[i] = BD_KEY_DELETED;	/* no outcome to store */
+			else
+			{
+				bd_keys_fail(set, i, ERRCODE_NO_DATA, "record not found", NULL);
+				set->outcomes[i] = BD_KEY_NOT_FOUND;
+				absent++;
+			}
+		}
+		batch.absent = palloc0(sizeof(bool) * (batch.n + 1));
+		bd_records_store_outcomes(recs, &batch, set,
+								  bd_records_key_texts(&batch, set));
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(cxt);
+	}
+	MemoryContextDelete(cxt);
+	return absent;
+}
+
+/*
  * Read at most limit records from record number "from" on into batch
  * (palloc'd in the caller's context); false when there are none.  In a
  * transaction, connected to SPI.
@@ -455,7 +557,10 @@ bd_records_read(BdRecords *recs, BdKeyInfo *info, int from, int limit,
 	memset(batch, 0, sizeof(*batch));
 	batch->first_seq = from;
 	if (bd_records_chunked(recs))
+	{
 		records_read_chunks(recs, info, from, limit, batch);
+		records_read_absent(recs, batch);
+	}
 	else
 		records_read_rows(recs, from, limit, batch);
 	return batch->n > 0;
@@ -494,6 +599,7 @@ bd_records_parse(BdRecordBatch *batch, BdKeyInfo *info)
 		return bd_keys_parse(info, batch->n, records_fill_jsonb, batch);
 	set = bd_keys_parse(info, batch->n, records_fill_texts, batch);
 	for (int i = 0; i < set->n; i++)
+	{
 		if (set->outcomes[i] == BD_KEY_FAILED)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -501,6 +607,13 @@ bd_records_parse(BdRecordBatch *batch, BdKeyInfo *info)
 							batch->first_seq + i, info->relname),
 					 errdetail("%s", set->messages[i]),
 					 errhint("Create the job again and upload its records.")));
+		/* absent at the start: not tried (bd_keys_delete takes PENDING) */
+		if (batch->absent != NULL && batch->absent[i])
+		{
+			bd_keys_fail(set, i, ERRCODE_NO_DATA, "record not found", NULL);
+			set->outcomes[i] = BD_KEY_NOT_FOUND;
+		}
+	}
 	return set;
 }
 
@@ -517,10 +630,17 @@ bd_records_key_texts(BdRecordBatch *batch, BdKeySet *set)
 	char	  **texts;
 
 	for (int i = 0; i < set->n; i++)
-		if (set->outcomes[i] != BD_KEY_DELETED)
+		if (set->outcomes[i] != BD_KEY_DELETED &&
+			(batch->absent == NULL || !batch->absent[i]))
 			items[n++] = i;
 	if (batch->keys == NULL)
-		return bd_keys_json(set, items, n);
+	{
+		texts = bd_keys_json(set, items, n);
+		for (int i = 0; batch->absent != NULL && i < set->n; i++)
+			if (batch->absent[i])
+				texts[i] = batch->absent_keys[i];
+		return texts;
+	}
 	texts = palloc0(sizeof(char *) * (set->n + 1));
 	for (int j = 0; j < n; j++)
 		texts[items[j]] = JsonbToCString(NULL, &batch->keys[items[j]]->root,
@@ -550,7 +670,9 @@ bd_records_store_outcomes(BdRecords *recs, BdRecordBatch *batch,
 
 	for (int i = 0; i < set->n; i++)
 	{
-		if (set->outcomes[i] == BD_KEY_DELETED)
+		/* deleted, or absent at the start and stored then */
+		if (set->outcomes[i] == BD_KEY_DELETED ||
+			(batch->absent != NULL && batch->absent[i]))
 			continue;
 		seqd[n] = Int32GetDatum(batch->first_seq + i);
 		outcomes[n] = set->outcomes[i] == BD_KEY_SUPPRESSED ? "skipped" : "failed";

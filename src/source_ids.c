@@ -2,7 +2,7 @@
  *
  * source_ids.c
  *		The batch source of an id-list job (source.h): its uploaded records
- *		in bulkdelete.record, in upload order, from the job's position
+ *		(records_store.c), in upload order, from the job's position
  *		(operation.next_chunk, the first record not tried) on.  A batch
  *		reads the next records, deletes their keys as the job's owner with
  *		keys.c, and stores the outcome of those not deleted (failed, or
@@ -54,11 +54,18 @@ si_check(BdBatchSource *src)
 				 errhint("Create the job again and upload its records.")));
 }
 
-/* An ids job starts: its candidates are its uploaded records. */
+/*
+ * An ids job starts: its candidates are its uploaded records whose key had
+ * a row then (SPEC 4.1).  In the start's REPEATABLE READ transaction: the
+ * keys without a row in its snapshot get their outcome now
+ * (bd_records_mark_absent), and the batches pass them by.
+ */
 static void
 si_start(BdBatchSource *src)
 {
 	bd_job_mark_started_ids(src->job->id);
+	(void) bd_records_mark_absent((BdRecords *) src->private,
+								  bd_keys_lookup(src->job->target));
 }
 
 /*
@@ -154,10 +161,10 @@ si_record_batch(BdBatchSource *src, BdBatch *batch)
 						batch->failures, 0);
 }
 
-/* An id-list job has no queries, and its records are there from the start */
+/* An id-list job has no queries; its start looks its keys up in a snapshot */
 static const BdBatchSource si_source = {
 	.query_index = -1,
-	.start_in_snapshot = false,
+	.start_in_snapshot = true,
 	.check = si_check,
 	.start = si_start,
 	.next_batch = si_next_batch,
