@@ -252,6 +252,27 @@ def main():
                      "transaction must stay under twice that." % a.batch_time_ms)
         L.append("")
 
+    # --- CSV upload against COPY (variant upload) ------------------------------
+    if ("upload", "upload_csv") in d:
+        cs, cw = med(d, "upload", "copy", "seconds"), med(d, "upload", "copy", "wal_bytes")
+        us, uw = (med(d, "upload", "upload_csv", "seconds"),
+                  med(d, "upload", "upload_csv", "wal_bytes"))
+        L.append("## CSV upload against COPY")
+        L.append("")
+        L.append("The ids of the `upload` variant as a CSV file with a header: "
+                 "`COPY` into a new one-column table against "
+                 "`bulkdelete.upload(job, pg_read_file(...))` to a new job, "
+                 "on one fresh copy (medians).")
+        L.append("")
+        L.append("| what | rows | median s | WAL MB | upload/COPY time |")
+        L.append("|---|---|---|---|---|")
+        L.append("| COPY | %s | %s | %s | |" % (
+            texts(d, "upload", "copy", "rows")[0], fmt(cs), fmt(cw and cw / 1e6, "%.1f")))
+        L.append("| upload (CSV) | %s | %s | %s | %s |" % (
+            texts(d, "upload", "upload_csv", "rows")[0], fmt(us),
+            fmt(uw and uw / 1e6, "%.1f"), fmt(ratio(us, cs), "%.2f")))
+        L.append("")
+
     # --- OLTP ----------------------------------------------------------------
     if has_oltp:
         L.append("## Concurrent OLTP")
