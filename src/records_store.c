@@ -44,6 +44,12 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+/* The chunks of job $1 that hold records [$2, $3), in order */
+#define RECORDS_CHUNKS_SQL \
+	"SELECT first_seq, nkeys, columns, types, keys FROM bulkdelete.record_chunk" \
+	" WHERE operation_id = $1 AND first_seq < $3 AND first_seq + nkeys > $2" \
+	" ORDER BY first_seq"
+
 struct BdRecords
 {
 	int64		job_id;
@@ -77,6 +83,26 @@ records_exec(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	n = bd_spi_exec(sql, nargs, argtypes, values, NULL, read_only, expected);
 	bd_switch_user_end(&sw);
+	return n;
+}
+
+/*
+ * Run read-only sql on job job_id's records with $2 = a, $3 = b (int4) as
+ * the tables' owner; the result is read in the caller's memory context.
+ */
+static uint64
+records_range(const char *sql, int64 job_id, int a, int b)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
+	Datum		values[3];
+	uint64		n;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(a);
+	values[2] = Int32GetDatum(b);
+	n = records_exec(sql, 3, argtypes, values, true, SPI_OK_SELECT);
+	MemoryContextSwitchTo(cxt);
 	return n;
 }
 
@@ -386,20 +412,9 @@ records_read_chunks(BdRecords *recs, BdKeyInfo *info, int from, int limit,
 		records_take(recs, info, &pos, end, batch);
 	if (pos < end)
 	{
-		MemoryContext cxt = CurrentMemoryContext;
-		Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
-		Datum		values[3];
-		uint64		n;
+		uint64		n = records_range(RECORDS_CHUNKS_SQL, recs->job_id, pos,
+									  end);
 
-		values[0] = Int64GetDatum(recs->job_id);
-		values[1] = Int32GetDatum(pos);
-		values[2] = Int32GetDatum(end);
-		n = records_exec("SELECT first_seq, nkeys, columns, types, keys"
-						 " FROM bulkdelete.record_chunk"
-						 " WHERE operation_id = $1 AND first_seq < $3"
-						 " AND first_seq + nkeys > $2 ORDER BY first_seq",
-						 3, argtypes, values, true, SPI_OK_SELECT);
-		MemoryContextSwitchTo(cxt);
 		for (uint64 i = 0; i < n && pos < end; i++)
 		{
 			records_keep_chunk(recs, SPI_tuptable, i);
@@ -416,19 +431,12 @@ records_read_chunks(BdRecords *recs, BdKeyInfo *info, int from, int limit,
 static void
 records_read_rows(BdRecords *recs, int from, int limit, BdRecordBatch *batch)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
-	Datum		values[3];
 	uint64		n;
 
-	values[0] = Int64GetDatum(recs->job_id);
-	values[1] = Int32GetDatum(from);
-	values[2] = Int32GetDatum(limit);
-	n = records_exec("SELECT seq, key FROM bulkdelete.record"
-					 " WHERE operation_id = $1 AND seq >= $2"
-					 " AND seq < $2::pg_catalog.int8 + $3 ORDER BY seq",
-					 3, argtypes, values, true, SPI_OK_SELECT);
-	MemoryContextSwitchTo(cxt);
+	n = records_range("SELECT seq, key FROM bulkdelete.record"
+					  " WHERE operation_id = $1 AND seq >= $2"
+					  " AND seq < $2::pg_catalog.int8 + $3 ORDER BY seq",
+					  recs->job_id, from, limit);
 	batch->keys = palloc(sizeof(Jsonb *) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
 	{
@@ -450,22 +458,16 @@ records_read_rows(BdRecords *recs, int from, int limit, BdRecordBatch *batch)
 static void
 records_read_absent(BdRecords *recs, BdRecordBatch *batch)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
-	Datum		values[3];
 	uint64		n;
 
 	batch->absent = palloc0(sizeof(bool) * (batch->n + 1));
 	batch->absent_keys = palloc0(sizeof(char *) * (batch->n + 1));
 	if (batch->n == 0)
 		return;
-	values[0] = Int64GetDatum(recs->job_id);
-	values[1] = Int32GetDatum(batch->first_seq);
-	values[2] = Int32GetDatum(batch->first_seq + batch->n);
-	n = records_exec("SELECT seq, key::pg_catalog.text FROM bulkdelete.record"
-					 " WHERE operation_id = $1 AND seq >= $2 AND seq < $3",
-					 3, argtypes, values, true, SPI_OK_SELECT);
-	MemoryContextSwitchTo(cxt);
+	n = records_range("SELECT seq, key::pg_catalog.text FROM bulkdelete.record"
+					  " WHERE operation_id = $1 AND seq >= $2 AND seq < $3",
+					  recs->job_id, batch->first_seq,
+					  batch->first_seq + batch->n);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -492,19 +494,13 @@ bd_records_mark_absent(BdRecords *recs, BdKeyInfo *info)
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "bulkdelete start",
 											  ALLOCSET_DEFAULT_SIZES);
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	SPITupleTable *chunks;
 	uint64		nchunks;
 	int64		absent = 0;
 
 	if (!bd_records_chunked(recs))
 		return 0;
-	values[0] = Int64GetDatum(recs->job_id);
-	nchunks = records_exec("SELECT first_seq, nkeys, columns, types, keys"
-						   " FROM bulkdelete.record_chunk"
-						   " WHERE operation_id = $1 ORDER BY first_seq",
-						   1, argtypes, values, true, SPI_OK_SELECT);
+	nchunks = records_range(RECORDS_CHUNKS_SQL, recs->job_id, 0, INT_MAX);
 	chunks = SPI_tuptable;
 	for (uint64 r = 0; r < nchunks; r++)
 	{
@@ -736,20 +732,12 @@ records_list_chunks(BdRecords *recs, int lo, int hi, int *skip, int nskip,
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "bulkdelete results",
 											  ALLOCSET_DEFAULT_SIZES);
-	Oid			argtypes[3] = {INT8OID, INT4OID, INT4OID};
-	Datum		values[3];
 	SPITupleTable *chunks;
 	uint64		nchunks;
 	int			next_skip = 0;
 
-	values[0] = Int64GetDatum(recs->job_id);
-	values[1] = Int32GetDatum(lo);
-	values[2] = Int32GetDatum(hi < 0 ? INT_MAX : hi);
-	nchunks = records_exec("SELECT first_seq, nkeys, columns, types, keys"
-						   " FROM bulkdelete.record_chunk"
-						   " WHERE operation_id = $1 AND first_seq < $3"
-						   " AND first_seq + nkeys > $2 ORDER BY first_seq",
-						   3, argtypes, values, true, SPI_OK_SELECT);
+	nchunks = records_range(RECORDS_CHUNKS_SQL, recs->job_id, lo,
+							hi < 0 ? INT_MAX : hi);
 	chunks = SPI_tuptable;
 	for (uint64 r = 0; r < nchunks; r++)
 	{
