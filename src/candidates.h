@@ -25,5 +25,7 @@
 #define BD_TID_MAX_CHUNKS 128
 
 extern int64 bd_candidates_fix(BdJob *job);
+extern void bd_candidates_cutoff(FullTransactionId *cutoff_xmax,
+								 ArrayType **cutoff_xip);
 
 #endif							/* BULKDELETE_CANDIDATES_H */

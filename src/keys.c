@@ -12,22 +12,14 @@
  *		key, not per key.
  *
  *		The keys are deleted with one real DELETE, as the current user (the
- *		caller, or the job's owner), in a subtransaction.  A key of one
- *		column:
- *
- *			DELETE FROM target t WHERE t.c = ANY ($1) RETURNING t.c, t.tableoid
- *
- *		the plain DELETE's own statement and index plan (a join to the
- *		unnested keys was planned as a hash join over the whole table), each
- *		returned key found among the statement's keys by binary search.  A
- *		key of several columns:
+ *		caller, or the job's owner), in a subtransaction:
  *
  *			DELETE FROM target t
  *			USING ROWS FROM (unnest($1), .., unnest($n + 1)) AS k(k1, .., item)
  *			WHERE t.c1 = k.k1 AND ... RETURNING k.item, t.tableoid
  *
- *		Both use the key's own equality operators, so the primary key's
- *		index finds the rows.  Keys whose rows a restricting foreign key holds are
+ *		with the key's own equality operators, so the primary key's index
+ *		finds the rows.  Keys whose rows a restricting foreign key holds are
  *		found first with one anti-join and tried alone.  When the DELETE
  *		fails with an error a row can cause, the keys are split by
  *		isolate.c, as batch.c's rows are: keys of rows locked by another
@@ -618,17 +610,50 @@ keys_row_item(BdKeySet *set, int *sorted, int n, uint64 row)
 	return -1;					/* keep the compiler quiet */
 }
 
+/*
+ * The parameters of a statement on keys items[0..n) of set:
+ * bd_keys_params's, then, when the set has a cutoff, its xmax and xids
+ * ($ncols + 2, $ncols + 3).  *argtypes and *nargs receive their types and
+ * number.
+ */
+static Datum *
+keys_params(BdKeySet *set, int *items, int n, Oid **argtypes, int *nargs)
+{
+	BdKeyInfo  *info = set->info;
+	Datum	   *values;
+
+	*nargs = info->ncols + (set->cutoff_xmax != (Datum) 0 ? 3 : 1);
+	*argtypes = palloc(sizeof(Oid) * (info->ncols + 3));
+	values = repalloc(bd_keys_params(info, set->values, items, n, *argtypes),
+					  sizeof(Datum) * (info->ncols + 3));
+	(*argtypes)[info->ncols + 1] = XID8OID;
+	(*argtypes)[info->ncols + 2] = XID8ARRAYOID;
+	values[info->ncols + 1] = set->cutoff_xmax;
+	values[info->ncols + 2] = set->cutoff_xip;
+	return values;
+}
+
+/* The test that row t's version existed at the set's cutoff, or "" */
+static char *
+keys_existed_sql(BdKeySet *set, bool existed)
+{
+	if (set->cutoff_xmax == (Datum) 0)
+		return "";
+	return psprintf(" AND %sbulkdelete.existed_at(t.xmin, $%d, $%d)",
+					existed ? "" : "NOT ", set->info->ncols + 2,
+					set->info->ncols + 3);
+}
+
 /* Run sql (with info->keys_sql) for keys items[0..n) in a subtransaction. */
 static bool
 keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 		 uint64 *processed, ErrorData **edata)
 {
-	BdKeyInfo  *info = run->set->info;
-	Oid		   *argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
-	Datum	   *values = bd_keys_params(info, run->set->values, items, n,
-										argtypes);
+	Oid		   *argtypes;
+	int			nargs;
+	Datum	   *values = keys_params(run->set, items, n, &argtypes, &nargs);
 
-	return bd_spi_try(sql, info->ncols + 1, argtypes, values, NULL, expected,
+	return bd_spi_try(sql, nargs, argtypes, values, NULL, expected,
 					  processed, edata);
 }
 
@@ -826,46 +851,19 @@ keys_distinct(BdKeySet *set, int *items, int *first_of)
  * per key of the set.
  */
 static bool *
-keys_lookup(BdKeySet *set, const char *sql, Oid *argtypes, Datum *values,
-			int *sorted, int n)
+keys_lookup(BdKeySet *set, const char *sql, int nargs, Oid *argtypes,
+			Datum *values, int *sorted, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	BdKeyInfo  *info = set->info;
 	bool	   *found;
 	uint64		nfound;
 
-	nfound = bd_spi_exec(sql, info->ncols + 1, argtypes, values, NULL, true,
+	nfound = bd_spi_exec(sql, nargs, argtypes, values, NULL, true,
 						 SPI_OK_SELECT);
 	MemoryContextSwitchTo(cxt);
 	found = palloc0(sizeof(bool) * (set->n + 1));
 	for (uint64 j = 0; j < nfound; j++)
 		found[keys_row_item(set, sorted, n, j)] = true;
-	return found;
-}
-
-/*
- * Which PENDING keys of set have a row, looked up as the current user (a
- * key given twice is looked up once): a bool per key of the set.  In a
- * transaction, connected to SPI.
- */
-bool *
-bd_keys_exist(BdKeySet *set)
-{
-	BdKeyInfo  *info = set->info;
-	int		   *items = palloc(sizeof(int) * (set->n + 1));
-	int		   *first_of = palloc(sizeof(int) * (set->n + 1));
-	int			n = keys_distinct(set, items, first_of);
-	Oid		   *argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
-	Datum	   *values;
-	bool	   *found;
-
-	if (n == 0)
-		return palloc0(sizeof(bool) * (set->n + 1));
-	values = bd_keys_params(info, set->values, items, n, argtypes);
-	found = keys_lookup(set, keys_select_sql(info, ""), argtypes, values,
-						keys_sorted(set, items, n), n);
-	for (int i = 0; i < set->n; i++)
-		found[i] = found[first_of[i]];
 	return found;
 }
 
@@ -889,8 +887,10 @@ keys_classify(KeysRun *run, int *items, int n)
 	bool		rls;
 	bool	   *found;
 	bool	   *visible = NULL;
+	bool	   *changed = NULL;
 	BdUserSwitch sw;
 	Oid		   *argtypes;
+	int			nargs;
 	Datum	   *values;
 	char	   *role;
 	int		   *sorted;
@@ -906,13 +906,16 @@ keys_classify(KeysRun *run, int *items, int n)
 	rls = check_enable_rls(info->relid, InvalidOid, true) == RLS_ENABLED;
 	role = GetUserNameFromId(GetUserId(), false);
 
-	argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
-	values = bd_keys_params(info, set->values, pending, npending, argtypes);
+	values = keys_params(set, pending, npending, &argtypes, &nargs);
 	sorted = keys_sorted(set, pending, npending);
 	if (rls)
-		visible = keys_lookup(set, sql, argtypes, values, sorted, npending);
+		visible = keys_lookup(set, sql, nargs, argtypes, values, sorted,
+							  npending);
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	found = keys_lookup(set, sql, argtypes, values, sorted, npending);
+	found = keys_lookup(set, sql, nargs, argtypes, values, sorted, npending);
+	if (set->cutoff_xmax != (Datum) 0)
+		changed = keys_lookup(set, keys_select_sql(info, keys_existed_sql(set, false)),
+							  nargs, argtypes, values, sorted, npending);
 	bd_switch_user_end(&sw);
 
 	for (int i = 0; i < npending; i++)
@@ -923,6 +926,13 @@ keys_classify(KeysRun *run, int *items, int n)
 		{
 			bd_keys_fail(set, item, ERRCODE_NO_DATA, "record not found", NULL);
 			set->outcomes[item] = BD_KEY_NOT_FOUND;
+		}
+		else if (changed != NULL && changed[item])
+		{
+			bd_keys_fail(set, item, ERRCODE_NO_DATA,
+						 "the record was changed or inserted after the job started",
+						 NULL);
+			set->outcomes[item] = BD_KEY_CHANGED;
 		}
 		else if (rls)
 		{
@@ -969,15 +979,17 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 	run.iso.fails_all = keys_fails_all;
 	run.iso.partition_free = keys_partition_free;
 	if (info->any_sql != NULL)
-		run.delete_sql = psprintf("DELETE FROM %s t WHERE %s"
+		run.delete_sql = psprintf("DELETE FROM %s t WHERE %s%s"
 								  " RETURNING t.%s, t.tableoid",
 								  info->relname, info->any_sql,
+								  keys_existed_sql(set, true),
 								  quote_identifier(info->colnames[0]));
 	else
-		run.delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s"
+		run.delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s%s"
 								  " RETURNING k.item, t.tableoid",
 								  info->relname, info->keys_sql,
-								  info->match_sql);
+								  info->match_sql,
+								  keys_existed_sql(set, true));
 	if (counts)
 	{
 		run.stats_before = palloc(sizeof(int64) * (target->ncascade + 1));

@@ -57,7 +57,9 @@ typedef enum BdKeyOutcome
 	BD_KEY_NOT_FOUND,			/* no row has this key */
 	BD_KEY_HIDDEN,				/* row-level security refused the delete
 								 * of a row the role can see */
-	BD_KEY_SUPPRESSED			/* a BEFORE DELETE trigger returned NULL */
+	BD_KEY_SUPPRESSED,			/* a BEFORE DELETE trigger returned NULL */
+	BD_KEY_CHANGED				/* the row's version is newer than the
+								 * job's start: updated or inserted since */
 } BdKeyOutcome;
 
 /* A list of keys and what happened to each */
@@ -70,6 +72,13 @@ typedef struct BdKeySet
 	int		   *sqlerrcodes;	/* of FAILED keys */
 	char	  **messages;
 	char	  **details;
+
+	/*
+	 * An ids job's start (xid8, xid8[]; 0 for none): only a row whose
+	 * version existed then is deleted (bulkdelete.existed_at), SPEC 4.1
+	 */
+	Datum		cutoff_xmax;
+	Datum		cutoff_xip;
 } BdKeySet;
 
 /* Fill the ncols values of key number item, or raise an error */
@@ -90,7 +99,6 @@ extern Datum *bd_keys_params(BdKeyInfo *info, Datum *keys, int *items,
 							 int n, Oid *argtypes);
 
 extern char **bd_keys_json(BdKeySet *set, int *items, int n);
-extern bool *bd_keys_exist(BdKeySet *set);
 
 extern BdKeySet *bd_keys_parse(BdKeyInfo *info, int n, BdKeyFill fill,
 							   void *arg);

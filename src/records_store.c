@@ -452,96 +452,6 @@ records_read_rows(BdRecords *recs, int from, int limit, BdRecordBatch *batch)
 }
 
 /*
- * Chunks: which records of the batch were found absent at the job's start
- * (bd_records_mark_absent): their outcome rows are stored already.
- */
-static void
-records_read_absent(BdRecords *recs, BdRecordBatch *batch)
-{
-	uint64		n;
-
-	batch->absent = palloc0(sizeof(bool) * (batch->n + 1));
-	batch->absent_keys = palloc0(sizeof(char *) * (batch->n + 1));
-	if (batch->n == 0)
-		return;
-	n = records_range("SELECT seq, key::pg_catalog.text FROM bulkdelete.record"
-					  " WHERE operation_id = $1 AND seq >= $2 AND seq < $3",
-					  recs->job_id, batch->first_seq,
-					  batch->first_seq + batch->n);
-	for (uint64 i = 0; i < n; i++)
-	{
-		bool		isnull;
-		int			item = (int) bd_spi_int64(i, 1, 0) - batch->first_seq;
-
-		batch->absent[item] = true;
-		batch->absent_keys[item] = TextDatumGetCString(bd_spi_datum(i, 2, &isnull));
-	}
-}
-
-/*
- * SPEC 4.1 for an id list: a job deletes only rows that existed when it
- * started.  At its start, in the start's snapshot (REPEATABLE READ), look
- * every uploaded key up (as the job tables' owner, like keys.c's look-ups)
- * and store the outcome of those without a row, "record not found", so
- * that the batches do not try them: a row inserted later under such a key
- * is never deleted, while a row updated since the start is (an xmin test
- * could not tell the two apart).  Chunks only; returns the number of keys
- * absent.  Connected to SPI.
- */
-int64
-bd_records_mark_absent(BdRecords *recs, BdKeyInfo *info)
-{
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "bulkdelete start",
-											  ALLOCSET_DEFAULT_SIZES);
-	SPITupleTable *chunks;
-	uint64		nchunks;
-	int64		absent = 0;
-
-	if (!bd_records_chunked(recs))
-		return 0;
-	nchunks = records_range(RECORDS_CHUNKS_SQL, recs->job_id, 0, INT_MAX);
-	chunks = SPI_tuptable;
-	for (uint64 r = 0; r < nchunks; r++)
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		BdRecordBatch batch;
-		BdKeySet   *set;
-		bool	   *found;
-		BdUserSwitch sw;
-		int			pos;
-
-		records_keep_chunk(recs, chunks, r);
-		memset(&batch, 0, sizeof(batch));
-		batch.first_seq = pos = recs->cache_first;
-		batch.texts = palloc(sizeof(char *) * ((Size) recs->cache_n * info->ncols + 1));
-		records_take(recs, info, &pos, recs->cache_first + recs->cache_n, &batch);
-		set = bd_records_parse(&batch, info);
-		bd_switch_user_begin(&sw, bd_job_table_owner());
-		found = bd_keys_exist(set);
-		bd_switch_user_end(&sw);
-		for (int i = 0; i < set->n; i++)
-		{
-			if (found[i])
-				set->outcomes[i] = BD_KEY_DELETED;	/* no outcome to store */
-			else
-			{
-				bd_keys_fail(set, i, ERRCODE_NO_DATA, "record not found", NULL);
-				set->outcomes[i] = BD_KEY_NOT_FOUND;
-				absent++;
-			}
-		}
-		batch.absent = palloc0(sizeof(bool) * (batch.n + 1));
-		bd_records_store_outcomes(recs, &batch, set,
-								  bd_records_key_texts(&batch, set));
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(cxt);
-	}
-	MemoryContextDelete(cxt);
-	return absent;
-}
-
-/*
  * Read at most limit records from record number "from" on into batch
  * (palloc'd in the caller's context); false when there are none.  In a
  * transaction, connected to SPI.
@@ -553,10 +463,7 @@ bd_records_read(BdRecords *recs, BdKeyInfo *info, int from, int limit,
 	memset(batch, 0, sizeof(*batch));
 	batch->first_seq = from;
 	if (bd_records_chunked(recs))
-	{
 		records_read_chunks(recs, info, from, limit, batch);
-		records_read_absent(recs, batch);
-	}
 	else
 		records_read_rows(recs, from, limit, batch);
 	return batch->n > 0;
@@ -595,7 +502,6 @@ bd_records_parse(BdRecordBatch *batch, BdKeyInfo *info)
 		return bd_keys_parse(info, batch->n, records_fill_jsonb, batch);
 	set = bd_keys_parse(info, batch->n, records_fill_texts, batch);
 	for (int i = 0; i < set->n; i++)
-	{
 		if (set->outcomes[i] == BD_KEY_FAILED)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -603,13 +509,6 @@ bd_records_parse(BdRecordBatch *batch, BdKeyInfo *info)
 							batch->first_seq + i, info->relname),
 					 errdetail("%s", set->messages[i]),
 					 errhint("Create the job again and upload its records.")));
-		/* absent at the start: not tried (bd_keys_delete takes PENDING) */
-		if (batch->absent != NULL && batch->absent[i])
-		{
-			bd_keys_fail(set, i, ERRCODE_NO_DATA, "record not found", NULL);
-			set->outcomes[i] = BD_KEY_NOT_FOUND;
-		}
-	}
 	return set;
 }
 
@@ -626,17 +525,10 @@ bd_records_key_texts(BdRecordBatch *batch, BdKeySet *set)
 	char	  **texts;
 
 	for (int i = 0; i < set->n; i++)
-		if (set->outcomes[i] != BD_KEY_DELETED &&
-			(batch->absent == NULL || !batch->absent[i]))
+		if (set->outcomes[i] != BD_KEY_DELETED)
 			items[n++] = i;
 	if (batch->keys == NULL)
-	{
-		texts = bd_keys_json(set, items, n);
-		for (int i = 0; batch->absent != NULL && i < set->n; i++)
-			if (batch->absent[i])
-				texts[i] = batch->absent_keys[i];
-		return texts;
-	}
+		return bd_keys_json(set, items, n);
 	texts = palloc0(sizeof(char *) * (set->n + 1));
 	for (int j = 0; j < n; j++)
 		texts[items[j]] = JsonbToCString(NULL, &batch->keys[items[j]]->root,
@@ -666,12 +558,11 @@ bd_records_store_outcomes(BdRecords *recs, BdRecordBatch *batch,
 
 	for (int i = 0; i < set->n; i++)
 	{
-		/* deleted, or absent at the start and stored then */
-		if (set->outcomes[i] == BD_KEY_DELETED ||
-			(batch->absent != NULL && batch->absent[i]))
+		if (set->outcomes[i] == BD_KEY_DELETED)
 			continue;
 		seqd[n] = Int32GetDatum(batch->first_seq + i);
-		outcomes[n] = set->outcomes[i] == BD_KEY_SUPPRESSED ? "skipped" : "failed";
+		outcomes[n] = set->outcomes[i] == BD_KEY_SUPPRESSED ||
+			set->outcomes[i] == BD_KEY_CHANGED ? "skipped" : "failed";
 		states[n] = pstrdup(unpack_sql_state(set->sqlerrcodes[i]));
 		messages[n] = set->messages[i];
 		keys[n] = key_texts[i];

@@ -32,9 +32,6 @@ typedef struct BdRecordBatch
 	Jsonb	  **keys;			/* 1.0 layout: each record's stored key */
 	char	  **texts;			/* chunks: n * ncols key texts, in the key's
 								 * column order */
-	bool	   *absent;			/* chunks: no row had the key when the job
-								 * started (its outcome is stored) */
-	char	  **absent_keys;	/* their keys, as stored */
 } BdRecordBatch;
 
 /* What a results function lists, in upload order */
@@ -56,7 +53,6 @@ extern bool bd_records_lost(int64 job_id);
 
 extern BdRecords *bd_records_open(int64 job_id, MemoryContext cxt);
 extern bool bd_records_chunked(BdRecords *recs);
-extern int64 bd_records_mark_absent(BdRecords *recs, BdKeyInfo *info);
 extern bool bd_records_read(BdRecords *recs, BdKeyInfo *info, int from,
 							int limit, BdRecordBatch *batch);
 extern BdKeySet *bd_records_parse(BdRecordBatch *batch, BdKeyInfo *info);

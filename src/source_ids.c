@@ -2,7 +2,7 @@
  *
  * source_ids.c
  *		The batch source of an id-list job (source.h): its uploaded records
- *		(records_store.c), in upload order, from the job's position
+ *		in bulkdelete.record, in upload order, from the job's position
  *		(operation.next_chunk, the first record not tried) on.  A batch
  *		reads the next records, deletes their keys as the job's owner with
  *		keys.c, and stores the outcome of those not deleted (failed, or
@@ -23,6 +23,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 /* The records of one batch, from next_batch to record_batch */
 typedef struct SiRecords
@@ -45,6 +46,12 @@ si_check(BdBatchSource *src)
 	bool		missing;
 
 	missing = bd_records_lost(src->job->id);
+	if (!missing && src->job->started && bd_job_ids_cutoff_lost(src->job->id))
+	{
+		/* restored: every row is the restore's own, the cutoff says nothing */
+		src->job->cutoff_xmax = (Datum) 0;
+		src->job->cutoff_xip = (Datum) 0;
+	}
 	if (missing)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -55,17 +62,24 @@ si_check(BdBatchSource *src)
 }
 
 /*
- * An ids job starts: its candidates are its uploaded records whose key had
- * a row then (SPEC 4.1).  In the start's REPEATABLE READ transaction: the
- * keys without a row in its snapshot get their outcome now
- * (bd_records_mark_absent), and the batches pass them by.
+ * An ids job starts: its candidates are its uploaded records whose row
+ * existed then (SPEC 4.1).  In the REPEATABLE READ transaction the loop
+ * gives this: its snapshot is the cutoff, recorded as a query job's is,
+ * and read back into the run's job.
  */
 static void
 si_start(BdBatchSource *src)
 {
-	bd_job_mark_started_ids(src->job->id);
-	(void) bd_records_mark_absent((BdRecords *) src->private,
-								  bd_keys_lookup(src->job->target));
+	FullTransactionId cutoff_xmax;
+	ArrayType  *cutoff_xip;
+	MemoryContext old;
+
+	bd_candidates_cutoff(&cutoff_xmax, &cutoff_xip);
+	bd_job_mark_started_ids(src->job->id, src->job->target, cutoff_xmax,
+							cutoff_xip);
+	old = MemoryContextSwitchTo(GetMemoryChunkContext(src));
+	*src->job = *bd_job_load(src->job->id);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -109,6 +123,15 @@ si_delete_batch(BdBatchSource *src, BdBatch *batch)
 	bd_target_check(job->target, NULL);
 	bd_target_check_leaves(job->target, NULL);
 	recs->set = bd_records_parse(&recs->batch, recs->info);
+	/*
+	 * Only rows that existed at the start; a job started before 1.1, or
+	 * restored from a dump, has no cutoff to go by: it deletes by key
+	 */
+	if (job->cutoff_xmax != (Datum) 0)
+	{
+		recs->set->cutoff_xmax = job->cutoff_xmax;
+		recs->set->cutoff_xip = job->cutoff_xip;
+	}
 	target = bd_keys_target(job->target, job->owner);
 	counts->ncascade = target->ncascade;
 	counts->cascade_relids = target->cascade_relids;
@@ -127,7 +150,8 @@ si_delete_batch(BdBatchSource *src, BdBatch *batch)
 			counts->deleted++;
 			continue;
 		}
-		if (recs->set->outcomes[i] == BD_KEY_SUPPRESSED)
+		if (recs->set->outcomes[i] == BD_KEY_SUPPRESSED ||
+			recs->set->outcomes[i] == BD_KEY_CHANGED)
 		{
 			counts->skipped++;
 			continue;
@@ -161,7 +185,7 @@ si_record_batch(BdBatchSource *src, BdBatch *batch)
 						batch->failures, 0);
 }
 
-/* An id-list job has no queries; its start looks its keys up in a snapshot */
+/* An id-list job has no queries; its start takes the cutoff in a snapshot */
 static const BdBatchSource si_source = {
 	.query_index = -1,
 	.start_in_snapshot = true,
