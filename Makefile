@@ -33,6 +33,7 @@ OBJS = \
 	src/query_oper.o \
 	src/query_view.o \
 	src/records.o \
+	src/records_store.o \
 	src/recurrence.o \
 	src/run.o \
 	src/schedule.o \
@@ -57,6 +58,7 @@ SHLIB_LINK += $(filter -lxml2, $(LIBS))
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter fetchxml preview query_jobs \
 	records records_upload records_bulk schedule targets filter_names records_rls \
+	records_chunks \
 	errors lifecycle views tasks
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf

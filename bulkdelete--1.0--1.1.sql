@@ -835,3 +835,46 @@ ALTER TABLE @extschema@.candidate ALTER COLUMN tids SET STORAGE PLAIN,
 	ALTER COLUMN xmins SET STORAGE PLAIN;
 COMMENT ON COLUMN @extschema@.candidate.xmins IS
 	'unused since 1.1 (null): the xmins of the chunk''s rows at the start, which chunks stored before';
+
+/*
+ * Uploaded keys in chunks (issue 12).  1.0 stored one bulkdelete.record
+ * row per uploaded key, which cost an upload of 200k ids more than the
+ * deletes themselves.  An upload now stores its keys in record_chunk, up
+ * to 10,000 keys a row, as the text forms of the key's columns, key by
+ * key (columns names them, in that order, types gives their types, so
+ * that the results show the keys even after the table is gone); first_seq is the number of the
+ * chunk's first record, nkeys their count, so a job's records are still
+ * numbered from 0 in upload order and the job's position (next_chunk)
+ * still names the first record not tried.  bulkdelete.record keeps, for a
+ * job whose keys are in chunks, only the records tried and not deleted,
+ * with their outcome; every other record before the position was deleted.
+ * Jobs uploaded under 1.0 keep their records as they are (one row each)
+ * and run and report from them: the library reads either layout, so
+ * nothing is converted here.  Dumped with the jobs, like record.
+ */
+CREATE TABLE @extschema@.record_chunk (
+	operation_id bigint NOT NULL,
+	first_seq integer NOT NULL,
+	nkeys integer NOT NULL,
+	columns text[] NOT NULL,
+	types regtype[] NOT NULL,
+	keys text[] NOT NULL,
+	CONSTRAINT record_chunk_pkey PRIMARY KEY (operation_id, first_seq),
+	CONSTRAINT record_chunk_nkeys_check
+		CHECK (nkeys > 0 AND pg_catalog.cardinality(keys)
+			   OPERATOR(pg_catalog.=) nkeys * pg_catalog.cardinality(columns)
+			   AND pg_catalog.cardinality(types)
+			   OPERATOR(pg_catalog.=) pg_catalog.cardinality(columns)),
+	CONSTRAINT record_chunk_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
+-- out of line but not compressed: pglz took most of an upload's time
+ALTER TABLE @extschema@.record_chunk ALTER COLUMN keys SET STORAGE EXTERNAL;
+COMMENT ON TABLE @extschema@.record_chunk IS
+	'the keys uploaded to id-list jobs, in chunks of up to 10,000 records in upload order';
+COMMENT ON COLUMN @extschema@.record_chunk.keys IS
+	'the text form of each key column (columns names them), key by key';
+COMMENT ON TABLE @extschema@.record IS
+	'the outcome of each record an id-list job tried and did not delete (jobs uploaded under 1.0: every record uploaded)';
+REVOKE ALL ON @extschema@.record_chunk FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.record_chunk', '');

@@ -74,8 +74,12 @@ SELECT rec_try(format('SELECT bulkdelete.upload(%s, %L)', :job,
 SELECT rec_try(format('SELECT bulkdelete.upload(%s, ARRAY(SELECT generate_series(12, 300)))', :job));
 RESET ROLE;
 RESET bulkdelete.max_upload_size;
--- none of the refused uploads left anything: the records are those above
-SELECT seq, key, outcome FROM bulkdelete.record WHERE operation_id = :job ORDER BY seq;
+-- none of the refused uploads left anything: the records are those above,
+-- one chunk per upload, numbered on from upload to upload, and no record
+-- row (those are outcomes, written only for records not deleted)
+SELECT first_seq, nkeys, columns, types, keys FROM bulkdelete.record_chunk
+WHERE operation_id = :job ORDER BY first_seq;
+SELECT count(*) FROM bulkdelete.record WHERE operation_id = :job;
 
 -- another role cannot see the job, so cannot upload to it, close, abort or
 -- read it; carol cannot even call the functions
@@ -315,12 +319,14 @@ SELECT rec_try(format('SELECT * FROM bulkdelete.successful_results(%s)', :query_
 SELECT rec_try(format('SELECT bulkdelete.abort(%s)', :query_job));
 SELECT bulkdelete.forget(:job);
 SELECT count(*) FROM bulkdelete.record WHERE operation_id = :job;
+SELECT count(*) FROM bulkdelete.record_chunk WHERE operation_id = :job;
 SELECT rec_try(format('SELECT * FROM bulkdelete.successful_results(%s)', :job));
 
 -- the record table is the extension's own: nobody else reads or writes it
 SET ROLE bd_alice;
 SELECT rec_try('SELECT count(*) FROM bulkdelete.record');
 SELECT rec_try($$INSERT INTO bulkdelete.record VALUES (1, 0, '{}')$$);
+SELECT rec_try('SELECT count(*) FROM bulkdelete.record_chunk');
 RESET ROLE;
 
 DELETE FROM bulkdelete.operation;

@@ -703,3 +703,20 @@ bd_candidates_fix(BdJob *job)
 	job->next_chunk = 0;
 	return total;
 }
+
+/*
+ * The cutoff of a job that keeps no candidate set (an id list): the xmax
+ * of the transaction's snapshot and the xids running then, as
+ * bd_candidates_fix records them.  Must be called in a REPEATABLE READ
+ * transaction.
+ */
+void
+bd_candidates_cutoff(FullTransactionId *cutoff_xmax, ArrayType **cutoff_xip)
+{
+	Snapshot	snap = GetTransactionSnapshot();
+
+	if (!IsolationUsesXactSnapshot())
+		elog(ERROR, "the cutoff must be taken in a REPEATABLE READ transaction");
+	*cutoff_xmax = candidates_widen(ReadNextFullTransactionId(), snap->xmax);
+	*cutoff_xip = candidates_running_xids(snap);
+}

@@ -31,5 +31,7 @@
 #define BD_SMALL_ROWS (16 * BD_CHUNK_ROWS)
 
 extern int64 bd_candidates_fix(BdJob *job);
+extern void bd_candidates_cutoff(FullTransactionId *cutoff_xmax,
+								 ArrayType **cutoff_xip);
 
 #endif							/* BULKDELETE_CANDIDATES_H */

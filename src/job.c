@@ -459,13 +459,48 @@ bd_job_mark_started(int64 job_id, int64 candidate_count,
 			  4, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
-/* An ids job starts: its candidates are its uploaded records. */
+/*
+ * An ids job on target starts: its candidates are its uploaded records
+ * (counted at close_upload), and the cutoff is recorded as for a query
+ * job, so that a batch deletes only row versions that existed then.  One
+ * candidate row (chunk 0, the target, nothing else) marks the cutoff as
+ * this database's: a dump does not hold candidates, so the cutoff of a
+ * restored job, whose xids say nothing of the restored rows, is known for
+ * what it is (bd_job_ids_cutoff_lost).
+ */
 void
-bd_job_mark_started_ids(int64 job_id)
+bd_job_mark_started_ids(int64 job_id, Oid target, FullTransactionId cutoff_xmax,
+						ArrayType *cutoff_xip)
 {
-	job_write_id("UPDATE bulkdelete.operation SET started_at = pg_catalog.now(),"
-				 " processing_query_index = 0 WHERE id = $1 AND started_at IS NULL",
-				 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
+	Oid			argtypes[4] = {INT8OID, XID8OID, XID8ARRAYOID, OIDOID};
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = FullTransactionIdGetDatum(cutoff_xmax);
+	values[2] = PointerGetDatum(cutoff_xip);
+	values[3] = ObjectIdGetDatum(target);
+	job_write("WITH started AS (UPDATE bulkdelete.operation"
+			  "  SET started_at = pg_catalog.now(), processing_query_index = 0,"
+			  "  cutoff_xmax = $2, cutoff_xip = $3"
+			  "  WHERE id = $1 AND started_at IS NULL RETURNING id)"
+			  " INSERT INTO bulkdelete.candidate (operation_id, query_index, chunk, leaf)"
+			  " SELECT id, 0, 0, $4 FROM started",
+			  4, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Has started ids job job_id a cutoff that is not this database's: a job
+ * restored by pg_dump/pg_restore (see bd_job_mark_started_ids)?  Its rows
+ * were all written by the restore, so it deletes by key alone from then
+ * on.  In a transaction.
+ */
+bool
+bd_job_ids_cutoff_lost(int64 job_id)
+{
+	return bd_job_test("SELECT o.cutoff_xmax IS NOT NULL AND NOT EXISTS ("
+					   "  SELECT 1 FROM bulkdelete.candidate c WHERE c.operation_id = o.id)"
+					   " FROM bulkdelete.operation o WHERE o.id = $1",
+					   job_id);
 }
 
 /* Store one chunk of candidates; xmins may be NULL (none stored). */

@@ -159,7 +159,10 @@ extern int	bd_job_running(int64 *job_id, int *pid);
 extern void bd_job_mark_started(int64 job_id, int64 candidate_count,
 								FullTransactionId cutoff_xmax,
 								ArrayType *cutoff_xip);
-extern void bd_job_mark_started_ids(int64 job_id);
+extern void bd_job_mark_started_ids(int64 job_id, Oid target,
+									FullTransactionId cutoff_xmax,
+									ArrayType *cutoff_xip);
+extern bool bd_job_ids_cutoff_lost(int64 job_id);
 extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
 							   Oid leaf, Oid filenode, ArrayType *tids,
 							   ArrayType *xmins);

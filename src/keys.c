@@ -76,6 +76,77 @@ typedef struct KeysRun
 	BdIsolate	iso;			/* failure isolation over key numbers (int) */
 } KeysRun;
 
+/* Room for the columns of a key of ncols columns */
+static void
+keys_alloc(BdKeyInfo *info, int ncols)
+{
+	info->ncols = ncols;
+	info->colnames = palloc(sizeof(char *) * ncols);
+	info->types = palloc(sizeof(Oid) * ncols);
+	info->typmods = palloc(sizeof(int32) * ncols);
+	info->arraytypes = palloc(sizeof(Oid) * ncols);
+	info->typlens = palloc(sizeof(int16) * ncols);
+	info->typbyvals = palloc(sizeof(bool) * ncols);
+	info->typaligns = palloc(sizeof(char) * ncols);
+	info->infuncs = palloc(sizeof(FmgrInfo) * ncols);
+	info->ioparams = palloc(sizeof(Oid) * ncols);
+	info->cmpfuncs = palloc0(sizeof(FmgrInfo) * ncols);
+	info->collations = palloc0(sizeof(Oid) * ncols);
+}
+
+/* Key column i: its name, its type, how to read it and pass it in arrays */
+static void
+keys_column(BdKeyInfo *info, int i, const char *name, Oid typid, int32 typmod)
+{
+	Oid			infunc;
+
+	info->colnames[i] = pstrdup(name);
+	info->types[i] = typid;
+	info->typmods[i] = typmod;
+	info->arraytypes[i] = get_array_type(typid);
+	if (!OidIsValid(info->arraytypes[i]))
+		elog(ERROR, "type %u has no array type", typid);
+	get_typlenbyvalalign(typid, &info->typlens[i], &info->typbyvals[i],
+						 &info->typaligns[i]);
+	getTypeInputInfo(typid, &infunc, &info->ioparams[i]);
+	fmgr_info(infunc, &info->infuncs[i]);
+}
+
+/* info->keys_sql, once the columns are set */
+static void
+keys_set_sql(BdKeyInfo *info)
+{
+	StringInfoData keys;
+	StringInfoData names;
+
+	initStringInfo(&keys);
+	initStringInfo(&names);
+	for (int i = 0; i < info->ncols; i++)
+	{
+		appendStringInfo(&keys, "pg_catalog.unnest($%d), ", i + 1);
+		appendStringInfo(&names, "k%d, ", i + 1);
+	}
+	info->keys_sql = psprintf("ROWS FROM (%spg_catalog.unnest($%d)) AS k(%sitem)",
+							  keys.data, info->ncols + 1, names.data);
+}
+
+/*
+ * A key of ncols columns of the given names and types, not of a table: to
+ * read stored key texts and show them as JSON (bd_keys_json) after the
+ * table is gone.  It cannot delete or compare.
+ */
+BdKeyInfo *
+bd_keys_of_types(int ncols, char **names, Oid *types)
+{
+	BdKeyInfo  *info = palloc0(sizeof(BdKeyInfo));
+
+	keys_alloc(info, ncols);
+	for (int i = 0; i < ncols; i++)
+		keys_column(info, i, names[i], types[i], -1);
+	keys_set_sql(info);
+	return info;
+}
+
 /*
  * The primary key of relid, which must be a table or a partitioned table:
  * its columns, how to read and compare their values, and the SQL that
@@ -96,8 +167,6 @@ bd_keys_lookup(Oid relid)
 	oidvector  *opclasses;
 	oidvector  *collations;
 	bool		isnull;
-	StringInfoData keys;
-	StringInfoData names;
 	StringInfoData match;
 
 	info->relid = relid;
@@ -129,21 +198,7 @@ bd_keys_lookup(Oid relid)
 															   Anum_pg_index_indcollation,
 															   &isnull));
 
-	info->ncols = idx->indnkeyatts;
-	info->colnames = palloc(sizeof(char *) * info->ncols);
-	info->types = palloc(sizeof(Oid) * info->ncols);
-	info->typmods = palloc(sizeof(int32) * info->ncols);
-	info->arraytypes = palloc(sizeof(Oid) * info->ncols);
-	info->typlens = palloc(sizeof(int16) * info->ncols);
-	info->typbyvals = palloc(sizeof(bool) * info->ncols);
-	info->typaligns = palloc(sizeof(char) * info->ncols);
-	info->infuncs = palloc(sizeof(FmgrInfo) * info->ncols);
-	info->ioparams = palloc(sizeof(Oid) * info->ncols);
-	info->cmpfuncs = palloc(sizeof(FmgrInfo) * info->ncols);
-	info->collations = palloc(sizeof(Oid) * info->ncols);
-
-	initStringInfo(&keys);
-	initStringInfo(&names);
+	keys_alloc(info, idx->indnkeyatts);
 	initStringInfo(&match);
 	for (int i = 0; i < info->ncols; i++)
 	{
@@ -151,20 +206,11 @@ bd_keys_lookup(Oid relid)
 											  idx->indkey.values[i] - 1);
 		Oid			opfamily = get_opclass_family(opclasses->values[i]);
 		Oid			opcintype = get_opclass_input_type(opclasses->values[i]);
-		Oid			infunc;
 		Oid			eqop;
 
-		info->colnames[i] = pstrdup(NameStr(att->attname));
-		info->types[i] = att->atttypid;
-		info->typmods[i] = att->atttypmod;
+		keys_column(info, i, NameStr(att->attname), att->atttypid,
+					att->atttypmod);
 		info->collations[i] = collations->values[i];
-		info->arraytypes[i] = get_array_type(att->atttypid);
-		if (!OidIsValid(info->arraytypes[i]))
-			elog(ERROR, "type %u has no array type", att->atttypid);
-		get_typlenbyvalalign(att->atttypid, &info->typlens[i],
-							 &info->typbyvals[i], &info->typaligns[i]);
-		getTypeInputInfo(att->atttypid, &infunc, &info->ioparams[i]);
-		fmgr_info(infunc, &info->infuncs[i]);
 		fmgr_info(get_opfamily_proc(opfamily, opcintype, opcintype, BTORDER_PROC),
 				  &info->cmpfuncs[i]);
 		eqop = get_opfamily_member(opfamily, opcintype, opcintype,
@@ -172,14 +218,15 @@ bd_keys_lookup(Oid relid)
 		if (!OidIsValid(eqop))
 			elog(ERROR, "no equality operator in operator family %u", opfamily);
 
-		appendStringInfo(&keys, "pg_catalog.unnest($%d), ", i + 1);
-		appendStringInfo(&names, "k%d, ", i + 1);
 		appendStringInfo(&match, "%st.%s %s k.k%d", i > 0 ? " AND " : "",
 						 quote_identifier(info->colnames[i]),
 						 bd_query_operator_text(eqop), i + 1);
+		if (idx->indnkeyatts == 1)
+			info->any_sql = psprintf("t.%s %s ANY ($1)",
+									 quote_identifier(info->colnames[i]),
+									 bd_query_operator_text(eqop));
 	}
-	info->keys_sql = psprintf("ROWS FROM (%spg_catalog.unnest($%d)) AS k(%sitem)",
-							  keys.data, info->ncols + 1, names.data);
+	keys_set_sql(info);
 	info->match_sql = match.data;
 	ReleaseSysCache(tup);
 	relation_close(rel, NoLock);
@@ -348,6 +395,12 @@ bd_keys_from_datum(BdKeyInfo *info, Datum id, Oid typid, Datum *values)
 	bool		isvarlena;
 	char	   *str;
 
+	/* an id of the key's own type, unconstrained, is the value itself */
+	if (info->ncols == 1 && typid == info->types[0] && info->typmods[0] < 0)
+	{
+		values[0] = id;
+		return;
+	}
 	if (typid == JSONBOID)
 	{
 		bd_keys_from_jsonb(info, DatumGetJsonbP(id), values);
@@ -392,6 +445,45 @@ bd_keys_params(BdKeyInfo *info, Datum *keys, int *items, int n, Oid *argtypes)
 														  TYPALIGN_INT));
 	argtypes[info->ncols] = INT4ARRAYOID;
 	return params;
+}
+
+/*
+ * The keys items[0..n) of set as failure.record_key shows them, the text of
+ * a jsonb object {"column": value, ...} (jsonb_build_object of the typed
+ * values, so a number is a number); a string per key of the set, NULL for
+ * the keys not asked for.  One statement, connected to SPI.
+ */
+char	  **
+bd_keys_json(BdKeySet *set, int *items, int n)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	BdKeyInfo  *info = set->info;
+	Oid		   *argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
+	Datum	   *values;
+	char	  **json = palloc0(sizeof(char *) * (set->n + 1));
+	StringInfoData sql;
+	uint64		nrows;
+
+	if (n == 0)
+		return json;
+	values = bd_keys_params(info, set->values, items, n, argtypes);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT k.item, pg_catalog.jsonb_build_object(");
+	for (int c = 0; c < info->ncols; c++)
+		appendStringInfo(&sql, "%s%s, k.k%d", c > 0 ? ", " : "",
+						 quote_literal_cstr(info->colnames[c]), c + 1);
+	appendStringInfo(&sql, ")::pg_catalog.text FROM %s", info->keys_sql);
+	nrows = bd_spi_exec(sql.data, info->ncols + 1, argtypes, values, NULL,
+						true, SPI_OK_SELECT);
+	MemoryContextSwitchTo(cxt);
+	for (uint64 j = 0; j < nrows; j++)
+	{
+		bool		isnull;
+		int			item = DatumGetInt32(bd_spi_datum(j, 1, &isnull));
+
+		json[item] = TextDatumGetCString(bd_spi_datum(j, 2, &isnull));
+	}
+	return json;
 }
 
 /* Record that key item failed. */
@@ -461,17 +553,107 @@ bd_keys_parse(BdKeyInfo *info, int n, BdKeyFill fill, void *arg)
 	return set;
 }
 
+static int	keys_compare(BdKeySet *set, int ia, int ib);
+static int	keys_sort_cmp(const void *a, const void *b, void *arg);
+
+/*
+ * For a statement on keys items[0..n) (all different) whose rows give
+ * their key first: the items sorted by key, so that keys_row_item finds the
+ * key of a row.  NULL for a key of several columns, whose statements
+ * return the item number itself (k.item).
+ */
+static int *
+keys_sorted(BdKeySet *set, int *items, int n)
+{
+	int		   *sorted;
+
+	if (set->info->any_sql == NULL)
+		return NULL;
+	sorted = palloc(sizeof(int) * (n + 1));
+	memcpy(sorted, items, sizeof(int) * n);
+	qsort_arg(sorted, n, sizeof(int), keys_sort_cmp, set);
+	return sorted;
+}
+
+/*
+ * The key (item number) of row "row" of the last SPI result, a row of a
+ * statement on the keys sorted[0..n) (keys_sorted).
+ */
+static int
+keys_row_item(BdKeySet *set, int *sorted, int n, uint64 row)
+{
+	BdKeyInfo  *info = set->info;
+	bool		isnull;
+	Datum		value = bd_spi_datum(row, 1, &isnull);
+	int			lo = 0;
+	int			hi = n - 1;
+
+	if (sorted == NULL)
+		return DatumGetInt32(value);
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int32		r = DatumGetInt32(FunctionCall2Coll(&info->cmpfuncs[0],
+														info->collations[0],
+														value,
+														set->values[sorted[mid]]));
+
+		if (r == 0)
+			return sorted[mid];
+		if (r < 0)
+			hi = mid - 1;
+		else
+			lo = mid + 1;
+	}
+	elog(ERROR, "a row of table %s has none of the keys looked for",
+		 info->relname);
+	return -1;					/* keep the compiler quiet */
+}
+
+/*
+ * The parameters of a statement on keys items[0..n) of set:
+ * bd_keys_params's, then, when the set has a cutoff, its xmax and xids
+ * ($ncols + 2, $ncols + 3).  *argtypes and *nargs receive their types and
+ * number.
+ */
+static Datum *
+keys_params(BdKeySet *set, int *items, int n, Oid **argtypes, int *nargs)
+{
+	BdKeyInfo  *info = set->info;
+	Datum	   *values;
+
+	*nargs = info->ncols + (set->cutoff_xmax != (Datum) 0 ? 3 : 1);
+	*argtypes = palloc(sizeof(Oid) * (info->ncols + 3));
+	values = repalloc(bd_keys_params(info, set->values, items, n, *argtypes),
+					  sizeof(Datum) * (info->ncols + 3));
+	(*argtypes)[info->ncols + 1] = XID8OID;
+	(*argtypes)[info->ncols + 2] = XID8ARRAYOID;
+	values[info->ncols + 1] = set->cutoff_xmax;
+	values[info->ncols + 2] = set->cutoff_xip;
+	return values;
+}
+
+/* The test that row t's version existed at the set's cutoff, or "" */
+static char *
+keys_existed_sql(BdKeySet *set, bool existed)
+{
+	if (set->cutoff_xmax == (Datum) 0)
+		return "";
+	return psprintf(" AND %sbulkdelete.existed_at(t.xmin, $%d, $%d)",
+					existed ? "" : "NOT ", set->info->ncols + 2,
+					set->info->ncols + 3);
+}
+
 /* Run sql (with info->keys_sql) for keys items[0..n) in a subtransaction. */
 static bool
 keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 		 uint64 *processed, ErrorData **edata)
 {
-	BdKeyInfo  *info = run->set->info;
-	Oid		   *argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
-	Datum	   *values = bd_keys_params(info, run->set->values, items, n,
-										argtypes);
+	Oid		   *argtypes;
+	int			nargs;
+	Datum	   *values = keys_params(run->set, items, n, &argtypes, &nargs);
 
-	return bd_spi_try(sql, info->ncols + 1, argtypes, values, NULL, expected,
+	return bd_spi_try(sql, nargs, argtypes, values, NULL, expected,
 					  processed, edata);
 }
 
@@ -485,6 +667,7 @@ keys_delete_items(void *arg, void *list, int n, ErrorData **edata)
 {
 	KeysRun    *run = (KeysRun *) arg;
 	int		   *items = (int *) list;
+	int		   *sorted = keys_sorted(run->set, items, n);
 	uint64		processed;
 
 	if (run->counts)
@@ -497,7 +680,7 @@ keys_delete_items(void *arg, void *list, int n, ErrorData **edata)
 	for (uint64 j = 0; j < processed; j++)
 	{
 		bool		isnull;
-		int			item = DatumGetInt32(bd_spi_datum(j, 1, &isnull));
+		int			item = keys_row_item(run->set, sorted, n, j);
 		Oid			from = DatumGetObjectId(bd_spi_datum(j, 2, &isnull));
 
 		run->set->outcomes[item] = BD_KEY_DELETED;
@@ -546,6 +729,7 @@ keys_partition(KeysRun *run, const char *sql, int *items, int n)
 	bool		ok;
 	bool	   *hit;
 	int		   *rest;
+	int		   *sorted = keys_sorted(run->set, items, n);
 	int			nfront = 0;
 	int			nrest = 0;
 
@@ -557,11 +741,7 @@ keys_partition(KeysRun *run, const char *sql, int *items, int n)
 
 	hit = palloc0(sizeof(bool) * run->set->n);
 	for (uint64 j = 0; j < found; j++)
-	{
-		bool		isnull;
-
-		hit[DatumGetInt32(bd_spi_datum(j, 1, &isnull))] = true;
-	}
+		hit[keys_row_item(run->set, sorted, n, j)] = true;
 	rest = palloc(sizeof(int) * n);
 	for (int i = 0; i < n; i++)
 	{
@@ -574,10 +754,17 @@ keys_partition(KeysRun *run, const char *sql, int *items, int n)
 	return nfront;
 }
 
-/* SELECT k.item of the rows that have a key of the list, and then extra */
+/*
+ * SELECT the rows that have a key of the list, and then extra, giving
+ * their key (keys_row_item)
+ */
 static char *
 keys_select_sql(BdKeyInfo *info, const char *extra)
 {
+	if (info->any_sql != NULL)
+		return psprintf("SELECT t.%s FROM %s t WHERE %s%s",
+						quote_identifier(info->colnames[0]), info->relname,
+						info->any_sql, extra);
 	return psprintf("SELECT k.item FROM %s t, %s WHERE %s%s",
 					info->relname, info->keys_sql, info->match_sql, extra);
 }
@@ -660,26 +847,23 @@ keys_distinct(BdKeySet *set, int *items, int *first_of)
 
 /*
  * Which keys have a row: sql (keys_select_sql) run as the current user with
- * the parameters of some keys of set; a bool per key of the set.
+ * the parameters of keys items[0..n) of set, sorted (keys_sorted); a bool
+ * per key of the set.
  */
 static bool *
-keys_lookup(BdKeySet *set, const char *sql, Oid *argtypes, Datum *values)
+keys_lookup(BdKeySet *set, const char *sql, int nargs, Oid *argtypes,
+			Datum *values, int *sorted, int n)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	BdKeyInfo  *info = set->info;
 	bool	   *found;
 	uint64		nfound;
 
-	nfound = bd_spi_exec(sql, info->ncols + 1, argtypes, values, NULL, true,
+	nfound = bd_spi_exec(sql, nargs, argtypes, values, NULL, true,
 						 SPI_OK_SELECT);
 	MemoryContextSwitchTo(cxt);
 	found = palloc0(sizeof(bool) * (set->n + 1));
 	for (uint64 j = 0; j < nfound; j++)
-	{
-		bool		isnull;
-
-		found[DatumGetInt32(bd_spi_datum(j, 1, &isnull))] = true;
-	}
+		found[keys_row_item(set, sorted, n, j)] = true;
 	return found;
 }
 
@@ -703,10 +887,13 @@ keys_classify(KeysRun *run, int *items, int n)
 	bool		rls;
 	bool	   *found;
 	bool	   *visible = NULL;
+	bool	   *changed = NULL;
 	BdUserSwitch sw;
 	Oid		   *argtypes;
+	int			nargs;
 	Datum	   *values;
 	char	   *role;
+	int		   *sorted;
 	char	   *sql = keys_select_sql(info, "");
 
 	for (int i = 0; i < n; i++)
@@ -719,12 +906,16 @@ keys_classify(KeysRun *run, int *items, int n)
 	rls = check_enable_rls(info->relid, InvalidOid, true) == RLS_ENABLED;
 	role = GetUserNameFromId(GetUserId(), false);
 
-	argtypes = palloc(sizeof(Oid) * (info->ncols + 1));
-	values = bd_keys_params(info, set->values, pending, npending, argtypes);
+	values = keys_params(set, pending, npending, &argtypes, &nargs);
+	sorted = keys_sorted(set, pending, npending);
 	if (rls)
-		visible = keys_lookup(set, sql, argtypes, values);
+		visible = keys_lookup(set, sql, nargs, argtypes, values, sorted,
+							  npending);
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	found = keys_lookup(set, sql, argtypes, values);
+	found = keys_lookup(set, sql, nargs, argtypes, values, sorted, npending);
+	if (set->cutoff_xmax != (Datum) 0)
+		changed = keys_lookup(set, keys_select_sql(info, keys_existed_sql(set, false)),
+							  nargs, argtypes, values, sorted, npending);
 	bd_switch_user_end(&sw);
 
 	for (int i = 0; i < npending; i++)
@@ -735,6 +926,13 @@ keys_classify(KeysRun *run, int *items, int n)
 		{
 			bd_keys_fail(set, item, ERRCODE_NO_DATA, "record not found", NULL);
 			set->outcomes[item] = BD_KEY_NOT_FOUND;
+		}
+		else if (changed != NULL && changed[item])
+		{
+			bd_keys_fail(set, item, ERRCODE_NO_DATA,
+						 "the record was changed or inserted after the job started",
+						 NULL);
+			set->outcomes[item] = BD_KEY_CHANGED;
 		}
 		else if (rls)
 		{
@@ -780,9 +978,18 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 	run.iso.fail_item = keys_fail_edata;
 	run.iso.fails_all = keys_fails_all;
 	run.iso.partition_free = keys_partition_free;
-	run.delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s"
-							  " RETURNING k.item, t.tableoid",
-							  info->relname, info->keys_sql, info->match_sql);
+	if (info->any_sql != NULL)
+		run.delete_sql = psprintf("DELETE FROM %s t WHERE %s%s"
+								  " RETURNING t.%s, t.tableoid",
+								  info->relname, info->any_sql,
+								  keys_existed_sql(set, true),
+								  quote_identifier(info->colnames[0]));
+	else
+		run.delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s%s"
+								  " RETURNING k.item, t.tableoid",
+								  info->relname, info->keys_sql,
+								  info->match_sql,
+								  keys_existed_sql(set, true));
 	if (counts)
 	{
 		run.stats_before = palloc(sizeof(int64) * (target->ncascade + 1));

@@ -41,6 +41,11 @@ typedef struct BdKeyInfo
 	char	   *keys_sql;
 	/* "t.c1 OPERATOR(s.=) k.k1 AND ...": row t has key k */
 	char	   *match_sql;
+	/*
+	 * A one-column key: "t.c OPERATOR(s.=) ANY ($1)", row t has one of the
+	 * keys (the plain DELETE's plan: an index scan); NULL for more columns
+	 */
+	char	   *any_sql;
 } BdKeyInfo;
 
 /* What happened to one key */
@@ -52,7 +57,9 @@ typedef enum BdKeyOutcome
 	BD_KEY_NOT_FOUND,			/* no row has this key */
 	BD_KEY_HIDDEN,				/* row-level security refused the delete
 								 * of a row the role can see */
-	BD_KEY_SUPPRESSED			/* a BEFORE DELETE trigger returned NULL */
+	BD_KEY_SUPPRESSED,			/* a BEFORE DELETE trigger returned NULL */
+	BD_KEY_CHANGED				/* the row's version is newer than the
+								 * job's start: updated or inserted since */
 } BdKeyOutcome;
 
 /* A list of keys and what happened to each */
@@ -65,6 +72,13 @@ typedef struct BdKeySet
 	int		   *sqlerrcodes;	/* of FAILED keys */
 	char	  **messages;
 	char	  **details;
+
+	/*
+	 * An ids job's start (xid8, xid8[]; 0 for none): only a row whose
+	 * version existed then is deleted (bulkdelete.existed_at), SPEC 4.1
+	 */
+	Datum		cutoff_xmax;
+	Datum		cutoff_xip;
 } BdKeySet;
 
 /* Fill the ncols values of key number item, or raise an error */
@@ -72,6 +86,7 @@ typedef void (*BdKeyFill) (void *arg, int item, BdKeyInfo *info,
 						   Datum *values);
 
 extern BdKeyInfo *bd_keys_lookup(Oid relid);
+extern BdKeyInfo *bd_keys_of_types(int ncols, char **names, Oid *types);
 extern BdTarget *bd_keys_target(Oid relid, Oid owner);
 extern int	bd_keys_column(BdKeyInfo *info, const char *name);
 extern char *bd_keys_column_list(BdKeyInfo *info);
@@ -82,6 +97,8 @@ extern void bd_keys_from_datum(BdKeyInfo *info, Datum id, Oid typid,
 extern void bd_keys_from_jsonb(BdKeyInfo *info, Jsonb *id, Datum *values);
 extern Datum *bd_keys_params(BdKeyInfo *info, Datum *keys, int *items,
 							 int n, Oid *argtypes);
+
+extern char **bd_keys_json(BdKeySet *set, int *items, int n);
 
 extern BdKeySet *bd_keys_parse(BdKeyInfo *info, int n, BdKeyFill fill,
 							   void *arg);

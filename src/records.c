@@ -11,13 +11,12 @@
  *		successful_results, failed_results, unprocessed_records.  Nothing
  *		includes this file's functions: it has no header.
  *
- *		The uploaded keys live in bulkdelete.record, in upload order (seq,
- *		from 0), as jsonb objects of the key's columns, the same form as
- *		failure.record_key.  The job's position (operation.next_chunk, the
- *		first record not tried) tells the records tried from the others.
- *		This file and source_ids.c are the only code that touches that
- *		table, as the job tables' owner, after the caller's right to the job
- *		has been checked (job.c).  Deleting itself is keys.c's.
+ *		The uploaded keys are stored and read by records_store.c (in chunks
+ *		of keys, or one row per record for jobs of 1.0), numbered in upload
+ *		order from 0; the job's position (operation.next_chunk, the first
+ *		record not tried) tells the records tried from the others.  This
+ *		file checks the caller's right to the job (job.c) first.  Deleting
+ *		itself is keys.c's.
  *
  *		Upload errors refuse the whole upload: malformed CSV (22P04, naming
  *		the line), a header column that is not a key column (42703), a value
@@ -31,6 +30,7 @@
 #include "isolate.h"
 #include "keys.h"
 #include "options.h"
+#include "records_store.h"
 #include "shmem.h"
 #include "spi_util.h"
 #include "target.h"
@@ -438,67 +438,6 @@ records_rethrow_invalid(MemoryContext cxt, RecordsUpload *st)
 }
 
 /*
- * Store the keys of an upload at the end of job job_id's records; returns
- * their number.  The job is locked (records_open_job).
- */
-static int64
-records_append(int64 job_id, RecordsUpload *st)
-{
-	BdKeyInfo  *info = st->info;
-	int			nargs = info->ncols + 3;
-	Oid		   *argtypes = palloc(sizeof(Oid) * nargs);
-	Datum	   *values;
-	Datum	   *params;
-	int		   *items;
-	int64		base;
-	BdUserSwitch sw;
-	StringInfoData key;
-
-	if (st->n == 0)
-		return 0;
-	items = palloc(sizeof(int) * st->n);
-	for (int i = 0; i < st->n; i++)
-		items[i] = i;
-	params = bd_keys_params(info, st->values, items, st->n, argtypes);
-	values = palloc(sizeof(Datum) * nargs);
-	memcpy(values, params, sizeof(Datum) * (info->ncols + 1));
-	argtypes[info->ncols + 1] = INT8OID;
-	values[info->ncols + 1] = Int64GetDatum(job_id);
-	argtypes[info->ncols + 2] = INT4OID;
-
-	/* the key as failure.record_key shows it: {"column": value, ...} */
-	initStringInfo(&key);
-	for (int c = 0; c < info->ncols; c++)
-		appendStringInfo(&key, "%s%s, k.k%d", c > 0 ? ", " : "",
-						 quote_literal_cstr(info->colnames[c]), c + 1);
-
-	/*
-	 * Not read-only: a fresh snapshot sees the records of an upload that held
-	 * the job's lock before us.
-	 */
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("SELECT COALESCE(pg_catalog.max(seq) + 1, 0) FROM bulkdelete.record"
-				" WHERE operation_id = $1",
-				1, &argtypes[info->ncols + 1], &values[info->ncols + 1], NULL,
-				false, SPI_OK_SELECT);
-	base = bd_spi_int64(0, 1, 0);
-	if (base + st->n > INT_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("bulk delete job " INT64_FORMAT " cannot take more than %d records",
-						job_id, INT_MAX)));
-	values[info->ncols + 2] = Int32GetDatum((int32) base);
-	bd_spi_exec(psprintf("INSERT INTO bulkdelete.record (operation_id, seq, key)"
-						 " SELECT $%d, $%d + k.item, pg_catalog.jsonb_build_object(%s)"
-						 " FROM %s",
-						 info->ncols + 2, info->ncols + 3, key.data,
-						 info->keys_sql),
-				nargs, argtypes, values, NULL, false, SPI_OK_INSERT);
-	bd_switch_user_end(&sw);
-	return st->n;
-}
-
-/*
  * Add the keys read by read(st, arg) to open job job_id, which must be
  * locked: all or none.  An error while a key is read (st->at set) is
  * reported as an invalid key of the upload, at its line or position.
@@ -528,7 +467,7 @@ records_upload(int64 job_id, Size size, const char *unit,
 		records_rethrow_invalid(cxt, &st);
 	}
 	PG_END_TRY();
-	added = records_append(job_id, &st);
+	added = bd_records_append(job_id, st.info, st.values, st.n);
 	SPI_finish();
 	return added;
 }
@@ -601,18 +540,10 @@ bulkdelete_upload_ids(PG_FUNCTION_ARGS)
 static int64
 records_count(int64 job_id)
 {
-	BdUserSwitch sw;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
 	int64		n;
 
-	values[0] = Int64GetDatum(job_id);
 	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("SELECT pg_catalog.count(*) FROM bulkdelete.record WHERE operation_id = $1",
-				1, argtypes, values, NULL, false, SPI_OK_SELECT);
-	n = bd_spi_int64(0, 1, 0);
-	bd_switch_user_end(&sw);
+	n = bd_records_count(job_id);
 	SPI_finish();
 	return n;
 }
@@ -664,42 +595,39 @@ bulkdelete_abort(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(bd_job_state_name(state)));
 }
 
+/* The results function's tuplestore */
+typedef struct RecordsResults
+{
+	Tuplestorestate *store;
+	TupleDesc	tupdesc;
+} RecordsResults;
+
+/* BdRecordEmit of the results functions */
+static void
+records_emit(Datum *values, bool *nulls, void *arg)
+{
+	RecordsResults *res = (RecordsResults *) arg;
+
+	tuplestore_putvalues(res->store, res->tupdesc, values, nulls);
+}
+
 /*
- * Return the rows of sql from a results function, after the access check.
- * sql reads the records of job $1 whose position is $2: the records before
- * it have been tried, and those without an outcome were deleted.  The
- * position is read before the records, so while the job runs a batch that
- * commits in between shows its records as not yet tried, never the
- * reverse.
+ * Return list "what" of a job's records from a results function, after the
+ * access check.  The job's position is read before the records, so while
+ * the job runs a batch that commits in between shows its records as not
+ * yet tried, never the reverse.
  */
 static Datum
-records_results(FunctionCallInfo fcinfo, const char *sql)
+records_results(FunctionCallInfo fcinfo, BdRecordsList what)
 {
 	int64		job_id = PG_GETARG_INT64(0);
 	BdJob	   *job = records_check_job(job_id);
-	Tuplestorestate *store;
-	TupleDesc	tupdesc;
-	BdUserSwitch sw;
-	Oid			argtypes[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-	uint64		n;
+	RecordsResults res;
 
-	store = records_materialize(fcinfo, &tupdesc);
-	values[0] = Int64GetDatum(job_id);
-	values[1] = Int32GetDatum(job->next_chunk);
+	res.store = records_materialize(fcinfo, &res.tupdesc);
 	SPI_connect();
-	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = bd_spi_exec(sql, 2, argtypes, values, NULL, true, SPI_OK_SELECT);
-	for (uint64 i = 0; i < n; i++)
-	{
-		Datum		row[3];
-		bool		nulls[3];
-
-		for (int c = 0; c < tupdesc->natts; c++)
-			row[c] = bd_spi_datum(i, c + 1, &nulls[c]);
-		tuplestore_putvalues(store, tupdesc, row, nulls);
-	}
-	bd_switch_user_end(&sw);
+	bd_records_list(bd_records_open(job_id, CurrentMemoryContext), what,
+					job->next_chunk, records_emit, &res);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -708,10 +636,7 @@ records_results(FunctionCallInfo fcinfo, const char *sql)
 Datum
 bulkdelete_successful_results(PG_FUNCTION_ARGS)
 {
-	return records_results(fcinfo,
-						   "SELECT key FROM bulkdelete.record"
-						   " WHERE operation_id = $1 AND seq < $2"
-						   " AND outcome IS NULL ORDER BY seq");
+	return records_results(fcinfo, BD_RECORDS_DELETED);
 }
 
 /*
@@ -721,10 +646,7 @@ bulkdelete_successful_results(PG_FUNCTION_ARGS)
 Datum
 bulkdelete_failed_results(PG_FUNCTION_ARGS)
 {
-	return records_results(fcinfo,
-						   "SELECT key, sqlstate, message FROM bulkdelete.record"
-						   " WHERE operation_id = $1 AND seq < $2"
-						   " AND outcome IS NOT NULL ORDER BY seq");
+	return records_results(fcinfo, BD_RECORDS_FAILED);
 }
 
 /*
@@ -734,7 +656,5 @@ bulkdelete_failed_results(PG_FUNCTION_ARGS)
 Datum
 bulkdelete_unprocessed_records(PG_FUNCTION_ARGS)
 {
-	return records_results(fcinfo,
-						   "SELECT key FROM bulkdelete.record"
-						   " WHERE operation_id = $1 AND seq >= $2 ORDER BY seq");
+	return records_results(fcinfo, BD_RECORDS_UNTRIED);
 }

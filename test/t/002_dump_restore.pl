@@ -114,7 +114,7 @@ like($before{$paused}, qr/^$paused\|paused\|[1-9]/,
 my $rows_before = $node->safe_psql('dst_jobs', $rows_q);
 my $ids_rows_before = $node->safe_psql('dst_jobs', 'SELECT count(*) FROM ids_t');
 my $records_dumped = $node->safe_psql('dst_jobs',
-	"SELECT count(*) > 0 FROM bulkdelete.record WHERE operation_id = $ids") eq 't';
+	"SELECT COALESCE(sum(nkeys), 0) FROM bulkdelete.record_chunk WHERE operation_id = $ids") eq '10000';
 
 # resuming wakes the launcher for the database: its workers take up the
 # in_progress job too

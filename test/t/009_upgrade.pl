@@ -35,6 +35,44 @@ is($node->safe_psql('old', q{
 	SELECT string_agg(status, ',') FROM bulkdelete.delete_records('contact', ARRAY[1001, 1003])}),
 	'success,success', 'delete_records works at 1.0');
 
+# Id-list jobs at 1.0 keep one record row per key (there is no
+# record_chunk): one runs to its end there, one stays open across the
+# update and takes more keys after it, in the same layout.
+
+# "deleted ids / failed ids and SQLSTATEs", and with $rows " / record rows
+# chunked keys" (1.1 only: record_chunk)
+sub ids_results
+{
+	my ($job, $rows) = @_;
+	my $sql = qq{SELECT (SELECT string_agg(key->>'id', ',') FROM bulkdelete.successful_results($job))
+		|| ' / ' || (SELECT string_agg(key->>'id' || ' ' || sqlstate, ',')
+					 FROM bulkdelete.failed_results($job))};
+	$sql .= qq{ || ' / ' || (SELECT count(*) FROM bulkdelete.record WHERE operation_id = $job)
+		|| ' ' || (SELECT COALESCE(sum(nkeys), 0) FROM bulkdelete.record_chunk
+				   WHERE operation_id = $job)} if $rows;
+	return $node->safe_psql('old', $sql);
+}
+
+# close job's upload and wait for its end: its state
+sub ids_close_wait
+{
+	my ($job) = @_;
+	$node->safe_psql('old', "SELECT bulkdelete.close_upload($job)");
+	return $node->safe_psql('old', "SELECT bulkdelete.wait($job, '60 s')");
+}
+
+my $ids10 = $node->safe_psql('old', q{
+	SELECT bulkdelete.create_job('contact'::regclass)});
+$node->safe_psql('old', "SELECT bulkdelete.upload($ids10, ARRAY[1005, 1007, 1005, 99999])");
+is(ids_close_wait($ids10), 'succeeded', 'an upload job runs at 1.0');
+is(ids_results($ids10), '1005,1007 / 1005 02000,99999 02000',
+	'its results at 1.0: the copy of a key and a missing key are not found');
+is($node->safe_psql('old', "SELECT count(*) FROM bulkdelete.record WHERE operation_id = $ids10"),
+	'4', 'at 1.0 every uploaded key is a record row');
+my $open10 = $node->safe_psql('old', q{
+	SELECT bulkdelete.create_job('contact'::regclass)});
+$node->safe_psql('old', "SELECT bulkdelete.upload($open10, ARRAY[1009, 1011])");
+
 # A job waiting across the update.
 my $held = $node->safe_psql('old', q{
 	SELECT bulkdelete.submit('{"entity": "contact", "criteria": {"conditions": [
@@ -47,6 +85,21 @@ is($node->safe_psql('old', "SELECT extversion FROM pg_extension WHERE extname = 
 	$current, "ALTER EXTENSION UPDATE reaches $current");
 is($node->safe_psql('old', "SELECT state FROM bulkdelete.operation WHERE id = $job"),
 	'succeeded', 'the finished job is still there');
+$node->safe_psql('old', "SELECT bulkdelete.upload($open10, ARRAY[1013, 1011])");
+is(ids_close_wait($open10), 'succeeded',
+	'the upload job open across the update runs after it');
+is(ids_results($open10, 1), '1009,1011,1013 / 1011 02000 / 4 0',
+	'its keys of before and after the update stay record rows and are all tried');
+is($node->safe_psql('old', qq{
+	SELECT (SELECT string_agg(key->>'id', ',') FROM bulkdelete.successful_results($ids10))
+		|| ' / ' || (SELECT count(*) FROM bulkdelete.unprocessed_records($ids10))}),
+	'1005,1007 / 0', 'the results of the job finished at 1.0 are the same after the update');
+my $ids11 = $node->safe_psql('old', q{
+	SELECT bulkdelete.create_job('contact'::regclass)});
+$node->safe_psql('old', "SELECT bulkdelete.upload($ids11, ARRAY[1015, 1017, 99999])");
+is(ids_close_wait($ids11), 'succeeded', 'a new upload job runs after the update');
+is(ids_results($ids11, 1), '1015,1017 / 99999 02000 / 1 3',
+	'its keys are a chunk, and only the key not deleted has a record row');
 $node->safe_psql('old', "SELECT bulkdelete.resume($held)");
 is($node->safe_psql('old', "SELECT bulkdelete.wait($held, '60 s')"), 'succeeded',
 	'the job held across the update runs after it');
