@@ -14,6 +14,7 @@ OBJS = \
 	src/options.o \
 	src/job.o \
 	src/job_claim.o \
+	src/job_fixed.o \
 	src/job_notify.o \
 	src/job_state.o \
 	src/launcher.o \

@@ -136,3 +136,34 @@ FROM @extschema@.schedule_definition d
 	 LATERAL (SELECT @extschema@.schedule_cron_job_present(d.id) AS present) c;
 COMMENT ON VIEW @extschema@.schedules IS
 	'every schedule the current role may see, with its last run, whether its pg_cron job exists, and its next run time (null without the job)';
+
+/*
+ * Fixed values (issue 12a).  What a query job evaluates once at its start
+ * besides its candidates: the parts of a condition that read no row of the
+ * target (now(), current_date, now() - interval '30 days', an uncorrelated
+ * subquery) and the keys of a link or semi-join (an exists or in link, col
+ * IN (SELECT ...), EXISTS (SELECT ... WHERE x = t.col)), each bound as a
+ * parameter of every batch, so that the job walks the table in range mode
+ * and a resume uses the same values.  Items in their type's text form
+ * (null for a null), in chunks.  Like candidate, a job's working set: not
+ * dumped, and dropped when the job ends.
+ */
+CREATE TABLE @extschema@.fixed_value (
+	operation_id bigint NOT NULL,
+	query_index integer NOT NULL,
+	param integer NOT NULL,
+	chunk integer NOT NULL,
+	items text[] NOT NULL,
+	CONSTRAINT fixed_value_pkey PRIMARY KEY (operation_id, query_index, param, chunk),
+	CONSTRAINT fixed_value_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
+REVOKE ALL ON @extschema@.fixed_value FROM PUBLIC;
+COMMENT ON TABLE @extschema@.fixed_value IS
+	'values a running query job fixed at its start for the non-row parts of its conditions (parameter param of query query_index), in chunks';
+
+ALTER TABLE @extschema@.operation ADD COLUMN query_modes text[];
+COMMENT ON COLUMN @extschema@.operation.query_modes IS
+	'how each query''s candidates were fixed at the start: range (block ranges, the condition evaluated again on each row) or tid (a list of row versions)';
+
+/* ---- end of Fixed values ---- */

@@ -249,6 +249,7 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 	set_config_option("jit", "off", PGC_USERSET,
 					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	bd_query_settings(q);
 	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
 				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
 				SPI_OK_SELECT);
@@ -270,12 +271,94 @@ candidates_fix_range(BdJob *job, int query_index, BdCompiledQuery *q)
 }
 
 /*
+ * Evaluate the fixed parts of q (query.h's BdQueryFixed) in the start's
+ * snapshot, as the job's owner under the query's settings, store them
+ * (job_fixed.c) and bind them.  Returns false, having stored part of them,
+ * when a key set has more than BD_FIXED_MAX_KEYS keys: the query then
+ * keeps the TID mode.
+ */
+static bool
+candidates_fix_values(BdJob *job, int query_index, BdCompiledQuery *q)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext tmp = AllocSetContextCreate(cxt, "bulkdelete fixed values",
+											  ALLOCSET_DEFAULT_SIZES);
+	BdUserSwitch sw;
+	bool		ok = true;
+
+	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	bd_query_settings(q);
+	for (int slot = 0; slot < q->nfixed && ok; slot++)
+	{
+		BdQueryFixed *f = &q->fixed[slot];
+		bool		keys = OidIsValid(f->elemtype);
+		List	   *items = NIL;
+		uint64		total = 0;
+		Portal		portal;
+		MemoryContext old;
+
+		portal = SPI_cursor_open_with_args(NULL, f->sql, q->nparams,
+										   q->paramtypes, q->paramvalues,
+										   q->paramnulls, false, 0);
+		for (int chunk = 0;; chunk++)
+		{
+			uint64		n;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			dims[1];
+			int			lbs[1] = {1};
+
+			SPI_cursor_fetch(portal, true, keys ? BD_FIXED_CHUNK_KEYS : 1);
+			n = SPI_processed;
+			total += n;
+			if (total > BD_FIXED_MAX_KEYS)
+			{
+				ok = false;
+				break;
+			}
+			if (n == 0 && chunk > 0)
+				break;
+			old = MemoryContextSwitchTo(tmp);
+			elems = palloc(sizeof(Datum) * (n + 1));
+			nulls = palloc(sizeof(bool) * (n + 1));
+			for (uint64 i = 0; i < n; i++)
+			{
+				char	   *item = SPI_getvalue(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1);
+
+				nulls[i] = item == NULL;
+				elems[i] = item ? CStringGetTextDatum(item) : (Datum) 0;
+				items = lappend(items, item);
+			}
+			dims[0] = (int) n;
+			bd_job_store_fixed(job->id, query_index, f->param, chunk,
+							   n == 0 ? construct_empty_array(TEXTOID) :
+							   construct_md_array(elems, nulls, 1, dims, lbs,
+												  TEXTOID, -1, false,
+												  TYPALIGN_INT));
+			MemoryContextSwitchTo(old);
+			SPI_freetuptable(SPI_tuptable);
+			CHECK_FOR_INTERRUPTS();
+			if (n == 0 || !keys)
+				break;
+		}
+		SPI_cursor_close(portal);
+		if (ok)
+			bd_query_bind_fixed(q, slot, items);
+		MemoryContextReset(tmp);
+	}
+	bd_switch_user_end(&sw);
+	MemoryContextDelete(tmp);
+	return ok;
+}
+
+/*
  * TID mode: run query query_index of the job's set and store its rows.  Returns their
  * number.
  */
 static int64
 candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
-					 MemoryContext scratch)
+					 bool can_fix, bool *range, MemoryContext scratch)
 {
 	BdCompiledQuery *q;
 	ChunkBuffer *buf;
@@ -285,7 +368,12 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	BdUserSwitch sw;
 	int64		total = 0;
 
-	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
+	bool		plain;
+
+	q = can_fix ?
+		bd_query_compile_fixed(job->query_set, job->relations,
+							   job->nrelations, query_index, reference_time) :
+		bd_query_compile(job->query_set, job->relations, job->nrelations,
 						 query_index, reference_time);
 	if (get_rel_relkind(q->relid) == RELKIND_VIEW)
 		ereport(ERROR,
@@ -293,9 +381,31 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 				 errmsg("bulk delete jobs cannot delete through view \"%s\"",
 						get_rel_name(q->relid)),
 				 errhint("Name the table the view shows instead.")));
-	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
-		!has_subclass(q->relid))
+	plain = get_rel_relkind(q->relid) == RELKIND_RELATION &&
+		!has_subclass(q->relid);
+
+	/*
+	 * A condition made self-contained by fixing its non-row parts takes
+	 * range mode once they are evaluated and stored; elsewhere (a
+	 * partitioned table, a key set too large) it is compiled as it is.
+	 */
+	if (q->nfixed > 0)
+	{
+		if (plain && candidates_fix_values(job, query_index, q))
+		{
+			*range = true;
+			return candidates_fix_range(job, query_index, q);
+		}
+		bd_job_drop_fixed(job->id, query_index);
+		q = bd_query_compile(job->query_set, job->relations, job->nrelations,
+							 query_index, reference_time);
+	}
+	if (q->self_contained && plain)
+	{
+		*range = true;
 		return candidates_fix_range(job, query_index, q);
+	}
+	*range = false;
 
 	/*
 	 * Without joins the rows come in physical order from a sequential or
@@ -323,6 +433,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	buf->query_index = query_index;
 
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	bd_query_settings(q);
 	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
 									   q->paramvalues, q->paramnulls, false, 0);
@@ -375,6 +486,8 @@ bd_candidates_fix(BdJob *job)
 	int64		total = 0;
 	int			nqueries = bd_query_count(job->query_set);
 	Snapshot	snap;
+	bool		can_fix = bd_job_can_fix();
+	Datum	   *modes = palloc(sizeof(Datum) * (nqueries + 1));
 
 	/*
 	 * What was checked at submit may have changed since: a foreign table
@@ -387,8 +500,16 @@ bd_candidates_fix(BdJob *job)
 									"bulkdelete candidates",
 									ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < nqueries; i++)
-		total += candidates_fix_query(job, i, reference_time, scratch);
+	{
+		bool		range;
+
+		total += candidates_fix_query(job, i, reference_time, can_fix, &range,
+									  scratch);
+		modes[i] = CStringGetTextDatum(range ? "range" : "tid");
+	}
 	MemoryContextDelete(scratch);
+	bd_job_set_modes(job->id, construct_array(modes, nqueries, TEXTOID, -1,
+											  false, TYPALIGN_INT));
 
 	/* the snapshot all the queries used: RR keeps the transaction's */
 	snap = GetTransactionSnapshot();

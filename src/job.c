@@ -794,8 +794,13 @@ bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
 					 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 	state = bd_job_transition(job_id, action, false);
 	if (bd_job_state_is_final(state))
+	{
 		job_write_id("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
 					 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
+		if (bd_job_can_fix())
+			job_write_id("DELETE FROM bulkdelete.fixed_value WHERE operation_id = $1",
+						 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
+	}
 }
 
 /*
