@@ -48,6 +48,7 @@ PG_CFLAGS = -Werror=implicit-function-declaration
 # pg_regress tests (sql/, expected/), in this order
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter preview query_jobs \
+	query_fixed \
 	records records_upload records_bulk schedule targets filter_names records_rls \
 	errors lifecycle
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
