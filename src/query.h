@@ -94,7 +94,7 @@ typedef struct BdQueryFixed
 } BdQueryFixed;
 
 /* At most this many keys of one key set are bound; more keep TID mode */
-#define BD_FIXED_MAX_KEYS 2000000
+#define BD_FIXED_MAX_KEYS 1000000
 /* Keys stored per row of bulkdelete.fixed_value */
 #define BD_FIXED_CHUNK_KEYS 10000
 
