@@ -117,6 +117,13 @@ FROM fx.result ORDER BY ctid;
 -- what the job fixed is dropped with its candidates at its end
 SELECT count(*) AS fixed_rows_left FROM bulkdelete.fixed_value;
 
+-- a fixed part that fails at the start (a scalar subquery of two rows)
+-- fails the job with the error the condition itself raises
+SELECT bulkdelete.submit('fx.contact', $$created_at < (SELECT created_at FROM fx.contact_data LIMIT 2)$$) AS job \gset
+SELECT bulkdelete.wait(:job, '60 s');
+SELECT state, query_modes, error_sqlstate, error_message
+FROM bulkdelete.operation WHERE id = :job;
+
 -- a partitioned table keeps TID mode: its condition, now() included, is
 -- evaluated once, by the candidate query
 CREATE TABLE fx.part (id int, created_at timestamptz) PARTITION BY RANGE (id);

@@ -5,7 +5,11 @@
  *		job's start, query by query, in one of two ways:
  *
  *		Range mode, for a query on a plain table whose condition depends on
- *		nothing but the row itself (the common purge): the candidates are
+ *		nothing but the row itself (the common purge), once the parts that
+ *		do not read the row (now(), an uncorrelated subquery, the keys of a
+ *		link) are evaluated here, stored and bound (candidates_fix_values,
+ *		job_fixed.c), so that every batch sees the start's values: the
+ *		candidates are
  *		the rows that match and whose version existed at the start.  Only
  *		their number is computed now; what is stored is the table's blocks
  *		at the start, in ranges of BD_RANGE_BLOCKS, and the start's snapshot
@@ -14,8 +18,8 @@
  *		older than the start, like one plain DELETE cut into pieces.  A row
  *		unchanged since the start matches now exactly when it matched then.
  *
- *		TID mode, for everything else (joins, subqueries, partitioned or
- *		inherited tables): the query runs once, as the job's owner, and for
+ *		TID mode, for everything else (joins, correlated subqueries,
+ *		volatile functions, partitioned or inherited tables): the query runs once, as the job's owner, and for
  *		every row it selects the leaf relation, TID and xmin are stored, in
  *		chunks of BD_CHUNK_ROWS rows of one leaf.  The pair (TID, xmin) names
  *		one version of one row, so later changes to other tables cannot
@@ -352,6 +356,35 @@ candidates_fix_values(BdJob *job, int query_index, BdCompiledQuery *q)
 	return ok;
 }
 
+/* candidates_try_fixed's argument and results */
+typedef struct CandidatesFixTry
+{
+	BdJob	   *job;
+	int			query_index;
+	BdCompiledQuery *q;
+	bool		fixed;			/* out: fixed, and the ranges stored */
+	int64		total;			/* out: the count */
+} CandidatesFixTry;
+
+/*
+ * Range mode for a query with fixed parts, in a subtransaction
+ * (bd_try_subxact): a failure here (a scalar subquery of two rows, a
+ * rewritten condition the parser reads otherwise) leaves the query to the
+ * TID mode, which raises the error again if it is the condition's own.
+ */
+static void
+candidates_try_fixed(void *arg)
+{
+	CandidatesFixTry *attempt = (CandidatesFixTry *) arg;
+
+	attempt->fixed = candidates_fix_values(attempt->job, attempt->query_index,
+										   attempt->q);
+	if (attempt->fixed)
+		attempt->total = candidates_fix_range(attempt->job,
+											  attempt->query_index,
+											  attempt->q);
+}
+
 /*
  * TID mode: run query query_index of the job's set and store its rows.  Returns their
  * number.
@@ -391,10 +424,20 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	 */
 	if (q->nfixed > 0)
 	{
-		if (plain && candidates_fix_values(job, query_index, q))
+		if (plain)
 		{
-			*range = true;
-			return candidates_fix_range(job, query_index, q);
+			CandidatesFixTry attempt = {job, query_index, q, false, 0};
+			ErrorData  *edata;
+
+			if (!bd_try_subxact(candidates_try_fixed, &attempt, &edata))
+				ereport(LOG,
+						(errmsg("bulk delete job " INT64_FORMAT ", query %d: the parts of its condition that read no row could not be fixed at the start, so its candidates are listed instead: %s",
+								job->id, query_index, edata->message)));
+			else if (attempt.fixed)
+			{
+				*range = true;
+				return attempt.total;
+			}
 		}
 		bd_job_drop_fixed(job->id, query_index);
 		q = bd_query_compile(job->query_set, job->relations, job->nrelations,

@@ -19,6 +19,15 @@
  *		which selects a row exactly when the join of Dataverse would return
  *		it at least once.
  *
+ *		For a job's batches (bd_query_compile_fixed) the parts of a condition
+ *		that read no row of the target become parameters fixed at the job's
+ *		start (BdQueryFixed): a filter's stable subexpressions and
+ *		uncorrelated subqueries, its IN lists and column semi-joins as key
+ *		sets, a query's exists/in/not-exists links as the keys of their
+ *		linked side; then the condition is self-contained and the job takes
+ *		range mode.  Which stable functions of the row itself keep it so is
+ *		qc_settings_functions.
+ *
  *-------------------------------------------------------------------------
  */
 #include "query_internal.h"
@@ -86,12 +95,10 @@ qc_text(QueryCompile *qc, const char *text)
  * Append a parameter of type typid: "$n" to the SQL, the value as a typed
  * literal to the display (never executed).
  */
-static void
-qc_param(QueryCompile *qc, Oid typid, Datum value)
+/* A new parameter of type typid, value (null when isnull); its number */
+static int
+qc_add_param(QueryCompile *qc, Oid typid, Datum value, bool isnull)
 {
-	Oid			typoutput;
-	bool		typisvarlena;
-
 	if (qc->nparams == qc->maxparams)
 	{
 		qc->maxparams *= 2;
@@ -101,9 +108,17 @@ qc_param(QueryCompile *qc, Oid typid, Datum value)
 	}
 	qc->paramtypes[qc->nparams] = typid;
 	qc->paramvalues[qc->nparams] = value;
-	qc->paramnulls[qc->nparams] = ' ';
-	qc->nparams++;
-	appendStringInfo(&qc->sql, "$%d", qc->nparams);
+	qc->paramnulls[qc->nparams] = isnull ? 'n' : ' ';
+	return ++qc->nparams;
+}
+
+static void
+qc_param(QueryCompile *qc, Oid typid, Datum value)
+{
+	Oid			typoutput;
+	bool		typisvarlena;
+
+	appendStringInfo(&qc->sql, "$%d", qc_add_param(qc, typid, value, false));
 	getTypeOutputInfo(typid, &typoutput, &typisvarlena);
 	/* typmod "given" as -1: bpchar prints as bpchar, not as character(1) */
 	appendStringInfo(&qc->display, "%s::%s",
@@ -121,22 +136,12 @@ qc_fixed_param(QueryCompile *qc, Oid elemtype, Oid type, char *sql)
 {
 	BdQueryFixed *f = palloc0(sizeof(BdQueryFixed));
 
-	if (qc->nparams == qc->maxparams)
-	{
-		qc->maxparams *= 2;
-		qc->paramtypes = repalloc(qc->paramtypes, sizeof(Oid) * qc->maxparams);
-		qc->paramvalues = repalloc(qc->paramvalues, sizeof(Datum) * qc->maxparams);
-		qc->paramnulls = repalloc(qc->paramnulls, qc->maxparams);
-	}
 	f->param = qc->nparams;
 	f->type = type;
 	f->elemtype = elemtype;
 	f->sql = sql;
 	qc->fixed = lappend(qc->fixed, f);
-	qc->paramtypes[qc->nparams] = type;
-	qc->paramvalues[qc->nparams] = (Datum) 0;
-	qc->paramnulls[qc->nparams] = 'n';
-	return ++qc->nparams;
+	return qc_add_param(qc, type, (Datum) 0, true);
 }
 
 /*

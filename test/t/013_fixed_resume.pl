@@ -42,7 +42,7 @@ is($node->safe_psql('postgres', qq{
 	SELECT count(*) || ' ' || bool_and(f.items[1]::timestamptz = o.started_at - interval '30 days')
 	FROM bulkdelete.fixed_value f JOIN bulkdelete.operation o ON o.id = f.operation_id
 	WHERE o.id = $job}),
-	'1 t', 'the job stored now() - 30 days of its start');
+	'1 true', 'the job stored now() - 30 days of its start');
 
 # now the near rows match now() - 30 days, and new old rows are there
 ok($node->poll_query_until('postgres', q{
