@@ -611,9 +611,9 @@ qc_link_predicate(QueryCompile *qc, JsonbContainer *link,
  * start: the keys of its linked side, the "to" column of the rows its
  * criteria and nested links select then, nulls left out, become one
  * parameter, and the row is kept when
- *	 exists, in, inner: t.from = ANY ($keys)
- *	 not-exists: (t.from = ANY ($keys)) IS NOT TRUE
- * which is what the subquery gave in the start's snapshot (a null "from"
+ *	 exists, in, inner: CASE WHEN t.from = ANY ($keys) THEN true ELSE false END
+ *	 not-exists: CASE WHEN t.from = ANY ($keys) THEN false ELSE true END
+ * (a CASE: see qc_opaque_test) which is what the subquery gave in the start's snapshot (a null "from"
  * matches no key, as it matched no linked row), whatever the linked side
  * becomes later.  The link's own operators and values are evaluated once,
  * so they do not make the condition depend on anything but the row.
@@ -662,9 +662,10 @@ qc_link_keys(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
 									alias, to,
 									bd_query_relation_name(relid, path),
 									alias, alias, to, body.data));
-	qc_text(qc, psprintf("%st.%s %s ANY ($%d)%s",
-						 type == QLT_NOT_EXISTS ? "(" : "", from, op, param,
-						 type == QLT_NOT_EXISTS ? ") IS NOT TRUE" : ""));
+	qc_text(qc, psprintf("CASE WHEN t.%s %s ANY ($%d) THEN %s END",
+						 from, op, param,
+						 type == QLT_NOT_EXISTS ? "false ELSE true" :
+						 "true ELSE false"));
 	return true;
 }
 
@@ -973,6 +974,42 @@ qc_fix_keys(QueryFix *fix, Node *lhs, Oid opno, Oid inputcollid, bool use_or,
 	return (Node *) saop;
 }
 
+/*
+ * A key test saop (lhs op ANY ($keys)) as a CASE: "saop IS TRUE", or, when
+ * exact, saop itself, null included.  The planner estimates a condition
+ * "x = ANY (array)" key by key, which for 30,000 keys cost 30 to 70 ms of
+ * planning in every batch; it does not look into a CASE (a default
+ * selectivity), and it still hashes the ANY inside.
+ */
+static Node *
+qc_opaque_test(Node *saop, bool exact)
+{
+	CaseExpr   *c = makeNode(CaseExpr);
+	CaseWhen   *yes = makeNode(CaseWhen);
+
+	yes->expr = (Expr *) saop;
+	yes->result = (Expr *) makeBoolConst(true, false);
+	yes->location = -1;
+	c->casetype = BOOLOID;
+	c->casecollid = InvalidOid;
+	c->args = list_make1(yes);
+	c->location = -1;
+	if (exact)
+	{
+		CaseWhen   *no = makeNode(CaseWhen);
+
+		no->expr = (Expr *) makeBoolExpr(NOT_EXPR,
+										 list_make1(copyObject(saop)), -1);
+		no->result = (Expr *) makeBoolConst(false, false);
+		no->location = -1;
+		c->args = lappend(c->args, no);
+		c->defresult = (Expr *) makeBoolConst(false, true);
+	}
+	else
+		c->defresult = (Expr *) makeBoolConst(false, false);
+	return (Node *) c;
+}
+
 /* May the subquery sub be evaluated once, alone? */
 static bool
 qc_fix_query_ok(Query *sub)
@@ -989,6 +1026,7 @@ static Node *qc_fix_mutator(Node *node, QueryFix *fix);
  *	 lhs op ANY|ALL (uncorrelated SELECT)  ->  lhs op ANY|ALL ($keys)
  *	 EXISTS (SELECT ... WHERE inner op t.col AND rest)
  *		->  (t.col op' ANY ($keys of SELECT inner ... WHERE rest)) IS TRUE
+ * (each written as a CASE, qc_opaque_test)
  * both exact, nulls included: ANY over an array is what ANY over the
  * subquery's rows is, and EXISTS holds exactly when some row's comparison
  * is true.  NULL for any other sublink, which stays as it is.
@@ -1004,6 +1042,7 @@ qc_fix_sublink(QueryFix *fix, SubLink *link)
 		OpExpr	   *op = (OpExpr *) link->testexpr;
 		Node	   *rhs = list_length(op->args) == 2 ? lsecond(op->args) : NULL;
 		Node	   *lhs;
+		Node	   *keys;
 
 		if (rhs == NULL || !IsA(rhs, Param) ||
 			((Param *) rhs)->paramkind != PARAM_SUBLINK ||
@@ -1014,9 +1053,10 @@ qc_fix_sublink(QueryFix *fix, SubLink *link)
 		if (qc_fix_placeholder_walker(linitial(op->args), fix))
 			return NULL;
 		lhs = qc_fix_mutator(linitial(op->args), fix);
-		return qc_fix_keys(fix, lhs, op->opno, op->inputcollid,
+		keys = qc_fix_keys(fix, lhs, op->opno, op->inputcollid,
 						   link->subLinkType == ANY_SUBLINK, copyObject(sub),
 						   ((Param *) rhs)->paramtype);
+		return keys ? qc_opaque_test(keys, true) : NULL;
 	}
 	if (link->subLinkType == EXISTS_SUBLINK && sub->commandType == CMD_SELECT &&
 		!sub->hasAggs && !sub->hasWindowFuncs && !sub->hasTargetSRFs &&
@@ -1038,7 +1078,6 @@ qc_fix_sublink(QueryFix *fix, SubLink *link)
 			Oid			opno = InvalidOid;
 			Query	   *keys;
 			Node	   *saop;
-			BooleanTest *test;
 
 			if (!IsA(op, OpExpr) || list_length(op->args) != 2 ||
 				op->opresulttype != BOOLOID)
@@ -1074,11 +1113,7 @@ qc_fix_sublink(QueryFix *fix, SubLink *link)
 							   true, keys, exprType(inner));
 			if (saop == NULL)
 				return NULL;
-			test = makeNode(BooleanTest);
-			test->arg = (Expr *) saop;
-			test->booltesttype = IS_TRUE;
-			test->location = -1;
-			return (Node *) test;
+			return qc_opaque_test(saop, false);
 		}
 	}
 	return NULL;
