@@ -70,6 +70,14 @@ CALL fx.run('current_timestamp and localtimestamp', $$created_at < current_times
 -- submitter's TimeZone, which the job's statements run with
 CALL fx.run('created_at::date', $$created_at::date < current_date - 280$$);
 CALL fx.run('date_part of the row', $$date_part('dow', created_at) = 3 AND created_at < now() - interval '10 days'$$);
+-- another DateStyle and IntervalStyle at submit: the fixed values (a
+-- timestamptz, an interval) are stored in one text form that reads back
+-- exactly, and the row's own interval arithmetic stays in range mode
+SET DateStyle = 'SQL, DMY';
+SET IntervalStyle = 'sql_standard';
+CALL fx.run('styles: a fixed interval and now()', $$created_at + (SELECT interval '10 days 6 hours' * 3) < now()$$);
+RESET DateStyle;
+RESET IntervalStyle;
 -- uncorrelated subqueries
 CALL fx.run('scalar subquery', $$created_at < (SELECT now() - max(id) * interval '1 day' FROM fx.account)$$);
 CALL fx.run('IN (SELECT)', $$account_id IN (SELECT id FROM fx.account WHERE status = 'closed')$$);

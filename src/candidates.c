@@ -311,6 +311,7 @@ candidates_fix_values(BdJob *job, int query_index, BdCompiledQuery *q)
 			bool	   *nulls;
 			int			dims[1];
 			int			lbs[1] = {1};
+			int			nestlevel;
 
 			SPI_cursor_fetch(portal, true, keys ? BD_FIXED_CHUNK_KEYS : 1);
 			n = SPI_processed;
@@ -325,6 +326,8 @@ candidates_fix_values(BdJob *job, int query_index, BdCompiledQuery *q)
 			old = MemoryContextSwitchTo(tmp);
 			elems = palloc(sizeof(Datum) * (n + 1));
 			nulls = palloc(sizeof(bool) * (n + 1));
+			nestlevel = NewGUCNestLevel();
+			bd_query_storage_settings();
 			for (uint64 i = 0; i < n; i++)
 			{
 				char	   *item = SPI_getvalue(SPI_tuptable->vals[i],
@@ -334,6 +337,7 @@ candidates_fix_values(BdJob *job, int query_index, BdCompiledQuery *q)
 				elems[i] = item ? CStringGetTextDatum(item) : (Datum) 0;
 				items = lappend(items, item);
 			}
+			AtEOXact_GUC(true, nestlevel);
 			dims[0] = (int) n;
 			bd_job_store_fixed(job->id, query_index, f->param, chunk,
 							   n == 0 ? construct_empty_array(TEXTOID) :

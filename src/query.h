@@ -81,8 +81,8 @@ typedef struct BdCompiledQuery
  * One non-row part of a query, fixed at the job's start: a value (a
  * stable expression, a scalar subquery) or a set of keys (an uncorrelated
  * IN list, or the linked side of a link or a semi-join).  sql is a SELECT
- * of one text column giving it: one row, the value in its type's text form
- * (or null), or one row per key.  It is bound as parameter param (0-based)
+ * of one column giving it: one row, the value (or null), or one row per
+ * key; it is stored in its type's text form (bd_query_storage_settings).  It is bound as parameter param (0-based)
  * of type type: the value's type, or for keys an array of elemtype.
  */
 typedef struct BdQueryFixed
@@ -167,11 +167,12 @@ extern BdCompiledQuery *bd_query_compile_fixed(Jsonb *normalized,
 extern void bd_query_bind_fixed(BdCompiledQuery *q, int slot, List *items);
 
 /*
- * Set the submitter's TimeZone and DateStyle (and pin the output of
- * floating-point values) in the current GUC nest level, for running q's
- * statements.
+ * Set the submitter's TimeZone and DateStyle in the current GUC nest level,
+ * for running q's statements; bd_query_storage_settings, on top of them,
+ * the styles a fixed value's text is written and read in.
  */
 extern void bd_query_settings(BdCompiledQuery *q);
+extern void bd_query_storage_settings(void);
 
 /* The OIDs of a relation list (as normalize returns it) as an array */
 extern Oid *bd_query_relation_array(List *relations, int *nrelations);

@@ -657,7 +657,7 @@ qc_link_keys(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
 	qc->self_contained = self_contained;
 
 	param = qc_fixed_param(qc, to_type, get_array_type(to_type),
-						   psprintf("SELECT %s.%s::pg_catalog.text FROM %s %s"
+						   psprintf("SELECT %s.%s FROM %s %s"
 									" WHERE %s.%s IS NOT NULL%s",
 									alias, to,
 									bd_query_relation_name(relid, path),
@@ -925,7 +925,7 @@ qc_fix_value(QueryFix *fix, Node *node)
 	p->paramcollid = exprCollation(node);
 	p->location = -1;
 	p->paramid = qc_fixed_param(fix->qc, InvalidOid, type,
-								psprintf("SELECT (%s)::pg_catalog.text",
+								psprintf("SELECT (%s)",
 										 deparse_expression(node, fix->dpcontext,
 															false, false)));
 	return (Node *) p;
@@ -960,7 +960,7 @@ qc_fix_keys(QueryFix *fix, Node *lhs, Oid opno, Oid inputcollid, bool use_or,
 	p->paramcollid = get_typcollation(arraytype);
 	p->location = -1;
 	p->paramid = qc_fixed_param(fix->qc, elemtype, arraytype,
-								psprintf("SELECT s.k::pg_catalog.text FROM %s s(k)",
+								psprintf("SELECT s.k FROM %s s(k)",
 										 deparse_expression((Node *) expr,
 															fix->dpcontext,
 															false, false)));
@@ -1368,17 +1368,28 @@ bd_query_compile_fixed(Jsonb *normalized, Oid *relations, int nrelations,
 					  reference_time, false);
 }
 
-/*
- * The settings a job's statements run with: the submitter's TimeZone and
- * DateStyle, and floating-point values printed exactly (a fixed value is
- * stored as text).
- */
+/* The settings a job's statements run with: the submitter's TimeZone and DateStyle */
 void
 bd_query_settings(BdCompiledQuery *q)
 {
 	(void) set_config_option("TimeZone", q->timezone, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("DateStyle", q->datestyle, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * The settings a fixed value is written and read back with: one text form
+ * that reads back exactly, whatever the submitter's styles (ISO dates,
+ * which carry their UTC offset; intervals in the postgres style; every
+ * digit of a floating-point value).
+ */
+void
+bd_query_storage_settings(void)
+{
+	(void) set_config_option("DateStyle", "ISO", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("extra_float_digits", "3", PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -1399,6 +1410,7 @@ bd_query_bind_fixed(BdCompiledQuery *q, int slot, List *items)
 	ListCell   *lc;
 
 	bd_query_settings(q);
+	bd_query_storage_settings();
 	getTypeInputInfo(elemtype, &typinput, &typioparam);
 	foreach(lc, items)
 	{
