@@ -390,8 +390,10 @@ candidates_try_fixed(void *arg)
 }
 
 /*
- * TID mode: run query query_index of the job's set and store its rows.  Returns their
- * number.
+ * Fix the candidates of query query_index of the job's set: range mode when
+ * its condition is self-contained, once its fixed parts are evaluated (when
+ * can_fix: the database has the 1.1 SQL), else TID mode: run the query and
+ * store its rows.  Returns their number; *range says which mode.
  */
 static int64
 candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
@@ -404,7 +406,6 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	Portal		portal;
 	BdUserSwitch sw;
 	int64		total = 0;
-
 	bool		plain;
 
 	q = can_fix ?
