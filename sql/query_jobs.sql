@@ -44,6 +44,7 @@ SELECT bulkdelete.wait(:job, '60 s');
 SELECT state, candidate_count, success_count + skipped_count AS handled,
 	   failure_count, error_sqlstate
 FROM bulkdelete.operation WHERE id = :job;
+SELECT query_modes FROM bulkdelete.operation WHERE id = :job;
 SELECT (SELECT count(*) FROM qj.contact) AS contacts_left,
 	   (SELECT count(*) FROM qj.contact WHERE score IN (7, 8)) AS scores_7_8_left,
 	   (SELECT array_agg(id ORDER BY id) FROM qj.unit) AS units_left;
