@@ -93,8 +93,11 @@ typedef struct BdQueryFixed
 	char	   *sql;
 } BdQueryFixed;
 
-/* At most this many keys of one key set are bound; more keep TID mode */
-#define BD_FIXED_MAX_KEYS 1000000
+/*
+ * At most this many keys of one key set are bound; more keep TID mode: every
+ * batch hashes them all (about 40 bytes a key), and its plan holds a copy.
+ */
+#define BD_FIXED_MAX_KEYS 250000
 /* Keys stored per row of bulkdelete.fixed_value */
 #define BD_FIXED_CHUNK_KEYS 10000
 
