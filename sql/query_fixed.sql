@@ -97,6 +97,10 @@ CALL fx.run('to_char: tid', $$to_char(created_at, 'YYYY-MM-DD') < to_char(now() 
 CALL fx.run('EXISTS correlated twice: tid', $$EXISTS (SELECT 1 FROM fx.account a WHERE a.id = contact.account_id AND a.id > contact.score * 3)$$);
 CALL fx.run('correlated IN: tid', $$score IN (SELECT a.region + 1 FROM fx.account a WHERE a.id = contact.account_id)$$);
 
+-- a key set larger than a job binds (250,000 keys) keeps TID mode
+CREATE TABLE fx.many AS SELECT i FROM generate_series(1, 260000) i;
+CALL fx.run('260,000 keys: tid', $$id IN (SELECT i FROM fx.many) AND score < 5$$);
+
 -- the JSON form: links reduced to the keys of their linked side
 CALL fx.run('exists link', $$EXISTS (SELECT 1 FROM fx.account a WHERE a.id = contact.account_id AND a.status = 'closed')$$,
 	'{"entity": "fx.contact", "criteria": {}, "link_entities": [{"entity": "fx.account", "from": "account_id", "to": "id", "link_type": "exists",
