@@ -15,6 +15,7 @@ OBJS = \
 	src/job.o \
 	src/job_claim.o \
 	src/job_history.o \
+	src/job_fixed.o \
 	src/job_notify.o \
 	src/job_state.o \
 	src/job_task.o \
@@ -57,6 +58,7 @@ SHLIB_LINK += $(filter -lxml2, $(LIBS))
 # pg_regress tests (sql/, expected/), in this order
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter fetchxml preview query_jobs \
+	query_fixed \
 	records records_upload records_bulk schedule targets filter_names records_rls \
 	records_chunks \
 	errors lifecycle views tasks
@@ -65,7 +67,7 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 
 # isolation specs
 ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view \
-	task_pause job_small
+	task_pause job_small job_fixed
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

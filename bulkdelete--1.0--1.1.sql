@@ -871,10 +871,41 @@ CREATE TABLE @extschema@.record_chunk (
 -- out of line but not compressed: pglz took most of an upload's time
 ALTER TABLE @extschema@.record_chunk ALTER COLUMN keys SET STORAGE EXTERNAL;
 COMMENT ON TABLE @extschema@.record_chunk IS
-	'the keys uploaded to id-list jobs, in chunks of up to 10,000 records in upload order';
+	'internal: the keys uploaded to id-list jobs, in chunks of up to 10,000 records in upload order';
 COMMENT ON COLUMN @extschema@.record_chunk.keys IS
 	'the text form of each key column (columns names them), key by key';
 COMMENT ON TABLE @extschema@.record IS
-	'the outcome of each record an id-list job tried and did not delete (jobs uploaded under 1.0: every record uploaded)';
+	'internal: the outcome of each record an id-list job tried and did not delete (jobs uploaded under 1.0: every record uploaded); read them with bulkdelete.successful_results, failed_results and unprocessed_records';
 REVOKE ALL ON @extschema@.record_chunk FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.record_chunk', '');
+
+/*
+ * Fixed values (issue 12a).  What a query job evaluates once at its start
+ * besides its candidates: the parts of a condition that read no row of the
+ * target (now(), current_date, now() - interval '30 days', an uncorrelated
+ * subquery) and the keys of a link or semi-join (an exists or in link, col
+ * IN (SELECT ...), EXISTS (SELECT ... WHERE x = t.col)), each bound as a
+ * parameter of every batch, so that the job walks the table in range mode
+ * and a resume uses the same values.  Items in their type's text form
+ * (null for a null), in chunks.  Like candidate, a job's working set: not
+ * dumped, and dropped when the job ends.
+ */
+CREATE TABLE @extschema@.fixed_value (
+	operation_id bigint NOT NULL,
+	query_index integer NOT NULL,
+	param integer NOT NULL,
+	chunk integer NOT NULL,
+	items text[] NOT NULL,
+	CONSTRAINT fixed_value_pkey PRIMARY KEY (operation_id, query_index, param, chunk),
+	CONSTRAINT fixed_value_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
+REVOKE ALL ON @extschema@.fixed_value FROM PUBLIC;
+COMMENT ON TABLE @extschema@.fixed_value IS
+	'internal: values a running query job fixed at its start for the non-row parts of its conditions (parameter param of query query_index), in chunks';
+
+ALTER TABLE @extschema@.operation ADD COLUMN query_modes text[];
+COMMENT ON COLUMN @extschema@.operation.query_modes IS
+	'how each query''s candidates were fixed at the start: range (block ranges, the condition evaluated again on each row) or tid (a list of row versions)';
+
+/* ---- end of Fixed values ---- */

@@ -20,8 +20,9 @@ SELECT i, 1 + i % 30, (ARRAY['lead', 'active'])[1 + i % 2], i % 10,
 FROM generate_series(1, 300) i;
 INSERT INTO qj.unit VALUES (1, NULL), (2, 1), (3, 1), (4, 2), (5, 4), (6, 3), (7, NULL), (8, 7);
 
--- a set of three queries: a link and a relative date (TID mode), a plain
--- comparison with a parameter (range mode), a hierarchy
+-- a set of three queries: a link and a relative date (range mode, the
+-- link's keys fixed at the start), a plain comparison with a parameter
+-- (range mode), a hierarchy (TID mode)
 CREATE TEMP TABLE qs AS SELECT '[
 	{"entity": "qj.contact", "criteria": {"conditions": [
 		{"attribute": "status", "operator": "eq", "values": ["lead"]},
@@ -43,6 +44,7 @@ SELECT bulkdelete.wait(:job, '60 s');
 SELECT state, candidate_count, success_count + skipped_count AS handled,
 	   failure_count, error_sqlstate
 FROM bulkdelete.operation WHERE id = :job;
+SELECT query_modes FROM bulkdelete.operation WHERE id = :job;
 SELECT (SELECT count(*) FROM qj.contact) AS contacts_left,
 	   (SELECT count(*) FROM qj.contact WHERE score IN (7, 8)) AS scores_7_8_left,
 	   (SELECT array_agg(id ORDER BY id) FROM qj.unit) AS units_left;

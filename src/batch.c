@@ -343,6 +343,43 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 }
 
 /*
+ * The job's current query compiled for its batches: with the values it
+ * fixed at its start bound (job_fixed.c), never evaluated again.
+ */
+static BdCompiledQuery *
+batch_compile(BdJob *job)
+{
+	BdCompiledQuery *q;
+
+	if (!bd_job_has_fixed(job->id, job->query_index))
+		return bd_query_compile(job->query_set, job->relations,
+								job->nrelations, job->query_index,
+								job->started_at);
+	q = bd_query_compile_fixed(job->query_set, job->relations,
+							   job->nrelations, job->query_index,
+							   job->started_at);
+	for (int slot = 0; slot < q->nfixed; slot++)
+	{
+		bool		found;
+		List	   *items = bd_job_fetch_fixed(job->id, job->query_index,
+											   q->fixed[slot].param, &found);
+
+		if (!found)
+			q->nfixed = 0;
+		else
+			bd_query_bind_fixed(q, slot, items);
+	}
+	if (q->nfixed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bulk delete job " INT64_FORMAT " cannot go on: its query %d no longer compiles as it did at the start",
+						job->id, job->query_index),
+				 errdetail("A function the condition calls changed its volatility since the job started."),
+				 errhint("Submit the job again.")));
+	return q;
+}
+
+/*
  * The target of the job's current query (job->query_index), ready for a
  * batch: target itself when no name its statements print can have changed
  * since it was prepared, else (or when target is NULL) prepared again, in
@@ -389,12 +426,7 @@ bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
 		blocked_seen = target != NULL && target->blocked_seen;
 		old = MemoryContextSwitchTo(cxt);
 		batch_preparing = true;
-		target = bd_batch_prepare(bd_query_compile(job->query_set,
-												   job->relations,
-												   job->nrelations,
-												   job->query_index,
-												   job->started_at),
-								  job->owner);
+		target = bd_batch_prepare(batch_compile(job), job->owner);
 		batch_preparing = false;
 		MemoryContextSwitchTo(old);
 		target->blocked_seen = blocked_seen;
@@ -890,6 +922,8 @@ bd_batch_delete_range(BdTarget *target, Oid leaf, BlockNumber first,
 
 	bd_switch_to_owner(&sw, target->owner, target->search_path);
 	bd_query_access_begin(target->query);
+	/* the condition is evaluated again: as at the start */
+	bd_query_settings(target->query);
 
 	/*
 	 * Rows a restricting foreign key holds make the DELETE fail.  Once that

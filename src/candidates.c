@@ -5,7 +5,11 @@
  *		job's start, query by query, in one of two ways:
  *
  *		Range mode, for a query on a plain table whose condition depends on
- *		nothing but the row itself (the common purge): the candidates are
+ *		nothing but the row itself (the common purge), once the parts that
+ *		do not read the row (now(), an uncorrelated subquery, the keys of a
+ *		link) are evaluated here, stored and bound (candidates_fix_values,
+ *		job_fixed.c), so that every batch sees the start's values: the
+ *		candidates are
  *		the rows that match and whose version existed at the start.  Only
  *		their number is computed now; what is stored is the table's blocks
  *		at the start, in ranges of BD_RANGE_BLOCKS, and the start's snapshot
@@ -17,8 +21,8 @@
  *		through an index (a small job), its rows are stored as in TID mode
  *		instead, so that the job reads no more than a plain DELETE would.
  *
- *		TID mode, for everything else (joins, subqueries, partitioned or
- *		inherited tables): the query runs once, as the job's owner, and for
+ *		TID mode, for everything else (joins, correlated subqueries,
+ *		volatile functions, partitioned or inherited tables): the query runs once, as the job's owner, and for
  *		every row it selects the leaf relation and TID are stored, in chunks
  *		of BD_CHUNK_ROWS rows of one leaf.  A TID and the start's snapshot
  *		name one version of one row (the version there that existed at the
@@ -375,6 +379,7 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 	guc_level = candidates_gucs(true);
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	bd_query_access_begin(q);
+	bd_query_settings(q);
 	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL,
 									   psprintf("SELECT t.tableoid, t.ctid %s",
@@ -441,6 +446,7 @@ candidates_count(BdJob *job, BdCompiledQuery *q, const char *sql,
 	guc_level = candidates_gucs(true);
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	bd_query_access_begin(q);
+	bd_query_settings(q);
 	rows = bd_spi_exec(sql, n, types, values, nulls, true, SPI_OK_SELECT);
 	bd_query_access_end(q);
 	bd_switch_user_end(&sw);
@@ -595,14 +601,137 @@ candidates_add_tasks(BdJob *job, BdCompiledQuery **queries, int nqueries,
 }
 
 /*
+ * Evaluate the fixed parts of q (query.h's BdQueryFixed) in the start's
+ * snapshot, as the job's owner under the query's settings, store them
+ * (job_fixed.c) and bind them.  Returns false, having stored part of them,
+ * when a key set has more than BD_FIXED_MAX_KEYS keys: the query then
+ * keeps the TID mode.
+ */
+static bool
+candidates_fix_values(BdJob *job, int query_index, BdCompiledQuery *q)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext tmp = AllocSetContextCreate(cxt, "bulkdelete fixed values",
+											  ALLOCSET_DEFAULT_SIZES);
+	BdUserSwitch sw;
+	bool		ok = true;
+
+	bd_switch_to_owner(&sw, job->owner, q->search_path);
+	bd_query_settings(q);
+	for (int slot = 0; slot < q->nfixed && ok; slot++)
+	{
+		BdQueryFixed *f = &q->fixed[slot];
+		bool		keys = OidIsValid(f->elemtype);
+		List	   *items = NIL;
+		uint64		total = 0;
+		Portal		portal;
+		MemoryContext old;
+
+		portal = SPI_cursor_open_with_args(NULL, f->sql, q->nparams,
+										   q->paramtypes, q->paramvalues,
+										   q->paramnulls, false, 0);
+		for (int chunk = 0;; chunk++)
+		{
+			uint64		n;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			dims[1];
+			int			lbs[1] = {1};
+			int			nestlevel;
+
+			SPI_cursor_fetch(portal, true, keys ? BD_FIXED_CHUNK_KEYS : 1);
+			n = SPI_processed;
+			total += n;
+			if (total > BD_FIXED_MAX_KEYS)
+			{
+				ok = false;
+				break;
+			}
+			if (n == 0 && chunk > 0)
+				break;
+			old = MemoryContextSwitchTo(tmp);
+			elems = palloc(sizeof(Datum) * (n + 1));
+			nulls = palloc(sizeof(bool) * (n + 1));
+			nestlevel = NewGUCNestLevel();
+			bd_query_storage_settings();
+			for (uint64 i = 0; i < n; i++)
+			{
+				char	   *item = SPI_getvalue(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1);
+
+				nulls[i] = item == NULL;
+				elems[i] = item ? CStringGetTextDatum(item) : (Datum) 0;
+				items = lappend(items, item);
+			}
+			AtEOXact_GUC(true, nestlevel);
+			dims[0] = (int) n;
+			bd_job_store_fixed(job->id, query_index, f->param, chunk,
+							   n == 0 ? construct_empty_array(TEXTOID) :
+							   construct_md_array(elems, nulls, 1, dims, lbs,
+												  TEXTOID, -1, false,
+												  TYPALIGN_INT));
+			MemoryContextSwitchTo(old);
+			SPI_freetuptable(SPI_tuptable);
+			CHECK_FOR_INTERRUPTS();
+			if (n == 0 || !keys)
+				break;
+		}
+		SPI_cursor_close(portal);
+		if (ok)
+			bd_query_bind_fixed(q, slot, items);
+		MemoryContextReset(tmp);
+	}
+	bd_switch_user_end(&sw);
+	MemoryContextDelete(tmp);
+	return ok;
+}
+
+/* candidates_try_fixed's argument and results */
+typedef struct CandidatesFixTry
+{
+	BdJob	   *job;
+	int			query_index;
+	BdCompiledQuery *q;
+	CandTasks  *ct;
+	MemoryContext scratch;
+	bool		fixed;			/* out: fixed, and the ranges stored */
+	int64		total;			/* out: the count */
+} CandidatesFixTry;
+
+/*
+ * Range mode for a query with fixed parts, in a subtransaction
+ * (bd_try_subxact): a failure here (a scalar subquery of two rows, a
+ * rewritten condition the parser reads otherwise) leaves the query to the
+ * TID mode, which raises the error again if it is the condition's own.
+ */
+static void
+candidates_try_fixed(void *arg)
+{
+	CandidatesFixTry *attempt = (CandidatesFixTry *) arg;
+
+	attempt->fixed = candidates_fix_values(attempt->job, attempt->query_index,
+										   attempt->q);
+	if (!attempt->fixed)
+		return;
+	if (attempt->ct->supported && attempt->ct->parallel > 1)
+		attempt->total = candidates_fix_range_split(attempt->job,
+													attempt->query_index,
+													attempt->q, attempt->ct);
+	else
+		attempt->total = candidates_fix_plain(attempt->job,
+											  attempt->query_index,
+											  attempt->q, attempt->scratch);
+}
+
+/*
  * Fix the candidates of query query_index of the job's set: range mode (or
  * the small-job plan) for a self-contained condition on a plain table, TID
  * mode for everything else.  Returns their number.
  */
 static int64
 candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
-					 MemoryContext scratch, CandTasks *ct,
-					 BdCompiledQuery **compiled)
+					 MemoryContext scratch, CandTasks *ct, bool can_fix,
+					 bool *range, BdCompiledQuery **compiled)
 {
 	BdCompiledQuery *q;
 	int			guc_level;
@@ -610,12 +739,46 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	Portal		portal;
 	BdUserSwitch sw;
 	int64		total;
+	bool		plain;
 
-	q = bd_query_compile(job->query_set, job->relations, job->nrelations,
+	q = can_fix ?
+		bd_query_compile_fixed(job->query_set, job->relations,
+							   job->nrelations, query_index, reference_time) :
+		bd_query_compile(job->query_set, job->relations, job->nrelations,
 						 query_index, reference_time);
 	*compiled = q;
-	if (q->self_contained && get_rel_relkind(q->relid) == RELKIND_RELATION &&
-		!has_subclass(q->relid))
+	plain = get_rel_relkind(q->relid) == RELKIND_RELATION &&
+		!has_subclass(q->relid);
+
+	/*
+	 * A condition made self-contained by fixing its non-row parts takes
+	 * range mode once they are evaluated and stored; elsewhere (a
+	 * partitioned table, a key set too large) it is compiled as it is.
+	 */
+	if (q->nfixed > 0)
+	{
+		if (plain)
+		{
+			CandidatesFixTry attempt = {job, query_index, q, ct, scratch, false, 0};
+			ErrorData  *edata;
+
+			if (!bd_try_subxact(candidates_try_fixed, &attempt, &edata))
+				ereport(LOG,
+						(errmsg("bulk delete job " INT64_FORMAT ", query %d: the parts of its condition that read no row could not be fixed at the start, so its candidates are listed instead: %s",
+								job->id, query_index, edata->message)));
+			else if (attempt.fixed)
+			{
+				*range = true;
+				return attempt.total;
+			}
+		}
+		bd_job_drop_fixed(job->id, query_index);
+		q = bd_query_compile(job->query_set, job->relations, job->nrelations,
+							 query_index, reference_time);
+		*compiled = q;
+	}
+	*range = true;
+	if (q->self_contained && plain)
 	{
 		if (ct->supported && ct->parallel > 1)
 			return candidates_fix_range_split(job, query_index, q, ct);
@@ -624,6 +787,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	if (q->self_contained && ct->supported &&
 		get_rel_relkind(q->relid) == RELKIND_PARTITIONED_TABLE)
 		return candidates_fix_leaves(job, query_index, q, ct);
+	*range = false;
 	ct->tid_mode[query_index] = true;
 
 	guc_level = candidates_gucs(false);
@@ -635,6 +799,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	bd_query_access_begin(q);
+	bd_query_settings(q);
 	/* not read-only: that would need an active snapshot, which CALL lacks */
 	portal = SPI_cursor_open_with_args(NULL, sql, q->nparams, q->paramtypes,
 									   q->paramvalues, q->paramnulls, false, 0);
@@ -662,6 +827,8 @@ bd_candidates_fix(BdJob *job)
 	CandTasks	ct;
 	BdJobSettings settings;
 	BdCompiledQuery **queries = palloc0(sizeof(BdCompiledQuery *) * (nqueries + 1));
+	bool		can_fix = bd_job_can_fix();
+	Datum	   *modes = palloc(sizeof(Datum) * (nqueries + 1));
 
 	/*
 	 * What was checked at submit may have changed since: a foreign table
@@ -682,13 +849,18 @@ bd_candidates_fix(BdJob *job)
 	ct.tid_mode = palloc0(sizeof(bool) * (nqueries + 1));
 	for (int i = 0; i < nqueries; i++)
 	{
+		bool		range;
+
 		ct.counts[i] = candidates_fix_query(job, i, reference_time, scratch,
-											&ct, &queries[i]);
+											&ct, can_fix, &range, &queries[i]);
 		total += ct.counts[i];
+		modes[i] = CStringGetTextDatum(range ? "range" : "tid");
 	}
 	if (ct.supported && (ct.ntasks > 0 || ct.parallel > 1))
 		candidates_add_tasks(job, queries, nqueries, &ct);
 	MemoryContextDelete(scratch);
+	bd_job_set_modes(job->id, construct_array(modes, nqueries, TEXTOID, -1,
+											  false, TYPALIGN_INT));
 
 	/* the snapshot all the queries used: RR keeps the transaction's */
 	snap = GetTransactionSnapshot();

@@ -868,6 +868,9 @@ bd_job_finish(int64 job_id, BdJobAction action, const char *sqlstate,
 		job_write_id("DELETE FROM bulkdelete.candidate WHERE operation_id = $1",
 					 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
 		jtask_end_all(job_id, state);
+		if (bd_job_can_fix())
+			job_write_id("DELETE FROM bulkdelete.fixed_value WHERE operation_id = $1",
+						 job_id, InvalidOid, (Datum) 0, SPI_OK_DELETE);
 	}
 }
 

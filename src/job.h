@@ -170,6 +170,16 @@ extern void bd_job_store_ranges(int64 job_id, int query_index, Oid leaf,
 								Oid filenode, BlockNumber nblocks,
 								int range_blocks);
 extern bool bd_job_test(const char *sql, int64 job_id);
+
+/* job_fixed.c: values a query job fixed at its start, its queries' modes */
+extern bool bd_job_can_fix(void);
+extern void bd_job_store_fixed(int64 job_id, int query_index, int param,
+							   int chunk, ArrayType *items);
+extern void bd_job_drop_fixed(int64 job_id, int query_index);
+extern List *bd_job_fetch_fixed(int64 job_id, int query_index, int param,
+								bool *found);
+extern bool bd_job_has_fixed(int64 job_id, int query_index);
+extern void bd_job_set_modes(int64 job_id, ArrayType *modes);
 extern void bd_job_check_candidates(BdJob *job);
 extern List *bd_job_fetch_chunks(int64 job_id, int query_index,
 								 int from_chunk, int max_chunks);

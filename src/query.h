@@ -65,7 +65,47 @@ typedef struct BdCompiledQuery
 	 * on each (query_view.c); NULL for a table.
 	 */
 	struct QvChain *view;
+	/*
+	 * The submitter's TimeZone and DateStyle, under which the job runs the
+	 * query's statements (bd_query_settings), so that a stable function of
+	 * the row's own columns gives the same answer at the start and in every
+	 * batch.
+	 */
+	char	   *timezone;
+	char	   *datestyle;
+	/*
+	 * Compiled with bd_query_compile_fixed: the parts of the condition that
+	 * do not read the target's row, to be evaluated once at the job's start
+	 * and bound as parameters (nfixed is 0 when there were none, or when
+	 * fixing them would not make the condition self-contained).
+	 */
+	int			nfixed;
+	struct BdQueryFixed *fixed;
 } BdCompiledQuery;
+
+/*
+ * One non-row part of a query, fixed at the job's start: a value (a
+ * stable expression, a scalar subquery) or a set of keys (an uncorrelated
+ * IN list, or the linked side of a link or a semi-join).  sql is a SELECT
+ * of one column giving it: one row, the value (or null), or one row per
+ * key; it is stored in its type's text form (bd_query_storage_settings).  It is bound as parameter param (0-based)
+ * of type type: the value's type, or for keys an array of elemtype.
+ */
+typedef struct BdQueryFixed
+{
+	int			param;
+	Oid			type;
+	Oid			elemtype;		/* keys: the element type; else InvalidOid */
+	char	   *sql;
+} BdQueryFixed;
+
+/*
+ * At most this many keys of one key set are bound; more keep TID mode: every
+ * batch hashes them all (about 40 bytes a key), and its plan holds a copy.
+ */
+#define BD_FIXED_MAX_KEYS 250000
+/* Keys stored per row of bulkdelete.fixed_value */
+#define BD_FIXED_CHUNK_KEYS 10000
 
 /*
  * Validate a query set (one query expression or an array of them) as the
@@ -150,6 +190,30 @@ extern void bd_query_access_end(BdCompiledQuery *query);
  * (false for a table)?  A permission error then fails every row alike.
  */
 extern bool bd_query_access_lost(BdCompiledQuery *query, Oid user);
+ * bd_query_compile, with every non-row part of the condition made a
+ * parameter to be fixed at the job's start (q->fixed), when that makes the
+ * condition self-contained; otherwise the same as bd_query_compile.  The
+ * fixed parameters are null until bd_query_bind_fixed.
+ */
+extern BdCompiledQuery *bd_query_compile_fixed(Jsonb *normalized,
+											   Oid *relations, int nrelations,
+											   int index,
+											   TimestampTz reference_time);
+
+/*
+ * Bind fixed part slot of q from its stored text: items (char *, NULL for
+ * null) is the value (one item) or the keys, read with the type's input
+ * function under the query's settings.
+ */
+extern void bd_query_bind_fixed(BdCompiledQuery *q, int slot, List *items);
+
+/*
+ * Set the submitter's TimeZone and DateStyle in the current GUC nest level,
+ * for running q's statements; bd_query_storage_settings, on top of them,
+ * the styles a fixed value's text is written and read in.
+ */
+extern void bd_query_settings(BdCompiledQuery *q);
+extern void bd_query_storage_settings(void);
 
 /* The OIDs of a relation list (as normalize returns it) as an array */
 extern Oid *bd_query_relation_array(List *relations, int *nrelations);

@@ -19,13 +19,26 @@
  *		which selects a row exactly when the join of Dataverse would return
  *		it at least once.
  *
+ *		For a job's batches (bd_query_compile_fixed) the parts of a condition
+ *		that read no row of the target become parameters fixed at the job's
+ *		start (BdQueryFixed): a filter's stable subexpressions and
+ *		uncorrelated subqueries, its IN lists and column semi-joins as key
+ *		sets, a query's exists/in/not-exists links as the keys of their
+ *		linked side; then the condition is self-contained and the job takes
+ *		range mode.  Which stable functions of the row itself keep it so is
+ *		qc_settings_functions.
+ *
  *-------------------------------------------------------------------------
  */
 #include "query_internal.h"
 
+#include "catalog/pg_collation.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteManip.h"
@@ -53,6 +66,8 @@ typedef struct QueryCompile
 	bool		self_contained; /* see BdCompiledQuery */
 	QvChain    *view;			/* the query's entity is this view, or NULL */
 	Oid			view_relid;		/* that view */
+	bool		fix;			/* make the non-row parts fixed parameters */
+	List	   *fixed;			/* of BdQueryFixed: those made so far */
 } QueryCompile;
 
 /*
@@ -96,12 +111,10 @@ qc_column_ref(QueryCompile *qc, const char *alias, Oid relid,
  * Append a parameter of type typid: "$n" to the SQL, the value as a typed
  * literal to the display (never executed).
  */
-static void
-qc_param(QueryCompile *qc, Oid typid, Datum value)
+/* A new parameter of type typid, value (null when isnull); its number */
+static int
+qc_add_param(QueryCompile *qc, Oid typid, Datum value, bool isnull)
 {
-	Oid			typoutput;
-	bool		typisvarlena;
-
 	if (qc->nparams == qc->maxparams)
 	{
 		qc->maxparams *= 2;
@@ -111,14 +124,40 @@ qc_param(QueryCompile *qc, Oid typid, Datum value)
 	}
 	qc->paramtypes[qc->nparams] = typid;
 	qc->paramvalues[qc->nparams] = value;
-	qc->paramnulls[qc->nparams] = ' ';
-	qc->nparams++;
-	appendStringInfo(&qc->sql, "$%d", qc->nparams);
+	qc->paramnulls[qc->nparams] = isnull ? 'n' : ' ';
+	return ++qc->nparams;
+}
+
+static void
+qc_param(QueryCompile *qc, Oid typid, Datum value)
+{
+	Oid			typoutput;
+	bool		typisvarlena;
+
+	appendStringInfo(&qc->sql, "$%d", qc_add_param(qc, typid, value, false));
 	getTypeOutputInfo(typid, &typoutput, &typisvarlena);
 	/* typmod "given" as -1: bpchar prints as bpchar, not as character(1) */
 	appendStringInfo(&qc->display, "%s::%s",
 					 quote_literal_cstr(OidOutputFunctionCall(typoutput, value)),
 					 format_type_extended(typid, -1, FORMAT_TYPE_TYPEMOD_GIVEN));
+}
+
+/*
+ * Reserve a parameter for a part of the condition fixed at the job's start
+ * (null until bd_query_bind_fixed), given by sql; returns its number.  For
+ * keys, elemtype is their type and the parameter an array of it.
+ */
+static int
+qc_fixed_param(QueryCompile *qc, Oid elemtype, Oid type, char *sql)
+{
+	BdQueryFixed *f = palloc0(sizeof(BdQueryFixed));
+
+	f->param = qc->nparams;
+	f->type = type;
+	f->elemtype = elemtype;
+	f->sql = sql;
+	qc->fixed = lappend(qc->fixed, f);
+	return qc_add_param(qc, type, (Datum) 0, true);
 }
 
 /*
@@ -592,6 +631,70 @@ qc_link_predicate(QueryCompile *qc, JsonbContainer *link,
 }
 
 /*
+ * A link of the query itself that is a predicate (exists, in, not-exists,
+ * an inner link no condition refers to), compiled to be fixed at the job's
+ * start: the keys of its linked side, the "to" column of the rows its
+ * criteria and nested links select then, nulls left out, become one
+ * parameter, and the row is kept when
+ *	 exists, in, inner: CASE WHEN t.from = ANY ($keys) THEN true ELSE false END
+ *	 not-exists: CASE WHEN t.from = ANY ($keys) THEN false ELSE true END
+ * (a CASE: see qc_opaque_test) which is what the subquery gave in the start's snapshot (a null "from"
+ * matches no key, as it matched no linked row), whatever the linked side
+ * becomes later.  The link's own operators and values are evaluated once,
+ * so they do not make the condition depend on anything but the row.
+ * Returns false, appending nothing, for a "to" type without an array type.
+ */
+static bool
+qc_link_keys(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
+			 const char *path)
+{
+	QueryLinkType type = qc_link_type(link);
+	const char *alias;
+	char	   *from;
+	char	   *to;
+	char	   *op;
+	Oid			relid;
+	Oid			to_type;
+	StringInfoData sql;
+	StringInfoData display;
+	StringInfoData body;
+	bool		self_contained = qc->self_contained;
+	int			param;
+
+	relid = qc_link_begin(qc, link, parent_relid, path, &alias, &from, &to,
+						  true, &op);
+	(void) bd_query_column_name(relid, qf_int(link, "to_attnum", 0),
+								qf_string(link, "to"), qj_path_key(path, "to"),
+								&to_type, NULL);
+	if (!OidIsValid(get_array_type(to_type)))
+		return false;
+
+	/* the body into a text of its own, its parameters the query's */
+	sql = qc->sql;
+	display = qc->display;
+	initStringInfo(&qc->sql);
+	initStringInfo(&qc->display);
+	qc_link_body(qc, link, alias, relid, path);
+	body = qc->sql;
+	pfree(qc->display.data);
+	qc->sql = sql;
+	qc->display = display;
+	qc->self_contained = self_contained;
+
+	param = qc_fixed_param(qc, to_type, get_array_type(to_type),
+						   psprintf("SELECT %s.%s FROM %s %s"
+									" WHERE %s.%s IS NOT NULL%s",
+									alias, to,
+									bd_query_relation_name(relid, path),
+									alias, alias, to, body.data));
+	qc_text(qc, psprintf("CASE WHEN t.%s %s ANY ($%d) THEN %s END",
+						 from, op, param,
+						 type == QLT_NOT_EXISTS ? "false ELSE true" :
+						 "true ELSE false"));
+	return true;
+}
+
+/*
  * Append " [LEFT] JOIN <item> ON <cond>" for a joined link and, nested in
  * its item, its joined children; its other children restrict it in the ON
  * condition.
@@ -683,7 +786,8 @@ qc_expression(QueryCompile *qc, JsonbContainer *query, Oid relid,
 			continue;
 		if (n++ > 0)
 			qc_text(qc, " AND ");
-		qc_link_predicate(qc, link, "t", relid, qj_path_index(lpath, i));
+		if (!qc->fix || !qc_link_keys(qc, link, relid, qj_path_index(lpath, i)))
+			qc_link_predicate(qc, link, "t", relid, qj_path_index(lpath, i));
 	}
 	if (refers)
 	{
@@ -769,6 +873,382 @@ qc_check_expr_walker(Node *node, QueryExprCheck *ctx)
 }
 
 /*
+ * Fixing a filter's non-row parts (bd_query_compile_fixed).  A subexpression
+ * is fixed when it reads no column of the target's row, calls no volatile
+ * function, and is not already immutable (nothing to gain): now(),
+ * current_date, now() - interval '30 days', an uncorrelated scalar
+ * subquery, ...  It becomes a parameter of its own type, evaluated once at
+ * the job's start.  Placeholders whose value comes from around them (the
+ * CASE operand, a sublink's own output, a domain's value) are never fixed
+ * apart from what gives them their value.
+ */
+typedef struct QueryFix
+{
+	QueryCompile *qc;
+	List	   *dpcontext;		/* deparse context over t */
+	int			in_testexpr;	/* qc_fix_placeholder_walker */
+} QueryFix;
+
+static bool
+qc_fix_placeholder_walker(Node *node, QueryFix *fix)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, CaseTestExpr) || IsA(node, CoerceToDomainValue) ||
+		IsA(node, SetToDefault) || IsA(node, CurrentOfExpr) ||
+		IsA(node, Aggref) || IsA(node, GroupingFunc) || IsA(node, WindowFunc))
+		return true;
+	if (IsA(node, Param))
+		return !(((Param *) node)->paramkind == PARAM_SUBLINK &&
+				 fix->in_testexpr > 0);
+	if (IsA(node, Query))
+		return false;			/* a subquery reads its own rows */
+	if (IsA(node, SubLink))
+	{
+		bool		found;
+
+		fix->in_testexpr++;
+		found = qc_fix_placeholder_walker(((SubLink *) node)->testexpr, fix);
+		fix->in_testexpr--;
+		return found;
+	}
+	return expression_tree_walker(node, qc_fix_placeholder_walker, fix);
+}
+
+/* Is node a value to fix at the start? */
+static bool
+qc_fixable(QueryFix *fix, Node *node)
+{
+	Oid			type;
+
+	if (node == NULL || IsA(node, Const) || IsA(node, List) ||
+		IsA(node, CaseWhen) || IsA(node, NamedArgExpr) || IsA(node, Query) ||
+		IsA(node, TargetEntry))
+		return false;
+	if (!checkExprHasSubLink(node) && !contain_mutable_functions(node))
+		return false;
+	type = exprType(node);
+	if (get_typtype(type) == TYPTYPE_PSEUDO ||
+		exprCollation(node) != get_typcollation(type))
+		return false;
+	fix->in_testexpr = 0;
+	return !contain_vars_of_level(node, 0) &&
+		!contain_volatile_functions(node) &&
+		!qc_fix_placeholder_walker(node, fix);
+}
+
+/* A parameter for value node, fixed at the start */
+static Node *
+qc_fix_value(QueryFix *fix, Node *node)
+{
+	Param	   *p = makeNode(Param);
+	Oid			type = exprType(node);
+
+	p->paramkind = PARAM_EXTERN;
+	p->paramtype = type;
+	p->paramtypmod = exprTypmod(node);
+	p->paramcollid = exprCollation(node);
+	p->location = -1;
+	p->paramid = qc_fixed_param(fix->qc, InvalidOid, type,
+								psprintf("SELECT (%s)",
+										 deparse_expression(node, fix->dpcontext,
+															false, false)));
+	return (Node *) p;
+}
+
+/*
+ * "lhs op ANY ($keys)" (ALL when use_or is false) for a key set given by
+ * the SELECT of one column sub, of type elemtype; NULL if there is no array
+ * type or the comparison's collation would not survive the rewriting.
+ */
+static Node *
+qc_fix_keys(QueryFix *fix, Node *lhs, Oid opno, Oid inputcollid, bool use_or,
+			Query *sub, Oid elemtype)
+{
+	ScalarArrayOpExpr *saop;
+	SubLink    *expr = makeNode(SubLink);
+	Param	   *p;
+	Oid			arraytype = get_array_type(elemtype);
+
+	if (!OidIsValid(arraytype) ||
+		(OidIsValid(inputcollid) && inputcollid != DEFAULT_COLLATION_OID) ||
+		(OidIsValid(exprCollation(lhs)) &&
+		 exprCollation(lhs) != DEFAULT_COLLATION_OID))
+		return NULL;
+	expr->subLinkType = EXPR_SUBLINK;
+	expr->subselect = (Node *) sub;
+	expr->location = -1;
+	p = makeNode(Param);
+	p->paramkind = PARAM_EXTERN;
+	p->paramtype = arraytype;
+	p->paramtypmod = -1;
+	p->paramcollid = get_typcollation(arraytype);
+	p->location = -1;
+	p->paramid = qc_fixed_param(fix->qc, elemtype, arraytype,
+								psprintf("SELECT s.k FROM %s s(k)",
+										 deparse_expression((Node *) expr,
+															fix->dpcontext,
+															false, false)));
+	saop = makeNode(ScalarArrayOpExpr);
+	saop->opno = opno;
+	saop->opfuncid = get_opcode(opno);
+	saop->useOr = use_or;
+	saop->inputcollid = inputcollid;
+	saop->args = list_make2(lhs, p);
+	saop->location = -1;
+	return (Node *) saop;
+}
+
+/*
+ * A key test saop (lhs op ANY ($keys)) as a CASE: "saop IS TRUE", or, when
+ * exact, saop itself, null included.  The planner estimates a condition
+ * "x = ANY (array)" key by key, which for 30,000 keys cost 30 to 70 ms of
+ * planning in every batch; it does not look into a CASE (a default
+ * selectivity), and it still hashes the ANY inside.
+ */
+static Node *
+qc_opaque_test(Node *saop, bool exact)
+{
+	CaseExpr   *c = makeNode(CaseExpr);
+	CaseWhen   *yes = makeNode(CaseWhen);
+
+	yes->expr = (Expr *) saop;
+	yes->result = (Expr *) makeBoolConst(true, false);
+	yes->location = -1;
+	c->casetype = BOOLOID;
+	c->casecollid = InvalidOid;
+	c->args = list_make1(yes);
+	c->location = -1;
+	if (exact)
+	{
+		CaseWhen   *no = makeNode(CaseWhen);
+
+		no->expr = (Expr *) makeBoolExpr(NOT_EXPR,
+										 list_make1(copyObject(saop)), -1);
+		no->result = (Expr *) makeBoolConst(false, false);
+		no->location = -1;
+		c->args = lappend(c->args, no);
+		c->defresult = (Expr *) makeBoolConst(false, true);
+	}
+	else
+		c->defresult = (Expr *) makeBoolConst(false, false);
+	return (Node *) c;
+}
+
+/* May the subquery sub be evaluated once, alone? */
+static bool
+qc_fix_query_ok(Query *sub)
+{
+	return sub->commandType == CMD_SELECT && sub->setOperations == NULL &&
+		!contain_vars_of_level((Node *) sub, 1) &&
+		!contain_volatile_functions((Node *) sub);
+}
+
+static Node *qc_fix_mutator(Node *node, QueryFix *fix);
+
+/*
+ * A sublink that reads the row, made a key set where it can be:
+ *	 lhs op ANY|ALL (uncorrelated SELECT)  ->  lhs op ANY|ALL ($keys)
+ *	 EXISTS (SELECT ... WHERE inner op t.col AND rest)
+ *		->  (t.col op' ANY ($keys of SELECT inner ... WHERE rest)) IS TRUE
+ * (each written as a CASE, qc_opaque_test)
+ * both exact, nulls included: ANY over an array is what ANY over the
+ * subquery's rows is, and EXISTS holds exactly when some row's comparison
+ * is true.  NULL for any other sublink, which stays as it is.
+ */
+static Node *
+qc_fix_sublink(QueryFix *fix, SubLink *link)
+{
+	Query	   *sub = (Query *) link->subselect;
+
+	if ((link->subLinkType == ANY_SUBLINK || link->subLinkType == ALL_SUBLINK) &&
+		IsA(link->testexpr, OpExpr))
+	{
+		OpExpr	   *op = (OpExpr *) link->testexpr;
+		Node	   *rhs = list_length(op->args) == 2 ? lsecond(op->args) : NULL;
+		Node	   *lhs;
+		Node	   *keys;
+
+		if (rhs == NULL || !IsA(rhs, Param) ||
+			((Param *) rhs)->paramkind != PARAM_SUBLINK ||
+			checkExprHasSubLink(linitial(op->args)) ||
+			!qc_fix_query_ok(sub))
+			return NULL;
+		fix->in_testexpr = 0;
+		if (qc_fix_placeholder_walker(linitial(op->args), fix))
+			return NULL;
+		lhs = qc_fix_mutator(linitial(op->args), fix);
+		keys = qc_fix_keys(fix, lhs, op->opno, op->inputcollid,
+						   link->subLinkType == ANY_SUBLINK, copyObject(sub),
+						   ((Param *) rhs)->paramtype);
+		return keys ? qc_opaque_test(keys, true) : NULL;
+	}
+	if (link->subLinkType == EXISTS_SUBLINK && sub->commandType == CMD_SELECT &&
+		!sub->hasAggs && !sub->hasWindowFuncs && !sub->hasTargetSRFs &&
+		sub->groupClause == NIL && sub->groupingSets == NIL &&
+		sub->havingQual == NULL && sub->limitCount == NULL &&
+		sub->limitOffset == NULL && sub->setOperations == NULL &&
+		sub->sortClause == NIL && sub->distinctClause == NIL &&
+		sub->rowMarks == NIL && sub->cteList == NIL &&
+		sub->jointree != NULL)
+	{
+		List	   *quals = make_ands_implicit((Expr *) sub->jointree->quals);
+		ListCell   *lc;
+
+		foreach(lc, quals)
+		{
+			OpExpr	   *op = lfirst(lc);
+			Var		   *outer = NULL;
+			Node	   *inner = NULL;
+			Oid			opno = InvalidOid;
+			Query	   *keys;
+			Node	   *saop;
+
+			if (!IsA(op, OpExpr) || list_length(op->args) != 2 ||
+				op->opresulttype != BOOLOID)
+				continue;
+			for (int side = 0; side < 2; side++)
+			{
+				Node	   *a = list_nth(op->args, side);
+
+				if (IsA(a, Var) && ((Var *) a)->varlevelsup == 1 &&
+					((Var *) a)->varno == 1 && ((Var *) a)->varattno > 0)
+				{
+					outer = (Var *) a;
+					inner = list_nth(op->args, 1 - side);
+					opno = side == 0 ? op->opno : get_commutator(op->opno);
+				}
+			}
+			if (outer == NULL || !OidIsValid(opno) ||
+				contain_vars_of_level(inner, 1) || checkExprHasSubLink(inner))
+				continue;
+
+			/* the keys: SELECT inner FROM ... WHERE the other quals */
+			keys = copyObject(sub);
+			keys->jointree->quals = (Node *)
+				make_ands_explicit(list_delete_ptr(list_copy(quals), op));
+			keys->targetList = list_make1(makeTargetEntry((Expr *) copyObject(inner),
+														  1, pstrdup("k"),
+														  false));
+			if (!qc_fix_query_ok(keys))
+				return NULL;
+			outer = copyObject(outer);
+			outer->varlevelsup = 0;
+			saop = qc_fix_keys(fix, (Node *) outer, opno, op->inputcollid,
+							   true, keys, exprType(inner));
+			if (saop == NULL)
+				return NULL;
+			return qc_opaque_test(saop, false);
+		}
+	}
+	return NULL;
+}
+
+static Node *
+qc_fix_mutator(Node *node, QueryFix *fix)
+{
+	if (node == NULL)
+		return NULL;
+	if (qc_fixable(fix, node))
+		return qc_fix_value(fix, node);
+	if (IsA(node, SubLink))
+	{
+		Node	   *keys = qc_fix_sublink(fix, (SubLink *) node);
+
+		return keys ? keys : node;
+	}
+	return expression_tree_mutator(node, qc_fix_mutator, fix);
+}
+
+/*
+ * The functions that are not immutable but that a job evaluates again on a
+ * row in its batches: stable only through TimeZone and DateStyle, which the
+ * job's statements run with as the submitter had them (bd_query_settings).
+ * Named by the C function of their internal implementation: the casts
+ * between date, timestamp and timestamptz, timestamptz's time parts,
+ * date_trunc and date_part/extract on timestamptz, timestamptz +/-
+ * interval, comparisons across date, timestamp and timestamptz, and the
+ * text input and output of those types.  to_char is not among them (its
+ * TM patterns read lc_time).
+ */
+static const char *const qc_settings_functions[] = {
+	"timestamptz_date", "timestamptz_timestamp", "timestamp_timestamptz",
+	"date_timestamptz", "timestamptz_time", "timestamptz_timetz",
+	"timestamptz_trunc", "timestamptz_part", "extract_timestamptz",
+	"timestamptz_pl_interval", "timestamptz_mi_interval",
+	"timestamptz_in", "timestamptz_out", "timestamp_in", "timestamp_out",
+	"date_in", "date_out",
+};
+
+static bool
+qc_settings_function(Oid funcid)
+{
+	HeapTuple	tup;
+	Form_pg_proc proc;
+	bool		result = false;
+
+	if (func_volatile(funcid) == PROVOLATILE_IMMUTABLE)
+		return true;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(funcid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	if (proc->pronamespace == PG_CATALOG_NAMESPACE &&
+		proc->prolang == INTERNALlanguageId &&
+		proc->provolatile == PROVOLATILE_STABLE)
+	{
+		bool		isnull;
+		char	   *src = TextDatumGetCString(SysCacheGetAttr(PROCOID, tup,
+															  Anum_pg_proc_prosrc,
+															  &isnull));
+		char		a[16],
+					op[8],
+					b[16];
+
+		for (int i = 0; i < lengthof(qc_settings_functions); i++)
+			if (strcmp(src, qc_settings_functions[i]) == 0)
+				result = true;
+		/* date_lt_timestamptz, timestamptz_cmp_timestamp, ... */
+		if (sscanf(src, "%15[a-z]_%7[a-z]_%15[a-z]", a, op, b) == 3 &&
+			(strcmp(a, "date") == 0 || strcmp(a, "timestamp") == 0 ||
+			 strcmp(a, "timestamptz") == 0) &&
+			(strcmp(b, "date") == 0 || strcmp(b, "timestamp") == 0 ||
+			 strcmp(b, "timestamptz") == 0) &&
+			(strcmp(op, "eq") == 0 || strcmp(op, "ne") == 0 ||
+			 strcmp(op, "lt") == 0 || strcmp(op, "le") == 0 ||
+			 strcmp(op, "gt") == 0 || strcmp(op, "ge") == 0 ||
+			 strcmp(op, "cmp") == 0))
+			result = true;
+	}
+	ReleaseSysCache(tup);
+	return result;
+}
+
+static bool
+qc_settings_checker(Oid funcid, void *context)
+{
+	return !qc_settings_function(funcid);
+}
+
+/*
+ * Does an expression (with its fixed parts as parameters) call anything a
+ * batch could evaluate differently on an unchanged row?  As
+ * contain_mutable_functions, except for qc_settings_functions.
+ */
+static bool
+qc_mutable_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, qc_settings_checker, context))
+		return true;
+	if (IsA(node, SQLValueFunction) || IsA(node, NextValueExpr) ||
+		IsA(node, SubLink) || IsA(node, Query))
+		return true;
+	return expression_tree_walker(node, qc_mutable_walker, context);
+}
+
+/*
  * Append the stored filter expression of query, deparsed over t (relid).
  * bd_query_compile has set search_path to pg_catalog, pg_temp, so every
  * name outside pg_catalog comes out schema-qualified and the text means the
@@ -793,15 +1273,25 @@ qc_filter_expression(QueryCompile *qc, JsonbContainer *query, Oid relid,
 							   &qc->self_contained));
 		return;
 	}
-	if (checkExprHasSubLink(expr) || contain_mutable_functions(expr))
+	if (qc->fix)
+	{
+		QueryFix	fix;
+
+		fix.qc = qc;
+		fix.dpcontext = deparse_context_for("t", relid);
+		expr = qc_fix_mutator(expr, &fix);
+		if (qc_mutable_walker(expr, NULL))
+			qc->self_contained = false;
+	}
+	else if (checkExprHasSubLink(expr) || contain_mutable_functions(expr))
 		qc->self_contained = false;
 	qc_text(qc, deparse_expression(expr, deparse_context_for("t", relid),
 								   true, false));
 }
 
-BdCompiledQuery *
-bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
-				 TimestampTz reference_time)
+static BdCompiledQuery *
+qc_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
+		   TimestampTz reference_time, bool fix)
 {
 	int			count = bd_query_count(normalized);
 	JsonbContainer *query;
@@ -829,6 +1319,7 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	qc.nrelations = nrelations;
 	qc.reference_time = reference_time;
 	qc.self_contained = true;
+	qc.fix = fix;
 
 	/*
 	 * Read values and compute relative dates in the submitter's time zone and
@@ -856,6 +1347,12 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	qc.view = qv_open(query, relations, nrelations, relid,
 					  qj_path_show(qj_path_key(path, "entity")));
 	qc.view_relid = relid;
+	/*
+	 * Through a view the condition is rewritten onto the base table
+	 * (query_view.c): its non-row parts are not fixed (not combined yet).
+	 */
+	if (qc.view != NULL)
+		qc.fix = false;
 	qc_text(&qc, "(");
 	if (qf_get(query, "expr"))
 		qc_filter_expression(&qc, query, relid, path);
@@ -891,5 +1388,110 @@ bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
 	result->paramvalues = qc.paramvalues;
 	result->paramnulls = qc.paramnulls;
 	result->view = qc.view;
+	result->timezone = qf_string(&normalized->root, "timezone");
+	result->datestyle = qf_string(&normalized->root, "datestyle");
+	result->nfixed = list_length(qc.fixed);
+	result->fixed = palloc(sizeof(BdQueryFixed) * (result->nfixed + 1));
+	for (int i = 0; i < result->nfixed; i++)
+		result->fixed[i] = *(BdQueryFixed *) list_nth(qc.fixed, i);
 	return result;
+}
+
+BdCompiledQuery *
+bd_query_compile(Jsonb *normalized, Oid *relations, int nrelations, int index,
+				 TimestampTz reference_time)
+{
+	return qc_compile(normalized, relations, nrelations, index,
+					  reference_time, false);
+}
+
+BdCompiledQuery *
+bd_query_compile_fixed(Jsonb *normalized, Oid *relations, int nrelations,
+					   int index, TimestampTz reference_time)
+{
+	BdCompiledQuery *q = qc_compile(normalized, relations, nrelations, index,
+									reference_time, true);
+
+	if (q->nfixed > 0 && q->self_contained)
+		return q;
+	return qc_compile(normalized, relations, nrelations, index,
+					  reference_time, false);
+}
+
+/* The settings a job's statements run with: the submitter's TimeZone and DateStyle */
+void
+bd_query_settings(BdCompiledQuery *q)
+{
+	(void) set_config_option("TimeZone", q->timezone, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", q->datestyle, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * The settings a fixed value is written and read back with: one text form
+ * that reads back exactly, whatever the submitter's styles (ISO dates,
+ * which carry their UTC offset; intervals in the postgres style; every
+ * digit of a floating-point value).
+ */
+void
+bd_query_storage_settings(void)
+{
+	(void) set_config_option("DateStyle", "ISO", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+bd_query_bind_fixed(BdCompiledQuery *q, int slot, List *items)
+{
+	BdQueryFixed *f = &q->fixed[slot];
+	Oid			elemtype = OidIsValid(f->elemtype) ? f->elemtype : f->type;
+	Oid			typinput;
+	Oid			typioparam;
+	int			n = list_length(items);
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (n + 1));
+	int			nestlevel = NewGUCNestLevel();
+	int			i = 0;
+	ListCell   *lc;
+
+	bd_query_settings(q);
+	bd_query_storage_settings();
+	getTypeInputInfo(elemtype, &typinput, &typioparam);
+	foreach(lc, items)
+	{
+		char	   *item = lfirst(lc);
+
+		nulls[i] = item == NULL;
+		elems[i] = OidInputFunctionCall(typinput, item, typioparam, -1);
+		i++;
+	}
+	AtEOXact_GUC(true, nestlevel);
+	if (!OidIsValid(f->elemtype))
+	{
+		if (n != 1)
+			elog(ERROR, "a fixed value of a bulk delete job has %d items", n);
+		q->paramvalues[f->param] = elems[0];
+		q->paramnulls[f->param] = nulls[0] ? 'n' : ' ';
+	}
+	else
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		q->paramvalues[f->param] = PointerGetDatum(n == 0 ?
+												   construct_empty_array(elemtype) :
+												   construct_md_array(elems, nulls, 1, dims, lbs,
+																	  elemtype, typlen,
+																	  typbyval, typalign));
+		q->paramnulls[f->param] = ' ';
+	}
 }

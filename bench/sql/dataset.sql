@@ -5,7 +5,8 @@
 -- psql variables:
 --   rows     number of contacts (default 1000000)
 --   variant  base | cascade | restrict0 | restrict | part (tid, parallel2 and
---            small use the base data)
+--            small use the base data) | now | link | insub | scalar (the base
+--            data in the forms of the conditions a job fixes at its start)
 --
 -- Candidates are status = 'closed' AND created_at < 2021-08-23 (0.8 * 0.6 =
 -- 48% of the rows), spread at random over the heap.  The pgbench workload
@@ -51,6 +52,27 @@ CREATE TABLE contact (
 	payload		text
 );
 \endif
+SELECT :'variant' = 'now' AS is_now,
+	   :'variant' IN ('link', 'insub') AS is_accounts,
+	   :'variant' = 'scalar' AS is_scalar,
+	   -- now: the time of the rows of 2021-08-22, 12 hours before the cut
+	   -- of "now() - interval '30 days'", so that the same rows match for
+	   -- 12 hours after the template is built
+	   now() - interval '30 days' - interval '12 hours' AS now_base \gset
+
+\if :is_now
+-- the same rows, the same random draws, but 'inactive' for 'closed', and
+-- every row moved to the same time of its day, the days shifted so that
+-- exactly the rows before 2021-08-23 are older than 30 days
+INSERT INTO contact
+SELECT i, a, s, :'now_base'::timestamptz + ((c AT TIME ZONE 'UTC')::date - date '2021-08-22') * interval '1 day', p
+FROM (SELECT i,
+			 (random() * 50000)::bigint AS a,
+			 CASE WHEN random() < 0.8 THEN 'inactive' ELSE 'open' END AS s,
+			 timestamptz '2020-01-01 00:00:00+00' + random() * interval '1000 days' AS c,
+			 repeat(md5(random()::text), 3) || left(md5(random()::text), 4) AS p
+	  FROM generate_series(1, :rows) i) r;
+\else
 INSERT INTO contact
 SELECT i,
 	   (random() * 50000)::bigint,
@@ -58,7 +80,22 @@ SELECT i,
 	   timestamptz '2020-01-01 00:00:00+00' + random() * interval '1000 days',
 	   repeat(md5(random()::text), 3) || left(md5(random()::text), 4)
 FROM generate_series(1, :rows) i;
+\endif
 CREATE INDEX contact_status_created_at_idx ON contact (status, created_at);
+
+\if :is_accounts
+-- link, insub: the accounts of the contacts, 60% of them closed (about
+-- 30,000 keys); the candidates are the closed contacts of closed accounts
+CREATE TABLE account (id bigint PRIMARY KEY, state text NOT NULL);
+INSERT INTO account
+SELECT i, CASE WHEN random() < 0.6 THEN 'closed' ELSE 'active' END
+FROM generate_series(0, 50000) i;
+\endif
+\if :is_scalar
+-- scalar: the cut in a table of one row, read by a scalar subquery
+CREATE TABLE cutoff (at timestamptz NOT NULL);
+INSERT INTO cutoff VALUES ('2021-08-23 00:00:00+00');
+\endif
 
 -- ids for the rows pgbench inserts
 SELECT :rows + 1 AS next_id \gset

@@ -112,15 +112,16 @@ is($node->safe_psql('postgres', "SELECT bulkdelete.wait($job)"), 'succeeded',
 	'the id-list job succeeds');
 cmp_ok(paced($job)->{largest}, '<=', 100, 'no id-list batch above 100 records');
 
-# 3. A query set in TID mode at one row a second: a batch is one chunk of
-# 512 rows, and the throttle would sleep 512 s after it.  Pause and cancel
+# 3. A query set in TID mode (a condition on an inner link, a join, which
+# is not reduced to keys at the start) at one row a second: a batch is one
+# chunk of 512 rows, and the throttle would sleep 512 s after it.  Pause and cancel
 # act within a poll's timeout all the same.  While it runs, its worker
 # holds the locks of both its relations.
 $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('{"entity": "public.slow",
-		"criteria": {"conditions": [{"attribute": "id", "operator": "gt", "values": [0]}]},
-		"link_entities": [{"entity": "public.kind", "from": "kind", "to": "id", "link_type": "exists",
-			"criteria": {"conditions": [{"attribute": "id", "operator": "ge", "values": [0]}]}}]}',
+		"criteria": {"conditions": [{"attribute": "id", "operator": "gt", "values": [0]},
+			{"entityname": "k", "attribute": "id", "operator": "ge", "values": [0]}]},
+		"link_entities": [{"entity": "public.kind", "alias": "k", "from": "kind", "to": "id"}]}',
 		options => '{"max_rows_per_second": 1, "batch_time": 100}')});
 ok($node->poll_query_until('postgres', qq{
 	SELECT state = 'in_progress' AND batches = 1 FROM bulkdelete.operation WHERE id = $job}),

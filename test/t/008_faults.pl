@@ -326,7 +326,8 @@ sub setup_case
 
 	if ($c->{kind} eq 'two')
 	{
-		# the second query is in TID mode (a link), with rows it excludes
+		# the second query is in TID mode (an outer link its criteria refer
+		# to: a join), with rows it excludes
 		@tables = ("$s.a", "$s.b");
 		$sql .= qq{
 			SELECT fault.make_target($n, '$s.a', $rows, 0);
@@ -373,15 +374,18 @@ sub submit_case
 	elsif ($c->{kind} eq 'tid')
 	{
 		$submit = qq{SELECT bulkdelete.submit('$s.t'::regclass,
-			\$\$status = 'old' AND EXISTS (SELECT 1)\$\$, options => '$options') AS job \\gset};
+			\$\$status = 'old' AND random() >= 0\$\$, options => '$options') AS job \\gset};
 	}
 	elsif ($c->{kind} eq 'two')
 	{
 		my $old = '{"conditions": [{"attribute": "status", "operator": "eq", "values": ["old"]}]}';
 		$submit = qq{SELECT bulkdelete.submit('[
 			{"entity": "$s.a", "criteria": $old},
-			{"entity": "$s.b", "criteria": $old, "link_entities": [{"entity": "$s.keep",
-				"from": "id", "to": "id", "link_type": "not-exists"}]}]',
+			{"entity": "$s.b", "criteria": {"conditions": [
+				{"attribute": "status", "operator": "eq", "values": ["old"]},
+				{"entityname": "k", "attribute": "id", "operator": "null"}]},
+			 "link_entities": [{"entity": "$s.keep", "alias": "k",
+				"from": "id", "to": "id", "link_type": "outer"}]}]',
 			options => '$options') AS job \\gset};
 	}
 	else
