@@ -190,6 +190,8 @@ extern void bd_query_access_end(BdCompiledQuery *query);
  * (false for a table)?  A permission error then fails every row alike.
  */
 extern bool bd_query_access_lost(BdCompiledQuery *query, Oid user);
+
+/*
  * bd_query_compile, with every non-row part of the condition made a
  * parameter to be fixed at the job's start (q->fixed), when that makes the
  * condition self-contained; otherwise the same as bd_query_compile.  The
