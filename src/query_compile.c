@@ -661,7 +661,7 @@ qc_link_keys(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
 	bool		self_contained = qc->self_contained;
 	int			param;
 
-	relid = qc_link_begin(qc, link, parent_relid, path, &alias, &from, &to,
+	relid = qc_link_begin(qc, link, "t", parent_relid, path, &alias, &from, &to,
 						  true, &op);
 	(void) bd_query_column_name(relid, qf_int(link, "to_attnum", 0),
 								qf_string(link, "to"), qj_path_key(path, "to"),
