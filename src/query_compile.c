@@ -687,7 +687,7 @@ qc_link_keys(QueryCompile *qc, JsonbContainer *link, Oid parent_relid,
 									alias, to,
 									bd_query_relation_name(relid, path),
 									alias, alias, to, body.data));
-	qc_text(qc, psprintf("CASE WHEN t.%s %s ANY ($%d) THEN %s END",
+	qc_text(qc, psprintf("CASE WHEN %s %s ANY ($%d) THEN %s END",
 						 from, op, param,
 						 type == QLT_NOT_EXISTS ? "false ELSE true" :
 						 "true ELSE false"));
