@@ -6,8 +6,10 @@ OBJS = \
 	src/bulkdelete.o \
 	src/candidates.o \
 	src/api.o \
+	src/archive.o \
 	src/batch.o \
 	src/csv.o \
+	src/fkeys.o \
 	src/guard.o \
 	src/isolate.o \
 	src/keys.o \

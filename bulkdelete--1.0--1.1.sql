@@ -136,3 +136,156 @@ FROM @extschema@.schedule_definition d
 	 LATERAL (SELECT @extschema@.schedule_cron_job_present(d.id) AS present) c;
 COMMENT ON VIEW @extschema@.schedules IS
 	'every schedule the current role may see, with its last run, whether its pg_cron job exists, and its next run time (null without the job)';
+
+/*
+ * The recycle bin (SPEC 8, issue 13).  A job with the option "archive"
+ * captures, in the batch transaction that deletes them, every row it
+ * deletes and every row its foreign-key actions delete (CASCADE) or change
+ * (SET NULL, SET DEFAULT: the row as it was), one archive row each: the
+ * relation, the row's key (its primary key as jsonb, or the whole row for
+ * a table without one), the key of the row the job itself deleted that it
+ * came from (root_key), its depth in the foreign-key tree, and the full
+ * row image as the row type's text form, written under fixed settings
+ * (DateStyle ISO, IntervalStyle postgres, TimeZone UTC, exact floats), so
+ * that it reads back as the same values.  A restore job (kind restore,
+ * parent_id the archived job) puts the rows back and marks them restored
+ * in the same transaction.  Written only by the extension (archive.c,
+ * source_restore.c); callers read their jobs' archives through row-level
+ * security, as the failures.  No foreign key to operation: forget and
+ * purge_archive delete a job's archive themselves (an RI check per
+ * archived row would cost more than the row).
+ */
+ALTER TABLE @extschema@.operation DROP CONSTRAINT operation_kind_check;
+ALTER TABLE @extschema@.operation ADD CONSTRAINT operation_kind_check
+	CHECK (kind IN ('query', 'ids', 'restore'));
+
+CREATE SEQUENCE @extschema@.archive_id_seq;
+
+CREATE TABLE @extschema@.archive (
+	id bigint NOT NULL DEFAULT pg_catalog.nextval('@extschema@.archive_id_seq'),
+	operation_id bigint NOT NULL,
+	relation regclass NOT NULL,
+	depth integer NOT NULL,
+	action text NOT NULL,
+	record_key jsonb NOT NULL,
+	root_key jsonb NOT NULL,
+	image text NOT NULL,
+	changed_columns text[],
+	archived_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	expires_at timestamptz NOT NULL,
+	restored_at timestamptz,
+	restored_by bigint,
+	tried_by bigint,
+	CONSTRAINT archive_action_check CHECK (action IN ('delete', 'set null', 'set default'))
+);
+ALTER SEQUENCE @extschema@.archive_id_seq OWNED BY @extschema@.archive.id;
+CREATE INDEX archive_operation_id_idx ON @extschema@.archive
+	(operation_id, relation, depth, id);
+CREATE INDEX archive_expires_at_idx ON @extschema@.archive USING brin (expires_at);
+COMMENT ON TABLE @extschema@.archive IS
+	'the recycle bin: every row an archived job deleted or changed, as it was, until it expires or is restored';
+COMMENT ON COLUMN @extschema@.archive.depth IS
+	'0: a row the job deleted; n: a row reached through n foreign keys from one (CASCADE deletes, SET NULL / SET DEFAULT changes)';
+COMMENT ON COLUMN @extschema@.archive.root_key IS
+	'the key of the row the job deleted that this row was removed or changed with (its own key at depth 0)';
+COMMENT ON COLUMN @extschema@.archive.image IS
+	'the whole row in its row type''s text form, written with DateStyle ISO, IntervalStyle postgres, TimeZone UTC and exact floats';
+COMMENT ON COLUMN @extschema@.archive.changed_columns IS
+	'SET NULL / SET DEFAULT: the columns the foreign-key action changed, which a restore sets back';
+COMMENT ON COLUMN @extschema@.archive.tried_by IS
+	'the last restore job that tried the row (restored or failed), so that a restore tries each row once';
+
+ALTER TABLE @extschema@.archive ENABLE ROW LEVEL SECURITY;
+CREATE POLICY archive_member_policy ON @extschema@.archive
+	USING (EXISTS (SELECT 1 FROM @extschema@.operation o
+				   WHERE o.id OPERATOR(pg_catalog.=) operation_id));
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.archive', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.archive_id_seq', '');
+REVOKE ALL ON @extschema@.archive FROM PUBLIC;
+GRANT SELECT ON @extschema@.archive TO PUBLIC;
+
+CREATE FUNCTION @extschema@.restore(job bigint, keys jsonb DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_restore'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.restore(bigint, jsonb) IS
+	'submit a restore job putting back what an archived job deleted or changed (only the named records and what went with them when keys is given); returns its id';
+
+CREATE FUNCTION @extschema@.purge_archive(job bigint)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_purge_archive'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.purge_archive(bigint) IS
+	'empty the archive of a job; returns the number of archived rows removed';
+
+CREATE FUNCTION @extschema@.archived_records(job bigint)
+	RETURNS TABLE (relation regclass, record_key jsonb, action text,
+				   depth integer, root_key jsonb, image text,
+				   archived_at timestamptz, expires_at timestamptz,
+				   restored boolean, restored_at timestamptz,
+				   restored_by bigint)
+	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* a job the caller may not see does not exist, as for every function */
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.operation o
+				   WHERE o.id OPERATOR(pg_catalog.=) job) THEN
+		RAISE EXCEPTION 'bulk delete job % does not exist', job
+			USING ERRCODE = '42704';
+	END IF;
+	RETURN QUERY
+		SELECT a.relation, a.record_key, a.action, a.depth, a.root_key,
+			   a.image, a.archived_at, a.expires_at,
+			   a.restored_at IS NOT NULL, a.restored_at, a.restored_by
+		FROM @extschema@.archive a
+		WHERE a.operation_id OPERATOR(pg_catalog.=) job
+		ORDER BY a.id;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.archived_records(bigint) IS
+	'what is in the recycle bin for a job: every row it deleted or changed, whether it expired or was restored';
+
+/*
+ * The recycle bin in bulkdelete.jobs (issue 13): whether a job archives
+ * and until when its archive is kept (the latest expiry of its rows), as
+ * two columns appended at the end.  (Kept apart so that another change of
+ * the view can take them over.)  The expiry is kept on the job row, set by
+ * every batch that archives (archive.c), so that the view reads no archive
+ * row and the workers find the jobs whose archive expires without a scan.
+ */
+ALTER TABLE @extschema@.operation ADD COLUMN archive_expires_at timestamptz;
+COMMENT ON COLUMN @extschema@.operation.archive_expires_at IS
+	'archived jobs: when the last of its archived rows expires (null once its archive is empty)';
+
+CREATE OR REPLACE VIEW @extschema@.jobs WITH (security_invoker = true) AS
+SELECT o.id, o.name, o.owner, o.kind, o.state,
+	   o.processing_query_index AS query_index,
+	   o.candidate_count, o.success_count, o.failure_count, o.skipped_count,
+	   o.cascade_count, o.batches,
+	   CASE
+		   WHEN o.candidate_count > 0 THEN
+			   pg_catalog.round(100.0 * p.done / o.candidate_count, 1)
+		   WHEN o.state = 'succeeded' THEN 100.0
+	   END AS percent_done,
+	   e.elapsed,
+	   CASE WHEN e.seconds > 0 THEN pg_catalog.round(p.done / e.seconds, 1)
+	   END AS rows_per_second,
+	   CASE
+		   WHEN o.state = 'in_progress' AND p.done > 0 AND e.seconds > 0
+			   AND o.candidate_count IS NOT NULL THEN
+			   pg_catalog.make_interval(secs =>
+				   ((o.candidate_count - p.done) * e.seconds / p.done)::float8)
+	   END AS eta,
+	   o.created_at, o.start_after, o.started_at, o.finished_at,
+	   o.error_sqlstate, o.error_message, o.worker_pid, o.parent_id,
+	   COALESCE(o.options -> 'archive', 'false') <> 'false' AS archived,
+	   o.archive_expires_at
+FROM @extschema@.operation o,
+	 LATERAL (SELECT o.success_count + o.failure_count + o.skipped_count
+			  AS done) p,
+	 LATERAL (SELECT COALESCE(o.finished_at, pg_catalog.now()) - o.started_at
+			  AS elapsed,
+			  pg_catalog.date_part('epoch',
+				  COALESCE(o.finished_at, pg_catalog.now()) - o.started_at)::numeric
+			  AS seconds) e;

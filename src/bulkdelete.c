@@ -34,6 +34,7 @@ char	   *bd_notify_channel = NULL;
 int			bd_max_replica_lag = 0;
 int			bd_max_rows_per_second = 0;
 int			bd_busy_wal_rate = 16384;	/* kB per second */
+int			bd_archive_retention = 15 * 86400;	/* s */
 
 bool		bd_preloaded = false;
 
@@ -72,6 +73,14 @@ _PG_init(void)
 							&bd_max_workers,
 							2, 0, 64,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.archive_retention",
+							"How long the archive of a job with \"archive\": true is kept.",
+							"Expired archives are purged by the workers in the background.",
+							&bd_archive_retention,
+							15 * 86400, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("bulkdelete.batch_size",

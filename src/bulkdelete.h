@@ -25,6 +25,7 @@ extern char *bd_notify_channel;
 extern int	bd_max_replica_lag;
 extern int	bd_max_rows_per_second;
 extern int	bd_busy_wal_rate;
+extern int	bd_archive_retention;
 
 /* true when the library was loaded through shared_preload_libraries */
 extern bool bd_preloaded;

@@ -902,3 +902,50 @@ bd_job_unfinished_run(int64 parent_id)
 		return 0;
 	return DatumGetInt64(row.cols[0]);
 }
+
+/*
+ * The recycle bin's expiry on the job row (archive.c): set when a batch
+ * archives rows (until when the job's archive is kept), cleared
+ * (DT_NOBEGIN) when it is emptied.  A database still on 1.0's SQL has no
+ * archive.  In a transaction.
+ */
+void
+bd_job_set_archive_expiry(int64 job_id, TimestampTz expires_at)
+{
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	if (!job_has_column("archive_expires_at"))
+		return;
+	values[0] = Int64GetDatum(job_id);
+	values[1] = TimestampTzGetDatum(expires_at);
+	if (expires_at == DT_NOBEGIN)
+		nulls[1] = 'n';
+	job_write("UPDATE bulkdelete.operation SET archive_expires_at = $2"
+			  " WHERE id = $1 AND archive_expires_at IS DISTINCT FROM $2",
+			  2, argtypes, values, nulls, SPI_OK_UPDATE);
+}
+
+/*
+ * The jobs whose archive has expired as a whole (every row of it expires
+ * by the job's archive_expires_at, and the expiry has removed those
+ * rows): their expiry is cleared.  Then the earliest expiry left, or
+ * DT_NOEND.  In a transaction.
+ */
+TimestampTz
+bd_job_next_archive_expiry(void)
+{
+	JobRow		row;
+
+	if (!job_has_column("archive_expires_at"))
+		return DT_NOEND;
+	job_write("UPDATE bulkdelete.operation SET archive_expires_at = NULL"
+			  " WHERE archive_expires_at < pg_catalog.now()",
+			  0, NULL, NULL, NULL, SPI_OK_UPDATE);
+	if (!job_read_row("SELECT pg_catalog.min(archive_expires_at)"
+					  " FROM bulkdelete.operation",
+					  0, NULL, NULL, true, &row) || row.nulls[0])
+		return DT_NOEND;
+	return DatumGetTimestampTz(row.cols[0]);
+}

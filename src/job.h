@@ -163,5 +163,7 @@ extern void bd_job_finish(int64 job_id, BdJobAction action,
 extern void bd_job_link_run(int64 job_id, int64 parent_id,
 							const char *schedule, const char *recurrence);
 extern int64 bd_job_unfinished_run(int64 parent_id);
+extern void bd_job_set_archive_expiry(int64 job_id, TimestampTz expires_at);
+extern TimestampTz bd_job_next_archive_expiry(void);
 
 #endif							/* BULKDELETE_JOB_H */

@@ -1,0 +1,706 @@
+/*-------------------------------------------------------------------------
+ *
+ * archive.c
+ *		The recycle bin's capture (SPEC 8): every row an archived job's
+ *		DELETE removes, and every row its foreign-key actions remove
+ *		(CASCADE) or change (SET NULL, SET DEFAULT), written to
+ *		bulkdelete.archive in the same subtransaction as the DELETE.  A row
+ *		that fails (isolate.c rolls its subtransaction back) leaves no
+ *		archive row; a crash loses a batch's deletes and its archive rows
+ *		together.  Also purging a job's archive and the workers' expiry.
+ *
+ *		Two ways, chosen per attempt:
+ *
+ *		- No foreign key with an action references the relation: the DELETE
+ *		  gets "RETURNING <key>, t", the rows exactly as deleted.
+ *
+ *		- Otherwise the rows are locked first (their TIDs read as the job's
+ *		  owner with the DELETE's own condition, then locked FOR UPDATE as
+ *		  the tables' owner, as a row's foreign-key actions run), and, one
+ *		  level at a time, the referencing rows of the rows captured so far
+ *		  are read and locked through each key's own equality operators.
+ *		  Locking a level before reading the next keeps a concurrent insert
+ *		  of a referencing row out (its foreign-key check waits for our
+ *		  lock), so the DELETE's actions remove exactly the rows captured.
+ *		  After the DELETE, the relations whose deleted and updated counts
+ *		  (the transaction's statistics) differ from what was captured (a
+ *		  trigger kept a row) are checked row by row: a captured row still
+ *		  there at its TID is not archived.
+ *
+ *		A row image is the row type's text form (record_out), written under
+ *		fixed settings (bd_archive_settings_begin: DateStyle ISO,
+ *		IntervalStyle postgres, TimeZone UTC, exact floats, hex bytea, C
+ *		money), so that record_in under the same settings gives the same
+ *		values back: arrays, composites, domains, numeric, time zones, and
+ *		toasted values (a whole-row value holds none out of line).  The key
+ *		is the primary key as jsonb, or for a table without one the whole
+ *		row as jsonb.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "archive.h"
+
+#include "batch.h"
+#include "fkeys.h"
+#include "job.h"
+#include "query.h"
+#include "spi_util.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+/* One captured row, until the end of the attempt */
+typedef struct ArRow
+{
+	Oid			relid;			/* the relation whose row type the image has */
+	Oid			tableoid;		/* the leaf the row was in */
+	ItemPointerData ctid;		/* where it was (locked rows) */
+	int			depth;
+	char		action;			/* confdeltype: c (deleted), n, d */
+	int			root;			/* index of the depth-0 row it came from */
+	char	   *key;
+	char	   *image;
+	char	   *changed;		/* text[] literal of the columns an action
+								 * changed, or NULL */
+	bool		kept;			/* still there after the DELETE */
+} ArRow;
+
+/* A (leaf, TID), to capture each row once */
+typedef struct ArSeen
+{
+	Oid			tableoid;
+	ItemPointerData ctid;
+} ArSeen;
+
+struct BdArchive
+{
+	int64		job_id;
+	Oid			relid;			/* the relation the job deletes from */
+	Interval   *retention;
+	TimestampTz expires_at;		/* of the rows archived by this batch */
+	bool		archived;		/* this batch archived rows */
+	FmgrInfo	record_out;
+	/* the attempt's rows, in the caller's memory context */
+	int			n;
+	int			max;
+	ArRow	   *rows;
+	HTAB	   *seen;
+};
+
+BdArchive *
+bd_archive_create(int64 job_id, Oid relid, Interval *retention,
+				  MemoryContext cxt)
+{
+	BdArchive  *ar = MemoryContextAllocZero(cxt, sizeof(BdArchive));
+
+	if (!bd_archive_installed())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bulk delete job " INT64_FORMAT " cannot archive: the extension's SQL objects are those of version 1.0",
+						job_id),
+				 errhint("Run ALTER EXTENSION bulkdelete UPDATE.")));
+	ar->job_id = job_id;
+	ar->relid = relid;
+	ar->retention = MemoryContextAlloc(cxt, sizeof(Interval));
+	*ar->retention = *retention;
+	fmgr_info_cxt(F_RECORD_OUT, &ar->record_out, cxt);
+	return ar;
+}
+
+/* Is bulkdelete.archive there (not a database still on 1.0's SQL)? */
+bool
+bd_archive_installed(void)
+{
+	Oid			nspid = get_namespace_oid("bulkdelete", true);
+
+	return OidIsValid(nspid) && OidIsValid(get_relname_relid("archive", nspid));
+}
+
+/*
+ * Fixed settings for writing and reading row images, in a GUC nest level
+ * of their own: bd_archive_settings_end(level) restores the caller's.
+ * In a transaction.
+ */
+int
+bd_archive_settings_begin(void)
+{
+	static const char *const settings[][2] = {
+		{"DateStyle", "ISO, YMD"},
+		{"IntervalStyle", "postgres"},
+		{"TimeZone", "UTC"},
+		{"extra_float_digits", "1"},
+		{"bytea_output", "hex"},
+		{"lc_monetary", "C"},
+	};
+	int			level = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(settings); i++)
+		(void) set_config_option(settings[i][0], settings[i][1],
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
+	return level;
+}
+
+void
+bd_archive_settings_end(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
+/* The key of row "alias" of relid: its primary key, else the whole row */
+char *
+bd_archive_key_sql(Oid relid, const char *alias)
+{
+	return bd_batch_key_sql(relid, alias,
+							psprintf("pg_catalog.to_jsonb(%s)", alias));
+}
+
+/* "ONLY rel" for a plain table, "rel" for a partitioned one */
+static char *
+ar_from(Oid relid)
+{
+	return psprintf("%s%s", get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ?
+					"" : "ONLY ", bd_qualified_relname(relid));
+}
+
+/* A new row slot; the caller fills it */
+static ArRow *
+ar_new_row(BdArchive *ar)
+{
+	if (ar->n == ar->max)
+	{
+		ar->max = Max(64, ar->max * 2);
+		ar->rows = ar->rows == NULL ? palloc(sizeof(ArRow) * ar->max) :
+			repalloc_huge(ar->rows, sizeof(ArRow) * ar->max);
+	}
+	memset(&ar->rows[ar->n], 0, sizeof(ArRow));
+	return &ar->rows[ar->n++];
+}
+
+/*
+ * Take the rows of the last SPI result: key at column keycol, the row at
+ * keycol + 1, and, when locked, the leaf and TID at columns 1 and 2 and,
+ * for a referencing level, the index of the referenced row at keycol + 2.
+ * Rows already captured are left out.  Returns how many were taken.
+ */
+static int
+ar_take(BdArchive *ar, Oid relid, int keycol, bool locked, bool level,
+		char action, const char *changed)
+{
+	int			taken = 0;
+	int			nest = bd_archive_settings_begin();
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		ArRow	   *r;
+		Datum		row;
+		ArSeen		seen;
+		bool		found;
+		int			parent = -1;
+
+		memset(&seen, 0, sizeof(seen));
+		if (locked)
+		{
+			seen.tableoid = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
+			seen.ctid = *DatumGetItemPointer(bd_spi_datum(i, 2, &isnull));
+			(void) hash_search(ar->seen, &seen, HASH_ENTER, &found);
+			if (found)
+				continue;
+		}
+		if (level)
+			parent = DatumGetInt32(bd_spi_datum(i, keycol + 2, &isnull));
+		r = ar_new_row(ar);
+		r->relid = relid;
+		r->tableoid = seen.tableoid;
+		r->ctid = seen.ctid;
+		r->action = action;
+		r->changed = (char *) changed;
+		r->key = bd_spi_text(i, keycol);
+		row = bd_spi_datum(i, keycol + 1, &isnull);
+		r->image = OutputFunctionCall(&ar->record_out, row);
+		if (parent >= 0)
+		{
+			r->depth = ar->rows[parent].depth + 1;
+			r->root = ar->rows[parent].root;
+		}
+		else
+			r->root = ar->n - 1;
+		taken++;
+	}
+	bd_archive_settings_end(nest);
+	return taken;
+}
+
+/* The changed columns of a SET NULL / SET DEFAULT key, as text[] */
+static char *
+ar_changed_columns(BdFkey *fk)
+{
+	char	  **names = palloc(sizeof(char *) * fk->nkeys);
+
+	for (int i = 0; i < fk->nkeys; i++)
+		names[i] = get_attname(fk->conrelid, fk->fk[i], false);
+	return TextDatumGetCString(DirectFunctionCall1(array_out,
+												   PointerGetDatum(bd_text_array(names, fk->nkeys))));
+}
+
+/*
+ * The leaves, TIDs and indexes of rows [lo, hi) as three array parameters
+ * of a statement.
+ */
+static void
+ar_row_arrays(BdArchive *ar, int lo, int hi, Datum *values)
+{
+	int			n = hi - lo;
+	Datum	   *rels = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *tids = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *idx = palloc(sizeof(Datum) * (n + 1));
+
+	for (int i = 0; i < n; i++)
+	{
+		rels[i] = ObjectIdGetDatum(ar->rows[lo + i].tableoid);
+		tids[i] = ItemPointerGetDatum(&ar->rows[lo + i].ctid);
+		idx[i] = Int32GetDatum(lo + i);
+	}
+	values[0] = PointerGetDatum(construct_array(rels, n, OIDOID, sizeof(Oid),
+												true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(tids, n, TIDOID,
+												sizeof(ItemPointerData), false,
+												TYPALIGN_SHORT));
+	values[2] = PointerGetDatum(construct_array(idx, n, INT4OID, sizeof(int32),
+												true, TYPALIGN_INT));
+}
+
+/*
+ * Lock and capture the rows that the foreign keys referencing relid take
+ * with rows [lo, hi) (of relid): CASCADE deletes them, and so on down;
+ * SET NULL and SET DEFAULT change them.  As the tables' owner, as the
+ * foreign keys' actions run.
+ */
+static void
+ar_capture_referencing(BdArchive *ar, Oid relid, int lo, int hi)
+{
+	List	   *fkeys;
+	ListCell   *lc;
+	Oid			types[3] = {OIDARRAYOID, TIDARRAYOID, INT4ARRAYOID};
+
+	if (hi <= lo)
+		return;
+	fkeys = bd_fkeys_referencing(relid);
+	foreach(lc, fkeys)
+	{
+		BdFkey	   *fk = lfirst(lc);
+		Datum		values[3];
+		int			first;
+		int			taken;
+
+		if (fk->deltype != 'c' && fk->deltype != 'n' && fk->deltype != 'd')
+			continue;
+		ar_row_arrays(ar, lo, hi, values);
+		bd_spi_exec(psprintf("SELECT c.tableoid, c.ctid, (%s)::pg_catalog.text, c, x.i"
+							 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+							 "  pg_catalog.unnest($3)) x(r, tid, i)"
+							 " JOIN %s p ON p.tableoid OPERATOR(pg_catalog.=) x.r"
+							 "  AND p.ctid OPERATOR(pg_catalog.=) x.tid"
+							 " JOIN %s c ON %s"
+							 " FOR UPDATE OF c",
+							 bd_archive_key_sql(fk->conrelid, "c"),
+							 ar_from(relid), ar_from(fk->conrelid),
+							 bd_fkey_match(fk, "p", "c")),
+					3, types, values, NULL, false, SPI_OK_SELECT);
+		first = ar->n;
+		taken = ar_take(ar, fk->conrelid, 3, true, true, fk->deltype,
+						fk->deltype == 'c' ? NULL : ar_changed_columns(fk));
+		if (fk->deltype == 'c')
+			ar_capture_referencing(ar, fk->conrelid, first, first + taken);
+	}
+}
+
+/*
+ * Lock the rows stmt deletes (found as the job's owner, who runs the
+ * statement, locked as the tables' owner: FOR UPDATE needs UPDATE, which a
+ * job's owner need not have) and capture them.  A row changed between the
+ * two statements is not locked (its TID no longer matches) and not
+ * deleted either (its new version is no candidate).
+ */
+static void
+ar_lock_rows(BdArchive *ar, const BdArchiveDelete *stmt)
+{
+	BdUserSwitch sw;
+	uint64		n;
+	Datum	   *rels;
+	Datum	   *tids;
+	Oid			types[2] = {OIDARRAYOID, TIDARRAYOID};
+	Datum		values[2];
+
+	n = bd_spi_exec(psprintf("SELECT t.tableoid, t.ctid %s", stmt->from_where),
+					stmt->nargs, stmt->types, stmt->values, stmt->nulls,
+					false, SPI_OK_SELECT);
+	rels = palloc(sizeof(Datum) * (n + 1));
+	tids = palloc(sizeof(Datum) * (n + 1));
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rels[i] = bd_spi_datum(i, 1, &isnull);
+		tids[i] = PointerGetDatum(palloc(sizeof(ItemPointerData)));
+		*DatumGetItemPointer(tids[i]) = *DatumGetItemPointer(bd_spi_datum(i, 2, &isnull));
+	}
+	values[0] = PointerGetDatum(construct_array(rels, n, OIDOID, sizeof(Oid),
+												true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(tids, n, TIDOID,
+												sizeof(ItemPointerData), false,
+												TYPALIGN_SHORT));
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec(psprintf("SELECT t.tableoid, t.ctid, (%s)::pg_catalog.text, t"
+						 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) x(r, tid)"
+						 " JOIN %s t ON t.tableoid OPERATOR(pg_catalog.=) x.r"
+						 "  AND t.ctid OPERATOR(pg_catalog.=) x.tid"
+						 " FOR UPDATE OF t",
+						 bd_archive_key_sql(ar->relid, "t"), ar_from(ar->relid)),
+				2, types, values, NULL, false, SPI_OK_SELECT);
+	(void) ar_take(ar, ar->relid, 3, true, false, 'c', NULL);
+	ar_capture_referencing(ar, ar->relid, 0, ar->n);
+	bd_switch_user_end(&sw);
+}
+
+/* The leaves the captured rows are in, each once */
+static List *
+ar_leaves(BdArchive *ar)
+{
+	List	   *leaves = NIL;
+
+	for (int i = 0; i < ar->n; i++)
+		leaves = list_append_unique_oid(leaves, ar->rows[i].tableoid);
+	return leaves;
+}
+
+/* Rows deleted or updated in leaf by this transaction so far */
+static int64
+ar_changes(Oid leaf)
+{
+	return DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_deleted,
+											 ObjectIdGetDatum(leaf))) +
+		DatumGetInt64(DirectFunctionCall1(pg_stat_get_xact_tuples_updated,
+										  ObjectIdGetDatum(leaf)));
+}
+
+/*
+ * After the DELETE: in each leaf where the rows changed are not the rows
+ * captured (before[] the changes before it), find the captured rows still
+ * there at their TIDs (a trigger kept them): they are not archived.
+ */
+static void
+ar_reconcile(BdArchive *ar, List *leaves, int64 *before)
+{
+	ListCell   *lc;
+	int			k = 0;
+
+	foreach(lc, leaves)
+	{
+		Oid			leaf = lfirst_oid(lc);
+		int64		captured = 0;
+		Datum	   *tids;
+		Datum	   *idx;
+		int			n = 0;
+		Oid			types[2] = {TIDARRAYOID, INT4ARRAYOID};
+		Datum		values[2];
+		uint64		found;
+		BdUserSwitch sw;
+
+		for (int i = 0; i < ar->n; i++)
+			if (ar->rows[i].tableoid == leaf)
+				captured++;
+		if (ar_changes(leaf) - before[k++] == captured)
+			continue;
+
+		tids = palloc(sizeof(Datum) * (captured + 1));
+		idx = palloc(sizeof(Datum) * (captured + 1));
+		for (int i = 0; i < ar->n; i++)
+			if (ar->rows[i].tableoid == leaf)
+			{
+				tids[n] = ItemPointerGetDatum(&ar->rows[i].ctid);
+				idx[n++] = Int32GetDatum(i);
+			}
+		values[0] = PointerGetDatum(construct_array(tids, n, TIDOID,
+													sizeof(ItemPointerData),
+													false, TYPALIGN_SHORT));
+		values[1] = PointerGetDatum(construct_array(idx, n, INT4OID,
+													sizeof(int32), true,
+													TYPALIGN_INT));
+		bd_switch_user_begin(&sw, bd_job_table_owner());
+		found = bd_spi_exec(psprintf("SELECT x.i FROM ROWS FROM (pg_catalog.unnest($1),"
+									 " pg_catalog.unnest($2)) x(tid, i)"
+									 " JOIN ONLY %s r ON r.ctid OPERATOR(pg_catalog.=) x.tid",
+									 bd_qualified_relname(leaf)),
+							2, types, values, NULL, false, SPI_OK_SELECT);
+		for (uint64 j = 0; j < found; j++)
+		{
+			bool		isnull;
+
+			ar->rows[DatumGetInt32(bd_spi_datum(j, 1, &isnull))].kept = true;
+		}
+		bd_switch_user_end(&sw);
+	}
+}
+
+/*
+ * Write the attempt's rows that went (not kept) to bulkdelete.archive, in
+ * one INSERT as the tables' owner.
+ */
+static void
+ar_flush(BdArchive *ar)
+{
+	int			n = 0;
+	Datum	   *rels = palloc(sizeof(Datum) * (ar->n + 1));
+	Datum	   *depths = palloc(sizeof(Datum) * (ar->n + 1));
+	char	  **actions = palloc(sizeof(char *) * (ar->n + 1));
+	char	  **keys = palloc(sizeof(char *) * (ar->n + 1));
+	char	  **roots = palloc(sizeof(char *) * (ar->n + 1));
+	char	  **images = palloc(sizeof(char *) * (ar->n + 1));
+	char	  **changed = palloc(sizeof(char *) * (ar->n + 1));
+	Oid			types[9] = {INT8OID, OIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZOID};
+	Datum		values[9];
+	BdUserSwitch sw;
+
+	for (int i = 0; i < ar->n; i++)
+	{
+		ArRow	   *r = &ar->rows[i];
+
+		if (r->kept)
+			continue;
+		rels[n] = ObjectIdGetDatum(r->relid);
+		depths[n] = Int32GetDatum(r->depth);
+		actions[n] = r->action == 'c' ? "delete" :
+			r->action == 'n' ? "set null" : "set default";
+		keys[n] = r->key;
+		roots[n] = r->root == i ? NULL : ar->rows[r->root].key;
+		images[n] = r->image;
+		changed[n] = r->changed;
+		n++;
+	}
+	if (n == 0)
+		return;
+	ar->expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+															 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+															 IntervalPGetDatum(ar->retention)));
+	values[0] = Int64GetDatum(ar->job_id);
+	values[1] = PointerGetDatum(construct_array(rels, n, OIDOID, sizeof(Oid),
+												true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_array(depths, n, INT4OID,
+												sizeof(int32), true,
+												TYPALIGN_INT));
+	values[3] = PointerGetDatum(bd_text_array(actions, n));
+	values[4] = PointerGetDatum(bd_text_array(keys, n));
+	values[5] = PointerGetDatum(bd_text_array(roots, n));
+	values[6] = PointerGetDatum(bd_text_array(images, n));
+	values[7] = PointerGetDatum(bd_text_array(changed, n));
+	values[8] = TimestampTzGetDatum(ar->expires_at);
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
+				" action, record_key, root_key, image, changed_columns, expires_at)"
+				" SELECT $1, u.r::pg_catalog.regclass, u.d, u.a, u.k,"
+				"  COALESCE(u.rk, u.k), u.img, u.cc::pg_catalog.text[], $9"
+				" FROM (SELECT r, d, a, k::pg_catalog.jsonb AS k,"
+				"   rk::pg_catalog.jsonb AS rk, img, cc"
+				"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+				"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+				"   pg_catalog.unnest($7), pg_catalog.unnest($8)) x(r, d, a, k, rk, img, cc)) u",
+				9, types, values, NULL, false, SPI_OK_INSERT);
+	bd_switch_user_end(&sw);
+	ar->archived = true;
+}
+
+/* The state of one attempt, for bd_try_subxact */
+typedef struct ArAttempt
+{
+	BdArchive  *ar;
+	const BdArchiveDelete *stmt;
+	uint64		processed;
+} ArAttempt;
+
+/*
+ * One attempt: capture, DELETE, write the archive rows, leaving the
+ * DELETE's own result in SPI_tuptable for the caller.
+ */
+static void
+ar_attempt(void *arg)
+{
+	ArAttempt  *at = (ArAttempt *) arg;
+	BdArchive  *ar = at->ar;
+	const BdArchiveDelete *stmt = at->stmt;
+	bool		tree = false;
+	ListCell   *lc;
+	SPITupleTable *result;
+	uint64		processed;
+	HASHCTL		ctl;
+
+	ar->n = 0;
+	ar->rows = NULL;
+	ar->max = 0;
+	foreach(lc, bd_fkeys_referencing(ar->relid))
+	{
+		char		deltype = ((BdFkey *) lfirst(lc))->deltype;
+
+		if (deltype == 'c' || deltype == 'n' || deltype == 'd')
+			tree = true;
+	}
+
+	if (!tree)
+	{
+		/* the rows as they are deleted */
+		processed = bd_spi_exec(psprintf("%s RETURNING %s%s(%s)::pg_catalog.text, t",
+										 stmt->delete_sql,
+										 stmt->returning ? stmt->returning : "",
+										 stmt->returning ? ", " : "",
+										 bd_archive_key_sql(ar->relid, "t")),
+								stmt->nargs, stmt->types, stmt->values,
+								stmt->nulls, false, SPI_OK_DELETE_RETURNING);
+		result = SPI_tuptable;
+		(void) ar_take(ar, ar->relid, result->tupdesc->natts - 1, false,
+					   false, 'c', NULL);
+	}
+	else
+	{
+		List	   *leaves;
+		int64	   *before;
+		int			k = 0;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(ArSeen);
+		ctl.entrysize = sizeof(ArSeen);
+		ctl.hcxt = CurrentMemoryContext;
+		ar->seen = hash_create("bulkdelete archive rows", 1024, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ar_lock_rows(ar, stmt);
+		leaves = ar_leaves(ar);
+		before = palloc(sizeof(int64) * (list_length(leaves) + 1));
+		foreach(lc, leaves)
+			before[k++] = ar_changes(lfirst_oid(lc));
+		if (stmt->returning)
+			processed = bd_spi_exec(psprintf("%s RETURNING %s", stmt->delete_sql,
+											 stmt->returning),
+									stmt->nargs, stmt->types, stmt->values,
+									stmt->nulls, false, SPI_OK_DELETE_RETURNING);
+		else
+			processed = bd_spi_exec(stmt->delete_sql, stmt->nargs, stmt->types,
+									stmt->values, stmt->nulls, false,
+									SPI_OK_DELETE);
+		result = SPI_tuptable;
+		ar_reconcile(ar, leaves, before);
+	}
+	ar_flush(ar);
+	/* the caller reads the DELETE's rows */
+	SPI_tuptable = result;
+	SPI_processed = processed;
+	at->processed = processed;
+}
+
+/*
+ * Run stmt's DELETE with its capture, in a subtransaction: true with
+ * *processed (the DELETE's count; its RETURNING rows in SPI_tuptable) on
+ * success, false with *edata when the attempt was rolled back, archive rows
+ * included (bd_try_subxact's rules: a cancel is raised again).  As the
+ * job's owner, connected to SPI, in the batch's transaction.
+ */
+bool
+bd_archive_delete(BdArchive *ar, const BdArchiveDelete *stmt,
+				  uint64 *processed, ErrorData **edata)
+{
+	ArAttempt	at;
+
+	at.ar = ar;
+	at.stmt = stmt;
+	at.processed = 0;
+	if (!bd_try_subxact(ar_attempt, &at, edata))
+		return false;
+	*processed = at.processed;
+	return true;
+}
+
+/*
+ * The batch is being recorded: the job's archive now lasts until the
+ * expiry of its last rows (operation.archive_expires_at).
+ */
+void
+bd_archive_end_batch(BdArchive *ar)
+{
+	if (ar == NULL || !ar->archived)
+		return;
+	bd_job_set_archive_expiry(ar->job_id, ar->expires_at);
+	ar->archived = false;
+}
+
+/*
+ * Empty the archive of job job_id; returns the rows removed.  As the
+ * tables' owner; the caller checked access.  In a transaction.
+ */
+int64
+bd_archive_purge(int64 job_id)
+{
+	BdUserSwitch sw;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	uint64		n;
+
+	if (!bd_archive_installed())
+		return 0;
+	values[0] = Int64GetDatum(job_id);
+	SPI_connect();
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	n = bd_spi_exec("DELETE FROM bulkdelete.archive WHERE operation_id = $1",
+					1, types, values, NULL, false, SPI_OK_DELETE);
+	bd_switch_user_end(&sw);
+	SPI_finish();
+	bd_job_set_archive_expiry(job_id, DT_NOBEGIN);
+	return (int64) n;
+}
+
+/* Rows the expiry removes per transaction */
+#define AR_EXPIRE_BATCH 10000
+
+/*
+ * One step of the workers' expiry, in a transaction of its own (a
+ * worker's, never a user's): remove up to AR_EXPIRE_BATCH expired archive
+ * rows (the BRIN index on expires_at finds them).  Returns when to look
+ * again: now when it removed a full batch, else the earliest expiry of a
+ * job's archive (operation.archive_expires_at, the expiry of its last
+ * rows: a job's earlier rows are removed at the latest then), DT_NOEND
+ * when no job has one.  Connected to SPI.
+ */
+TimestampTz
+bd_archive_expire(void)
+{
+	BdUserSwitch sw;
+	uint64		n;
+
+	if (!bd_archive_installed())
+		return DT_NOEND;
+	bd_switch_user_begin(&sw, bd_job_table_owner());
+	n = bd_spi_exec(psprintf("DELETE FROM bulkdelete.archive a USING ("
+							 "  SELECT operation_id, relation, depth, id FROM bulkdelete.archive"
+							 "  WHERE expires_at < pg_catalog.now() LIMIT %d) x"
+							 " WHERE a.operation_id = x.operation_id AND a.relation = x.relation"
+							 " AND a.depth = x.depth AND a.id = x.id",
+							 AR_EXPIRE_BATCH),
+					0, NULL, NULL, NULL, false, SPI_OK_DELETE);
+	bd_switch_user_end(&sw);
+	if (n >= AR_EXPIRE_BATCH)
+		return GetCurrentTimestamp();
+	return bd_job_next_archive_expiry();
+}
