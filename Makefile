@@ -8,6 +8,7 @@ OBJS = \
 	src/api.o \
 	src/archive.o \
 	src/batch.o \
+	src/bin.o \
 	src/csv.o \
 	src/fkeys.o \
 	src/guard.o \
@@ -36,6 +37,7 @@ OBJS = \
 	src/shmem.o \
 	src/source_ids.o \
 	src/source_query.o \
+	src/source_restore.o \
 	src/spi_util.o \
 	src/target.o \
 	src/worker.o

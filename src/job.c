@@ -338,6 +338,45 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 	return DatumGetInt64(row.cols[0]);
 }
 
+/*
+ * Insert a restore job (kind restore) of job parent_id, owned by the
+ * current user, queued: spec says what it restores (source_restore.c),
+ * relations the relations it writes (locked while it runs, as a job's
+ * targets), candidate_count the archived rows it will try.  Returns its
+ * id.  In a transaction; the caller has checked the parent.
+ */
+int64
+bd_job_create_restore(int64 parent_id, Jsonb *spec, List *relations,
+					  int64 candidate_count)
+{
+	Oid			argtypes[6] = {TEXTOID, OIDOID, JSONBOID, REGCLASSARRAYOID,
+	INT8OID, INT8OID};
+	Datum		values[6];
+	Datum	   *relids = palloc(sizeof(Datum) * (list_length(relations) + 1));
+	int			i = 0;
+	ListCell   *lc;
+	JobRow		row;
+
+	foreach(lc, relations)
+		relids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = CStringGetTextDatum(psprintf("restore of job " INT64_FORMAT,
+											 parent_id));
+	values[1] = ObjectIdGetDatum(GetUserId());
+	values[2] = JsonbPGetDatum(spec);
+	values[3] = PointerGetDatum(construct_array(relids, i, REGCLASSOID,
+												sizeof(Oid), true,
+												TYPALIGN_INT));
+	values[4] = Int64GetDatum(parent_id);
+	values[5] = Int64GetDatum(candidate_count);
+	memset(&row, 0, sizeof(row));
+	(void) job_read("WITH j AS (INSERT INTO bulkdelete.operation (name, owner, kind,"
+					" query_set, relations, state, parent_id, candidate_count)"
+					" VALUES ($1, $2::pg_catalog.regrole, 'restore', $3, $4, 'queued', $5, $6)"
+					" RETURNING id) SELECT id FROM j",
+					6, argtypes, values, NULL, false, job_copy_row, &row);
+	return DatumGetInt64(row.cols[0]);
+}
+
 /* The text column i of row, NULL when it is null */
 static char *
 job_row_text(JobRow *row, int i)
@@ -358,7 +397,7 @@ bd_job_load(int64 job_id)
 	if (!job_read_id(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
 							  " relations, target::pg_catalog.oid, options, started_at,"
 							  " COALESCE(processing_query_index, 0), next_chunk,"
-							  " cutoff_xmax, cutoff_xip, %s"
+							  " cutoff_xmax, cutoff_xip, %s, parent_id"
 							  " FROM bulkdelete.operation WHERE id = $1",
 							  job_has_column("search_path") ?
 							  "search_path" : "NULL::pg_catalog.text"),
@@ -370,6 +409,8 @@ bd_job_load(int64 job_id)
 	job->name = job_row_text(&row, 0);
 	job->owner = DatumGetObjectId(row.cols[1]);
 	job->ids_kind = strcmp(job_row_text(&row, 2), "ids") == 0;
+	job->restore_kind = strcmp(job_row_text(&row, 2), "restore") == 0;
+	job->parent_id = row.nulls[14] ? 0 : DatumGetInt64(row.cols[14]);
 	job->state = bd_job_state_from_name(job_row_text(&row, 3));
 	job->query_set = row.nulls[4] ? NULL : DatumGetJsonbP(row.cols[4]);
 	if (!row.nulls[5])

@@ -61,6 +61,8 @@ typedef struct BdJob
 	char	   *name;
 	Oid			owner;
 	bool		ids_kind;		/* kind = 'ids' (else 'query') */
+	bool		restore_kind;	/* kind = 'restore' (ids_kind false) */
+	int64		parent_id;		/* a restore job: the job it restores */
 	BdJobState	state;
 	Jsonb	   *query_set;		/* normalized; NULL for ids jobs */
 	Oid		   *relations;
@@ -129,6 +131,8 @@ extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 						   TimestampTz start_after, bool notify,
 						   ArrayType *to_recipients,
 						   ArrayType *cc_recipients, Jsonb *options);
+extern int64 bd_job_create_restore(int64 parent_id, Jsonb *spec,
+								   List *relations, int64 candidate_count);
 extern BdJob *bd_job_load(int64 job_id);
 extern BdJobState bd_job_current_state(int64 job_id);
 extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more);
