@@ -156,6 +156,15 @@ COMMENT ON VIEW @extschema@.schedules IS
  * archived row would cost more than the row).
  */
 ALTER TABLE @extschema@.operation DROP CONSTRAINT operation_kind_check;
+/*
+ * A restore job's link to the job it restores.  (SPEC 8 says parent_id,
+ * but parent_id is a schedule run's link to its definition, with a foreign
+ * key to schedule_definition, and bulkdelete.schedules counts the runs by
+ * it.)
+ */
+ALTER TABLE @extschema@.operation ADD COLUMN restore_of bigint;
+COMMENT ON COLUMN @extschema@.operation.restore_of IS
+	'restore jobs: the archived job whose rows it puts back';
 ALTER TABLE @extschema@.operation ADD CONSTRAINT operation_kind_check
 	CHECK (kind IN ('query', 'ids', 'restore'));
 
@@ -247,9 +256,9 @@ COMMENT ON FUNCTION @extschema@.archived_records(bigint) IS
 	'what is in the recycle bin for a job: every row it deleted or changed, whether it expired or was restored';
 
 /*
- * The recycle bin in bulkdelete.jobs (issue 13): whether a job archives
- * and until when its archive is kept (the latest expiry of its rows), as
- * two columns appended at the end.  (Kept apart so that another change of
+ * The recycle bin in bulkdelete.jobs (issue 13): whether a job archives,
+ * until when its archive is kept (the latest expiry of its rows) and, for
+ * a restore job, the job it restores, as three columns appended at the end.  (Kept apart so that another change of
  * the view can take them over.)  The expiry is kept on the job row, set by
  * every batch that archives (archive.c), so that the view reads no archive
  * row and the workers find the jobs whose archive expires without a scan.
@@ -280,7 +289,7 @@ SELECT o.id, o.name, o.owner, o.kind, o.state,
 	   o.created_at, o.start_after, o.started_at, o.finished_at,
 	   o.error_sqlstate, o.error_message, o.worker_pid, o.parent_id,
 	   COALESCE(o.options -> 'archive', 'false') <> 'false' AS archived,
-	   o.archive_expires_at
+	   o.archive_expires_at, o.restore_of
 FROM @extschema@.operation o,
 	 LATERAL (SELECT o.success_count + o.failure_count + o.skipped_count
 			  AS done) p,

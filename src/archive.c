@@ -253,8 +253,9 @@ ar_changed_columns(BdFkey *fk)
 
 	for (int i = 0; i < fk->nkeys; i++)
 		names[i] = get_attname(fk->conrelid, fk->fk[i], false);
-	return TextDatumGetCString(DirectFunctionCall1(array_out,
-												   PointerGetDatum(bd_text_array(names, fk->nkeys))));
+	/* array_out keeps its cache in flinfo: called with one */
+	return OidOutputFunctionCall(F_ARRAY_OUT,
+								 PointerGetDatum(bd_text_array(names, fk->nkeys)));
 }
 
 /*

@@ -339,7 +339,8 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 }
 
 /*
- * Insert a restore job (kind restore) of job parent_id, owned by the
+ * Insert a restore job (kind restore) of job parent_id (operation.restore_of:
+ * parent_id is a schedule run's link to its definition), owned by the
  * current user, queued: spec says what it restores (source_restore.c),
  * relations the relations it writes (locked while it runs, as a job's
  * targets), candidate_count the archived rows it will try.  Returns its
@@ -370,7 +371,7 @@ bd_job_create_restore(int64 parent_id, Jsonb *spec, List *relations,
 	values[5] = Int64GetDatum(candidate_count);
 	memset(&row, 0, sizeof(row));
 	(void) job_read("WITH j AS (INSERT INTO bulkdelete.operation (name, owner, kind,"
-					" query_set, relations, state, parent_id, candidate_count)"
+					" query_set, relations, state, restore_of, candidate_count)"
 					" VALUES ($1, $2::pg_catalog.regrole, 'restore', $3, $4, 'queued', $5, $6)"
 					" RETURNING id) SELECT id FROM j",
 					6, argtypes, values, NULL, false, job_copy_row, &row);
@@ -397,10 +398,12 @@ bd_job_load(int64 job_id)
 	if (!job_read_id(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
 							  " relations, target::pg_catalog.oid, options, started_at,"
 							  " COALESCE(processing_query_index, 0), next_chunk,"
-							  " cutoff_xmax, cutoff_xip, %s, parent_id"
+							  " cutoff_xmax, cutoff_xip, %s, %s"
 							  " FROM bulkdelete.operation WHERE id = $1",
 							  job_has_column("search_path") ?
-							  "search_path" : "NULL::pg_catalog.text"),
+							  "search_path" : "NULL::pg_catalog.text",
+							  job_has_column("restore_of") ?
+							  "restore_of" : "NULL::pg_catalog.int8"),
 					 job_id, &row))
 		job_does_not_exist(job_id);
 

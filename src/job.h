@@ -62,7 +62,8 @@ typedef struct BdJob
 	Oid			owner;
 	bool		ids_kind;		/* kind = 'ids' (else 'query') */
 	bool		restore_kind;	/* kind = 'restore' (ids_kind false) */
-	int64		parent_id;		/* a restore job: the job it restores */
+	int64		parent_id;		/* a restore job: the job it restores
+								 * (operation.restore_of) */
 	BdJobState	state;
 	Jsonb	   *query_set;		/* normalized; NULL for ids jobs */
 	Oid		   *relations;

@@ -2,7 +2,7 @@
  *
  * source_restore.c
  *		The batch source of a restore job (source.h): the archived rows of
- *		the job it restores (operation.parent_id), put back group by group
+ *		the job it restores (operation.restore_of), put back group by group
  *		in the order fixed at submit (bin.c: parents before children), a
  *		group being the rows of one relation at one depth of the foreign-key
  *		tree with one action.  Rows the job deleted are inserted again
@@ -530,10 +530,10 @@ sr_statement(SrRows *rows)
 		int			nnames;
 		char	   *match = sr_key_match(relid);
 
-		deconstruct_array(DatumGetArrayTypeP(DirectFunctionCall3(array_in,
-																 CStringGetDatum(g->columns),
-																 ObjectIdGetDatum(TEXTOID),
-																 Int32GetDatum(-1))),
+		/* array_in keeps its cache in flinfo: called with one */
+		deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN,
+																  g->columns,
+																  TEXTOID, -1)),
 						  TEXTOID, -1, false, TYPALIGN_INT, &names, NULL,
 						  &nnames);
 		for (int i = 0; i < nnames; i++)
