@@ -52,7 +52,7 @@ PG_CFLAGS = -Werror=implicit-function-declaration
 REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter preview query_jobs \
 	records records_upload records_bulk schedule targets filter_names records_rls \
-	errors lifecycle
+	errors lifecycle archive
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 

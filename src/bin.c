@@ -106,6 +106,7 @@ bin_groups(int64 job_id, Jsonb *keys)
 	BdUserSwitch sw;
 	List	   *groups = NIL;
 	uint64		n;
+	MemoryContext callercxt = CurrentMemoryContext;
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = keys ? JsonbPGetDatum(keys) : (Datum) 0;
@@ -123,26 +124,20 @@ bin_groups(int64 job_id, Jsonb *keys)
 					2, types, values, nulls, true, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)
 	{
-		BinGroup   *g = SPI_palloc(sizeof(BinGroup));
+		MemoryContext spicxt = MemoryContextSwitchTo(callercxt);
+		BinGroup   *g = palloc(sizeof(BinGroup));
 		bool		isnull;
 
 		g->relid = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
 		g->depth = (int) bd_spi_int64(i, 2, 0);
-		g->action = SPI_palloc(strlen(bd_spi_text(i, 3)) + 1);
-		strcpy(g->action, bd_spi_text(i, 3));
-		g->columns = NULL;
-		if (bd_spi_text(i, 4) != NULL)
-		{
-			g->columns = SPI_palloc(strlen(bd_spi_text(i, 4)) + 1);
-			strcpy(g->columns, bd_spi_text(i, 4));
-		}
+		g->action = bd_spi_text(i, 3);
+		g->columns = bd_spi_text(i, 4);
 		g->rows = bd_spi_int64(i, 5, 0);
 		g->rank = -1;
 		groups = lappend(groups, g);
+		MemoryContextSwitchTo(spicxt);
 	}
 	bd_switch_user_end(&sw);
-	/* the list lives in the caller's context, as SPI_palloc'd cells do */
-	groups = list_copy(groups);
 	SPI_finish();
 	return groups;
 }
@@ -181,12 +176,12 @@ bin_rank(List *groups, List **relations)
 	refs = palloc(sizeof(bool *) * (nrel + 1));
 	done = palloc0(sizeof(bool) * (nrel + 1));
 	mindepth = palloc(sizeof(int) * (nrel + 1));
-	SPI_connect();
 	for (int j = 0; j < nrel; j++)
 	{
 		refs[j] = palloc0(sizeof(bool) * nrel);
 		mindepth[j] = INT_MAX;
 	}
+	SPI_connect();
 	for (int j = 0; j < nrel; j++)
 	{
 		ListCell   *fc;

@@ -45,6 +45,8 @@
  */
 #include "keys.h"
 
+#include "archive.h"
+
 #include "isolate.h"
 #include "query.h"
 #include "spi_util.h"
@@ -71,6 +73,8 @@ typedef struct KeysRun
 	BdTarget   *target;
 	BdBatchCounts *counts;		/* cascades are added here; NULL: not counted */
 	char	   *delete_sql;
+	char	   *archive_delete_sql;	/* without RETURNING, for archive.c */
+	char	   *archive_from_where;
 	int64	   *stats_before;
 	int64	   *stats_after;
 	BdIsolate	iso;			/* failure isolation over key numbers (int) */
@@ -471,6 +475,20 @@ keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 	Datum	   *values = bd_keys_params(info, run->set->values, items, n,
 										argtypes);
 
+	/* a job that archives writes what the DELETE removes with it */
+	if (run->target->archive != NULL && expected == SPI_OK_DELETE_RETURNING)
+	{
+		BdArchiveDelete ad;
+
+		ad.delete_sql = run->archive_delete_sql;
+		ad.returning = "k.item, t.tableoid";
+		ad.from_where = run->archive_from_where;
+		ad.nargs = info->ncols + 1;
+		ad.types = argtypes;
+		ad.values = values;
+		ad.nulls = NULL;
+		return bd_archive_delete(run->target->archive, &ad, processed, edata);
+	}
 	return bd_spi_try(sql, info->ncols + 1, argtypes, values, NULL, expected,
 					  processed, edata);
 }
@@ -783,6 +801,12 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 	run.delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s"
 							  " RETURNING k.item, t.tableoid",
 							  info->relname, info->keys_sql, info->match_sql);
+	run.archive_delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s",
+									  info->relname, info->keys_sql,
+									  info->match_sql);
+	run.archive_from_where = psprintf("FROM %s t, %s WHERE %s",
+									  info->relname, info->keys_sql,
+									  info->match_sql);
 	if (counts)
 	{
 		run.stats_before = palloc(sizeof(int64) * (target->ncascade + 1));

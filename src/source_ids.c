@@ -15,8 +15,10 @@
  */
 #include "source.h"
 
+#include "archive.h"
 #include "candidates.h"
 #include "keys.h"
+#include "options.h"
 #include "spi_util.h"
 #include "target.h"
 
@@ -30,6 +32,7 @@ typedef struct SiRecords
 	int		   *seqs;
 	Jsonb	  **keys;
 	BdKeySet   *set;			/* their outcomes, once deleted */
+	struct BdArchive *archive;	/* the job archives: what the batch wrote */
 } SiRecords;
 
 /*
@@ -142,6 +145,14 @@ si_delete_batch(BdBatchSource *src, BdBatch *batch)
 	recs->set = bd_keys_parse(bd_keys_lookup(job->target), recs->n,
 							  si_fill_jsonb, recs->keys);
 	target = bd_keys_target(job->target, job->owner);
+	{
+		Interval   *retention;
+
+		if (bd_options_archive(job->options, &retention))
+			target->archive = recs->archive =
+				bd_archive_create(job->id, job->target, retention,
+								  CurrentMemoryContext);
+	}
 	counts->ncascade = target->ncascade;
 	counts->cascade_relids = target->cascade_relids;
 	counts->cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
@@ -225,6 +236,7 @@ si_record_batch(BdBatchSource *src, BdBatch *batch)
 		bd_switch_user_end(&sw);
 	}
 	src->job->next_chunk += recs->n;
+	bd_archive_end_batch(recs->archive);
 	bd_job_record_batch(src->job->id, src->job->next_chunk, &batch->counts,
 						batch->failures, 0);
 }
