@@ -301,6 +301,7 @@ bulkdelete_restore(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 	int64		total = 0;
 	Interval   *retention;
+	Jsonb	   *options;
 	int64		restore_id;
 
 	if (PG_ARGISNULL(0))
@@ -354,10 +355,14 @@ bulkdelete_restore(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&spec, "]}");
 
+	/* the job's options for its pacing; a restore archives nothing */
+	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete,
+												 JsonbPGetDatum(job->options),
+												 CStringGetTextDatum("archive")));
 	restore_id = bd_job_create_restore(job_id,
 									   DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 																		  CStringGetDatum(spec.data))),
-									   relations, total);
+									   relations, total, options);
 	bd_shmem_wake_launcher_at_commit();
 	PG_RETURN_INT64(restore_id);
 }

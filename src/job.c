@@ -343,16 +343,17 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
  * parent_id is a schedule run's link to its definition), owned by the
  * current user, queued: spec says what it restores (source_restore.c),
  * relations the relations it writes (locked while it runs, as a job's
- * targets), candidate_count the archived rows it will try.  Returns its
+ * targets), candidate_count the archived rows it will try, options its
+ * pacing.  Returns its
  * id.  In a transaction; the caller has checked the parent.
  */
 int64
 bd_job_create_restore(int64 parent_id, Jsonb *spec, List *relations,
-					  int64 candidate_count)
+					  int64 candidate_count, Jsonb *options)
 {
-	Oid			argtypes[6] = {TEXTOID, OIDOID, JSONBOID, REGCLASSARRAYOID,
-	INT8OID, INT8OID};
-	Datum		values[6];
+	Oid			argtypes[7] = {TEXTOID, OIDOID, JSONBOID, REGCLASSARRAYOID,
+	INT8OID, INT8OID, JSONBOID};
+	Datum		values[7];
 	Datum	   *relids = palloc(sizeof(Datum) * (list_length(relations) + 1));
 	int			i = 0;
 	ListCell   *lc;
@@ -369,12 +370,13 @@ bd_job_create_restore(int64 parent_id, Jsonb *spec, List *relations,
 												TYPALIGN_INT));
 	values[4] = Int64GetDatum(parent_id);
 	values[5] = Int64GetDatum(candidate_count);
+	values[6] = JsonbPGetDatum(options);
 	memset(&row, 0, sizeof(row));
 	(void) job_read("WITH j AS (INSERT INTO bulkdelete.operation (name, owner, kind,"
-					" query_set, relations, state, restore_of, candidate_count)"
-					" VALUES ($1, $2::pg_catalog.regrole, 'restore', $3, $4, 'queued', $5, $6)"
+					" query_set, relations, state, restore_of, candidate_count, options)"
+					" VALUES ($1, $2::pg_catalog.regrole, 'restore', $3, $4, 'queued', $5, $6, $7)"
 					" RETURNING id) SELECT id FROM j",
-					6, argtypes, values, NULL, false, job_copy_row, &row);
+					7, argtypes, values, NULL, false, job_copy_row, &row);
 	return DatumGetInt64(row.cols[0]);
 }
 

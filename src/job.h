@@ -133,7 +133,8 @@ extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 						   ArrayType *to_recipients,
 						   ArrayType *cc_recipients, Jsonb *options);
 extern int64 bd_job_create_restore(int64 parent_id, Jsonb *spec,
-								   List *relations, int64 candidate_count);
+								   List *relations, int64 candidate_count,
+								   Jsonb *options);
 extern BdJob *bd_job_load(int64 job_id);
 extern BdJobState bd_job_current_state(int64 job_id);
 extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more);
