@@ -57,7 +57,8 @@ REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
-ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl
+ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl \
+	restore_race
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 
