@@ -141,19 +141,23 @@ COMMENT ON VIEW @extschema@.schedules IS
  * The recycle bin (SPEC 8, issue 13).  A job with the option "archive"
  * captures, in the batch transaction that deletes them, every row it
  * deletes and every row its foreign-key actions delete (CASCADE) or change
- * (SET NULL, SET DEFAULT: the row as it was), one archive row each: the
- * relation, the row's key (its primary key as jsonb, or the whole row for
- * a table without one), the key of the row the job itself deleted that it
- * came from (root_key), its depth in the foreign-key tree, and the full
- * row image as the row type's text form, written under fixed settings
- * (DateStyle ISO, IntervalStyle postgres, TimeZone UTC, exact floats), so
- * that it reads back as the same values.  A restore job (kind restore,
- * parent_id the archived job) puts the rows back and marks them restored
- * in the same transaction.  Written only by the extension (archive.c,
- * source_restore.c); callers read their jobs' archives through row-level
- * security, as the failures.  No foreign key to operation: forget and
- * purge_archive delete a job's archive themselves (an RI check per
- * archived row would cost more than the row).
+ * (SET NULL, SET DEFAULT: the row as it was): the relation, the row's key
+ * (its primary key as jsonb, or the whole row for a table without one),
+ * the key of the row the job itself deleted that it came from (its root),
+ * its depth in the foreign-key tree, and the full row image as the row
+ * type's text form, written under fixed settings (DateStyle ISO,
+ * IntervalStyle postgres, TimeZone UTC, exact floats), so that it reads
+ * back as the same values.  The rows a batch archives of one relation,
+ * depth and action are one archive row, a chunk, with one array element
+ * per row: a batch writes a few archive rows, not one per row deleted
+ * (that would cost more than the delete).  A restore job (kind restore,
+ * operation.restore_of the archived job) puts the rows back and marks each
+ * element restored in the same transaction.  Written only by the extension
+ * (archive.c, source_restore.c); callers read their jobs' archives
+ * through row-level security, as the failures, and
+ * bulkdelete.archived_records shows one row per archived row.  No foreign
+ * key to operation: forget and purge_archive delete a job's archive
+ * themselves.
  */
 ALTER TABLE @extschema@.operation DROP CONSTRAINT operation_kind_check;
 /*
@@ -176,15 +180,16 @@ CREATE TABLE @extschema@.archive (
 	relation regclass NOT NULL,
 	depth integer NOT NULL,
 	action text NOT NULL,
-	record_key jsonb NOT NULL,
-	root_key jsonb NOT NULL,
-	image text NOT NULL,
 	changed_columns text[],
+	record_keys jsonb[] NOT NULL,
+	root_keys jsonb[] NOT NULL,
+	images text[] NOT NULL,
 	archived_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	expires_at timestamptz NOT NULL,
-	restored_at timestamptz,
-	restored_by bigint,
+	restored_by bigint[],
+	restored_at timestamptz[],
 	tried_by bigint,
+	CONSTRAINT archive_id_pkey PRIMARY KEY (id),
 	CONSTRAINT archive_action_check CHECK (action IN ('delete', 'set null', 'set default'))
 );
 ALTER SEQUENCE @extschema@.archive_id_seq OWNED BY @extschema@.archive.id;
@@ -192,17 +197,21 @@ CREATE INDEX archive_operation_id_idx ON @extschema@.archive
 	(operation_id, relation, depth, id);
 CREATE INDEX archive_expires_at_idx ON @extschema@.archive USING brin (expires_at);
 COMMENT ON TABLE @extschema@.archive IS
-	'the recycle bin: every row an archived job deleted or changed, as it was, until it expires or is restored';
+	'the recycle bin: every row an archived job deleted or changed, as it was, until it expires or is restored; one archive row per batch, relation, depth and action, one array element per row';
 COMMENT ON COLUMN @extschema@.archive.depth IS
-	'0: a row the job deleted; n: a row reached through n foreign keys from one (CASCADE deletes, SET NULL / SET DEFAULT changes)';
-COMMENT ON COLUMN @extschema@.archive.root_key IS
-	'the key of the row the job deleted that this row was removed or changed with (its own key at depth 0)';
-COMMENT ON COLUMN @extschema@.archive.image IS
-	'the whole row in its row type''s text form, written with DateStyle ISO, IntervalStyle postgres, TimeZone UTC and exact floats';
+	'0: rows the job deleted; n: rows reached through n foreign keys from one (CASCADE deletes, SET NULL / SET DEFAULT changes)';
+COMMENT ON COLUMN @extschema@.archive.record_keys IS
+	'each row''s key: its primary key, or the whole row for a table without one';
+COMMENT ON COLUMN @extschema@.archive.root_keys IS
+	'the key of the row the job deleted that each row was removed or changed with (null: the row itself, at depth 0)';
+COMMENT ON COLUMN @extschema@.archive.images IS
+	'each whole row in its row type''s text form, written with DateStyle ISO, IntervalStyle postgres, TimeZone UTC and exact floats';
 COMMENT ON COLUMN @extschema@.archive.changed_columns IS
 	'SET NULL / SET DEFAULT: the columns the foreign-key action changed, which a restore sets back';
+COMMENT ON COLUMN @extschema@.archive.restored_by IS
+	'the restore job that put each row back (null: not restored)';
 COMMENT ON COLUMN @extschema@.archive.tried_by IS
-	'the last restore job that tried the row (restored or failed), so that a restore tries each row once';
+	'the last restore job that tried these rows, so that a restore tries each once';
 
 ALTER TABLE @extschema@.archive ENABLE ROW LEVEL SECURITY;
 CREATE POLICY archive_member_policy ON @extschema@.archive
@@ -244,12 +253,16 @@ BEGIN
 			USING ERRCODE = '42704';
 	END IF;
 	RETURN QUERY
-		SELECT a.relation, a.record_key, a.action, a.depth, a.root_key,
-			   a.image, a.archived_at, a.expires_at,
-			   a.restored_at IS NOT NULL, a.restored_at, a.restored_by
-		FROM @extschema@.archive a
+		SELECT a.relation, u.k, a.action, a.depth, COALESCE(u.rk, u.k),
+			   u.img, a.archived_at, a.expires_at,
+			   u.rb IS NOT NULL, u.ra, u.rb
+		FROM @extschema@.archive a,
+			 ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),
+						pg_catalog.unnest(a.images), pg_catalog.unnest(a.restored_by),
+						pg_catalog.unnest(a.restored_at))
+				 WITH ORDINALITY AS u(k, rk, img, rb, ra, n)
 		WHERE a.operation_id OPERATOR(pg_catalog.=) job
-		ORDER BY a.id;
+		ORDER BY a.id, u.n;
 END
 $$;
 COMMENT ON FUNCTION @extschema@.archived_records(bigint) IS

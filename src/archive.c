@@ -458,71 +458,84 @@ ar_reconcile(BdArchive *ar, List *leaves, int64 *before)
 	}
 }
 
+/* Do archived rows a and b go into one chunk (relation, depth, action)? */
+static bool
+ar_same_chunk(ArRow *a, ArRow *b)
+{
+	return a->relid == b->relid && a->depth == b->depth &&
+		a->action == b->action &&
+		(a->changed == b->changed ||
+		 (a->changed && b->changed && strcmp(a->changed, b->changed) == 0));
+}
+
 /*
- * Write the attempt's rows that went (not kept) to bulkdelete.archive, in
- * one INSERT as the tables' owner.
+ * Write one chunk: the rows of the attempt that went (not kept) and go
+ * with row "first" into its chunk, marked done.  As the tables' owner.
  */
 static void
-ar_flush(BdArchive *ar)
+ar_flush_chunk(BdArchive *ar, int first, bool *done)
 {
+	ArRow	   *f = &ar->rows[first];
 	int			n = 0;
-	Datum	   *rels = palloc(sizeof(Datum) * (ar->n + 1));
-	Datum	   *depths = palloc(sizeof(Datum) * (ar->n + 1));
-	char	  **actions = palloc(sizeof(char *) * (ar->n + 1));
 	char	  **keys = palloc(sizeof(char *) * (ar->n + 1));
 	char	  **roots = palloc(sizeof(char *) * (ar->n + 1));
 	char	  **images = palloc(sizeof(char *) * (ar->n + 1));
-	char	  **changed = palloc(sizeof(char *) * (ar->n + 1));
-	Oid			types[9] = {INT8OID, OIDARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TIMESTAMPTZOID};
+	Oid			types[9] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
 	Datum		values[9];
-	BdUserSwitch sw;
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-	for (int i = 0; i < ar->n; i++)
+	for (int i = first; i < ar->n; i++)
 	{
 		ArRow	   *r = &ar->rows[i];
 
-		if (r->kept)
+		if (done[i] || r->kept || !ar_same_chunk(f, r))
 			continue;
-		rels[n] = ObjectIdGetDatum(r->relid);
-		depths[n] = Int32GetDatum(r->depth);
-		actions[n] = r->action == 'c' ? "delete" :
-			r->action == 'n' ? "set null" : "set default";
+		done[i] = true;
 		keys[n] = r->key;
 		roots[n] = r->root == i ? NULL : ar->rows[r->root].key;
 		images[n] = r->image;
-		changed[n] = r->changed;
 		n++;
 	}
 	if (n == 0)
 		return;
+	values[0] = Int64GetDatum(ar->job_id);
+	values[1] = ObjectIdGetDatum(f->relid);
+	values[2] = Int32GetDatum(f->depth);
+	values[3] = CStringGetTextDatum(f->action == 'c' ? "delete" :
+									f->action == 'n' ? "set null" : "set default");
+	values[4] = f->changed ? CStringGetTextDatum(f->changed) : (Datum) 0;
+	nulls[4] = f->changed ? ' ' : 'n';
+	values[5] = PointerGetDatum(bd_text_array(keys, n));
+	values[6] = PointerGetDatum(bd_text_array(roots, n));
+	values[7] = PointerGetDatum(bd_text_array(images, n));
+	values[8] = TimestampTzGetDatum(ar->expires_at);
+	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
+				" action, changed_columns, record_keys, root_keys, images, expires_at)"
+				" VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5::pg_catalog.text[],"
+				" $6::pg_catalog.jsonb[], $7::pg_catalog.jsonb[], $8, $9)",
+				9, types, values, nulls, false, SPI_OK_INSERT);
+}
+
+/*
+ * Write the attempt's rows that went (not kept) to bulkdelete.archive, one
+ * chunk per relation, depth and action, as the tables' owner.
+ */
+static void
+ar_flush(BdArchive *ar)
+{
+	bool	   *done = palloc0(sizeof(bool) * (ar->n + 1));
+	BdUserSwitch sw;
+
+	if (ar->n == 0)
+		return;
 	ar->expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 															 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 															 IntervalPGetDatum(ar->retention)));
-	values[0] = Int64GetDatum(ar->job_id);
-	values[1] = PointerGetDatum(construct_array(rels, n, OIDOID, sizeof(Oid),
-												true, TYPALIGN_INT));
-	values[2] = PointerGetDatum(construct_array(depths, n, INT4OID,
-												sizeof(int32), true,
-												TYPALIGN_INT));
-	values[3] = PointerGetDatum(bd_text_array(actions, n));
-	values[4] = PointerGetDatum(bd_text_array(keys, n));
-	values[5] = PointerGetDatum(bd_text_array(roots, n));
-	values[6] = PointerGetDatum(bd_text_array(images, n));
-	values[7] = PointerGetDatum(bd_text_array(changed, n));
-	values[8] = TimestampTzGetDatum(ar->expires_at);
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
-				" action, record_key, root_key, image, changed_columns, expires_at)"
-				" SELECT $1, u.r::pg_catalog.regclass, u.d, u.a, u.k,"
-				"  COALESCE(u.rk, u.k), u.img, u.cc::pg_catalog.text[], $9"
-				" FROM (SELECT r, d, a, k::pg_catalog.jsonb AS k,"
-				"   rk::pg_catalog.jsonb AS rk, img, cc"
-				"  FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-				"   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-				"   pg_catalog.unnest($7), pg_catalog.unnest($8)) x(r, d, a, k, rk, img, cc)) u",
-				9, types, values, NULL, false, SPI_OK_INSERT);
+	for (int i = 0; i < ar->n; i++)
+		if (!done[i] && !ar->rows[i].kept)
+			ar_flush_chunk(ar, i, done);
 	bd_switch_user_end(&sw);
 	ar->archived = true;
 }
@@ -664,21 +677,24 @@ bd_archive_purge(int64 job_id)
 	values[0] = Int64GetDatum(job_id);
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = bd_spi_exec("DELETE FROM bulkdelete.archive WHERE operation_id = $1",
-					1, types, values, NULL, false, SPI_OK_DELETE);
+	bd_spi_exec("WITH d AS (DELETE FROM bulkdelete.archive WHERE operation_id = $1"
+				" RETURNING pg_catalog.cardinality(images) AS n)"
+				" SELECT COALESCE(pg_catalog.sum(n), 0)::pg_catalog.int8 FROM d",
+				1, types, values, NULL, false, SPI_OK_SELECT);
+	n = (uint64) bd_spi_int64(0, 1, 0);
 	bd_switch_user_end(&sw);
 	SPI_finish();
 	bd_job_set_archive_expiry(job_id, DT_NOBEGIN);
 	return (int64) n;
 }
 
-/* Rows the expiry removes per transaction */
-#define AR_EXPIRE_BATCH 10000
+/* Archive rows (chunks of up to a batch's rows) the expiry removes per transaction */
+#define AR_EXPIRE_BATCH 100
 
 /*
  * One step of the workers' expiry, in a transaction of its own (a
- * worker's, never a user's): remove up to AR_EXPIRE_BATCH expired archive
- * rows (the BRIN index on expires_at finds them).  Returns when to look
+ * worker's, never a user's): remove up to AR_EXPIRE_BATCH expired chunks
+ * (the BRIN index on expires_at finds them).  Returns when to look
  * again: now when it removed a full batch, else the earliest expiry of a
  * job's archive (operation.archive_expires_at, the expiry of its last
  * rows: a job's earlier rows are removed at the latest then), DT_NOEND
@@ -694,10 +710,9 @@ bd_archive_expire(void)
 		return DT_NOEND;
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	n = bd_spi_exec(psprintf("DELETE FROM bulkdelete.archive a USING ("
-							 "  SELECT operation_id, relation, depth, id FROM bulkdelete.archive"
+							 "  SELECT id FROM bulkdelete.archive"
 							 "  WHERE expires_at < pg_catalog.now() LIMIT %d) x"
-							 " WHERE a.operation_id = x.operation_id AND a.relation = x.relation"
-							 " AND a.depth = x.depth AND a.id = x.id",
+							 " WHERE a.id = x.id",
 							 AR_EXPIRE_BATCH),
 					0, NULL, NULL, NULL, false, SPI_OK_DELETE);
 	bd_switch_user_end(&sw);

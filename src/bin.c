@@ -115,11 +115,13 @@ bin_groups(int64 job_id, Jsonb *keys)
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	n = bd_spi_exec("SELECT a.relation::pg_catalog.oid, a.depth, a.action,"
 					" a.changed_columns::pg_catalog.text, pg_catalog.count(*)"
-					" FROM bulkdelete.archive a"
-					" WHERE a.operation_id = $1 AND a.restored_at IS NULL"
+					" FROM bulkdelete.archive a,"
+					"  ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),"
+					"   pg_catalog.unnest(a.restored_by)) u(k, rk, rb)"
+					" WHERE a.operation_id = $1 AND u.rb IS NULL"
 					" AND ($2 IS NULL OR EXISTS (SELECT 1"
 					"  FROM pg_catalog.jsonb_array_elements($2) k(v)"
-					"  WHERE k.v = a.root_key))"
+					"  WHERE k.v = COALESCE(u.rk, u.k)))"
 					" GROUP BY 1, 2, 3, 4",
 					2, types, values, nulls, true, SPI_OK_SELECT);
 	for (uint64 i = 0; i < n; i++)

@@ -35,6 +35,8 @@
 
 #include "access/htup_details.h"
 #include "access/nbtree.h"
+#include "access/relation.h"
+#include "access/xact.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
@@ -45,7 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
-#include "access/relation.h"
+#include "utils/timestamp.h"
 
 /* One group of archived rows: a relation, a depth, an action */
 typedef struct SrGroup
@@ -81,8 +83,12 @@ typedef struct SrRows
 {
 	SrGroup    *group;
 	Oid			owner;
+	int64		chunk;			/* the archive row (chunk) they are in */
+	int			nall;			/* rows in the chunk */
+	Datum		restored_by;	/* its arrays as read, or 0 when null */
+	Datum		restored_at;
 	int			n;
-	int64	   *ids;
+	int		   *elems;			/* each row's element (from 1) */
 	char	  **keys;			/* as archived */
 	char	  **images;
 	Datum	   *rows;			/* read back, of the relation's row type */
@@ -164,8 +170,9 @@ sr_position(BdBatchSource *src, SrGroup *g)
 }
 
 /*
- * The next archived rows of the current group, not restored yet, after
- * the position; the next group when there are none.
+ * The rows of the current group's next chunk after the position that are
+ * not restored yet (and belong to the named records); the next chunk when
+ * it has none, the next group when the group has no chunk left.
  */
 static BdSourceNext
 sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
@@ -176,10 +183,14 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	SrGroup    *g;
 	SrRows	   *rows;
 	BdUserSwitch sw;
-	Oid			types[8] = {INT8OID, OIDOID, INT4OID, TEXTOID, INT8OID,
-	INT4OID, TEXTOID, JSONBOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			types[6] = {INT8OID, OIDOID, INT4OID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Oid			etypes[2] = {INT8OID, JSONBOID};
+	Datum		evalues[2];
+	char		enulls[2] = {' ', ' '};
+	bool		isnull;
+	Datum		d;
 	int			n;
 
 	if (job->query_index >= st->ngroups)
@@ -196,44 +207,69 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	values[2] = Int32GetDatum(g->depth);
 	values[3] = CStringGetTextDatum(g->action);
 	values[4] = Int64GetDatum(st->pos);
-	values[5] = Int32GetDatum(bd_pace_batch_limit(pace, chunks * BD_CHUNK_ROWS,
-												  1));
-	values[6] = g->columns ? CStringGetTextDatum(g->columns) : (Datum) 0;
-	nulls[6] = g->columns ? ' ' : 'n';
-	values[7] = st->keys ? JsonbPGetDatum(st->keys) : (Datum) 0;
-	nulls[7] = st->keys ? ' ' : 'n';
+	values[5] = g->columns ? CStringGetTextDatum(g->columns) : (Datum) 0;
+	nulls[5] = g->columns ? ' ' : 'n';
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	n = (int) bd_spi_exec("SELECT a.id, a.record_key::pg_catalog.text, a.image"
+	n = (int) bd_spi_exec("SELECT a.id, pg_catalog.cardinality(a.images),"
+						  " a.restored_by, a.restored_at"
 						  " FROM bulkdelete.archive a"
 						  " WHERE a.operation_id = $1 AND a.relation = $2"
 						  " AND a.depth = $3 AND a.action = $4 AND a.id > $5"
-						  " AND a.restored_at IS NULL"
-						  " AND a.changed_columns IS NOT DISTINCT FROM $7::pg_catalog.text[]"
-						  " AND ($8 IS NULL OR EXISTS (SELECT 1"
-						  "  FROM pg_catalog.jsonb_array_elements($8) k(v)"
-						  "  WHERE k.v = a.root_key))"
-						  " ORDER BY a.id LIMIT $6",
-						  8, types, values, nulls, true, SPI_OK_SELECT);
-	bd_switch_user_end(&sw);
-	MemoryContextSwitchTo(callercxt);
+						  " AND a.changed_columns IS NOT DISTINCT FROM $6::pg_catalog.text[]"
+						  " ORDER BY a.id LIMIT 1",
+						  6, types, values, nulls, true, SPI_OK_SELECT);
 	if (n == 0)
 	{
+		bd_switch_user_end(&sw);
+		MemoryContextSwitchTo(callercxt);
 		if (job->query_index + 1 >= st->ngroups)
 			return BD_SOURCE_DONE;
 		job->query_index++;
 		bd_job_next_query(job->id, job->query_index);
 		return BD_SOURCE_AGAIN;
 	}
+	MemoryContextSwitchTo(callercxt);
 	rows = palloc0(sizeof(SrRows));
 	rows->group = g;
 	rows->owner = job->owner;
+	rows->chunk = bd_spi_int64(0, 1, 0);
+	rows->nall = (int) bd_spi_int64(0, 2, 0);
+	d = bd_spi_datum(0, 3, &isnull);
+	rows->restored_by = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	d = bd_spi_datum(0, 4, &isnull);
+	rows->restored_at = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	SPI_freetuptable(SPI_tuptable);
+
+	evalues[0] = Int64GetDatum(rows->chunk);
+	evalues[1] = st->keys ? JsonbPGetDatum(st->keys) : (Datum) 0;
+	enulls[1] = st->keys ? ' ' : 'n';
+	n = (int) bd_spi_exec("SELECT u.n::pg_catalog.int4, u.k::pg_catalog.text, u.img"
+						  " FROM bulkdelete.archive a,"
+						  "  ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),"
+						  "   pg_catalog.unnest(a.images), pg_catalog.unnest(a.restored_by))"
+						  "  WITH ORDINALITY u(k, rk, img, rb, n)"
+						  " WHERE a.id = $1 AND u.rb IS NULL"
+						  " AND ($2 IS NULL OR EXISTS (SELECT 1"
+						  "  FROM pg_catalog.jsonb_array_elements($2) k(v)"
+						  "  WHERE k.v = COALESCE(u.rk, u.k)))"
+						  " ORDER BY u.n",
+						  2, etypes, evalues, enulls, true, SPI_OK_SELECT);
+	bd_switch_user_end(&sw);
+	MemoryContextSwitchTo(callercxt);
+	if (n == 0)
+	{
+		/* nothing of this chunk to restore: on to the next */
+		SPI_freetuptable(SPI_tuptable);
+		st->pos = rows->chunk;
+		return BD_SOURCE_AGAIN;
+	}
 	rows->n = n;
-	rows->ids = palloc(sizeof(int64) * n);
+	rows->elems = palloc(sizeof(int) * n);
 	rows->keys = palloc(sizeof(char *) * n);
 	rows->images = palloc(sizeof(char *) * n);
 	for (int i = 0; i < n; i++)
 	{
-		rows->ids[i] = bd_spi_int64(i, 1, 0);
+		rows->elems[i] = (int) bd_spi_int64(i, 1, 0);
 		rows->keys[i] = bd_spi_text(i, 2);
 		rows->images[i] = bd_spi_text(i, 3);
 	}
@@ -643,46 +679,70 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 }
 
 /*
- * Mark the batch's rows tried by this job, and those restored, with the
- * job's counters and failures, in the batch's transaction.
+ * The chunk's restored_by (int8) or restored_at (timestamptz) array with
+ * the batch's restored rows set to value: the array as read (or nulls),
+ * of the chunk's length.
+ */
+static Datum
+sr_marked(SrRows *rows, Datum old, Oid type, Datum value)
+{
+	Datum	   *elems = palloc0(sizeof(Datum) * (rows->nall + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (rows->nall + 1));
+	int			dims[1] = {rows->nall};
+	int			lbs[1] = {1};
+
+	memset(nulls, true, sizeof(bool) * (rows->nall + 1));
+	if (old != (Datum) 0)
+	{
+		Datum	   *oe;
+		bool	   *on;
+		int			on_n;
+
+		deconstruct_array(DatumGetArrayTypeP(old), type, 8, FLOAT8PASSBYVAL,
+						  TYPALIGN_DOUBLE, &oe, &on, &on_n);
+		for (int i = 0; i < on_n && i < rows->nall; i++)
+		{
+			elems[i] = oe[i];
+			nulls[i] = on[i];
+		}
+	}
+	for (int i = 0; i < rows->n; i++)
+		if (rows->outcomes[i] == SR_RESTORED)
+		{
+			elems[rows->elems[i] - 1] = value;
+			nulls[rows->elems[i] - 1] = false;
+		}
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  8, FLOAT8PASSBYVAL,
+											  TYPALIGN_DOUBLE));
+}
+
+/*
+ * Mark the chunk tried by this job and the batch's restored rows restored
+ * by it, with the job's counters and failures, in the batch's
+ * transaction.
  */
 static void
 sr_record_batch(BdBatchSource *src, BdBatch *batch)
 {
 	SrState    *st = (SrState *) src->private;
 	SrRows	   *rows = (SrRows *) batch->items;
-	Oid			types[6] = {INT8OID, OIDOID, INT4OID, INT8OID, INT8ARRAYOID,
-	BOOLARRAYOID};
-	Datum		values[6];
-	Datum	   *ids = palloc(sizeof(Datum) * rows->n);
-	Datum	   *oks = palloc(sizeof(Datum) * rows->n);
+	Oid			types[4] = {INT8OID, INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		values[4];
 	BdUserSwitch sw;
 
-	for (int i = 0; i < rows->n; i++)
-	{
-		ids[i] = Int64GetDatum(rows->ids[i]);
-		oks[i] = BoolGetDatum(rows->outcomes[i] == SR_RESTORED);
-	}
-	values[0] = Int64GetDatum(st->parent);
-	values[1] = ObjectIdGetDatum(rows->group->relid);
-	values[2] = Int32GetDatum(rows->group->depth);
-	values[3] = Int64GetDatum(src->job->id);
-	values[4] = PointerGetDatum(construct_array(ids, rows->n, INT8OID,
-												sizeof(int64), true,
-												TYPALIGN_DOUBLE));
-	values[5] = PointerGetDatum(construct_array(oks, rows->n, BOOLOID,
-												sizeof(bool), true,
-												TYPALIGN_CHAR));
+	values[0] = Int64GetDatum(rows->chunk);
+	values[1] = Int64GetDatum(src->job->id);
+	values[2] = sr_marked(rows, rows->restored_by, INT8OID,
+						  Int64GetDatum(src->job->id));
+	values[3] = sr_marked(rows, rows->restored_at, TIMESTAMPTZOID,
+						  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec("UPDATE bulkdelete.archive a SET tried_by = $4,"
-				" restored_at = CASE WHEN u.ok THEN pg_catalog.now() END,"
-				" restored_by = CASE WHEN u.ok THEN $4 ELSE a.restored_by END"
-				" FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6)) u(id, ok)"
-				" WHERE a.operation_id = $1 AND a.relation = $2 AND a.depth = $3"
-				" AND a.id = u.id",
-				6, types, values, NULL, false, SPI_OK_UPDATE);
+	bd_spi_exec("UPDATE bulkdelete.archive SET tried_by = $2, restored_by = $3,"
+				" restored_at = $4 WHERE id = $1",
+				4, types, values, NULL, false, SPI_OK_UPDATE);
 	bd_switch_user_end(&sw);
-	st->pos = rows->ids[rows->n - 1];
+	st->pos = rows->chunk;
 	bd_job_record_batch(src->job->id, 0, &batch->counts, batch->failures,
 						src->job->query_index);
 }

@@ -88,20 +88,20 @@ is($node->safe_psql('postgres', qq{
 	'15000', '15,000 rows are gone');
 is($node->safe_psql('postgres', qq{
 	SELECT count(*), count(DISTINCT (relation, record_key))
-	FROM bulkdelete.archive WHERE operation_id = $job AND action = 'delete'}),
+	FROM bulkdelete.archived_records($job) WHERE action = 'delete'}),
 	'15000|15000', 'each is archived once');
 is($node->safe_psql('postgres', qq{
 	SELECT count(*) FROM (
 		SELECT rel, (j::jsonb ->> 'id')::bigint FROM orig
 		WHERE rel <> 'crm.support_case'::regclass
 		EXCEPT ALL SELECT rel, (j::jsonb ->> 'id')::bigint FROM now_rows
-		EXCEPT ALL SELECT relation, (record_key ->> 'id')::bigint FROM bulkdelete.archive
-		WHERE operation_id = $job AND action = 'delete') x}),
+		EXCEPT ALL SELECT relation, (record_key ->> 'id')::bigint
+		FROM bulkdelete.archived_records($job) WHERE action = 'delete') x}),
 	'0', 'the archived rows are the rows gone');
 is($node->safe_psql('postgres', qq{
 	SELECT (SELECT count(*) FROM crm.support_case WHERE account_id IS NULL),
 		   count(*), count(DISTINCT record_key)
-	FROM bulkdelete.archive WHERE operation_id = $job AND action = 'set null'}),
+	FROM bulkdelete.archived_records($job) WHERE action = 'set null'}),
 	'1500|1500|1500', 'each case set null is archived once');
 
 # the restore, killed mid-way too
@@ -121,8 +121,8 @@ is(bd_value($node, $restore,
 	'candidate_count || $$|$$ || success_count || $$|$$ || failure_count || $$|$$ || skipped_count'),
 	'16500|16500|0|0', 'restore counts are exact');
 is($node->safe_psql('postgres', qq{
-	SELECT count(*) FROM bulkdelete.archive
-	WHERE operation_id = $job AND restored_by = $restore}),
+	SELECT count(*) FROM bulkdelete.archived_records($job)
+	WHERE restored_by = $restore}),
 	'16500', 'every archived row is marked restored');
 
 # every row is back, equal to the original, and nothing else is there
