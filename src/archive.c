@@ -51,6 +51,9 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "access/htup_details.h"
+#include "executor/tuptable.h"
+#include "nodes/params.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -71,7 +74,7 @@ typedef struct ArRow
 	int			depth;
 	char		action;			/* confdeltype: c (deleted), n, d */
 	int			root;			/* index of the depth-0 row it came from */
-	char	   *key;
+	Datum		key;			/* jsonb */
 	char	   *image;
 	char	   *changed;		/* text[] literal of the columns an action
 								 * changed, or NULL */
@@ -190,59 +193,202 @@ ar_new_row(BdArchive *ar)
 	return &ar->rows[ar->n++];
 }
 
+/* How the rows of a capture statement are taken (ar_take_row) */
+typedef struct ArTake
+{
+	BdArchive  *ar;
+	Oid			relid;			/* whose row type the images have */
+	int			keycol;			/* the key's column (from 1); the row is
+								 * the next one */
+	bool		locked;			/* columns 1 and 2: the leaf and TID */
+	bool		level;			/* keycol + 2: the referenced row's index */
+	char		action;
+	const char *changed;
+	int			taken;
+	MemoryContext cxt;			/* where the rows go */
+	MemoryContext scratch;		/* record_out's buffers, reset every row */
+	int			nest;			/* the image settings' GUC nest level */
+} ArTake;
+
 /*
- * Take the rows of the last SPI result: key at column keycol, the row at
- * keycol + 1, and, when locked, the leaf and TID at columns 1 and 2 and,
- * for a referencing level, the index of the referenced row at keycol + 2.
- * Rows already captured are left out.  Returns how many were taken.
+ * Start taking rows: the image settings, and a scratch context for
+ * record_out, so that a batch's images reuse one block instead of each
+ * taking fresh pages (the page faults cost as much as the output itself).
+ */
+static void
+ar_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int keycol, bool locked,
+			  bool level, char action, const char *changed)
+{
+	tk->ar = ar;
+	tk->relid = relid;
+	tk->keycol = keycol;
+	tk->locked = locked;
+	tk->level = level;
+	tk->action = action;
+	tk->changed = changed;
+	tk->taken = 0;
+	tk->cxt = CurrentMemoryContext;
+	tk->scratch = AllocSetContextCreate(tk->cxt, "bulkdelete archive image",
+										ALLOCSET_DEFAULT_SIZES);
+	tk->nest = bd_archive_settings_begin();
+}
+
+static void
+ar_take_end(ArTake *tk)
+{
+	bd_archive_settings_end(tk->nest);
+	MemoryContextDelete(tk->scratch);
+}
+
+/*
+ * Take one row of a capture statement (values and nulls, by column from
+ * 0); a row already captured is left out.
+ */
+static void
+ar_take_row(ArTake *tk, Datum *values, bool *nulls)
+{
+	BdArchive  *ar = tk->ar;
+	MemoryContext old = MemoryContextSwitchTo(tk->cxt);
+	ArRow	   *r;
+	ArSeen		seen;
+	bool		found;
+	int			parent = -1;
+	char	   *image;
+
+	memset(&seen, 0, sizeof(seen));
+	if (tk->locked)
+	{
+		seen.tableoid = DatumGetObjectId(values[0]);
+		seen.ctid = *DatumGetItemPointer(values[1]);
+		(void) hash_search(ar->seen, &seen, HASH_ENTER, &found);
+		if (found)
+		{
+			MemoryContextSwitchTo(old);
+			return;
+		}
+	}
+	if (tk->level)
+		parent = DatumGetInt32(values[tk->keycol + 1]);
+	r = ar_new_row(ar);
+	r->relid = tk->relid;
+	r->tableoid = seen.tableoid;
+	r->ctid = seen.ctid;
+	r->action = tk->action;
+	r->changed = (char *) tk->changed;
+	r->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[tk->keycol - 1]));
+	MemoryContextSwitchTo(tk->scratch);
+	image = OutputFunctionCall(&ar->record_out, values[tk->keycol]);
+	MemoryContextSwitchTo(tk->cxt);
+	r->image = pstrdup(image);
+	MemoryContextReset(tk->scratch);
+	if (parent >= 0)
+	{
+		r->depth = ar->rows[parent].depth + 1;
+		r->root = ar->rows[parent].root;
+	}
+	else
+		r->root = ar->n - 1;
+	tk->taken++;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Take the rows of the last SPI result (see ArTake for the columns).
+ * Returns how many were taken.
  */
 static int
 ar_take(BdArchive *ar, Oid relid, int keycol, bool locked, bool level,
 		char action, const char *changed)
 {
-	int			taken = 0;
-	int			nest = bd_archive_settings_begin();
+	ArTake		tk;
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 
+	ar_take_begin(&tk, ar, relid, keycol, locked, level, action, changed);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
-		bool		isnull;
-		ArRow	   *r;
-		Datum		row;
-		ArSeen		seen;
-		bool		found;
-		int			parent = -1;
-
-		memset(&seen, 0, sizeof(seen));
-		if (locked)
-		{
-			seen.tableoid = DatumGetObjectId(bd_spi_datum(i, 1, &isnull));
-			seen.ctid = *DatumGetItemPointer(bd_spi_datum(i, 2, &isnull));
-			(void) hash_search(ar->seen, &seen, HASH_ENTER, &found);
-			if (found)
-				continue;
-		}
-		if (level)
-			parent = DatumGetInt32(bd_spi_datum(i, keycol + 2, &isnull));
-		r = ar_new_row(ar);
-		r->relid = relid;
-		r->tableoid = seen.tableoid;
-		r->ctid = seen.ctid;
-		r->action = action;
-		r->changed = (char *) changed;
-		r->key = bd_spi_text(i, keycol);
-		row = bd_spi_datum(i, keycol + 1, &isnull);
-		r->image = OutputFunctionCall(&ar->record_out, row);
-		if (parent >= 0)
-		{
-			r->depth = ar->rows[parent].depth + 1;
-			r->root = ar->rows[parent].root;
-		}
-		else
-			r->root = ar->n - 1;
-		taken++;
+		heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
+		ar_take_row(&tk, values, nulls);
 	}
-	bd_archive_settings_end(nest);
-	return taken;
+	ar_take_end(&tk);
+	return tk.taken;
+}
+
+/*
+ * A DestReceiver that takes a capture statement's rows as they come,
+ * without the copy into SPI_tuptable.
+ */
+typedef struct ArReceiver
+{
+	DestReceiver pub;
+	ArTake	   *tk;
+} ArReceiver;
+
+static bool
+ar_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ArReceiver *rcv = (ArReceiver *) self;
+
+	slot_getallattrs(slot);
+	ar_take_row(rcv->tk, slot->tts_values, slot->tts_isnull);
+	return true;
+}
+
+static void
+ar_receive_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+ar_receive_nothing(DestReceiver *self)
+{
+}
+
+/*
+ * Run a capture statement (sql, with parameters) and take its rows as
+ * they come (ArTake's columns); returns the statement's row count.
+ * Connected to SPI.
+ */
+static uint64
+ar_exec_take(BdArchive *ar, const char *sql, int nargs, Oid *types,
+			 Datum *values, const char *nulls, int expected, Oid relid,
+			 int keycol, bool locked, bool level, char action,
+			 const char *changed, int *taken)
+{
+	ParamListInfo params = makeParamList(nargs);
+	SPIExecuteOptions opts;
+	ArReceiver	rcv;
+	ArTake		tk;
+	int			rc;
+
+	for (int i = 0; i < nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = nulls != NULL && nulls[i] == 'n';
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = types[i];
+	}
+	memset(&rcv, 0, sizeof(rcv));
+	rcv.pub.receiveSlot = ar_receive;
+	rcv.pub.rStartup = ar_receive_startup;
+	rcv.pub.rShutdown = ar_receive_nothing;
+	rcv.pub.rDestroy = ar_receive_nothing;
+	/* not DestNone: SPI reports a SELECT whose rows go nowhere as utility */
+	rcv.pub.mydest = DestTuplestore;
+	rcv.tk = &tk;
+	memset(&opts, 0, sizeof(opts));
+	opts.params = params;
+	opts.dest = (DestReceiver *) &rcv;
+	ar_take_begin(&tk, ar, relid, keycol, locked, level, action, changed);
+	rc = SPI_execute_extended(sql, &opts);
+	ar_take_end(&tk);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_extended returned %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+	if (taken)
+		*taken = tk.taken;
+	return SPI_processed;
 }
 
 /* The changed columns of a SET NULL / SET DEFAULT key, as text[] */
@@ -311,20 +457,22 @@ ar_capture_referencing(BdArchive *ar, Oid relid, int lo, int hi)
 		if (fk->deltype != 'c' && fk->deltype != 'n' && fk->deltype != 'd')
 			continue;
 		ar_row_arrays(ar, lo, hi, values);
-		bd_spi_exec(psprintf("SELECT c.tableoid, c.ctid, (%s)::pg_catalog.text, c, x.i"
-							 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-							 "  pg_catalog.unnest($3)) x(r, tid, i)"
-							 " JOIN %s p ON p.tableoid OPERATOR(pg_catalog.=) x.r"
-							 "  AND p.ctid OPERATOR(pg_catalog.=) x.tid"
-							 " JOIN %s c ON %s"
-							 " FOR UPDATE OF c",
-							 bd_archive_key_sql(fk->conrelid, "c"),
-							 ar_from(relid), ar_from(fk->conrelid),
-							 bd_fkey_match(fk, "p", "c")),
-					3, types, values, NULL, false, SPI_OK_SELECT);
 		first = ar->n;
-		taken = ar_take(ar, fk->conrelid, 3, true, true, fk->deltype,
-						fk->deltype == 'c' ? NULL : ar_changed_columns(fk));
+		(void) ar_exec_take(ar,
+							psprintf("SELECT c.tableoid, c.ctid, %s, c, x.i"
+									 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+									 "  pg_catalog.unnest($3)) x(r, tid, i)"
+									 " JOIN %s p ON p.tableoid OPERATOR(pg_catalog.=) x.r"
+									 "  AND p.ctid OPERATOR(pg_catalog.=) x.tid"
+									 " JOIN %s c ON %s"
+									 " FOR UPDATE OF c",
+									 bd_archive_key_sql(fk->conrelid, "c"),
+									 ar_from(relid), ar_from(fk->conrelid),
+									 bd_fkey_match(fk, "p", "c")),
+							3, types, values, NULL, SPI_OK_SELECT,
+							fk->conrelid, 3, true, true, fk->deltype,
+							fk->deltype == 'c' ? NULL : ar_changed_columns(fk),
+							&taken);
 		if (fk->deltype == 'c')
 			ar_capture_referencing(ar, fk->conrelid, first, first + taken);
 	}
@@ -366,14 +514,15 @@ ar_lock_rows(BdArchive *ar, const BdArchiveDelete *stmt)
 												sizeof(ItemPointerData), false,
 												TYPALIGN_SHORT));
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec(psprintf("SELECT t.tableoid, t.ctid, (%s)::pg_catalog.text, t"
-						 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) x(r, tid)"
-						 " JOIN %s t ON t.tableoid OPERATOR(pg_catalog.=) x.r"
-						 "  AND t.ctid OPERATOR(pg_catalog.=) x.tid"
-						 " FOR UPDATE OF t",
-						 bd_archive_key_sql(ar->relid, "t"), ar_from(ar->relid)),
-				2, types, values, NULL, false, SPI_OK_SELECT);
-	(void) ar_take(ar, ar->relid, 3, true, false, 'c', NULL);
+	(void) ar_exec_take(ar,
+						psprintf("SELECT t.tableoid, t.ctid, %s, t"
+								 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) x(r, tid)"
+								 " JOIN %s t ON t.tableoid OPERATOR(pg_catalog.=) x.r"
+								 "  AND t.ctid OPERATOR(pg_catalog.=) x.tid"
+								 " FOR UPDATE OF t",
+								 bd_archive_key_sql(ar->relid, "t"), ar_from(ar->relid)),
+						2, types, values, NULL, SPI_OK_SELECT,
+						ar->relid, 3, true, false, 'c', NULL, NULL);
 	ar_capture_referencing(ar, ar->relid, 0, ar->n);
 	bd_switch_user_end(&sw);
 }
@@ -477,11 +626,14 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 {
 	ArRow	   *f = &ar->rows[first];
 	int			n = 0;
-	char	  **keys = palloc(sizeof(char *) * (ar->n + 1));
-	char	  **roots = palloc(sizeof(char *) * (ar->n + 1));
+	Datum	   *keys = palloc(sizeof(Datum) * (ar->n + 1));
+	Datum	   *roots = palloc(sizeof(Datum) * (ar->n + 1));
+	bool	   *rootnulls = palloc(sizeof(bool) * (ar->n + 1));
 	char	  **images = palloc(sizeof(char *) * (ar->n + 1));
+	int			dims[1];
+	int			lbs[1] = {1};
 	Oid			types[9] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
-	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
+	JSONBARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
 	Datum		values[9];
 	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
@@ -493,7 +645,8 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 			continue;
 		done[i] = true;
 		keys[n] = r->key;
-		roots[n] = r->root == i ? NULL : ar->rows[r->root].key;
+		rootnulls[n] = r->root == i;
+		roots[n] = rootnulls[n] ? (Datum) 0 : ar->rows[r->root].key;
 		images[n] = r->image;
 		n++;
 	}
@@ -506,14 +659,18 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 									f->action == 'n' ? "set null" : "set default");
 	values[4] = f->changed ? CStringGetTextDatum(f->changed) : (Datum) 0;
 	nulls[4] = f->changed ? ' ' : 'n';
-	values[5] = PointerGetDatum(bd_text_array(keys, n));
-	values[6] = PointerGetDatum(bd_text_array(roots, n));
+	dims[0] = n;
+	values[5] = PointerGetDatum(construct_array(keys, n, JSONBOID, -1, false,
+												TYPALIGN_INT));
+	values[6] = PointerGetDatum(construct_md_array(roots, rootnulls, 1, dims,
+												   lbs, JSONBOID, -1, false,
+												   TYPALIGN_INT));
 	values[7] = PointerGetDatum(bd_text_array(images, n));
 	values[8] = TimestampTzGetDatum(ar->expires_at);
 	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
 				" action, changed_columns, record_keys, root_keys, images, expires_at)"
 				" VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5::pg_catalog.text[],"
-				" $6::pg_catalog.jsonb[], $7::pg_catalog.jsonb[], $8, $9)",
+				" $6, $7, $8, $9)",
 				9, types, values, nulls, false, SPI_OK_INSERT);
 }
 
@@ -575,13 +732,22 @@ ar_attempt(void *arg)
 			tree = true;
 	}
 
-	if (!tree)
+	if (!tree && stmt->returning == NULL)
 	{
-		/* the rows as they are deleted */
-		processed = bd_spi_exec(psprintf("%s RETURNING %s%s(%s)::pg_catalog.text, t",
-										 stmt->delete_sql,
-										 stmt->returning ? stmt->returning : "",
-										 stmt->returning ? ", " : "",
+		/* the rows as they are deleted, taken as they come */
+		processed = ar_exec_take(ar, psprintf("%s RETURNING %s, t",
+											  stmt->delete_sql,
+											  bd_archive_key_sql(ar->relid, "t")),
+								 stmt->nargs, stmt->types, stmt->values,
+								 stmt->nulls, SPI_OK_DELETE_RETURNING,
+								 ar->relid, 1, false, false, 'c', NULL, NULL);
+		result = NULL;
+	}
+	else if (!tree)
+	{
+		/* the caller reads its own columns of SPI_tuptable */
+		processed = bd_spi_exec(psprintf("%s RETURNING %s, %s, t",
+										 stmt->delete_sql, stmt->returning,
 										 bd_archive_key_sql(ar->relid, "t")),
 								stmt->nargs, stmt->types, stmt->values,
 								stmt->nulls, false, SPI_OK_DELETE_RETURNING);
