@@ -182,6 +182,27 @@ SELECT relation, record_key FROM bulkdelete.archived_records(:trig)
 WHERE relation = 'bin.tag'::regclass ORDER BY 1::text, 2::text;
 SELECT label FROM bin.tag WHERE account_id = 2;
 
+-- the workers purge an expired archive by themselves (waiting for that
+-- state, not for a clock)
+CREATE FUNCTION pg_temp.expired(job bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. 600 LOOP
+		IF NOT EXISTS (SELECT 1 FROM bulkdelete.archive WHERE operation_id = job)
+		   AND (SELECT archive_expires_at IS NULL FROM bulkdelete.operation WHERE id = job) THEN
+			RETURN true;
+		END IF;
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+	RETURN false;
+END $$;
+SELECT bulkdelete.submit('bin.activity', 'id = 10', options => '{"archive": "1 second"}') AS short \gset
+SELECT bulkdelete.wait(:short);
+SELECT success_count FROM bulkdelete.jobs WHERE id = :short;
+SELECT pg_temp.expired(:short);
+SELECT bulkdelete.restore(:short) AS r7 \gset
+SELECT bulkdelete.wait(:r7);
+SELECT candidate_count, success_count FROM bulkdelete.jobs WHERE id = :r7;
+
 -- purge and forget empty the bin
 SELECT bulkdelete.purge_archive(:trig);
 SELECT count(*) FROM bulkdelete.archived_records(:trig);

@@ -351,9 +351,9 @@ int64
 bd_job_create_restore(int64 parent_id, Jsonb *spec, List *relations,
 					  int64 candidate_count, Jsonb *options)
 {
-	Oid			argtypes[7] = {TEXTOID, OIDOID, JSONBOID, REGCLASSARRAYOID,
-	INT8OID, INT8OID, JSONBOID};
-	Datum		values[7];
+	Oid			argtypes[8] = {TEXTOID, OIDOID, JSONBOID, REGCLASSARRAYOID,
+	INT8OID, INT8OID, JSONBOID, TEXTOID};
+	Datum		values[8];
 	Datum	   *relids = palloc(sizeof(Datum) * (list_length(relations) + 1));
 	int			i = 0;
 	ListCell   *lc;
@@ -372,11 +372,14 @@ bd_job_create_restore(int64 parent_id, Jsonb *spec, List *relations,
 	values[5] = Int64GetDatum(candidate_count);
 	values[6] = JsonbPGetDatum(options);
 	memset(&row, 0, sizeof(row));
+	/* the caller's search_path, for the triggers of its INSERTs (SPEC 10) */
+	values[7] = CStringGetTextDatum(GetConfigOption("search_path", false, false));
 	(void) job_read("WITH j AS (INSERT INTO bulkdelete.operation (name, owner, kind,"
-					" query_set, relations, state, restore_of, candidate_count, options)"
-					" VALUES ($1, $2::pg_catalog.regrole, 'restore', $3, $4, 'queued', $5, $6, $7)"
+					" query_set, relations, state, restore_of, candidate_count, options,"
+					" search_path)"
+					" VALUES ($1, $2::pg_catalog.regrole, 'restore', $3, $4, 'queued', $5, $6, $7, $8)"
 					" RETURNING id) SELECT id FROM j",
-					7, argtypes, values, NULL, false, job_copy_row, &row);
+					8, argtypes, values, NULL, false, job_copy_row, &row);
 	return DatumGetInt64(row.cols[0]);
 }
 

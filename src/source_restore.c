@@ -647,7 +647,8 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 	rows->iso.fails_all = sr_fails_all;
 	rows->iso.partition_free = sr_partition_free;
 
-	bd_switch_to_owner(&sw, rows->owner, NULL);
+	/* as the caller of restore, with its search_path (SPEC 10) */
+	bd_switch_to_owner(&sw, rows->owner, src->job->search_path);
 	sr_parse(rows);
 	for (int i = 0; i < rows->n; i++)
 		if (rows->outcomes[i] == SR_PENDING)
