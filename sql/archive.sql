@@ -181,6 +181,20 @@ SELECT bulkdelete.wait(:trig);
 SELECT relation, record_key FROM bulkdelete.archived_records(:trig)
 WHERE relation = 'bin.tag'::regclass ORDER BY 1::text, 2::text;
 SELECT label FROM bin.tag WHERE account_id = 2;
+-- and a trigger that keeps a restored row out: it is skipped, what hangs on
+-- it fails (23503), the rest goes back
+CREATE FUNCTION bin.keep_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = 11 THEN RETURN NULL; END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER keep_out BEFORE INSERT ON bin.contact FOR EACH ROW EXECUTE FUNCTION bin.keep_out();
+SELECT bulkdelete.restore(:trig) AS r8 \gset
+SELECT bulkdelete.wait(:r8);
+SELECT candidate_count, success_count, failure_count, skipped_count FROM bulkdelete.jobs WHERE id = :r8;
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure WHERE operation_id = :r8;
+SELECT id FROM bin.contact WHERE account_id = 2 ORDER BY id;
+DROP TRIGGER keep_out ON bin.contact;
 
 -- the workers purge an expired archive by themselves (waiting for that
 -- state, not for a clock)

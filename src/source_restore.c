@@ -92,7 +92,6 @@ typedef struct SrRows
 	char	  **keys;			/* as archived */
 	char	  **images;
 	Datum	   *rows;			/* read back, of the relation's row type */
-	char	  **row_keys;		/* the rows' keys as this session prints them */
 	SrOutcome  *outcomes;
 	ErrorData **errors;
 	Oid			rowtype;
@@ -358,16 +357,41 @@ sr_row_array(SrRows *rows, int *items, int n)
 										   TYPALIGN_DOUBLE));
 }
 
-static int
-sr_strcmp(const void *a, const void *b)
+/* One restoring statement, for bd_try_subxact */
+typedef struct SrTry
 {
-	return strcmp(*(char *const *) a, *(char *const *) b);
+	SrRows	   *rows;
+	Datum		array;
+	int			n;
+	uint64		done;
+} SrTry;
+
+/*
+ * The INSERT of n rows; when a trigger kept some out (fewer inserted),
+ * with more than one row, raise 02000 so that the subtransaction is rolled
+ * back and isolate.c splits the rows until each is alone: which ones a
+ * trigger keeps is then known without a key per row.
+ */
+static void
+sr_try_insert(void *arg)
+{
+	SrTry	   *t = (SrTry *) arg;
+	Datum		values[1];
+
+	values[0] = t->array;
+	t->done = bd_spi_exec(t->rows->sql, 1, t->rows->types, values, NULL,
+						  false, SPI_OK_INSERT);
+	if (t->done < (uint64) t->n && t->n > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA),
+				 errmsg("a trigger kept %d of %d restored rows out",
+						t->n - (int) t->done, t->n)));
 }
 
 /*
  * Insert or re-link the rows items[0..n) in a subtransaction; on success
- * mark those the statement returned restored and the others skipped (a
- * trigger kept them out, or no row matched a re-link).
+ * mark them restored, or, for a single row that a trigger kept out,
+ * skipped; a re-link marks the rows it did not find failed (02000).
  * bd_isolate_delete's delete_items.
  */
 static bool
@@ -377,79 +401,51 @@ sr_restore_items(void *arg, void *items, int n, ErrorData **edata)
 	int		   *idx = (int *) items;
 	Datum		values[1];
 	uint64		done;
-	bool		insert = strcmp(rows->group->action, "delete") == 0;
+	bool	   *hit;
 
-	values[0] = sr_row_array(rows, idx, n);
-	if (!bd_spi_try(rows->sql, 1, rows->types, values, NULL,
-					insert ? SPI_OK_INSERT_RETURNING : SPI_OK_UPDATE_RETURNING,
-					&done, edata))
-		return false;
-	if (done == (uint64) n && insert)
+	if (strcmp(rows->group->action, "delete") == 0)
 	{
+		SrTry		t;
+
+		t.rows = rows;
+		t.array = sr_row_array(rows, idx, n);
+		t.n = n;
+		t.done = 0;
+		if (!bd_try_subxact(sr_try_insert, &t, edata))
+			return false;
 		for (int i = 0; i < n; i++)
-			rows->outcomes[idx[i]] = SR_RESTORED;
-		rows->restored += n;
+		{
+			rows->outcomes[idx[i]] = t.done > 0 ? SR_RESTORED : SR_SKIPPED;
+			if (t.done > 0)
+				rows->restored++;
+			else
+				rows->skipped++;
+		}
 		return true;
 	}
 
-	/*
-	 * Some rows did not go: an INSERT returns the keys of the rows it
-	 * inserted (matched with the keys of the images, printed alike), a
-	 * re-link the positions of the rows it matched.
-	 */
+	/* a re-link returns the positions of the rows it matched */
+	values[0] = sr_row_array(rows, idx, n);
+	if (!bd_spi_try(rows->sql, 1, rows->types, values, NULL,
+					SPI_OK_UPDATE_RETURNING, &done, edata))
+		return false;
+	hit = palloc0(sizeof(bool) * n);
+	for (uint64 j = 0; j < done; j++)
+		hit[bd_spi_int64(j, 1, 1) - 1] = true;
+	for (int i = 0; i < n; i++)
 	{
-		char	  **got = palloc(sizeof(char *) * (done + 1));
-		bool	   *used = palloc0(sizeof(bool) * (done + 1));
-		bool	   *hit = palloc0(sizeof(bool) * n);
-
-		for (uint64 j = 0; j < done; j++)
+		if (hit[i])
 		{
-			if (insert)
-				got[j] = bd_spi_text(j, 1);
-			else
-				hit[bd_spi_int64(j, 1, 1) - 1] = true;
+			rows->outcomes[idx[i]] = SR_RESTORED;
+			rows->restored++;
 		}
-		if (insert)
+		else
 		{
-			qsort(got, done, sizeof(char *), sr_strcmp);
-			for (int i = 0; i < n; i++)
-			{
-				char	   *k = rows->row_keys[idx[i]];
-				char	  **f = bsearch(&k, got, done, sizeof(char *), sr_strcmp);
+			ErrorData  *e = palloc0(sizeof(ErrorData));
 
-				/* a key given twice: the first unused copy */
-				while (f != NULL && f > got && strcmp(f[-1], k) == 0)
-					f--;
-				while (f != NULL && f < got + done && strcmp(*f, k) == 0 &&
-					   used[f - got])
-					f++;
-				if (f != NULL && f < got + done && strcmp(*f, k) == 0)
-				{
-					used[f - got] = true;
-					hit[i] = true;
-				}
-			}
-		}
-		for (int i = 0; i < n; i++)
-		{
-			if (hit[i])
-			{
-				rows->outcomes[idx[i]] = SR_RESTORED;
-				rows->restored++;
-			}
-			else if (insert)
-			{
-				rows->outcomes[idx[i]] = SR_SKIPPED;
-				rows->skipped++;
-			}
-			else
-			{
-				ErrorData  *e = palloc0(sizeof(ErrorData));
-
-				e->sqlerrcode = ERRCODE_NO_DATA;
-				e->message = pstrdup("the row whose foreign key the job cleared is gone or was changed since");
-				sr_fail(rows, idx[i], e);
-			}
+			e->sqlerrcode = ERRCODE_NO_DATA;
+			e->message = pstrdup("the row whose foreign key the job cleared is gone or was changed since");
+			sr_fail(rows, idx[i], e);
 		}
 	}
 	return true;
@@ -522,8 +518,8 @@ sr_key_match(Oid relid)
 /*
  * The statement that puts a batch of group g back, over $1, an array of
  * the relation's row type: an INSERT of every column but the generated
- * ones returning the keys of the rows inserted, or an UPDATE of the
- * changed columns returning the positions of the rows matched.
+ * ones, or an UPDATE of the changed columns returning the positions of the
+ * rows matched.
  */
 static char *
 sr_statement(SrRows *rows)
@@ -555,10 +551,8 @@ sr_statement(SrRows *rows)
 		}
 		relation_close(rel, AccessShareLock);
 		return psprintf("INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
-						" SELECT %s FROM pg_catalog.unnest($1) x"
-						" RETURNING (%s)::pg_catalog.text",
-						relname, cols.data, vals.data,
-						bd_archive_key_sql(relid, "t"));
+						" SELECT %s FROM pg_catalog.unnest($1) x",
+						relname, cols.data, vals.data);
 	}
 	else
 	{
@@ -592,28 +586,6 @@ sr_statement(SrRows *rows)
 						" WHERE %s%s RETURNING x.ordinality",
 						relname, cols.data, match, vals.data);
 	}
-}
-
-/*
- * The keys of the rows read back, printed by this session as an INSERT's
- * RETURNING prints them, for sr_restore_items's matching.
- */
-static void
-sr_row_keys(SrRows *rows, int *items, int n)
-{
-	Oid			types[1] = {rows->types[0]};
-	Datum		values[1];
-
-	rows->row_keys = palloc0(sizeof(char *) * rows->n);
-	if (n == 0)
-		return;
-	values[0] = sr_row_array(rows, items, n);
-	bd_spi_exec(psprintf("SELECT (%s)::pg_catalog.text"
-						 " FROM pg_catalog.unnest($1) WITH ORDINALITY x ORDER BY x.ordinality",
-						 bd_archive_key_sql(rows->group->relid, "x")),
-				1, types, values, NULL, true, SPI_OK_SELECT);
-	for (int i = 0; i < n; i++)
-		rows->row_keys[items[i]] = bd_spi_text(i, 1);
 }
 
 /*
@@ -653,8 +625,6 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 	for (int i = 0; i < rows->n; i++)
 		if (rows->outcomes[i] == SR_PENDING)
 			items[nitems++] = i;
-	if (strcmp(rows->group->action, "delete") == 0)
-		sr_row_keys(rows, items, nitems);
 	bd_isolate_delete(&rows->iso, items, nitems);
 	bd_switch_user_end(&sw);
 
