@@ -78,7 +78,8 @@ typedef struct BdJob
 	Datum		cutoff_xip;		/* xid8[]: the xids running then, subxids
 								 * too, sorted (see candidates.c) */
 	char	   *search_path;	/* ids jobs: the owner's search_path at
-								 * create_job (query jobs keep theirs in
+								 * create_job, restore jobs: the caller's at
+								 * restore (query jobs keep theirs in
 								 * query_set); NULL when none was recorded */
 } BdJob;
 
