@@ -6,8 +6,11 @@ OBJS = \
 	src/bulkdelete.o \
 	src/candidates.o \
 	src/api.o \
+	src/archive.o \
 	src/batch.o \
+	src/bin.o \
 	src/csv.o \
+	src/fkeys.o \
 	src/guard.o \
 	src/isolate.o \
 	src/keys.o \
@@ -42,6 +45,7 @@ OBJS = \
 	src/source_ids.o \
 	src/source_query.o \
 	src/source_task.o \
+	src/source_restore.o \
 	src/spi_util.o \
 	src/target.o \
 	src/worker.o
@@ -61,13 +65,13 @@ REGRESS = setup objects security states engine query_fixture query_ops \
 	query_fixed \
 	records records_upload records_bulk schedule targets filter_names records_rls \
 	records_chunks \
-	errors lifecycle views tasks
+	errors lifecycle views tasks archive
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
 ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view \
-	task_pause job_small job_fixed
+	task_pause job_small job_fixed restore_race
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

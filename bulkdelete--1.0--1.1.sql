@@ -909,3 +909,235 @@ COMMENT ON COLUMN @extschema@.operation.query_modes IS
 	'how each query''s candidates were fixed at the start: range (block ranges, the condition evaluated again on each row) or tid (a list of row versions)';
 
 /* ---- end of Fixed values ---- */
+
+/*
+ * The recycle bin (SPEC 8, issue 13).  A job with the option "archive"
+ * captures, in the batch transaction that deletes them, every row it
+ * deletes and every row its foreign-key actions delete (CASCADE) or change
+ * (SET NULL, SET DEFAULT: the row as it was): the relation, the row's key
+ * (its primary key as jsonb, or the whole row for a table without one),
+ * the key of the row the job itself deleted that it came from (its root),
+ * its depth in the foreign-key tree, and the full row image as the row
+ * type's text form, written under fixed settings (DateStyle ISO,
+ * IntervalStyle postgres, TimeZone UTC, exact floats), so that it reads
+ * back as the same values.  The rows a batch archives of one relation,
+ * depth and action are one archive row, a chunk, with one array element
+ * per row: a batch writes a few archive rows, not one per row deleted
+ * (that would cost more than the delete).  A restore job (kind restore,
+ * operation.restore_of the archived job) puts the rows back and marks each
+ * element restored in the same transaction.  Written only by the extension
+ * (archive.c, source_restore.c); callers read their jobs' archives
+ * through row-level security, as the failures, and
+ * bulkdelete.archived_records shows one row per archived row.  No foreign
+ * key to operation: forget and purge_archive delete a job's archive
+ * themselves.
+ */
+ALTER TABLE @extschema@.operation DROP CONSTRAINT operation_kind_check;
+/*
+ * A restore job's link to the job it restores.  (SPEC 8 says parent_id,
+ * but parent_id is a schedule run's link to its definition, with a foreign
+ * key to schedule_definition, and bulkdelete.schedules counts the runs by
+ * it.)
+ */
+ALTER TABLE @extschema@.operation ADD COLUMN restore_of bigint;
+COMMENT ON COLUMN @extschema@.operation.restore_of IS
+	'restore jobs: the archived job whose rows it puts back';
+ALTER TABLE @extschema@.operation ADD CONSTRAINT operation_kind_check
+	CHECK (kind IN ('query', 'ids', 'restore'));
+
+CREATE SEQUENCE @extschema@.archive_id_seq;
+
+CREATE TABLE @extschema@.archive (
+	id bigint NOT NULL DEFAULT pg_catalog.nextval('@extschema@.archive_id_seq'),
+	operation_id bigint NOT NULL,
+	relation regclass NOT NULL,
+	depth integer NOT NULL,
+	action text NOT NULL,
+	changed_columns text[],
+	record_keys jsonb[] NOT NULL,
+	root_keys jsonb[] NOT NULL,
+	images text[] NOT NULL,
+	archived_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	expires_at timestamptz NOT NULL,
+	restored_by bigint[],
+	restored_at timestamptz[],
+	tried_by bigint,
+	CONSTRAINT archive_id_pkey PRIMARY KEY (id),
+	CONSTRAINT archive_action_check CHECK (action IN ('delete', 'set null', 'set default'))
+);
+ALTER SEQUENCE @extschema@.archive_id_seq OWNED BY @extschema@.archive.id;
+/*
+ * A chunk's arrays are toasted: compressed with lz4 where the server has
+ * it (pglz took a quarter of an archived job's time), else stored as they
+ * are.
+ */
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_settings
+			   WHERE name OPERATOR(pg_catalog.=) 'default_toast_compression'
+			   AND 'lz4' OPERATOR(pg_catalog.=) ANY (enumvals)) THEN
+		ALTER TABLE @extschema@.archive ALTER COLUMN record_keys SET COMPRESSION lz4,
+			ALTER COLUMN root_keys SET COMPRESSION lz4,
+			ALTER COLUMN images SET COMPRESSION lz4;
+	ELSE
+		ALTER TABLE @extschema@.archive ALTER COLUMN record_keys SET STORAGE EXTERNAL,
+			ALTER COLUMN root_keys SET STORAGE EXTERNAL,
+			ALTER COLUMN images SET STORAGE EXTERNAL;
+	END IF;
+END
+$$;
+CREATE INDEX archive_operation_id_idx ON @extschema@.archive
+	(operation_id, relation, depth, id);
+CREATE INDEX archive_expires_at_idx ON @extschema@.archive USING brin (expires_at);
+COMMENT ON TABLE @extschema@.archive IS
+	'internal: the recycle bin: every row an archived job deleted or changed, as it was, until it expires or is restored; one archive row per batch, relation, depth and action, one array element per row';
+COMMENT ON COLUMN @extschema@.archive.depth IS
+	'0: rows the job deleted; n: rows reached through n foreign keys from one (CASCADE deletes, SET NULL / SET DEFAULT changes)';
+COMMENT ON COLUMN @extschema@.archive.record_keys IS
+	'each row''s key: its primary key, or the whole row for a table without one';
+COMMENT ON COLUMN @extschema@.archive.root_keys IS
+	'the key of the row the job deleted that each row was removed or changed with (null: the row itself, at depth 0)';
+COMMENT ON COLUMN @extschema@.archive.images IS
+	'each whole row in its row type''s text form, written with DateStyle ISO, IntervalStyle postgres, TimeZone UTC and exact floats';
+COMMENT ON COLUMN @extschema@.archive.changed_columns IS
+	'SET NULL / SET DEFAULT: the columns the foreign-key action changed, which a restore sets back';
+COMMENT ON COLUMN @extschema@.archive.restored_by IS
+	'the restore job that put each row back (null: not restored)';
+COMMENT ON COLUMN @extschema@.archive.tried_by IS
+	'the last restore job that tried these rows, so that a restore tries each once';
+
+ALTER TABLE @extschema@.archive ENABLE ROW LEVEL SECURITY;
+CREATE POLICY archive_member_policy ON @extschema@.archive
+	USING (EXISTS (SELECT 1 FROM @extschema@.operation o
+				   WHERE o.id OPERATOR(pg_catalog.=) operation_id));
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.archive', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.archive_id_seq', '');
+REVOKE ALL ON @extschema@.archive FROM PUBLIC;
+GRANT SELECT ON @extschema@.archive TO PUBLIC;
+
+CREATE FUNCTION @extschema@.restore(job bigint, keys jsonb DEFAULT NULL)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_restore'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.restore(bigint, jsonb) IS
+	'submit a restore job putting back what an archived job deleted or changed (only the named records and what went with them when keys is given); returns its id';
+
+CREATE FUNCTION @extschema@.purge_archive(job bigint)
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'bulkdelete_purge_archive'
+	LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.purge_archive(bigint) IS
+	'empty the archive of a job; returns the number of archived rows removed';
+
+CREATE FUNCTION @extschema@.archived_records(job bigint)
+	RETURNS TABLE (relation regclass, record_key jsonb, action text,
+				   depth integer, root_key jsonb, image text,
+				   archived_at timestamptz, expires_at timestamptz,
+				   restored boolean, restored_at timestamptz,
+				   restored_by bigint)
+	LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+	SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* a job the caller may not see does not exist, as for every function */
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.operation o
+				   WHERE o.id OPERATOR(pg_catalog.=) job) THEN
+		RAISE EXCEPTION 'bulk delete job % does not exist', job
+			USING ERRCODE = '42704';
+	END IF;
+	RETURN QUERY
+		SELECT a.relation, u.k, a.action, a.depth, COALESCE(u.rk, u.k),
+			   u.img, a.archived_at, a.expires_at,
+			   u.rb IS NOT NULL, u.ra, u.rb
+		FROM @extschema@.archive a,
+			 ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),
+						pg_catalog.unnest(a.images), pg_catalog.unnest(a.restored_by),
+						pg_catalog.unnest(a.restored_at))
+				 WITH ORDINALITY AS u(k, rk, img, rb, ra, n)
+		WHERE a.operation_id OPERATOR(pg_catalog.=) job
+		ORDER BY a.id, u.n;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.archived_records(bigint) IS
+	'what is in the recycle bin for a job: every row it deleted or changed, whether it expired or was restored';
+
+/*
+ * The recycle bin in bulkdelete.jobs (issue 13): whether a job archives,
+ * until when its archive is kept (the latest expiry of its rows) and, for
+ * a restore job, the job it restores, as three columns appended at the end.  (Kept apart so that another change of
+ * the view can take them over.)  The expiry is kept on the job row, set by
+ * every batch that archives (archive.c), so that the view reads no archive
+ * row and the workers find the jobs whose archive expires without a scan.
+ */
+ALTER TABLE @extschema@.operation ADD COLUMN archive_expires_at timestamptz;
+COMMENT ON COLUMN @extschema@.operation.archive_expires_at IS
+	'archived jobs: when the last of its archived rows expires (null once its archive is empty)';
+
+/* bulkdelete.jobs (defined with the progress views above) gains the recycle bin's columns at its end */
+CREATE OR REPLACE VIEW @extschema@.jobs WITH (security_invoker = true) AS
+SELECT o.id, o.name, o.owner, o.kind,
+	   COALESCE(o.target, o.relations[1]) AS relation, o.state, f.phase,
+	   o.processing_query_index AS query_index,
+	   o.candidate_count, o.success_count, o.failure_count, o.skipped_count,
+	   o.cascade_count, o.batches,
+	   CASE
+		   WHEN o.candidate_count > 0 THEN
+			   pg_catalog.round(100.0 * p.done / o.candidate_count, 1)
+		   WHEN o.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100.0
+	   END AS percent_done,
+	   e.elapsed, e.paused_time,
+	   CASE WHEN e.seconds > 0 THEN pg_catalog.round(p.done / e.seconds, 1)
+	   END AS rows_per_second,
+	   a.recent_rows_per_second,
+	   CASE
+		   WHEN o.finished_at IS NULL AND o.candidate_count IS NOT NULL
+			   AND p.done > 0 AND e.seconds > 0 THEN
+			   pg_catalog.justify_hours(pg_catalog.make_interval(secs =>
+				   pg_catalog.round(GREATEST(o.candidate_count - p.done, 0)
+					   / COALESCE(NULLIF(a.recent_rows_per_second, 0),
+								  p.done / e.seconds))::float8))
+	   END AS eta,
+	   o.created_at, o.start_after, o.started_at, o.finished_at,
+	   a.phase_since, o.error_sqlstate, o.error_message, o.worker_pid,
+	   o.parent_id,
+	   COALESCE(o.options OPERATOR(pg_catalog.->) 'archive', 'false')
+		   OPERATOR(pg_catalog.<>) 'false' AS archived,
+	   o.archive_expires_at, o.restore_of
+FROM @extschema@.operation o
+	 LEFT JOIN @extschema@.job_activity() a
+		 ON a.job OPERATOR(pg_catalog.=) o.id,
+	 LATERAL (SELECT o.success_count + o.failure_count + o.skipped_count
+			  AS done) p,
+	 LATERAL (SELECT o.paused_time OPERATOR(pg_catalog.+) CASE
+				  WHEN o.paused_at IS NOT NULL AND o.started_at IS NOT NULL
+					  AND o.finished_at IS NULL
+				  THEN pg_catalog.now() OPERATOR(pg_catalog.-)
+					  GREATEST(o.paused_at, o.started_at)
+				  ELSE '0'::pg_catalog.interval END AS stopped) s,
+	 LATERAL (SELECT (COALESCE(o.finished_at, pg_catalog.now())
+					 OPERATOR(pg_catalog.-) o.started_at)
+					 OPERATOR(pg_catalog.-) s.stopped AS elapsed,
+				 s.stopped AS paused_time,
+				 pg_catalog.date_part('epoch',
+					 (COALESCE(o.finished_at, pg_catalog.now())
+					  OPERATOR(pg_catalog.-) o.started_at)
+					 OPERATOR(pg_catalog.-) s.stopped)::numeric AS seconds) e,
+	 LATERAL (SELECT CASE o.state
+				  WHEN 'in_progress' THEN COALESCE(a.phase, 'waiting for a worker')
+				  WHEN 'queued' THEN 'waiting for a worker'
+				  WHEN 'scheduled' THEN 'scheduled'
+				  WHEN 'open' THEN 'receiving uploads'
+				  ELSE o.state END AS phase,
+				 CASE
+				  WHEN o.state IN ('in_progress', 'pausing', 'canceling') THEN 0
+				  WHEN o.state OPERATOR(pg_catalog.=) 'queued' THEN 1
+				  WHEN o.state OPERATOR(pg_catalog.=) 'paused' THEN 2
+				  WHEN o.state IN ('open', 'scheduled') THEN 3
+				  ELSE 4 END AS rank) f
+ORDER BY f.rank, o.finished_at DESC NULLS FIRST, o.id;
+COMMENT ON COLUMN @extschema@.jobs.archived IS
+	'whether the job archives what it deletes (option "archive"): restore it with bulkdelete.restore(job)';
+COMMENT ON COLUMN @extschema@.jobs.archive_expires_at IS
+	'when the last of the job''s archived rows expires (null once its archive is empty)';
+COMMENT ON COLUMN @extschema@.jobs.restore_of IS
+	'a restore job: the job whose archive it puts back';

@@ -31,7 +31,7 @@ ORDER BY 1;
 SELECT c.relname, a.attname
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
 WHERE c.relnamespace = 'bulkdelete'::regnamespace AND c.relkind IN ('r', 'v')
-  AND c.relname NOT IN ('candidate', 'record', 'record_chunk', 'fixed_value')
+  AND c.relname NOT IN ('candidate', 'record', 'record_chunk', 'fixed_value', 'archive')
   AND a.attnum > 0 AND NOT a.attisdropped
   AND col_description(c.oid, a.attnum) IS NULL
 ORDER BY 1, 2;

@@ -14,6 +14,7 @@
  *-------------------------------------------------------------------------
  */
 #include "batch.h"
+#include "archive.h"
 #include "bulkdelete.h"
 #include "job.h"
 #include "options.h"
@@ -347,6 +348,8 @@ bulkdelete_forget(PG_FUNCTION_ARGS)
 
 	(void) bd_job_check_access(job_id);
 	bd_job_forget(job_id);
+	/* its recycle bin goes with it (no foreign key does it: archive.c) */
+	(void) bd_archive_purge(job_id);
 	PG_RETURN_VOID();
 }
 

@@ -48,6 +48,7 @@
  */
 #include "batch.h"
 
+#include "archive.h"
 #include "bulkdelete.h"
 #include "isolate.h"
 #include "spi_util.h"
@@ -188,11 +189,12 @@ batch_tid_array(ItemPointer tids, int n)
 }
 
 /*
- * The SQL of a jsonb object holding the primary key of row t (or its ctid
- * when there is no primary key).
+ * The SQL of a jsonb object holding the primary key of row "alias" of
+ * relation relid, or no_key (over the same alias) when it has none: batch
+ * failures use the row's ctid, the archive the whole row (archive.c).
  */
-static char *
-batch_key_sql(Oid relid)
+char *
+bd_batch_key_sql(Oid relid, const char *alias, const char *no_key)
 {
 	StringInfoData buf;
 	Oid			pk_index = InvalidOid;
@@ -217,7 +219,7 @@ batch_key_sql(Oid relid)
 
 	initStringInfo(&buf);
 	if (!OidIsValid(pk_index))
-		appendStringInfoString(&buf, "pg_catalog.jsonb_build_object('ctid', t.ctid::pg_catalog.text)");
+		appendStringInfoString(&buf, no_key);
 	else
 	{
 		HeapTuple	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk_index));
@@ -228,8 +230,9 @@ batch_key_sql(Oid relid)
 		{
 			char	   *att = get_attname(relid, idx->indkey.values[i], false);
 
-			appendStringInfo(&buf, "%s%s, t.%s", i > 0 ? ", " : "",
-							 quote_literal_cstr(att), quote_identifier(att));
+			appendStringInfo(&buf, "%s%s, %s.%s", i > 0 ? ", " : "",
+							 quote_literal_cstr(att), alias,
+							 quote_identifier(att));
 		}
 		appendStringInfoChar(&buf, ')');
 		ReleaseSysCache(tup);
@@ -263,7 +266,8 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	target->relname = bd_qualified_relname(relid);
 	target->owner = owner;
 	target->search_path = query->search_path;
-	target->key_sql = batch_key_sql(relid);
+	target->key_sql = bd_batch_key_sql(relid, "t",
+									   "pg_catalog.jsonb_build_object('ctid', t.ctid::pg_catalog.text)");
 	target->name_changes = batch_name_changes;
 
 	SPI_connect();
@@ -457,6 +461,26 @@ batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
 {
 	st->values[st->nbase + P_TIDS - 1] = batch_tid_array(tids, n);
 	st->nulls[st->nbase + P_TIDS - 1] = ' ';
+
+	/*
+	 * A job that archives writes what a DELETE removes in the same
+	 * subtransaction ("DELETE FROM ...": its FROM ... WHERE ... names the
+	 * same rows).
+	 */
+	if (st->target->archive != NULL && expected == SPI_OK_DELETE)
+	{
+		BdArchiveDelete ad;
+
+		Assert(strncmp(sql, "DELETE ", 7) == 0);
+		ad.delete_sql = sql;
+		ad.returning = NULL;
+		ad.from_where = sql + 7;
+		ad.nargs = st->nbase + BATCH_NPARAMS;
+		ad.types = st->types;
+		ad.values = st->values;
+		ad.nulls = st->nulls;
+		return bd_archive_delete(st->target->archive, &ad, processed, edata);
+	}
 	return bd_spi_try(sql, st->nbase + BATCH_NPARAMS, st->types, st->values,
 					  st->nulls, expected, processed, edata);
 }

@@ -43,6 +43,8 @@ typedef struct BdTarget
 								 * this was prepared (bd_batch_target) */
 	Oid			qual_leaf;		/* the leaf partition whose constraint */
 	char	   *leaf_qual;		/* this is, as SQL over t (range mode) */
+	struct BdArchive *archive;	/* the job archives what it deletes
+								 * (archive.c), or NULL; set by the source */
 } BdTarget;
 
 extern void bd_batch_settings(int lock_timeout);
@@ -58,6 +60,8 @@ extern void bd_batch_delete_range(BdTarget *target, Oid leaf,
 								  BlockNumber end, Datum cutoff_xmax,
 								  Datum cutoff_xip, BdBatchCounts *counts,
 								  List **failures);
+extern char *bd_batch_key_sql(Oid relid, const char *alias,
+							  const char *no_key);
 extern void bd_batch_read_stats(BdTarget *target, int64 *into);
 extern int	bd_xid_cmp(const void *a, const void *b);
 extern bool bd_xmin_existed_at(TransactionId xmin, FullTransactionId cutoff_xmax,

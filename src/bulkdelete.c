@@ -37,6 +37,7 @@ int			bd_max_rows_per_second = 0;
 int			bd_busy_wal_rate = 16384;	/* kB per second */
 int			bd_history_retention = -1;	/* seconds; -1: keep every job */
 int			bd_worker_idle_time = 1000; /* ms */
+int			bd_archive_retention = 15 * 86400;	/* s */
 
 bool		bd_preloaded = false;
 
@@ -83,6 +84,14 @@ _PG_init(void)
 							&bd_worker_idle_time,
 							1000, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("bulkdelete.archive_retention",
+							"How long the archive of a job with \"archive\": true is kept.",
+							"Expired archives are purged by the workers in the background.",
+							&bd_archive_retention,
+							15 * 86400, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("bulkdelete.batch_size",

@@ -350,6 +350,51 @@ bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 	return DatumGetInt64(row.cols[0]);
 }
 
+/*
+ * Insert a restore job (kind restore) of job parent_id (operation.restore_of:
+ * parent_id is a schedule run's link to its definition), owned by the
+ * current user, queued: spec says what it restores (source_restore.c),
+ * relations the relations it writes (locked while it runs, as a job's
+ * targets), candidate_count the archived rows it will try, options its
+ * pacing.  Returns its
+ * id.  In a transaction; the caller has checked the parent.
+ */
+int64
+bd_job_create_restore(int64 parent_id, Jsonb *spec, List *relations,
+					  int64 candidate_count, Jsonb *options)
+{
+	Oid			argtypes[8] = {TEXTOID, OIDOID, JSONBOID, REGCLASSARRAYOID,
+	INT8OID, INT8OID, JSONBOID, TEXTOID};
+	Datum		values[8];
+	Datum	   *relids = palloc(sizeof(Datum) * (list_length(relations) + 1));
+	int			i = 0;
+	ListCell   *lc;
+	JobRow		row;
+
+	foreach(lc, relations)
+		relids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
+	values[0] = CStringGetTextDatum(psprintf("restore of job " INT64_FORMAT,
+											 parent_id));
+	values[1] = ObjectIdGetDatum(GetUserId());
+	values[2] = JsonbPGetDatum(spec);
+	values[3] = PointerGetDatum(construct_array(relids, i, REGCLASSOID,
+												sizeof(Oid), true,
+												TYPALIGN_INT));
+	values[4] = Int64GetDatum(parent_id);
+	values[5] = Int64GetDatum(candidate_count);
+	values[6] = JsonbPGetDatum(options);
+	memset(&row, 0, sizeof(row));
+	/* the caller's search_path, for the triggers of its INSERTs (SPEC 10) */
+	values[7] = CStringGetTextDatum(GetConfigOption("search_path", false, false));
+	(void) job_read("WITH j AS (INSERT INTO bulkdelete.operation (name, owner, kind,"
+					" query_set, relations, state, restore_of, candidate_count, options,"
+					" search_path)"
+					" VALUES ($1, $2::pg_catalog.regrole, 'restore', $3, $4, 'queued', $5, $6, $7, $8)"
+					" RETURNING id) SELECT id FROM j",
+					8, argtypes, values, NULL, false, job_copy_row, &row);
+	return DatumGetInt64(row.cols[0]);
+}
+
 /* The text column i of row, NULL when it is null */
 static char *
 job_row_text(JobRow *row, int i)
@@ -370,10 +415,12 @@ bd_job_load(int64 job_id)
 	if (!job_read_id(psprintf("SELECT name, owner::pg_catalog.oid, kind, state, query_set,"
 							  " relations, target::pg_catalog.oid, options, started_at,"
 							  " COALESCE(processing_query_index, 0), next_chunk,"
-							  " cutoff_xmax, cutoff_xip, %s"
+							  " cutoff_xmax, cutoff_xip, %s, %s"
 							  " FROM bulkdelete.operation WHERE id = $1",
 							  job_has_column("search_path") ?
-							  "search_path" : "NULL::pg_catalog.text"),
+							  "search_path" : "NULL::pg_catalog.text",
+							  job_has_column("restore_of") ?
+							  "restore_of" : "NULL::pg_catalog.int8"),
 					 job_id, &row))
 		job_does_not_exist(job_id);
 
@@ -382,6 +429,8 @@ bd_job_load(int64 job_id)
 	job->name = job_row_text(&row, 0);
 	job->owner = DatumGetObjectId(row.cols[1]);
 	job->ids_kind = strcmp(job_row_text(&row, 2), "ids") == 0;
+	job->restore_kind = strcmp(job_row_text(&row, 2), "restore") == 0;
+	job->parent_id = row.nulls[14] ? 0 : DatumGetInt64(row.cols[14]);
 	job->state = bd_job_state_from_name(job_row_text(&row, 3));
 	job->query_set = row.nulls[4] ? NULL : DatumGetJsonbP(row.cols[4]);
 	if (!row.nulls[5])
@@ -486,6 +535,19 @@ bd_job_mark_started_ids(int64 job_id, Oid target, FullTransactionId cutoff_xmax,
 			  " INSERT INTO bulkdelete.candidate (operation_id, query_index, chunk, leaf)"
 			  " SELECT id, 0, 0, $4 FROM started",
 			  4, argtypes, values, NULL, SPI_OK_INSERT);
+}
+
+/*
+ * Mark job job_id started (a restore job, whose position is in its archive
+ * rows: no cutoff, no candidates).  In a transaction.
+ */
+void
+bd_job_mark_started_plain(int64 job_id)
+{
+	job_write_id("UPDATE bulkdelete.operation"
+				 " SET started_at = pg_catalog.now(), processing_query_index = 0"
+				 " WHERE id = $1 AND started_at IS NULL",
+				 job_id, InvalidOid, (Datum) 0, SPI_OK_UPDATE);
 }
 
 /*
@@ -977,4 +1039,51 @@ bd_job_unfinished_run(int64 parent_id)
 					 parent_id, &row))
 		return 0;
 	return DatumGetInt64(row.cols[0]);
+}
+
+/*
+ * The recycle bin's expiry on the job row (archive.c): set when a batch
+ * archives rows (until when the job's archive is kept), cleared
+ * (DT_NOBEGIN) when it is emptied.  A database still on 1.0's SQL has no
+ * archive.  In a transaction.
+ */
+void
+bd_job_set_archive_expiry(int64 job_id, TimestampTz expires_at)
+{
+	Oid			argtypes[2] = {INT8OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+
+	if (!job_has_column("archive_expires_at"))
+		return;
+	values[0] = Int64GetDatum(job_id);
+	values[1] = TimestampTzGetDatum(expires_at);
+	if (expires_at == DT_NOBEGIN)
+		nulls[1] = 'n';
+	job_write("UPDATE bulkdelete.operation SET archive_expires_at = $2"
+			  " WHERE id = $1 AND archive_expires_at IS DISTINCT FROM $2",
+			  2, argtypes, values, nulls, SPI_OK_UPDATE);
+}
+
+/*
+ * The jobs whose archive has expired as a whole (every row of it expires
+ * by the job's archive_expires_at, and the expiry has removed those
+ * rows): their expiry is cleared.  Then the earliest expiry left, or
+ * DT_NOEND.  In a transaction.
+ */
+TimestampTz
+bd_job_next_archive_expiry(void)
+{
+	JobRow		row;
+
+	if (!job_has_column("archive_expires_at"))
+		return DT_NOEND;
+	job_write("UPDATE bulkdelete.operation SET archive_expires_at = NULL"
+			  " WHERE archive_expires_at < pg_catalog.now()",
+			  0, NULL, NULL, NULL, SPI_OK_UPDATE);
+	if (!job_read_row("SELECT pg_catalog.min(archive_expires_at)"
+					  " FROM bulkdelete.operation",
+					  0, NULL, NULL, true, &row) || row.nulls[0])
+		return DT_NOEND;
+	return DatumGetTimestampTz(row.cols[0]);
 }

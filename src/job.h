@@ -63,6 +63,9 @@ typedef struct BdJob
 	char	   *name;
 	Oid			owner;
 	bool		ids_kind;		/* kind = 'ids' (else 'query') */
+	bool		restore_kind;	/* kind = 'restore' (ids_kind false) */
+	int64		parent_id;		/* a restore job: the job it restores
+								 * (operation.restore_of) */
 	BdJobState	state;
 	Jsonb	   *query_set;		/* normalized; NULL for ids jobs */
 	Oid		   *relations;
@@ -77,7 +80,8 @@ typedef struct BdJob
 	Datum		cutoff_xip;		/* xid8[]: the xids running then, subxids
 								 * too, sorted (see candidates.c) */
 	char	   *search_path;	/* ids jobs: the owner's search_path at
-								 * create_job (query jobs keep theirs in
+								 * create_job, restore jobs: the caller's at
+								 * restore (query jobs keep theirs in
 								 * query_set); NULL when none was recorded */
 	bool		helper;			/* not stored: this process joined the job
 								 * to run some of its tasks (job_task.c) */
@@ -149,6 +153,9 @@ extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,
 						   TimestampTz start_after, bool notify,
 						   ArrayType *to_recipients,
 						   ArrayType *cc_recipients, Jsonb *options);
+extern int64 bd_job_create_restore(int64 parent_id, Jsonb *spec,
+								   List *relations, int64 candidate_count,
+								   Jsonb *options);
 extern BdJob *bd_job_load(int64 job_id);
 extern BdJobState bd_job_current_state(int64 job_id);
 extern int64 bd_job_claim_next(TimestampTz *next_start, bool *more,
@@ -162,6 +169,7 @@ extern void bd_job_mark_started(int64 job_id, int64 candidate_count,
 extern void bd_job_mark_started_ids(int64 job_id, Oid target,
 									FullTransactionId cutoff_xmax,
 									ArrayType *cutoff_xip);
+extern void bd_job_mark_started_plain(int64 job_id);
 extern bool bd_job_ids_cutoff_lost(int64 job_id);
 extern void bd_job_store_chunk(int64 job_id, int query_index, int chunk,
 							   Oid leaf, Oid filenode, ArrayType *tids,
@@ -221,6 +229,8 @@ extern int64 bd_job_chunk_rows(int64 job_id, int query_index,
 extern void bd_job_link_run(int64 job_id, int64 parent_id,
 							const char *schedule, const char *recurrence);
 extern int64 bd_job_unfinished_run(int64 parent_id);
+extern void bd_job_set_archive_expiry(int64 job_id, TimestampTz expires_at);
+extern TimestampTz bd_job_next_archive_expiry(void);
 
 /* job_history.c: purging finished jobs (bulkdelete.history_retention) */
 extern bool bd_job_history_purge_step(int retention_s);

@@ -45,6 +45,8 @@
  */
 #include "keys.h"
 
+#include "archive.h"
+
 #include "isolate.h"
 #include "query.h"
 #include "spi_util.h"
@@ -71,6 +73,8 @@ typedef struct KeysRun
 	BdTarget   *target;
 	BdBatchCounts *counts;		/* cascades are added here; NULL: not counted */
 	char	   *delete_sql;
+	char	   *archive_delete_sql;	/* without RETURNING, for archive.c */
+	char	   *archive_from_where;
 	int64	   *stats_before;
 	int64	   *stats_after;
 	BdIsolate	iso;			/* failure isolation over key numbers (int) */
@@ -653,6 +657,20 @@ keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 	int			nargs;
 	Datum	   *values = keys_params(run->set, items, n, &argtypes, &nargs);
 
+	/* a job that archives writes what the DELETE removes with it */
+	if (run->target->archive != NULL && expected == SPI_OK_DELETE_RETURNING)
+	{
+		BdArchiveDelete ad;
+
+		ad.delete_sql = run->archive_delete_sql;
+		ad.returning = "k.item, t.tableoid";
+		ad.from_where = run->archive_from_where;
+		ad.nargs = nargs;
+		ad.types = argtypes;
+		ad.values = values;
+		ad.nulls = NULL;
+		return bd_archive_delete(run->target->archive, &ad, processed, edata);
+	}
 	return bd_spi_try(sql, nargs, argtypes, values, NULL, expected,
 					  processed, edata);
 }
@@ -990,6 +1008,14 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 								  info->relname, info->keys_sql,
 								  info->match_sql,
 								  keys_existed_sql(set, true));
+	run.archive_delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s%s",
+									  info->relname, info->keys_sql,
+									  info->match_sql,
+									  keys_existed_sql(set, true));
+	run.archive_from_where = psprintf("FROM %s t, %s WHERE %s%s",
+									  info->relname, info->keys_sql,
+									  info->match_sql,
+									  keys_existed_sql(set, true));
 	if (counts)
 	{
 		run.stats_before = palloc(sizeof(int64) * (target->ncascade + 1));

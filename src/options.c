@@ -25,6 +25,8 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
+#include "utils/timestamp.h"
+#include "access/xact.h"
 
 /* One job option */
 typedef struct OptionDef
@@ -57,6 +59,7 @@ static const OptionDef options_defs[] = {
 	/* workers of one job (SPEC 9); at run, at most bulkdelete.max_workers */
 	{"parallel", 1, BD_MAX_PARALLEL, &options_parallel_default,
 	OPTION_FIELD(parallel)},
+	{"archive", 0, 0, NULL, -1},	/* checked by options_archive_value */
 };
 
 /* The names of options_defs, for a hint: "a, b and c" */
@@ -71,6 +74,57 @@ options_names(void)
 						 i == 0 ? "" : i == lengthof(options_defs) - 1 ? " and " : ", ",
 						 options_defs[i].name);
 	return buf.data;
+}
+
+/*
+ * The archive option (SPEC 8): true or false, or the retention as an
+ * interval's text ("60 days"), positive and at most 100 years.  22023
+ * otherwise.  Returns the retention, NULL for false.
+ */
+static Interval *
+options_archive_value(JsonbValue *v)
+{
+	Interval   *retention;
+
+	if (v->type == jbvBool)
+	{
+		if (!v->val.boolean)
+			return NULL;
+		retention = palloc0(sizeof(Interval));
+		retention->time = (int64) bd_archive_retention * USECS_PER_SEC;
+		return retention;
+	}
+	if (v->type == jbvString)
+	{
+		char	   *text = pnstrdup(v->val.string.val, v->val.string.len);
+		Datum		d;
+		TimestampTz now = GetCurrentTransactionStartTimestamp();
+		TimestampTz until;
+
+		/* a text that is no interval: interval_in's own error, 22007 */
+		d = DirectFunctionCall3(interval_in, CStringGetDatum(text),
+								ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		retention = DatumGetIntervalP(d);
+		until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														TimestampTzGetDatum(now),
+														IntervalPGetDatum(retention)));
+		if (until <= now ||
+			until > now + (int64) 100 * 366 * USECS_PER_DAY)
+			goto bad;
+		return retention;
+	}
+bad:
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("bulk delete job option \"archive\" must be true, false or a positive interval of at most 100 years"),
+			 errhint("For example \"archive\": true (kept bulkdelete.archive_retention) or \"archive\": \"60 days\".")));
+	return NULL;				/* keep compiler quiet */
+}
+
+static void
+options_check_archive(JsonbValue *v)
+{
+	(void) options_archive_value(v);
 }
 
 /*
@@ -99,6 +153,12 @@ options_check(Jsonb *options, bool schedule)
 		if (tok != WJB_KEY)
 			continue;
 		key = pnstrdup(v.val.string.val, v.val.string.len);
+		if (strcmp(key, "archive") == 0)
+		{
+			tok = JsonbIteratorNext(&it, &v, true);
+			options_check_archive(&v);
+			continue;
+		}
 		for (int i = 0; i < lengthof(options_defs); i++)
 			if (strcmp(options_defs[i].name, key) == 0)
 				opt = &options_defs[i];
@@ -188,4 +248,23 @@ bd_options_settings(Jsonb *options, BdJobSettings *settings)
 			*(int *) ((char *) settings + opt->field) =
 				options_int(options, opt->name, *opt->setting);
 	}
+}
+
+bool
+bd_options_archive(Jsonb *options, Interval **retention)
+{
+	JsonbValue	k;
+	JsonbValue *v;
+
+	*retention = NULL;
+	if (options == NULL || !JB_ROOT_IS_OBJECT(options))
+		return false;
+	k.type = jbvString;
+	k.val.string.val = "archive";
+	k.val.string.len = strlen("archive");
+	v = findJsonbValueFromContainer(&options->root, JB_FOBJECT, &k);
+	if (v == NULL)
+		return false;
+	*retention = options_archive_value(v);
+	return *retention != NULL;
 }

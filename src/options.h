@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "datatype/timestamp.h"
 
 /*
  * The settings a job runs with: each its option when the job has it, else
@@ -45,5 +46,11 @@ extern ArrayType *bd_options_recipients(FunctionCallInfo fcinfo, int argno);
 
 /* At run: the settings of a job with these (checked) options */
 extern void bd_options_settings(Jsonb *options, BdJobSettings *settings);
+
+/*
+ * At run: does a job with these options archive what it deletes (SPEC 8)?
+ * *retention is how long its archive is kept.
+ */
+extern bool bd_options_archive(Jsonb *options, Interval **retention);
 
 #endif							/* BULKDELETE_OPTIONS_H */

@@ -44,6 +44,7 @@
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
+#include "fkeys.h"
 #include "job.h"
 #include "query.h"
 #include "spi_util.h"
@@ -59,20 +60,6 @@ PG_FUNCTION_INFO_V1(bulkdelete_test_notify_payload);
 
 /* Deepest level of the cascade tree that is followed */
 #define PREVIEW_MAX_DEPTH 32
-
-/* One foreign key that references a level's relation */
-typedef struct PreviewFkey
-{
-	char	   *name;
-	Oid			oid;
-	Oid			conrelid;		/* the referencing relation */
-	Oid			confrelid;		/* the referenced one */
-	char		deltype;		/* pg_constraint.confdeltype */
-	int			nkeys;
-	AttrNumber	fk[INDEX_MAX_KEYS];
-	AttrNumber	pk[INDEX_MAX_KEYS];
-	Oid			op[INDEX_MAX_KEYS]; /* PK = FK operator */
-} PreviewFkey;
 
 /* The rows of one relation that the set deletes at one level of the tree */
 typedef struct PreviewLevel
@@ -103,92 +90,6 @@ preview_count(PreviewCascade *pc, const char *from_where)
 				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls,
 				true, SPI_OK_SELECT);
 	return bd_spi_int64(0, 1, 0);
-}
-
-/*
- * The foreign keys that reference relid or, for a partition, one of its
- * ancestors (a key referencing a partitioned table is recorded once, on
- * it), in name order.  Must be connected to SPI.
- */
-static List *
-preview_fkeys(Oid relid)
-{
-	List	   *ancestors = get_rel_relispartition(relid) ?
-	get_partition_ancestors(relid) : NIL;
-	int			n = 1 + list_length(ancestors);
-	Datum	   *oids = palloc(sizeof(Datum) * n);
-	Oid			argtypes[1] = {OIDARRAYOID};
-	Datum		values[1];
-	List	   *result = NIL;
-	PreviewFkey *fk = NULL;
-	ListCell   *lc;
-	uint64		rows;
-	int			i = 0;
-
-	oids[i++] = ObjectIdGetDatum(relid);
-	foreach(lc, ancestors)
-		oids[i++] = ObjectIdGetDatum(lfirst_oid(lc));
-	values[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid),
-												true, TYPALIGN_INT));
-	rows = bd_spi_exec("SELECT c.oid, c.conname::pg_catalog.text, c.conrelid,"
-					   " c.confrelid, c.confdeltype::pg_catalog.text,"
-					   " k.fk, k.pk, k.op"
-					   " FROM pg_catalog.pg_constraint c,"
-					   " LATERAL ROWS FROM (pg_catalog.unnest(c.conkey),"
-					   "   pg_catalog.unnest(c.confkey), pg_catalog.unnest(c.conpfeqop))"
-					   "   WITH ORDINALITY AS k(fk, pk, op, n)"
-					   " WHERE c.contype OPERATOR(pg_catalog.=) 'f'"
-					   " AND c.conparentid OPERATOR(pg_catalog.=) 0"
-					   " AND c.confrelid OPERATOR(pg_catalog.=) ANY ($1)"
-					   " ORDER BY c.conname, c.oid, k.n",
-					   1, argtypes, values, NULL, true, SPI_OK_SELECT);
-	for (uint64 r = 0; r < rows; r++)
-	{
-		bool		isnull;
-		Oid			oid = DatumGetObjectId(bd_spi_datum(r, 1, &isnull));
-
-		if (fk == NULL || fk->oid != oid)
-		{
-			fk = palloc0(sizeof(PreviewFkey));
-			fk->oid = oid;
-			fk->name = bd_spi_text(r, 2);
-			fk->conrelid = DatumGetObjectId(bd_spi_datum(r, 3, &isnull));
-			fk->confrelid = DatumGetObjectId(bd_spi_datum(r, 4, &isnull));
-			fk->deltype = bd_spi_text(r, 5)[0];
-			result = lappend(result, fk);
-		}
-		if (fk->nkeys == INDEX_MAX_KEYS)
-			elog(ERROR, "foreign key \"%s\" has too many columns",
-				 fk->name);
-		fk->fk[fk->nkeys] = (AttrNumber) bd_spi_int64(r, 6, 0);
-		fk->pk[fk->nkeys] = (AttrNumber) bd_spi_int64(r, 7, 0);
-		fk->op[fk->nkeys] = DatumGetObjectId(bd_spi_datum(r, 8, &isnull));
-		fk->nkeys++;
-	}
-	return result;
-}
-
-/*
- * "pk_alias.pk1 OP1 fk_alias.fk1 AND ...": the foreign key's match between
- * a row of the referenced relation and a row of the referencing one.  The
- * key columns are named as in the referenced relation the key was declared
- * on; a partition of it has the same column names, if not the same numbers.
- */
-static char *
-preview_key_match(PreviewFkey *fk, const char *pk_alias, const char *fk_alias)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	for (int i = 0; i < fk->nkeys; i++)
-		appendStringInfo(&buf, "%s%s.%s %s %s.%s", i > 0 ? " AND " : "",
-						 pk_alias,
-						 bd_query_column_name(fk->confrelid, fk->pk[i], NULL, "",
-											  NULL, NULL),
-						 bd_query_operator_text(fk->op[i]), fk_alias,
-						 bd_query_column_name(fk->conrelid, fk->fk[i], NULL, "",
-											  NULL, NULL));
-	return buf.data;
 }
 
 /* Can rows of relation a and of relation b be the same rows? */
@@ -233,7 +134,7 @@ preview_not_deleted(PreviewLevel *level, Oid relid, const char *alias)
  * those matching a row so reached, recursively.
  */
 static char *
-preview_cascaded_rows(PreviewLevel *level, PreviewFkey *fk, const char *alias)
+preview_cascaded_rows(PreviewLevel *level, BdFkey *fk, const char *alias)
 {
 	char	   *rel = bd_query_relation_name(fk->conrelid, "");
 	StringInfoData buf;
@@ -243,7 +144,7 @@ preview_cascaded_rows(PreviewLevel *level, PreviewFkey *fk, const char *alias)
 	{
 		appendStringInfo(&buf, "FROM %s %s WHERE (EXISTS (SELECT 1 %s AND %s))%s",
 						 rel, alias, level->from_where,
-						 preview_key_match(fk, level->alias, alias),
+						 bd_fkey_match(fk, level->alias, alias),
 						 preview_not_deleted(level, fk->conrelid, alias));
 		return buf.data;
 	}
@@ -319,7 +220,7 @@ preview_on_path(PreviewLevel *level, Oid relid, Oid fkey)
  * the rows it cascades to were not followed further.
  */
 static void
-preview_entry(PreviewCascade *pc, PreviewFkey *fk, PreviewLevel *level,
+preview_entry(PreviewCascade *pc, BdFkey *fk, PreviewLevel *level,
 			  int64 rows, bool cut)
 {
 	StringInfo	out = &pc->out;
@@ -358,10 +259,10 @@ preview_level(PreviewCascade *pc, PreviewLevel *level)
 	CHECK_FOR_INTERRUPTS();
 	if (level->depth >= PREVIEW_MAX_DEPTH)
 		return;
-	fkeys = preview_fkeys(level->relid);
+	fkeys = bd_fkeys_referencing(level->relid);
 	foreach(lc, fkeys)
 	{
-		PreviewFkey *fk = lfirst(lc);
+		BdFkey *fk = lfirst(lc);
 		bool		self = fk->conrelid == fk->confrelid;
 		bool		readable = pg_class_aclcheck(fk->conrelid, GetUserId(),
 												 ACL_SELECT) == ACLCHECK_OK;
@@ -405,7 +306,7 @@ preview_level(PreviewCascade *pc, PreviewLevel *level)
 			/* the referencing rows that stay and point to a deleted row */
 			char	   *rows = psprintf("FROM %s %s WHERE (EXISTS (SELECT 1 %s AND %s))%s",
 										rel, alias, level->from_where,
-										preview_key_match(fk, level->alias, alias),
+										bd_fkey_match(fk, level->alias, alias),
 										preview_not_deleted(level, fk->conrelid, alias));
 
 			preview_entry(pc, fk, level, preview_count(pc, rows), false);
@@ -415,7 +316,7 @@ preview_level(PreviewCascade *pc, PreviewLevel *level)
 			/* the deleted rows that a row not deleted still references */
 			char	   *rows = psprintf("%s AND EXISTS (SELECT 1 FROM %s %s WHERE %s%s)",
 										level->from_where, rel, alias,
-										preview_key_match(fk, level->alias, alias),
+										bd_fkey_match(fk, level->alias, alias),
 										preview_not_deleted(level, fk->conrelid, alias));
 
 			preview_entry(pc, fk, level, preview_count(pc, rows), false);

@@ -442,9 +442,13 @@ bd_run_job(BdJob *job, bool in_session)
 							 rs.settings.max_rows_per_second,
 							 rs.settings.busy_wal_rate);
 	rs.slice_ms = Min(rs.settings.batch_time, 1000);
-	rs.src = job->ids_kind ? bd_source_ids(job, rs.jobcxt) :
-		bd_source_tasks(job, bd_source_query(job, rs.jobcxt), job->helper,
-						rs.jobcxt);
+	if (job->restore_kind)
+		rs.src = bd_source_restore(job, rs.jobcxt);
+	else if (job->ids_kind)
+		rs.src = bd_source_ids(job, rs.jobcxt);
+	else
+		rs.src = bd_source_tasks(job, bd_source_query(job, rs.jobcxt),
+								 job->helper, rs.jobcxt);
 	pgstat_report_appname(psprintf("bulkdelete job " INT64_FORMAT, job->id));
 
 	errcallback.callback = run_error_context;

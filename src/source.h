@@ -6,8 +6,8 @@
  *		kind of job, as isolate.c's callers supply its statements.  Two
  *		implementations: query jobs (source_query.c: chunks of candidates
  *		fixed at the job's start) and id-list jobs (source_ids.c: the
- *		uploaded records).  Restore jobs and remote shard tasks would be two
- *		more.
+ *		uploaded records) and restore jobs (source_restore.c: a job's
+ *		archived rows, put back).  Remote shard tasks would be one more.
  *
  *		The loop calls, in each batch's transaction: next_batch (what the
  *		batch takes, or that there is nothing left), delete_batch (the
@@ -93,6 +93,7 @@ struct BdBatchSource
  */
 extern BdBatchSource *bd_source_query(BdJob *job, MemoryContext cxt);
 extern BdBatchSource *bd_source_ids(BdJob *job, MemoryContext cxt);
+extern BdBatchSource *bd_source_restore(BdJob *job, MemoryContext cxt);
 
 /*
  * Tasks (source_task.c): the source of a query job run by one of its

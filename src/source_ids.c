@@ -15,9 +15,11 @@
  */
 #include "source.h"
 
+#include "archive.h"
 #include "candidates.h"
 #include "keys.h"
 #include "records_store.h"
+#include "options.h"
 #include "spi_util.h"
 #include "target.h"
 
@@ -32,6 +34,7 @@ typedef struct SiRecords
 	BdKeyInfo  *info;
 	BdKeySet   *set;			/* their outcomes, once deleted */
 	char	  **key_texts;		/* the keys of those not deleted */
+	struct BdArchive *archive;	/* the job archives: what the batch wrote */
 } SiRecords;
 
 /*
@@ -133,6 +136,14 @@ si_delete_batch(BdBatchSource *src, BdBatch *batch)
 		recs->set->cutoff_xip = job->cutoff_xip;
 	}
 	target = bd_keys_target(job->target, job->owner);
+	{
+		Interval   *retention;
+
+		if (bd_options_archive(job->options, &retention))
+			target->archive = recs->archive =
+				bd_archive_create(job->id, job->target, retention,
+								  CurrentMemoryContext);
+	}
 	counts->ncascade = target->ncascade;
 	counts->cascade_relids = target->cascade_relids;
 	counts->cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
@@ -181,6 +192,7 @@ si_record_batch(BdBatchSource *src, BdBatch *batch)
 	bd_records_store_outcomes((BdRecords *) src->private, &recs->batch,
 							  recs->set, recs->key_texts);
 	src->job->next_chunk += recs->batch.n;
+	bd_archive_end_batch(recs->archive);
 	bd_job_record_batch(src->job->id, src->job->next_chunk, &batch->counts,
 						batch->failures, 0);
 }

@@ -13,8 +13,10 @@
  */
 #include "source.h"
 
+#include "archive.h"
 #include "batch.h"
 #include "candidates.h"
+#include "options.h"
 #include "query.h"
 #include "spi_util.h"
 
@@ -33,6 +35,8 @@ typedef struct SqState
 								 * start */
 	BdTask	   *task;			/* when running a task (source_task.c): its
 								 * chunks only, its position and counters */
+	Interval   *archive;		/* the archive's retention, or NULL when the
+								 * job does not archive */
 } SqState;
 
 /*
@@ -94,6 +98,9 @@ sq_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 		bd_pace_new_query(pace);
 	/* prepared again after a rename, its relations locked */
 	st->target = bd_batch_target(job, st->target, st->cxt);
+	if (st->archive != NULL && st->target->archive == NULL)
+		st->target->archive = bd_archive_create(job->id, st->target->relid,
+												st->archive, st->cxt);
 
 	units = bd_pace_batch_limit(pace, chunks, 0);
 	items = bd_job_fetch_chunks(job->id, job->query_index, job->next_chunk,
@@ -222,11 +229,13 @@ sq_delete_batch(BdBatchSource *src, BdBatch *batch)
 static void
 sq_record_batch(BdBatchSource *src, BdBatch *batch)
 {
+	SqState    *st = (SqState *) src->private;
 	BdJob	   *job = src->job;
 
 	job->next_chunk = ((BdChunk *) llast((List *) batch->items))->chunk + 1;
-	if (((SqState *) src->private)->task != NULL)
-		bd_task_record_batch(((SqState *) src->private)->task, job->next_chunk,
+	bd_archive_end_batch(st->target->archive);
+	if (st->task != NULL)
+		bd_task_record_batch(st->task, job->next_chunk,
 							 &batch->counts, batch->failures);
 	else
 		bd_job_record_batch(job->id, job->next_chunk, &batch->counts,
@@ -271,6 +280,13 @@ bd_source_query(BdJob *job, MemoryContext cxt)
 	*src = sq_source;
 	st->cxt = cxt;
 	st->nqueries = bd_query_count(job->query_set);
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		if (!bd_options_archive(job->options, &st->archive))
+			st->archive = NULL;
+		MemoryContextSwitchTo(old);
+	}
 	src->job = job;
 	src->query_index = job->query_index;
 	src->private = st;

@@ -15,6 +15,8 @@
  */
 #include "worker.h"
 
+#include "archive.h"
+
 #include "bulkdelete.h"
 #include "pace.h"
 #include "run.h"
@@ -218,6 +220,35 @@ worker_purge_history(void)
 }
 
 /*
+ * With no job left to claim: the recycle bin's expiry (archive.c), one
+ * batch of expired archive rows per transaction until none is left.
+ * Returns when to look again: next_start or the next expiry, whichever
+ * comes first.
+ */
+static TimestampTz
+worker_expire(TimestampTz next_start)
+{
+	for (;;)
+	{
+		TimestampTz next;
+
+		CHECK_FOR_INTERRUPTS();
+		bd_run_begin(false);
+		if (!OidIsValid(get_extension_oid("bulkdelete", true)))
+		{
+			bd_run_end();
+			return next_start;
+		}
+		pgstat_report_activity(STATE_RUNNING, "purging expired archives");
+		next = bd_archive_expire();
+		bd_run_end();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (next > GetCurrentTimestamp())
+			return Min(next, next_start);
+	}
+}
+
+/*
  * Entry point of a job worker; main_arg is the OID of its database.  Connects
  * as the bootstrap superuser and runs each job as its owner with
  * SetUserIdAndSecContext, the way autovacuum acts for table owners: a job's
@@ -283,6 +314,7 @@ bulkdelete_worker_main(Datum main_arg)
 	 * outside a job's run, pg_terminate_backend) leaves the slot not done,
 	 * and the launcher looks at the database again.
 	 */
+	next_start = worker_expire(next_start);
 	bd_shmem_database_idle(dbid, seen_gen, next_start);
 	bd_shmem_worker_done(&ticket);
 	proc_exit(0);

@@ -17,7 +17,7 @@ is($node->safe_psql('postgres', 'SHOW bulkdelete.max_workers'), '3',
 	'setting from postgresql.conf is read');
 is($node->safe_psql('postgres',
 	"SELECT count(*) FROM pg_settings WHERE name LIKE 'bulkdelete.%'"),
-	'13', 'all thirteen settings are defined');
+	'14', 'all fourteen settings are defined');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'bulkdelete launcher'"),
 	'the launcher runs');

@@ -1,0 +1,230 @@
+-- archive: the recycle bin (SPEC 8).  A job with "archive" captures every
+-- row it deletes and every row its foreign-key actions delete or change;
+-- restore puts them back, parents first, identical to what was deleted
+-- (every column type, generated and identity columns, toasted values, a
+-- table without a primary key); restore's and the bin's errors.
+CREATE SCHEMA bin;
+GRANT USAGE ON SCHEMA bin TO bd_alice, bd_bob;
+CREATE DOMAIN bin.posint AS integer CHECK (VALUE > 0);
+CREATE TYPE bin.pair AS (a integer, b text);
+CREATE TABLE bin.account (id bigint PRIMARY KEY, name text NOT NULL, status text NOT NULL);
+CREATE TABLE bin.contact (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	account_id bigint REFERENCES bin.account ON DELETE CASCADE,
+	tags text[], pr bin.pair, raw bytea, amount numeric, seen timestamptz,
+	n bin.posint, f float8, span interval, big text,
+	twice integer GENERATED ALWAYS AS (n * 2) STORED);
+CREATE TABLE bin.activity (id bigint PRIMARY KEY,
+	contact_id bigint NOT NULL REFERENCES bin.contact ON DELETE CASCADE, kind text);
+CREATE TABLE bin.support_case (id bigint PRIMARY KEY,
+	account_id bigint REFERENCES bin.account ON DELETE SET NULL, subject text);
+CREATE TABLE bin.tag (account_id bigint REFERENCES bin.account ON DELETE CASCADE, label text);
+GRANT SELECT, DELETE, INSERT, UPDATE ON ALL TABLES IN SCHEMA bin TO bd_alice;
+
+INSERT INTO bin.account SELECT i, 'account ' || i, CASE WHEN i % 2 = 0 THEN 'closed' ELSE 'open' END
+FROM generate_series(1, 10) i;
+INSERT INTO bin.contact (account_id, tags, pr, raw, amount, seen, n, f, span, big)
+SELECT i % 10 + 1, ARRAY['a' || i, NULL, 'c,"d'], ROW(i, 'x"y,' || i)::bin.pair,
+	'\x00ff10'::bytea, 1.000000000000000000001 * i,
+	'2024-03-31 01:30:00+01'::timestamptz + i * interval '1 hour', i, 0.1 + i,
+	'1 mon 2 days 03:04:05.678', CASE WHEN i = 4 THEN repeat(md5('x'), 2000) END
+FROM generate_series(1, 30) i;
+INSERT INTO bin.activity SELECT i, i, 'call' FROM generate_series(1, 30) i;
+INSERT INTO bin.support_case SELECT i, i, 'case ' || i FROM generate_series(1, 10) i;
+INSERT INTO bin.tag SELECT i % 10 + 1, 'tag ' || i FROM generate_series(1, 20) i;
+
+-- every row as row_to_json, to compare before and after
+CREATE FUNCTION pg_temp.snapshot() RETURNS TABLE (rel text, j text) LANGUAGE sql AS $$
+	SELECT 'account', row_to_json(x)::text FROM bin.account x UNION ALL
+	SELECT 'contact', row_to_json(x)::text FROM bin.contact x UNION ALL
+	SELECT 'activity', row_to_json(x)::text FROM bin.activity x UNION ALL
+	SELECT 'support_case', row_to_json(x)::text FROM bin.support_case x UNION ALL
+	SELECT 'tag', row_to_json(x)::text FROM bin.tag x
+$$;
+CREATE TEMP TABLE before AS SELECT * FROM pg_temp.snapshot();
+-- bd_try with the job ids of messages left out (they depend on the tests before)
+CREATE FUNCTION public.bd_try_n(sql text) RETURNS text LANGUAGE sql AS $$
+	SELECT regexp_replace(public.bd_try(sql), 'job -?[0-9]+', 'job N', 'g')
+$$;
+GRANT EXECUTE ON FUNCTION public.bd_try_n(text) TO PUBLIC;
+
+-- the option: true, false, a retention
+SELECT bd_try($$SELECT bulkdelete.submit('bin.account', 'false', options => '{"archive": "soon"}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('bin.account', 'false', options => '{"archive": 5}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('bin.account', 'false', options => '{"archive": "-1 day"}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('bin.account', 'false', options => '{"archive": "200 years"}')$$);
+SELECT bd_try($$SELECT bulkdelete.submit('bin.account', 'false', options => '{"archive": false}')$$);
+
+-- an archived job, as alice: accounts with their contacts, activities and
+-- tags (CASCADE); their support cases lose the account (SET NULL)
+SET ROLE bd_alice;
+SELECT bulkdelete.submit('bin.account', $$status = 'closed'$$,
+	options => '{"archive": "60 days"}') AS job \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:job);
+SELECT state, success_count, cascade_count, archived,
+	   archive_expires_at BETWEEN now() + interval '59 days' AND now() + interval '61 days' AS sixty_days
+FROM bulkdelete.jobs WHERE id = :job;
+SELECT relation, action, depth, count(*), count(*) FILTER (WHERE restored) AS restored
+FROM bulkdelete.archived_records(:job) GROUP BY 1, 2, 3 ORDER BY 3, 1, 2;
+-- every archive row of a cascaded row names the account it went with
+SELECT relation, record_key, root_key FROM bulkdelete.archived_records(:job)
+WHERE root_key = '{"id": 2}' ORDER BY depth, relation::text, record_key::text;
+SELECT count(*) AS accounts FROM bin.account;
+SELECT count(*) AS unlinked_cases FROM bin.support_case WHERE account_id IS NULL;
+
+-- the bin is the owner's: bob sees nothing and cannot restore
+SET ROLE bd_bob;
+SELECT bd_try_n(format('SELECT bulkdelete.archived_records(%s)', :job));
+SELECT bd_try_n(format('SELECT bulkdelete.restore(%s)', :job));
+SELECT count(*) FROM bulkdelete.archive;
+RESET ROLE;
+
+-- restore's errors
+SELECT bd_try('SELECT bulkdelete.restore(NULL)');
+SELECT bd_try_n('SELECT bulkdelete.restore(-1)');
+SELECT bd_try_n(format($$SELECT bulkdelete.restore(%s, '5')$$, :job));
+SELECT bd_try_n(format($$SELECT bulkdelete.restore(%s, '[5]')$$, :job));
+SELECT bulkdelete.submit('bin.account', 'false') AS plain \gset
+SELECT bulkdelete.wait(:plain);
+SELECT bd_try_n(format('SELECT bulkdelete.restore(%s)', :plain));
+SELECT bulkdelete.submit('bin.account', 'false', start_after => now() + interval '1 day',
+	options => '{"archive": true}') AS later \gset
+SELECT bd_try_n(format('SELECT bulkdelete.restore(%s)', :later));
+SELECT bd_try_n(format('SELECT bulkdelete.purge_archive(%s)', :later));
+SELECT bulkdelete.cancel(:later);
+-- a role without INSERT on what the restore writes: 42501 at submit
+GRANT bd_alice TO bd_carol;
+GRANT USAGE ON SCHEMA bulkdelete TO bd_carol;
+REVOKE INSERT ON bin.activity FROM bd_alice;
+SET ROLE bd_carol;
+SELECT bd_try_n(format('SELECT bulkdelete.restore(%s)', :job));
+RESET ROLE;
+GRANT INSERT ON bin.activity TO bd_alice;
+
+-- restore one account and what went with it
+SET ROLE bd_alice;
+SELECT bulkdelete.restore(:job, '{"id": 4}') AS r1 \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:r1);
+SELECT kind, state, restore_of = :job AS of_job, candidate_count, success_count,
+	   failure_count, skipped_count
+FROM bulkdelete.jobs WHERE id = :r1;
+SELECT id FROM bin.account WHERE id = 4;
+SELECT count(*) FROM bin.contact WHERE account_id = 4;
+SELECT account_id FROM bin.support_case WHERE id = 4;
+SELECT count(*) FILTER (WHERE restored) AS restored, count(*) AS archived
+FROM bulkdelete.archived_records(:job);
+
+-- the rest; the key of activity 5 is taken again meanwhile: that row fails
+-- (23505), the rest goes on
+INSERT INTO bin.activity VALUES (5, 2, 'another');
+SET ROLE bd_alice;
+SELECT bulkdelete.restore(:job) AS r2 \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:r2);
+SELECT state, candidate_count, success_count, failure_count, skipped_count
+FROM bulkdelete.jobs WHERE id = :r2;
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure
+WHERE operation_id = :r2 ORDER BY relation::text, record_key::text;
+-- everything else is as it was, row for row
+DELETE FROM bin.activity WHERE id = 5;
+SELECT rel, j FROM before EXCEPT SELECT * FROM pg_temp.snapshot();
+SELECT rel, j FROM pg_temp.snapshot() EXCEPT SELECT * FROM before;
+
+-- restoring again restores nothing twice: what failed is tried again
+SET ROLE bd_alice;
+SELECT bulkdelete.restore(:job) AS r3 \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:r3);
+SELECT state, candidate_count, success_count, failure_count FROM bulkdelete.jobs WHERE id = :r3;
+SELECT rel, j FROM before EXCEPT SELECT * FROM pg_temp.snapshot();
+SELECT rel, j FROM pg_temp.snapshot() EXCEPT SELECT * FROM before;
+SELECT bulkdelete.restore(:job) AS r4 \gset
+SELECT bulkdelete.wait(:r4);
+SELECT state, candidate_count, success_count FROM bulkdelete.jobs WHERE id = :r4;
+SELECT relation, restored_by = :r3 AS by_r3 FROM bulkdelete.archived_records(:job)
+WHERE restored_by <> :r1 AND restored_by <> :r2;
+
+-- a parent that is gone: 23503, for the row and for what hangs on it
+SELECT bulkdelete.submit('bin.contact', 'id = 3', options => '{"archive": true}') AS c3 \gset
+SELECT bulkdelete.wait(:c3);
+DELETE FROM bin.account WHERE id = 4;
+SELECT bulkdelete.restore(:c3) AS r6 \gset
+SELECT bulkdelete.wait(:r6);
+SELECT state, success_count, failure_count FROM bulkdelete.jobs WHERE id = :r6;
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure
+WHERE operation_id = :r6 ORDER BY relation::text, record_key::text;
+
+-- a restore of a restore
+SELECT bd_try_n(format('SELECT bulkdelete.restore(%s)', :r4));
+
+-- an upload job archives too
+SELECT bulkdelete.create_job('bin.activity', options => '{"archive": true}') AS ids \gset
+SELECT bulkdelete.upload(:ids, ARRAY[1, 2, 3, 999]);
+SELECT bulkdelete.close_upload(:ids);
+SELECT bulkdelete.wait(:ids);
+SELECT record_key, action FROM bulkdelete.archived_records(:ids) ORDER BY record_key::text;
+SELECT bulkdelete.restore(:ids) AS r5 \gset
+SELECT bulkdelete.wait(:r5);
+SELECT count(*) FROM bin.activity;
+
+-- a trigger that keeps a cascaded row: it is not archived
+CREATE FUNCTION bin.keep_tag() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.label = 'tag 1' THEN RETURN NULL; END IF;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER keep_tag BEFORE DELETE ON bin.tag FOR EACH ROW EXECUTE FUNCTION bin.keep_tag();
+SELECT bulkdelete.submit('bin.account', 'id = 2', options => '{"archive": true}') AS trig \gset
+SELECT bulkdelete.wait(:trig);
+SELECT relation, record_key FROM bulkdelete.archived_records(:trig)
+WHERE relation = 'bin.tag'::regclass ORDER BY 1::text, 2::text;
+SELECT label FROM bin.tag WHERE account_id = 2;
+-- and a trigger that keeps a restored row out: it is skipped, what hangs on
+-- it fails (23503), the rest goes back
+CREATE FUNCTION bin.keep_out() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = 11 THEN RETURN NULL; END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER keep_out BEFORE INSERT ON bin.contact FOR EACH ROW EXECUTE FUNCTION bin.keep_out();
+SELECT bulkdelete.restore(:trig) AS r8 \gset
+SELECT bulkdelete.wait(:r8);
+SELECT candidate_count, success_count, failure_count, skipped_count FROM bulkdelete.jobs WHERE id = :r8;
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure WHERE operation_id = :r8;
+SELECT id FROM bin.contact WHERE account_id = 2 ORDER BY id;
+DROP TRIGGER keep_out ON bin.contact;
+
+-- the workers purge an expired archive by themselves (waiting for that
+-- state, not for a clock)
+CREATE FUNCTION pg_temp.expired(job bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. 600 LOOP
+		IF NOT EXISTS (SELECT 1 FROM bulkdelete.archive WHERE operation_id = job)
+		   AND (SELECT archive_expires_at IS NULL FROM bulkdelete.operation WHERE id = job) THEN
+			RETURN true;
+		END IF;
+		PERFORM pg_sleep(0.1);
+	END LOOP;
+	RETURN false;
+END $$;
+SELECT bulkdelete.submit('bin.activity', 'id = 10', options => '{"archive": "1 second"}') AS short \gset
+SELECT bulkdelete.wait(:short);
+SELECT success_count FROM bulkdelete.jobs WHERE id = :short;
+SELECT pg_temp.expired(:short);
+SELECT bulkdelete.restore(:short) AS r7 \gset
+SELECT bulkdelete.wait(:r7);
+SELECT candidate_count, success_count FROM bulkdelete.jobs WHERE id = :r7;
+
+-- purge and forget empty the bin
+SELECT bulkdelete.purge_archive(:trig);
+SELECT count(*) FROM bulkdelete.archived_records(:trig);
+SELECT archive_expires_at FROM bulkdelete.jobs WHERE id = :trig;
+SELECT bulkdelete.forget(:job);
+SELECT count(*) FROM bulkdelete.archive WHERE operation_id = :job;
+SELECT bd_try_n(format('SELECT bulkdelete.archived_records(%s)', :job));
+REVOKE bd_alice FROM bd_carol;
+REVOKE USAGE ON SCHEMA bulkdelete FROM bd_carol;
+DROP SCHEMA bin CASCADE;
+DROP FUNCTION public.bd_try_n(text);
