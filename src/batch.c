@@ -494,6 +494,9 @@ static bool
 batch_try_tids(BatchState *st, const char *sql, ItemPointer tids, int n,
 			   int expected, uint64 *processed, ErrorData **edata)
 {
+	/* a job that archives: through the archive (batch_try) */
+	if (st->target->archive != NULL && expected == SPI_OK_DELETE)
+		return batch_try(st, sql, tids, n, expected, processed, edata);
 	st->values[st->nbase + P_TIDS - 1] = batch_tid_array(tids, n);
 	st->nulls[st->nbase + P_TIDS - 1] = ' ';
 	return bd_spi_try_generic(sql, st->nbase + BATCH_NPARAMS, st->types,

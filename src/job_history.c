@@ -13,7 +13,8 @@
  *		jobs themselves, 100 at a time.  A step is chosen from the tables'
  *		contents only, so a purge that stops anywhere (an error, a
  *		shutdown, a crash) goes on from where it was at the next one.
- *		Unfinished jobs are never purged.
+ *		Unfinished jobs are never purged, nor jobs whose recycle bin
+ *		still holds rows.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,22 +33,33 @@
  * finished longer ago than that, or finished runs of a schedule with
  * keep_runs beyond its last keep_runs finished runs.
  */
+#define JHISTORY_DUE_SQL(archive_test) \
+"SELECT pg_catalog.array_agg(id) FROM (" \
+" SELECT o.id FROM bulkdelete.operation o" \
+" WHERE o.state IN ('canceled', 'succeeded', 'failed')" \
+archive_test \
+"  AND (($1 >= 0 AND o.finished_at <" \
+"        pg_catalog.now() - pg_catalog.make_interval(secs => $1))" \
+"   OR o.id IN (SELECT r.id FROM (" \
+"     SELECT r.id, (d.options ->> 'keep_runs')::integer AS keep," \
+"      pg_catalog.row_number() OVER (PARTITION BY r.parent_id" \
+"       ORDER BY r.finished_at DESC, r.id DESC) AS n" \
+"     FROM bulkdelete.operation r" \
+"      JOIN bulkdelete.schedule_definition d ON d.id = r.parent_id" \
+"     WHERE d.options ? 'keep_runs'" \
+"      AND r.state IN ('canceled', 'succeeded', 'failed')) r" \
+"    WHERE r.n > r.keep))" \
+" ORDER BY o.id LIMIT " CppAsString2(JHISTORY_JOBS) ") due"
+
+/*
+ * A job whose recycle bin still holds rows is kept until they expire
+ * (archive.c purges them), so that it can still be restored.
+ */
 static const char *const jhistory_due_sql =
-"SELECT pg_catalog.array_agg(id) FROM ("
-" SELECT o.id FROM bulkdelete.operation o"
-" WHERE o.state IN ('canceled', 'succeeded', 'failed')"
-"  AND (($1 >= 0 AND o.finished_at <"
-"        pg_catalog.now() - pg_catalog.make_interval(secs => $1))"
-"   OR o.id IN (SELECT r.id FROM ("
-"     SELECT r.id, (d.options ->> 'keep_runs')::integer AS keep,"
-"      pg_catalog.row_number() OVER (PARTITION BY r.parent_id"
-"       ORDER BY r.finished_at DESC, r.id DESC) AS n"
-"     FROM bulkdelete.operation r"
-"      JOIN bulkdelete.schedule_definition d ON d.id = r.parent_id"
-"     WHERE d.options ? 'keep_runs'"
-"      AND r.state IN ('canceled', 'succeeded', 'failed')) r"
-"    WHERE r.n > r.keep))"
-" ORDER BY o.id LIMIT " CppAsString2(JHISTORY_JOBS) ") due";
+JHISTORY_DUE_SQL("  AND (o.archive_expires_at IS NULL"
+				 "   OR o.archive_expires_at < pg_catalog.now())");
+/* the same in a database without the recycle bin (1.0 SQL) */
+static const char *const jhistory_due_sql_no_bin = JHISTORY_DUE_SQL("");
 
 /* Run a counting statement over the jobs $1 (bigint[]): its count. */
 static int64
@@ -75,7 +87,9 @@ bd_job_history_purge_step(int retention_s)
 	JobRow		row;
 	Datum		ids;
 
-	if (!job_read_row(jhistory_due_sql, 1, argtypes, values, true, &row) ||
+	if (!job_read_row(job_has_column("archive_expires_at") ?
+					  jhistory_due_sql : jhistory_due_sql_no_bin,
+					  1, argtypes, values, true, &row) ||
 		row.nulls[0])
 		return false;
 	ids = row.cols[0];
@@ -105,7 +119,8 @@ bd_job_history_purge_step(int retention_s)
 
 /*
  * When the next job comes of age for a retention of retention_s seconds:
- * the time the oldest finished job ended plus the retention, DT_NOEND when
+ * the time the oldest finished job ended plus the retention (or its
+ * archive expires, when later), DT_NOEND when
  * the retention is off or no job has finished.  In a transaction.
  */
 TimestampTz
@@ -116,7 +131,13 @@ bd_job_history_next(int retention_s)
 	JobRow		row;
 
 	if (retention_s < 0 ||
-		!job_read_row("SELECT pg_catalog.min(finished_at)"
+		!job_read_row(job_has_column("archive_expires_at") ?
+					  "SELECT pg_catalog.min(GREATEST(finished_at"
+					  " + pg_catalog.make_interval(secs => $1),"
+					  " archive_expires_at))"
+					  " FROM bulkdelete.operation"
+					  " WHERE state IN ('canceled', 'succeeded', 'failed')" :
+					  "SELECT pg_catalog.min(finished_at)"
 					  " + pg_catalog.make_interval(secs => $1)"
 					  " FROM bulkdelete.operation"
 					  " WHERE state IN ('canceled', 'succeeded', 'failed')",

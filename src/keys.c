@@ -75,6 +75,7 @@ typedef struct KeysRun
 	char	   *delete_sql;
 	char	   *archive_delete_sql;	/* without RETURNING, for archive.c */
 	char	   *archive_from_where;
+	char	   *archive_returning;	/* what it returns */
 	int64	   *stats_before;
 	int64	   *stats_after;
 	BdIsolate	iso;			/* failure isolation over key numbers (int) */
@@ -663,7 +664,7 @@ keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 		BdArchiveDelete ad;
 
 		ad.delete_sql = run->archive_delete_sql;
-		ad.returning = "k.item, t.tableoid";
+		ad.returning = run->archive_returning;
 		ad.from_where = run->archive_from_where;
 		ad.nargs = nargs;
 		ad.types = argtypes;
@@ -1008,14 +1009,28 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 								  info->relname, info->keys_sql,
 								  info->match_sql,
 								  keys_existed_sql(set, true));
-	run.archive_delete_sql = psprintf("DELETE FROM %s t USING %s WHERE %s%s",
-									  info->relname, info->keys_sql,
-									  info->match_sql,
-									  keys_existed_sql(set, true));
-	run.archive_from_where = psprintf("FROM %s t, %s WHERE %s%s",
-									  info->relname, info->keys_sql,
-									  info->match_sql,
-									  keys_existed_sql(set, true));
+	/* the same DELETE for the archive (archive.c), in its two parts */
+	if (info->any_sql != NULL)
+	{
+		run.archive_from_where = psprintf("FROM %s t WHERE %s%s",
+										  info->relname, info->any_sql,
+										  keys_existed_sql(set, true));
+		run.archive_returning = psprintf("t.%s, t.tableoid",
+										 quote_identifier(info->colnames[0]));
+	}
+	else
+	{
+		run.archive_from_where = psprintf("FROM %s t, %s WHERE %s%s",
+										  info->relname, info->keys_sql,
+										  info->match_sql,
+										  keys_existed_sql(set, true));
+		run.archive_returning = "k.item, t.tableoid";
+	}
+	run.archive_delete_sql = info->any_sql != NULL ?
+		psprintf("DELETE FROM %s t WHERE %s%s", info->relname, info->any_sql,
+				 keys_existed_sql(set, true)) :
+		psprintf("DELETE FROM %s t USING %s WHERE %s%s", info->relname,
+				 info->keys_sql, info->match_sql, keys_existed_sql(set, true));
 	if (counts)
 	{
 		run.stats_before = palloc(sizeof(int64) * (target->ncascade + 1));

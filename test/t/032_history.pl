@@ -2,8 +2,8 @@
 # keeps its last n finished runs; bulkdelete.history_retention purges the
 # jobs that ended longer ago, with their failures and uploaded records, in
 # the background and in batches (a job with more failures than one step
-# deletes); unfinished jobs are never purged, and jobs younger than the
-# retention stay.  Every wait polls a state.
+# deletes); unfinished jobs are never purged, nor jobs whose recycle bin
+# holds rows, and jobs younger than the retention stay.  Every wait polls a state.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -93,6 +93,13 @@ is($node->safe_psql('postgres', qq{
 	WHERE id IN ($failing, $ids, $waiting, $paused)}), '4',
 	'retention off: every other job stays');
 
+# a job whose recycle bin holds rows (kept 15 days) is never purged before
+# they expire: it can still be restored
+my $archived = $node->safe_psql('postgres', q{
+	SELECT bulkdelete.submit('parent', 'id = 38000', options => '{"archive": true}')});
+is($node->safe_psql('postgres', "SELECT bulkdelete.wait($archived, '120 s')"),
+	'succeeded', 'an archived job ends');
+
 # ---- a retention longer than the jobs' age purges nothing
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET bulkdelete.history_retention = '1h';
@@ -116,17 +123,23 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM bulkdelete.failure'), '120
 $node->safe_psql('postgres', q{
 	ALTER SYSTEM SET bulkdelete.history_retention = 0;
 	SELECT pg_reload_conf()});
-ok($node->poll_query_until('postgres', q{
+ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) = 0 FROM bulkdelete.operation
-	WHERE state IN ('canceled', 'succeeded', 'failed')}),
+	WHERE state IN ('canceled', 'succeeded', 'failed') AND id <> $archived}),
 	'retention 0: every finished job is purged');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bulkdelete.failure'), '0',
 	'with its failures');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bulkdelete.record'), '0',
 	'and its uploaded records');
 is($node->safe_psql('postgres', qq{
-	SELECT string_agg(id || ' ' || state, ',' ORDER BY id) FROM bulkdelete.operation}),
+	SELECT string_agg(id || ' ' || state, ',' ORDER BY id) FROM bulkdelete.operation
+	WHERE id <> $archived}),
 	"$waiting scheduled,$paused paused", 'unfinished jobs stay');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FROM bulkdelete.operation o
+	WHERE id = $archived AND archive_expires_at > now()
+	  AND EXISTS (SELECT 1 FROM bulkdelete.archived_records($archived))}),
+	'1', 'a job whose recycle bin holds rows stays, with its archive');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bulkdelete.schedule_definition'),
 	'1', 'the schedule stays');
 
