@@ -254,6 +254,23 @@ COMMENT ON FUNCTION @extschema@.job_activity() IS
 	'the jobs of this database that a process runs now and the current role may see: the phase of each, since when, and its rows per second over at least the last 10 seconds';
 
 /*
+ * The recycle bin's columns of operation (issue 13), here so that the
+ * progress views below can show them: a restore job's link to the job it
+ * restores (SPEC 8 says parent_id, but parent_id is a schedule run's link to
+ * its definition, with a foreign key to schedule_definition, and
+ * bulkdelete.schedules counts the runs by it), and until when a job's
+ * archive is kept (the latest expiry of its rows), set by every batch that
+ * archives (archive.c), so that bulkdelete.jobs reads no archive row and
+ * the workers find the jobs whose archive expires without a scan.
+ */
+ALTER TABLE @extschema@.operation ADD COLUMN restore_of bigint;
+COMMENT ON COLUMN @extschema@.operation.restore_of IS
+	'restore jobs: the archived job whose rows it puts back';
+ALTER TABLE @extschema@.operation ADD COLUMN archive_expires_at timestamptz;
+COMMENT ON COLUMN @extschema@.operation.archive_expires_at IS
+	'archived jobs: when the last of its archived rows expires (null once its archive is empty)';
+
+/*
  * ---- The progress views: bulkdelete.jobs and bulkdelete.progress --------
  *
  * The one place where the jobs view is defined (helpers adding columns:
@@ -291,7 +308,10 @@ SELECT o.id, o.name, o.owner, o.kind,
 	   END AS eta,
 	   o.created_at, o.start_after, o.started_at, o.finished_at,
 	   a.phase_since, o.error_sqlstate, o.error_message, o.worker_pid,
-	   o.parent_id
+	   o.parent_id,
+	   COALESCE(o.options OPERATOR(pg_catalog.->) 'archive', 'false')
+		   OPERATOR(pg_catalog.<>) 'false' AS archived,
+	   o.archive_expires_at, o.restore_of
 FROM @extschema@.operation o
 	 LEFT JOIN @extschema@.job_activity() a
 		 ON a.job OPERATOR(pg_catalog.=) o.id,
@@ -326,6 +346,12 @@ FROM @extschema@.operation o
 ORDER BY f.rank, o.finished_at DESC NULLS FIRST, o.id;
 COMMENT ON VIEW @extschema@.jobs IS
 	'progress of every bulk delete job the current role may see, one row per job, the active ones first (see bulkdelete.progress for \watch)';
+COMMENT ON COLUMN @extschema@.jobs.archived IS
+	'whether the job archives what it deletes (option "archive"): restore it with bulkdelete.restore(job)';
+COMMENT ON COLUMN @extschema@.jobs.archive_expires_at IS
+	'when the last of the job''s archived rows expires (null once its archive is empty)';
+COMMENT ON COLUMN @extschema@.jobs.restore_of IS
+	'a restore job: the job whose archive it puts back';
 
 /*
  * The compact form for \watch 1 in a terminal of 120 columns: the jobs
@@ -933,15 +959,7 @@ COMMENT ON COLUMN @extschema@.operation.query_modes IS
  * themselves.
  */
 ALTER TABLE @extschema@.operation DROP CONSTRAINT operation_kind_check;
-/*
- * A restore job's link to the job it restores.  (SPEC 8 says parent_id,
- * but parent_id is a schedule run's link to its definition, with a foreign
- * key to schedule_definition, and bulkdelete.schedules counts the runs by
- * it.)
- */
-ALTER TABLE @extschema@.operation ADD COLUMN restore_of bigint;
-COMMENT ON COLUMN @extschema@.operation.restore_of IS
-	'restore jobs: the archived job whose rows it puts back';
+/* restore jobs (operation.restore_of: see before the progress views) */
 ALTER TABLE @extschema@.operation ADD CONSTRAINT operation_kind_check
 	CHECK (kind IN ('query', 'ids', 'restore'));
 
@@ -1061,83 +1079,3 @@ $$;
 COMMENT ON FUNCTION @extschema@.archived_records(bigint) IS
 	'what is in the recycle bin for a job: every row it deleted or changed, whether it expired or was restored';
 
-/*
- * The recycle bin in bulkdelete.jobs (issue 13): whether a job archives,
- * until when its archive is kept (the latest expiry of its rows) and, for
- * a restore job, the job it restores, as three columns appended at the end.  (Kept apart so that another change of
- * the view can take them over.)  The expiry is kept on the job row, set by
- * every batch that archives (archive.c), so that the view reads no archive
- * row and the workers find the jobs whose archive expires without a scan.
- */
-ALTER TABLE @extschema@.operation ADD COLUMN archive_expires_at timestamptz;
-COMMENT ON COLUMN @extschema@.operation.archive_expires_at IS
-	'archived jobs: when the last of its archived rows expires (null once its archive is empty)';
-
-/* bulkdelete.jobs (defined with the progress views above) gains the recycle bin's columns at its end */
-CREATE OR REPLACE VIEW @extschema@.jobs WITH (security_invoker = true) AS
-SELECT o.id, o.name, o.owner, o.kind,
-	   COALESCE(o.target, o.relations[1]) AS relation, o.state, f.phase,
-	   o.processing_query_index AS query_index,
-	   o.candidate_count, o.success_count, o.failure_count, o.skipped_count,
-	   o.cascade_count, o.batches,
-	   CASE
-		   WHEN o.candidate_count > 0 THEN
-			   pg_catalog.round(100.0 * p.done / o.candidate_count, 1)
-		   WHEN o.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100.0
-	   END AS percent_done,
-	   e.elapsed, e.paused_time,
-	   CASE WHEN e.seconds > 0 THEN pg_catalog.round(p.done / e.seconds, 1)
-	   END AS rows_per_second,
-	   a.recent_rows_per_second,
-	   CASE
-		   WHEN o.finished_at IS NULL AND o.candidate_count IS NOT NULL
-			   AND p.done > 0 AND e.seconds > 0 THEN
-			   pg_catalog.justify_hours(pg_catalog.make_interval(secs =>
-				   pg_catalog.round(GREATEST(o.candidate_count - p.done, 0)
-					   / COALESCE(NULLIF(a.recent_rows_per_second, 0),
-								  p.done / e.seconds))::float8))
-	   END AS eta,
-	   o.created_at, o.start_after, o.started_at, o.finished_at,
-	   a.phase_since, o.error_sqlstate, o.error_message, o.worker_pid,
-	   o.parent_id,
-	   COALESCE(o.options OPERATOR(pg_catalog.->) 'archive', 'false')
-		   OPERATOR(pg_catalog.<>) 'false' AS archived,
-	   o.archive_expires_at, o.restore_of
-FROM @extschema@.operation o
-	 LEFT JOIN @extschema@.job_activity() a
-		 ON a.job OPERATOR(pg_catalog.=) o.id,
-	 LATERAL (SELECT o.success_count + o.failure_count + o.skipped_count
-			  AS done) p,
-	 LATERAL (SELECT o.paused_time OPERATOR(pg_catalog.+) CASE
-				  WHEN o.paused_at IS NOT NULL AND o.started_at IS NOT NULL
-					  AND o.finished_at IS NULL
-				  THEN pg_catalog.now() OPERATOR(pg_catalog.-)
-					  GREATEST(o.paused_at, o.started_at)
-				  ELSE '0'::pg_catalog.interval END AS stopped) s,
-	 LATERAL (SELECT (COALESCE(o.finished_at, pg_catalog.now())
-					 OPERATOR(pg_catalog.-) o.started_at)
-					 OPERATOR(pg_catalog.-) s.stopped AS elapsed,
-				 s.stopped AS paused_time,
-				 pg_catalog.date_part('epoch',
-					 (COALESCE(o.finished_at, pg_catalog.now())
-					  OPERATOR(pg_catalog.-) o.started_at)
-					 OPERATOR(pg_catalog.-) s.stopped)::numeric AS seconds) e,
-	 LATERAL (SELECT CASE o.state
-				  WHEN 'in_progress' THEN COALESCE(a.phase, 'waiting for a worker')
-				  WHEN 'queued' THEN 'waiting for a worker'
-				  WHEN 'scheduled' THEN 'scheduled'
-				  WHEN 'open' THEN 'receiving uploads'
-				  ELSE o.state END AS phase,
-				 CASE
-				  WHEN o.state IN ('in_progress', 'pausing', 'canceling') THEN 0
-				  WHEN o.state OPERATOR(pg_catalog.=) 'queued' THEN 1
-				  WHEN o.state OPERATOR(pg_catalog.=) 'paused' THEN 2
-				  WHEN o.state IN ('open', 'scheduled') THEN 3
-				  ELSE 4 END AS rank) f
-ORDER BY f.rank, o.finished_at DESC NULLS FIRST, o.id;
-COMMENT ON COLUMN @extschema@.jobs.archived IS
-	'whether the job archives what it deletes (option "archive"): restore it with bulkdelete.restore(job)';
-COMMENT ON COLUMN @extschema@.jobs.archive_expires_at IS
-	'when the last of the job''s archived rows expires (null once its archive is empty)';
-COMMENT ON COLUMN @extschema@.jobs.restore_of IS
-	'a restore job: the job whose archive it puts back';
