@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -160,12 +161,24 @@ bd_shmem_wake_database(Oid dbid)
 		SetLatch(latch);
 }
 
+/*
+ * The wake-ups a transaction asked for, done when it has committed: at the
+ * release of its resources after its locks (RESOURCE_RELEASE_AFTER_LOCKS),
+ * which comes after the commit has sent its catalog invalidations.  At
+ * XACT_EVENT_COMMIT they are not sent yet: a worker waiting for work would
+ * see the new job at once and could run it with caches that still hold
+ * what the transaction changed (a REVOKE in the transaction that queued
+ * the job, which takes no lock a DELETE waits for).
+ */
 static void
-shmem_xact_callback(XactEvent event, void *arg)
+shmem_resource_release(ResourceReleasePhase phase, bool isCommit,
+					   bool isTopLevel, void *arg)
 {
-	if (event == XACT_EVENT_COMMIT && wake_launcher_pending)
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel)
+		return;
+	if (isCommit && wake_launcher_pending)
 		bd_shmem_wake_database(MyDatabaseId);
-	if (event == XACT_EVENT_COMMIT && job_ended_pending && bd_shared != NULL)
+	if (isCommit && job_ended_pending && bd_shared != NULL)
 	{
 		ConditionVariableBroadcast(&bd_shared->job_ended);
 
@@ -179,10 +192,15 @@ shmem_xact_callback(XactEvent event, void *arg)
 								  TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 															  (int64) bd_history_retention * 1000));
 	}
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE ||
-		event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_PARALLEL_ABORT)
+	wake_launcher_pending = false;
+	job_ended_pending = false;
+}
+
+/* A prepared transaction's wake-ups are not done (nor were they before) */
+static void
+shmem_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PREPARE)
 	{
 		wake_launcher_pending = false;
 		job_ended_pending = false;
@@ -195,6 +213,7 @@ shmem_register_xact_callback(void)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(shmem_xact_callback, NULL);
+		RegisterResourceReleaseCallback(shmem_resource_release, NULL);
 		xact_callback_registered = true;
 	}
 }
