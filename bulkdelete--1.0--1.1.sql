@@ -254,6 +254,137 @@ COMMENT ON FUNCTION @extschema@.job_activity() IS
 	'the jobs of this database that a process runs now and the current role may see: the phase of each, since when, and its rows per second over at least the last 10 seconds';
 
 /*
+ * Tasks (SPEC 9, issue 14): a job's work as a set of parts that workers
+ * claim independently.  A job gets task rows when its work splits: a
+ * partitioned target (one task per leaf partition) or options
+ * {"parallel": n} (the candidate chunks of a plain table split into n
+ * block ranges).  Any other job has none and runs as in 1.0.  A task owns
+ * the chunks [first_chunk, end_chunk) of query query_index of its job, has
+ * its own position and exact counters; operation's counters are their sums,
+ * kept in the transaction of each batch.  Like candidate, task rows are a
+ * job's working set and are not dumped.  Only the engine writes them.
+ */
+CREATE TABLE @extschema@.task (
+	operation_id bigint NOT NULL,
+	task integer NOT NULL,
+	query_index integer NOT NULL,
+	relation regclass NOT NULL,
+	first_chunk integer NOT NULL,
+	end_chunk integer NOT NULL,
+	next_chunk integer NOT NULL,
+	state text NOT NULL DEFAULT 'pending',
+	candidate_count bigint,
+	success_count bigint NOT NULL DEFAULT 0,
+	failure_count bigint NOT NULL DEFAULT 0,
+	skipped_count bigint NOT NULL DEFAULT 0,
+	cascade_count bigint NOT NULL DEFAULT 0,
+	batches bigint NOT NULL DEFAULT 0,
+	worker_pid integer,
+	started_at timestamptz,
+	finished_at timestamptz,
+	CONSTRAINT task_pkey PRIMARY KEY (operation_id, task),
+	CONSTRAINT task_state_check CHECK (state IN ('pending', 'running',
+		'succeeded', 'canceled', 'failed')),
+	CONSTRAINT task_operation_id_fkey FOREIGN KEY (operation_id)
+		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
+);
+COMMENT ON TABLE @extschema@.task IS
+	'the parts of a bulk delete job that workers run independently: one per leaf partition or block range';
+COMMENT ON COLUMN @extschema@.task.relation IS
+	'the relation the task deletes from: a leaf partition, or the plain table';
+COMMENT ON COLUMN @extschema@.task.next_chunk IS
+	'the task''s position: its first candidate chunk not yet deleted';
+COMMENT ON COLUMN @extschema@.task.state IS
+	'pending (not taken, or left by a worker that stopped), running (a worker took it; worker_pid), succeeded, or the job''s end (canceled, failed) for a task that never finished';
+ALTER TABLE @extschema@.task ENABLE ROW LEVEL SECURITY;
+CREATE POLICY task_member_policy ON @extschema@.task
+	USING (EXISTS (SELECT 1 FROM @extschema@.operation o
+				   WHERE o.id OPERATOR(pg_catalog.=) operation_id));
+
+CREATE VIEW @extschema@.tasks WITH (security_invoker = true) AS
+SELECT t.operation_id AS job, t.task, t.query_index, t.relation, t.state,
+	   t.candidate_count, t.success_count, t.failure_count, t.skipped_count,
+	   t.cascade_count, t.batches,
+	   t.next_chunk OPERATOR(pg_catalog.-) t.first_chunk AS chunks_done,
+	   t.end_chunk OPERATOR(pg_catalog.-) t.first_chunk AS chunks,
+	   CASE WHEN t.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100.0
+			WHEN t.end_chunk OPERATOR(pg_catalog.>) t.first_chunk THEN
+				pg_catalog.round(100.0 OPERATOR(pg_catalog.*)
+					(t.next_chunk OPERATOR(pg_catalog.-) t.first_chunk)
+					OPERATOR(pg_catalog./)
+					(t.end_chunk OPERATOR(pg_catalog.-) t.first_chunk), 1)
+	   END AS percent_done,
+	   t.worker_pid, t.started_at, t.finished_at
+FROM @extschema@.task t;
+COMMENT ON VIEW @extschema@.tasks IS
+	'the tasks of every bulk delete job the current role may see, with their own counters and position';
+/* what each column of the tasks says, for \d+ */
+COMMENT ON COLUMN @extschema@.task.operation_id IS
+	'the job (bulkdelete.operation.id) this task is part of';
+COMMENT ON COLUMN @extschema@.task.task IS
+	'the task''s number within its job, from 0';
+COMMENT ON COLUMN @extschema@.task.query_index IS
+	'the query of the job''s set whose candidates the task holds; tasks of query i + 1 start after every task of query i succeeded';
+COMMENT ON COLUMN @extschema@.task.first_chunk IS
+	'the first candidate chunk of the task';
+COMMENT ON COLUMN @extschema@.task.end_chunk IS
+	'the chunk after the task''s last one';
+COMMENT ON COLUMN @extschema@.task.candidate_count IS
+	'rows of the job''s candidate set in the task''s chunks';
+COMMENT ON COLUMN @extschema@.task.success_count IS
+	'rows the task deleted';
+COMMENT ON COLUMN @extschema@.task.failure_count IS
+	'rows the task could not delete (each one a bulkdelete.failure row)';
+COMMENT ON COLUMN @extschema@.task.skipped_count IS
+	'candidates of the task gone or no longer matching when their batch came';
+COMMENT ON COLUMN @extschema@.task.cascade_count IS
+	'rows removed by ON DELETE CASCADE of the task''s deletes';
+COMMENT ON COLUMN @extschema@.task.batches IS
+	'batch transactions the task committed';
+COMMENT ON COLUMN @extschema@.task.worker_pid IS
+	'the process running the task now, or null';
+COMMENT ON COLUMN @extschema@.task.started_at IS
+	'when a worker first took the task';
+COMMENT ON COLUMN @extschema@.task.finished_at IS
+	'when the task ended';
+COMMENT ON COLUMN @extschema@.tasks.job IS
+	'the job (bulkdelete.operation.id)';
+COMMENT ON COLUMN @extschema@.tasks.task IS
+	'the task''s number within its job, from 0';
+COMMENT ON COLUMN @extschema@.tasks.query_index IS
+	'the query of the job''s set whose candidates the task holds';
+COMMENT ON COLUMN @extschema@.tasks.relation IS
+	'the relation the task deletes from: a leaf partition, or the plain table';
+COMMENT ON COLUMN @extschema@.tasks.state IS
+	'pending, running, succeeded, canceled or failed';
+COMMENT ON COLUMN @extschema@.tasks.candidate_count IS
+	'rows of the job''s candidate set in the task''s chunks';
+COMMENT ON COLUMN @extschema@.tasks.success_count IS
+	'rows the task deleted';
+COMMENT ON COLUMN @extschema@.tasks.failure_count IS
+	'rows the task could not delete';
+COMMENT ON COLUMN @extschema@.tasks.skipped_count IS
+	'candidates gone or no longer matching when their batch came';
+COMMENT ON COLUMN @extschema@.tasks.cascade_count IS
+	'rows removed by ON DELETE CASCADE of the task''s deletes';
+COMMENT ON COLUMN @extschema@.tasks.batches IS
+	'batch transactions the task committed';
+COMMENT ON COLUMN @extschema@.tasks.chunks_done IS
+	'candidate chunks the task has passed';
+COMMENT ON COLUMN @extschema@.tasks.chunks IS
+	'candidate chunks of the task';
+COMMENT ON COLUMN @extschema@.tasks.percent_done IS
+	'chunks_done out of chunks, in percent';
+COMMENT ON COLUMN @extschema@.tasks.worker_pid IS
+	'the process running the task now, or null';
+COMMENT ON COLUMN @extschema@.tasks.started_at IS
+	'when a worker first took the task';
+COMMENT ON COLUMN @extschema@.tasks.finished_at IS
+	'when the task ended';
+REVOKE ALL ON @extschema@.task FROM PUBLIC;
+GRANT SELECT ON @extschema@.task, @extschema@.tasks TO PUBLIC;
+
+/*
  * The recycle bin's columns of operation (issue 13), here so that the
  * progress views below can show them: a restore job's link to the job it
  * restores (SPEC 8 says parent_id, but parent_id is a schedule run's link to
@@ -311,7 +442,8 @@ SELECT o.id, o.name, o.owner, o.kind,
 	   o.parent_id,
 	   COALESCE(o.options OPERATOR(pg_catalog.->) 'archive', 'false')
 		   OPERATOR(pg_catalog.<>) 'false' AS archived,
-	   o.archive_expires_at, o.restore_of
+	   o.archive_expires_at, o.restore_of,
+	   k.tasks, k.tasks_running, k.tasks_done
 FROM @extschema@.operation o
 	 LEFT JOIN @extschema@.job_activity() a
 		 ON a.job OPERATOR(pg_catalog.=) o.id,
@@ -331,6 +463,13 @@ FROM @extschema@.operation o
 					 (COALESCE(o.finished_at, pg_catalog.now())
 					  OPERATOR(pg_catalog.-) o.started_at)
 					 OPERATOR(pg_catalog.-) s.stopped)::numeric AS seconds) e,
+	 LATERAL (SELECT pg_catalog.count(*)::integer AS tasks,
+				 (pg_catalog.count(*) FILTER (WHERE t.state
+					 OPERATOR(pg_catalog.=) 'running'))::integer AS tasks_running,
+				 (pg_catalog.count(*) FILTER (WHERE t.state
+					 OPERATOR(pg_catalog.=) 'succeeded'))::integer AS tasks_done
+			  FROM @extschema@.task t
+			  WHERE t.operation_id OPERATOR(pg_catalog.=) o.id) k,
 	 LATERAL (SELECT CASE o.state
 				  WHEN 'in_progress' THEN COALESCE(a.phase, 'waiting for a worker')
 				  WHEN 'queued' THEN 'waiting for a worker'
@@ -352,6 +491,12 @@ COMMENT ON COLUMN @extschema@.jobs.archive_expires_at IS
 	'when the last of the job''s archived rows expires (null once its archive is empty)';
 COMMENT ON COLUMN @extschema@.jobs.restore_of IS
 	'a restore job: the job whose archive it puts back';
+COMMENT ON COLUMN @extschema@.jobs.tasks IS
+	'the job''s tasks (bulkdelete.tasks): 0 for a job that does not split (a plain table without "parallel")';
+COMMENT ON COLUMN @extschema@.jobs.tasks_running IS
+	'its tasks that a worker runs now';
+COMMENT ON COLUMN @extschema@.jobs.tasks_done IS
+	'its tasks that succeeded';
 
 /*
  * The compact form for \watch 1 in a terminal of 120 columns: the jobs
@@ -719,136 +864,6 @@ $$;
 COMMENT ON FUNCTION @extschema@.preview_tree(regclass, text) IS
 	'preview_tree of the rows of target that match one SQL boolean expression';
 
-/*
- * Tasks (SPEC 9, issue 14): a job's work as a set of parts that workers
- * claim independently.  A job gets task rows when its work splits: a
- * partitioned target (one task per leaf partition) or options
- * {"parallel": n} (the candidate chunks of a plain table split into n
- * block ranges).  Any other job has none and runs as in 1.0.  A task owns
- * the chunks [first_chunk, end_chunk) of query query_index of its job, has
- * its own position and exact counters; operation's counters are their sums,
- * kept in the transaction of each batch.  Like candidate, task rows are a
- * job's working set and are not dumped.  Only the engine writes them.
- */
-CREATE TABLE @extschema@.task (
-	operation_id bigint NOT NULL,
-	task integer NOT NULL,
-	query_index integer NOT NULL,
-	relation regclass NOT NULL,
-	first_chunk integer NOT NULL,
-	end_chunk integer NOT NULL,
-	next_chunk integer NOT NULL,
-	state text NOT NULL DEFAULT 'pending',
-	candidate_count bigint,
-	success_count bigint NOT NULL DEFAULT 0,
-	failure_count bigint NOT NULL DEFAULT 0,
-	skipped_count bigint NOT NULL DEFAULT 0,
-	cascade_count bigint NOT NULL DEFAULT 0,
-	batches bigint NOT NULL DEFAULT 0,
-	worker_pid integer,
-	started_at timestamptz,
-	finished_at timestamptz,
-	CONSTRAINT task_pkey PRIMARY KEY (operation_id, task),
-	CONSTRAINT task_state_check CHECK (state IN ('pending', 'running',
-		'succeeded', 'canceled', 'failed')),
-	CONSTRAINT task_operation_id_fkey FOREIGN KEY (operation_id)
-		REFERENCES @extschema@.operation (id) ON DELETE CASCADE
-);
-COMMENT ON TABLE @extschema@.task IS
-	'the parts of a bulk delete job that workers run independently: one per leaf partition or block range';
-COMMENT ON COLUMN @extschema@.task.relation IS
-	'the relation the task deletes from: a leaf partition, or the plain table';
-COMMENT ON COLUMN @extschema@.task.next_chunk IS
-	'the task''s position: its first candidate chunk not yet deleted';
-COMMENT ON COLUMN @extschema@.task.state IS
-	'pending (not taken, or left by a worker that stopped), running (a worker took it; worker_pid), succeeded, or the job''s end (canceled, failed) for a task that never finished';
-ALTER TABLE @extschema@.task ENABLE ROW LEVEL SECURITY;
-CREATE POLICY task_member_policy ON @extschema@.task
-	USING (EXISTS (SELECT 1 FROM @extschema@.operation o
-				   WHERE o.id OPERATOR(pg_catalog.=) operation_id));
-
-CREATE VIEW @extschema@.tasks WITH (security_invoker = true) AS
-SELECT t.operation_id AS job, t.task, t.query_index, t.relation, t.state,
-	   t.candidate_count, t.success_count, t.failure_count, t.skipped_count,
-	   t.cascade_count, t.batches,
-	   t.next_chunk OPERATOR(pg_catalog.-) t.first_chunk AS chunks_done,
-	   t.end_chunk OPERATOR(pg_catalog.-) t.first_chunk AS chunks,
-	   CASE WHEN t.state OPERATOR(pg_catalog.=) 'succeeded' THEN 100.0
-			WHEN t.end_chunk OPERATOR(pg_catalog.>) t.first_chunk THEN
-				pg_catalog.round(100.0 OPERATOR(pg_catalog.*)
-					(t.next_chunk OPERATOR(pg_catalog.-) t.first_chunk)
-					OPERATOR(pg_catalog./)
-					(t.end_chunk OPERATOR(pg_catalog.-) t.first_chunk), 1)
-	   END AS percent_done,
-	   t.worker_pid, t.started_at, t.finished_at
-FROM @extschema@.task t;
-COMMENT ON VIEW @extschema@.tasks IS
-	'the tasks of every bulk delete job the current role may see, with their own counters and position';
-/* what each column of the tasks says, for \d+ */
-COMMENT ON COLUMN @extschema@.task.operation_id IS
-	'the job (bulkdelete.operation.id) this task is part of';
-COMMENT ON COLUMN @extschema@.task.task IS
-	'the task''s number within its job, from 0';
-COMMENT ON COLUMN @extschema@.task.query_index IS
-	'the query of the job''s set whose candidates the task holds; tasks of query i + 1 start after every task of query i succeeded';
-COMMENT ON COLUMN @extschema@.task.first_chunk IS
-	'the first candidate chunk of the task';
-COMMENT ON COLUMN @extschema@.task.end_chunk IS
-	'the chunk after the task''s last one';
-COMMENT ON COLUMN @extschema@.task.candidate_count IS
-	'rows of the job''s candidate set in the task''s chunks';
-COMMENT ON COLUMN @extschema@.task.success_count IS
-	'rows the task deleted';
-COMMENT ON COLUMN @extschema@.task.failure_count IS
-	'rows the task could not delete (each one a bulkdelete.failure row)';
-COMMENT ON COLUMN @extschema@.task.skipped_count IS
-	'candidates of the task gone or no longer matching when their batch came';
-COMMENT ON COLUMN @extschema@.task.cascade_count IS
-	'rows removed by ON DELETE CASCADE of the task''s deletes';
-COMMENT ON COLUMN @extschema@.task.batches IS
-	'batch transactions the task committed';
-COMMENT ON COLUMN @extschema@.task.worker_pid IS
-	'the process running the task now, or null';
-COMMENT ON COLUMN @extschema@.task.started_at IS
-	'when a worker first took the task';
-COMMENT ON COLUMN @extschema@.task.finished_at IS
-	'when the task ended';
-COMMENT ON COLUMN @extschema@.tasks.job IS
-	'the job (bulkdelete.operation.id)';
-COMMENT ON COLUMN @extschema@.tasks.task IS
-	'the task''s number within its job, from 0';
-COMMENT ON COLUMN @extschema@.tasks.query_index IS
-	'the query of the job''s set whose candidates the task holds';
-COMMENT ON COLUMN @extschema@.tasks.relation IS
-	'the relation the task deletes from: a leaf partition, or the plain table';
-COMMENT ON COLUMN @extschema@.tasks.state IS
-	'pending, running, succeeded, canceled or failed';
-COMMENT ON COLUMN @extschema@.tasks.candidate_count IS
-	'rows of the job''s candidate set in the task''s chunks';
-COMMENT ON COLUMN @extschema@.tasks.success_count IS
-	'rows the task deleted';
-COMMENT ON COLUMN @extschema@.tasks.failure_count IS
-	'rows the task could not delete';
-COMMENT ON COLUMN @extschema@.tasks.skipped_count IS
-	'candidates gone or no longer matching when their batch came';
-COMMENT ON COLUMN @extschema@.tasks.cascade_count IS
-	'rows removed by ON DELETE CASCADE of the task''s deletes';
-COMMENT ON COLUMN @extschema@.tasks.batches IS
-	'batch transactions the task committed';
-COMMENT ON COLUMN @extschema@.tasks.chunks_done IS
-	'candidate chunks the task has passed';
-COMMENT ON COLUMN @extschema@.tasks.chunks IS
-	'candidate chunks of the task';
-COMMENT ON COLUMN @extschema@.tasks.percent_done IS
-	'chunks_done out of chunks, in percent';
-COMMENT ON COLUMN @extschema@.tasks.worker_pid IS
-	'the process running the task now, or null';
-COMMENT ON COLUMN @extschema@.tasks.started_at IS
-	'when a worker first took the task';
-COMMENT ON COLUMN @extschema@.tasks.finished_at IS
-	'when the task ended';
-REVOKE ALL ON @extschema@.task FROM PUBLIC;
-GRANT SELECT ON @extschema@.task, @extschema@.tasks TO PUBLIC;
 
 /*
  * TID-mode chunks stored as they are (issue 12).  A chunk's 512 TIDs (3 kB)

@@ -46,6 +46,10 @@ SELECT task, query_index, relation, state, candidate_count, success_count,
        failure_count, skipped_count, chunks_done = chunks AS all_chunks,
        percent_done, worker_pid
 FROM bulkdelete.tasks WHERE job = :job ORDER BY task;
+-- bulkdelete.jobs counts them: all done, none running
+SELECT tasks = (SELECT count(*) FROM bulkdelete.task WHERE operation_id = :job)
+	   AND tasks > 1 AS tasks_counted, tasks_running, tasks_done = tasks AS all_done
+FROM bulkdelete.jobs WHERE id = :job;
 -- the job's counters are the tasks' sums
 SELECT o.success_count = t.s AS success, o.cascade_count = t.c AS cascade,
        o.batches = t.b AS batches, o.candidate_count = t.n AS candidates
@@ -171,6 +175,7 @@ CALL bulkdelete.run(:job);
 SELECT state, success_count, (SELECT count(*) FROM bulkdelete.task
 	WHERE operation_id = :job) AS tasks
 FROM bulkdelete.operation WHERE id = :job;
+SELECT tasks, tasks_running, tasks_done FROM bulkdelete.jobs WHERE id = :job;
 -- nor does a partitioned target whose condition needs row addresses
 BEGIN;
 SELECT bulkdelete.submit('tsk.event'::regclass,
