@@ -1,5 +1,5 @@
 # The progress views (issue 16, item 2): the phase a running job's process
-# publishes (throttled, waiting for a lock, deleting), its recent rate, the
+# publishes (throttled, waiting for a lock, deleting, isolating failures), its recent rate, the
 # ETA, the time it spent paused left out of its elapsed time and rate, the
 # active jobs listed first, and bulkdelete.progress within 120 columns.
 # Every wait polls a state.
@@ -127,6 +127,45 @@ is($node->safe_psql('postgres', qq{
 	WHERE o.id = $told}),
 	't|succeeded|t|t|t|t|postgres|50',
 	'its payload has the job\'s id, state, times, no schedule, the database and the counts');
+
+# A batch that fails is taken apart row by row: "isolating failures".
+# Row 5's trigger raises, so the first attempt fails before it reaches row
+# 7; only while the batch is being isolated does row 7's trigger run, and it
+# waits (sleeping, not on a lock) until the session says go.
+$node->safe_psql('postgres', q{
+	CREATE TABLE lead (id int PRIMARY KEY);
+	INSERT INTO lead SELECT generate_series(1, 100);
+	CREATE TABLE go (ok bool);
+	CREATE FUNCTION lead_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF OLD.id = 5 THEN
+			RAISE EXCEPTION 'lead 5 is kept';
+		END IF;
+		IF OLD.id = 7 THEN
+			WHILE NOT EXISTS (SELECT FROM public.go) LOOP
+				PERFORM pg_sleep(0.01);
+			END LOOP;
+		END IF;
+		RETURN OLD;
+	END $$;
+	CREATE TRIGGER lead_guard BEFORE DELETE ON lead
+		FOR EACH ROW EXECUTE FUNCTION lead_guard();
+});
+my $isolating = $node->safe_psql('postgres',
+	q{SELECT bulkdelete.submit('lead', 'true', name => 'one lead kept')});
+ok($node->poll_query_until('postgres', qq{
+	SELECT phase = 'isolating failures' FROM bulkdelete.jobs WHERE id = $isolating}),
+	'a failed batch is being isolated');
+$node->safe_psql('postgres', 'INSERT INTO go VALUES (true)');
+is($node->safe_psql('postgres', "SELECT bulkdelete.wait($isolating, '60 s')"),
+	'succeeded', 'the isolated job ends');
+is($node->safe_psql('postgres', qq{
+	SELECT success_count, failure_count, skipped_count,
+		   (SELECT string_agg(record_key::text || ' ' || sqlstate, ',')
+			FROM bulkdelete.failure WHERE operation_id = $isolating)
+	FROM bulkdelete.operation WHERE id = $isolating}),
+	'99|1|0|{"id": 5} P0001',
+	'every lead but the one whose trigger raised is deleted');
 
 $node->stop;
 done_testing();
