@@ -7,9 +7,11 @@
  *		(run.c), records on the job an error that stopped the run, and
  *		claims again until nothing is left; then it purges the history that
  *		bulkdelete.history_retention no longer keeps (job_history.c), tells
- *		the launcher when to look again and exits.  A cancel of the worker (pg_cancel_backend)
- *		rolls back only the batch it hits: the job runs on from its last
- *		committed batch (worker_run_job).
+ *		the launcher when to look again and exits.  A cancel of the worker
+ *		(pg_cancel_backend) rolls back only the batch it hits: the job runs
+ *		on from its last committed batch (worker_run_job).  A cancel this
+ *		process was not sent (a remote server's, through a foreign table)
+ *		is an error of the job like any other.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +34,23 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
+
+/*
+ * Set when this process is sent a cancel (SIGINT), cleared before each
+ * run: a query-canceled error with it unset came from elsewhere.  A worker
+ * runs its statements through SPI, so statement_timeout never fires in it;
+ * the one other source is a foreign server that canceled its side of a
+ * statement (postgres_fdw passes its 57014 on), and retrying the batch
+ * would meet the same cancel again, for ever.
+ */
+static volatile sig_atomic_t worker_cancel_received = false;
+
+static void
+worker_handle_sigint(SIGNAL_ARGS)
+{
+	worker_cancel_received = true;
+	StatementCancelHandler(postgres_signal_arg);
+}
 
 /*
  * A job's run ended in an error that batch.c did not turn into row
@@ -57,19 +76,20 @@ worker_record_job_error(int64 job_id, ErrorData *edata)
 
 /*
  * Run claimed job job once, from its last committed batch; false when a
- * cancel (pg_cancel_backend) stopped the run, true when the run ended:
- * the job ended, paused or was canceled, or another error stopped it and
- * was recorded on it as its failure.  Errors that batches may turn into row
- * failures never get here (isolate.c); a shutdown is not caught at all (it
- * ends the process, and the launcher takes the job up again).  Enters in a
- * transaction, as bd_run_begin leaves it, and leaves outside any; cxt
- * outlives the run.
+ * cancel sent to this process (pg_cancel_backend) stopped the run, true
+ * when the run ended: the job ended, paused or was canceled, or another
+ * error stopped it and was recorded on it as its failure.  Errors that
+ * batches may turn into row failures never get here (isolate.c); a
+ * shutdown is not caught at all (it ends the process, and the launcher
+ * takes the job up again).  Enters in a transaction, as bd_run_begin leaves
+ * it, and leaves outside any; cxt outlives the run.
  */
 static bool
 worker_try_run(BdJob *job, MemoryContext cxt)
 {
 	volatile bool ended = true;
 
+	worker_cancel_received = false;
 	PG_TRY();
 	{
 		bd_run_job(job, false);
@@ -84,7 +104,8 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		pgstat_report_activity(STATE_IDLE, NULL);
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED &&
+			worker_cancel_received)
 		{
 			/* the batch is rolled back; the job is not the worse for it */
 			ereport(LOG,
@@ -267,6 +288,7 @@ bulkdelete_worker_main(Datum main_arg)
 	memcpy(&ticket, MyBgworkerEntry->bgw_extra, sizeof(BdWorkerTicket));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGINT, worker_handle_sigint);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
 	pgstat_report_appname("bulkdelete worker");

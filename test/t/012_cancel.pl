@@ -1,7 +1,9 @@
 # A cancel of a job's worker (pg_cancel_backend) stops the batch it hits,
 # not the job (SPEC 10): the batch is rolled back, the job goes on from its
 # last committed batch and ends with exact counts; the cancel is never
-# recorded as the job's failure nor as a row's.
+# recorded as the job's failure nor as a row's.  A cancel the worker was
+# not sent (a foreign server's, passed on by postgres_fdw) fails the job
+# instead of being retried for ever.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -126,6 +128,37 @@ $job = cancel_in_trigger(sub {
 is(job_row($job), 'succeeded 200 200 0 0 -', 'a batch of rows: exact counts');
 is($node->safe_psql('postgres', 'SELECT min(id) || \' \' || count(*) FROM held'),
 	'201 100', 'a batch of rows: exactly the candidates are gone');
+
+# A foreign server cancels its side of the job's statement (its own
+# statement_timeout): postgres_fdw passes the 57014 on.  No one canceled the
+# worker, and retrying would meet the same cancel again: the job fails
+# with it (before, the worker redid its start for ever).
+my ($host, $port) = ($node->host, $node->port);
+$node->safe_psql('postgres', qq{
+	CREATE EXTENSION postgres_fdw;
+	CREATE SERVER loopback FOREIGN DATA WRAPPER postgres_fdw
+		OPTIONS (host '$host', port '$port', dbname 'postgres',
+				 options '-c statement_timeout=100');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER loopback;
+	CREATE TABLE far (id int PRIMARY KEY);
+	CREATE TABLE near (id int PRIMARY KEY);
+	INSERT INTO far SELECT generate_series(1, 100);
+	INSERT INTO near SELECT generate_series(1, 100);
+	CREATE VIEW slow_ids AS SELECT id FROM far WHERE pg_sleep(0.2) IS NOT NULL;
+	CREATE FOREIGN TABLE remote_slow_ids (id int) SERVER loopback
+		OPTIONS (table_name 'slow_ids');
+});
+$job = $node->safe_psql('postgres', q{
+	SELECT bulkdelete.submit('near'::regclass,
+		'id IN (SELECT id FROM public.remote_slow_ids)')});
+is($node->safe_psql('postgres', "SELECT bulkdelete.wait($job, '120 s')"),
+	'failed', 'a remote cancel fails the job');
+is($node->safe_psql('postgres', qq{
+	SELECT error_sqlstate, error_message ~ 'statement timeout', success_count
+	FROM bulkdelete.operation WHERE id = $job}),
+	'57014|t|0', 'with the remote server\'s error, nothing deleted');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM near'), '100',
+	'every row is still there');
 
 $node->stop;
 done_testing();
