@@ -14,8 +14,11 @@
  *		nothing more to run before it exits.  One that stops without having
  *		said so (pg_terminate_backend, an error outside a job, a failed start)
  *		may have left a job in_progress with no process running it, so its
- *		database is looked at again soon (bd_shmem_database_retry); a crash
- *		restarts the launcher, which looks at every database anyway.
+ *		database is looked at again soon (bd_shmem_database_retry): the
+ *		worker asks for that itself at its exit (shmem.c), which also
+ *		covers the workers of a launcher before this one; the launcher does
+ *		it for a worker that never connected.  A crash restarts the
+ *		launcher, which looks at every database anyway.
  *
  *-------------------------------------------------------------------------
  */

@@ -34,6 +34,10 @@ static bool xact_callback_registered = false;
 static bool exit_wake_pending = false;
 static bool exit_callback_registered = false;
 
+/* a job worker: its ticket, and whether it marked its slot done */
+static BdWorkerTicket worker_ticket;
+static bool worker_ended_normally = false;
+
 /*
  * After a worker ended unexpectedly, its database is looked at again after
  * SHMEM_RETRY_FIRST_MS, doubling with each further such end up to
@@ -518,6 +522,7 @@ bd_shmem_worker_done(const BdWorkerTicket *ticket)
 {
 	BdWorkerSlot *slot;
 
+	worker_ended_normally = true;
 	if (ticket->slot < 0 || ticket->slot >= BD_MAX_WORKERS)
 		return;
 	slot = &bd_shared->workers[ticket->slot];
@@ -525,6 +530,60 @@ bd_shmem_worker_done(const BdWorkerTicket *ticket)
 	if (slot->ticket == ticket->ticket)
 		slot->done = true;
 	LWLockRelease(bd_shared->lock);
+}
+
+/*
+ * At the exit of a job worker that did not end normally (terminated, an
+ * error outside a job's run): it may leave a job in_progress that no
+ * process runs, so the database is looked at again soon
+ * (bd_shmem_database_retry), and the launcher is woken for it.  The worker
+ * says so itself rather than leave it to the launcher's reaping, which only
+ * knows the workers it started: a launcher that started afresh (it was
+ * terminated, or failed) reset every slot and holds no handle of the
+ * workers already running.  The slot is marked done, so that the launcher
+ * that started the worker does not report it a second time.  Runs after the
+ * session's locks are released (on_shmem_exit), like shmem_exit_wake.
+ */
+static void
+shmem_worker_exit(int code, Datum arg)
+{
+	BdWorkerSlot *slot;
+	Latch	   *latch;
+	long		delay;
+
+	if (worker_ended_normally || bd_shared == NULL ||
+		!OidIsValid(MyDatabaseId))
+		return;					/* not connected: the launcher reaps it */
+	if (worker_ticket.slot >= 0 && worker_ticket.slot < BD_MAX_WORKERS)
+	{
+		slot = &bd_shared->workers[worker_ticket.slot];
+		LWLockAcquire(bd_shared->lock, LW_EXCLUSIVE);
+		if (slot->ticket == worker_ticket.ticket)
+			slot->done = true;
+		LWLockRelease(bd_shared->lock);
+	}
+	delay = bd_shmem_database_retry(MyDatabaseId);
+	LWLockAcquire(bd_shared->lock, LW_SHARED);
+	latch = bd_shared->launcher_latch;
+	LWLockRelease(bd_shared->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+	ereport(LOG,
+			(errmsg("bulkdelete worker for database %u ended before its work was done",
+					MyDatabaseId),
+			 errdetail("The launcher looks for the database's jobs again in %ld ms.",
+					   delay)));
+}
+
+/*
+ * A job worker with ticket ticket starts: report its exit if it does not
+ * end normally (shmem_worker_exit).
+ */
+void
+bd_shmem_worker_watch_exit(const BdWorkerTicket *ticket)
+{
+	worker_ticket = *ticket;
+	on_shmem_exit(shmem_worker_exit, (Datum) 0);
 }
 
 /*

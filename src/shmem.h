@@ -102,6 +102,7 @@ extern void bd_shmem_database_forget(Oid dbid);
 extern void bd_shmem_worker_slots_reset(void);
 extern bool bd_shmem_worker_slot_take(BdWorkerTicket *ticket);
 extern bool bd_shmem_worker_slot_release(const BdWorkerTicket *ticket);
+extern void bd_shmem_worker_watch_exit(const BdWorkerTicket *ticket);
 extern void bd_shmem_worker_done(const BdWorkerTicket *ticket);
 extern bool bd_shmem_worker_linger(Oid dbid, uint64 seen_gen,
 								   const BdWorkerTicket *ticket, long ms);

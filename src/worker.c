@@ -286,6 +286,7 @@ bulkdelete_worker_main(Datum main_arg)
 
 	/* the launcher's ticket: how we tell it that we end normally */
 	memcpy(&ticket, MyBgworkerEntry->bgw_extra, sizeof(BdWorkerTicket));
+	bd_shmem_worker_watch_exit(&ticket);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGINT, worker_handle_sigint);
@@ -334,7 +335,7 @@ bulkdelete_worker_main(Datum main_arg)
 	/*
 	 * The only normal end: nothing more to claim.  Any other (an error
 	 * outside a job's run, pg_terminate_backend) leaves the slot not done,
-	 * and the launcher looks at the database again.
+	 * and the database is looked at again (shmem.c, shmem_worker_exit).
 	 */
 	next_start = worker_expire(next_start);
 	bd_shmem_database_idle(dbid, seen_gen, next_start);

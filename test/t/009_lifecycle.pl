@@ -1,5 +1,6 @@
 # A job outlives whatever ends the process running it: a worker terminated
-# with pg_terminate_backend, a worker that dies of an error outside a batch,
+# with pg_terminate_backend (also after the launcher that started it was
+# terminated), a worker that dies of an error outside a batch,
 # a CALL bulkdelete.run session terminated mid-job.  Each time a new worker
 # takes the job up within a few seconds (bounded polls, no sleeps) and it
 # ends with exact counts.  And DROP EXTENSION is refused while a job runs.
@@ -124,6 +125,39 @@ ok(defined $took, 'terminate: a new worker takes the job up'
 $node->wait_for_log(qr/bulkdelete worker for database \d+ ended before its work was done/,
 	$log_offset);
 check_exact($job, 'term', 'terminate');
+
+# ---- the launcher terminated while a worker runs a job, then the worker:
+# the new launcher did not start that worker and holds no handle of it, so
+# the worker's exit itself must get the job taken up
+new_case('orphan');
+make_table('orphan');
+# slower than the others: it must outlast the launcher's restart (10 s)
+$job = $node->safe_psql($db,
+	"SELECT bulkdelete.submit('orphan'::regclass, \$\$status = 'old'\$\$,"
+	. q{ options => '{"max_rows_per_second": 200, "batch_size": 50, "batch_time": 20}')});
+$pid = wait_running($job, 'launcher restarted');
+my $launcher = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'bulkdelete launcher'");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($launcher)");
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) = 1 FROM pg_stat_activity
+	WHERE backend_type = 'bulkdelete launcher' AND pid <> $launcher}),
+	'launcher restarted: a new launcher runs');
+is($node->safe_psql($db,
+	"SELECT state = 'in_progress' AND worker_pid = $pid FROM bulkdelete.operation WHERE id = $job"),
+	't', 'launcher restarted: the job still runs in its worker');
+# the worker that takes the job up claims it at full speed
+$node->safe_psql($db, "UPDATE bulkdelete.operation SET options = '{}' WHERE id = $job");
+$log_offset = -s $node->logfile;
+$node->safe_psql($db, "SELECT pg_terminate_backend($pid)");
+$took = poll_within($bound, qq{
+	SELECT state = 'succeeded' OR (worker_pid IS NOT NULL AND worker_pid <> $pid)
+	FROM bulkdelete.operation WHERE id = $job});
+ok(defined $took, 'launcher restarted: a new worker takes the job up'
+	. (defined $took ? sprintf(' (after %.1f s)', $took) : ''));
+$node->wait_for_log(qr/bulkdelete worker for database \d+ ended before its work was done/,
+	$log_offset);
+check_exact($job, 'orphan', 'launcher restarted');
 
 # ---- a worker that dies of an error outside a batch: the end of the job
 # fails (a trigger on the job table), and so does recording that failure,
