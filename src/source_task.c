@@ -69,6 +69,17 @@ st_check(BdBatchSource *src)
 
 	st->inner->check(st->inner);
 	st->tasks = src->job->started && bd_job_has_tasks(src->job->id);
+
+	/*
+	 * The first start of a job that may run on several workers: ask for
+	 * another one at the commit that precedes fixing the candidates, so
+	 * that its start (the launcher's fork, the connection) overlaps the
+	 * count instead of following it.  Until the tasks are committed it
+	 * finds nothing to join and waits for the database's next wake-up
+	 * (bd_shmem_worker_linger), which st_start's commit gives it.
+	 */
+	if (!src->job->started && st->parallel > 1)
+		bd_shmem_wake_launcher_at_commit();
 }
 
 /* The first start: the query source fixes the candidates and the tasks */
