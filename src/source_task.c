@@ -119,9 +119,14 @@ st_claim(BdBatchSource *src)
 		return BD_SOURCE_BATCH;
 	/* read in the batch's context, which is reset: only the task is kept */
 	task = bd_task_claim(src->job->id, &unfinished, &others);
+	if (task == NULL && st->helper)
+	{
+		/* the leader may be napping until this helper's last task ends */
+		bd_job_wake_leader(src->job->id);
+		return BD_SOURCE_LEAVE;
+	}
 	if (task == NULL)
-		return st->helper ? BD_SOURCE_LEAVE :
-			unfinished == 0 ? BD_SOURCE_DONE : BD_SOURCE_WAIT;
+		return unfinished == 0 ? BD_SOURCE_DONE : BD_SOURCE_WAIT;
 	if (st->kept == NULL)
 		st->kept = MemoryContextAlloc(st->cxt, sizeof(BdTask));
 	*st->kept = *task;
