@@ -143,6 +143,34 @@ FROM bulkdelete.tasks WHERE job = :job ORDER BY task;
 SELECT count(*) AS left_matching, (SELECT count(*) FROM tsk.contact) AS left
 FROM tsk.contact WHERE status < 2;
 
+-- the tasks' counts in one statement, here with parallel workers (the
+-- planner pushed to a parallel plan): each task's candidate count is the
+-- matching rows of its own blocks at the start
+CREATE TABLE tsk.wide (id int PRIMARY KEY, status int NOT NULL, pad text);
+INSERT INTO tsk.wide SELECT i, i % 5, repeat('x', 200) FROM generate_series(1, 6000) i;
+BEGIN;
+SELECT bulkdelete.submit('tsk.wide'::regclass, 'status < 3',
+	options => '{"parallel": 3, "batch_size": 1000}') AS job \gset
+SELECT bulkdelete.pause(:job);
+COMMIT;
+CREATE TEMP TABLE wide_blocks AS
+SELECT (ctid::text::point)[0]::int AS block FROM tsk.wide WHERE status < 3;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+CALL bulkdelete.run(:job);
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+SELECT state, candidate_count, success_count, skipped_count
+FROM bulkdelete.operation WHERE id = :job;
+SELECT t.task, t.candidate_count, t.success_count, t.skipped_count,
+       t.candidate_count = (SELECT count(*) FROM wide_blocks b
+                            WHERE b.block >= t.first_chunk * 8
+                              AND b.block < t.end_chunk * 8) AS its_blocks
+FROM bulkdelete.task t WHERE t.operation_id = :job ORDER BY t.task;
+SELECT count(*) AS left_matching FROM tsk.wide WHERE status < 3;
+
 -- the tasks of a query set keep its order: those of query 1 start when
 -- every task of query 0 has succeeded
 INSERT INTO tsk.event

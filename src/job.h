@@ -222,6 +222,7 @@ extern void bd_task_leave(BdTask *task);
 extern bool bd_task_try_lock(int64 job_id, int task);
 extern void bd_task_unlock(int64 job_id, int task);
 extern int	bd_task_workers(int64 job_id);
+extern void bd_job_wake_leader(int64 job_id);
 extern int	bd_job_chunk_count(int64 job_id, int query_index);
 extern int64 bd_job_chunk_rows(int64 job_id, int query_index,
 							   int first_chunk, int end_chunk);

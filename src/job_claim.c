@@ -18,7 +18,10 @@
 
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 
 /*
@@ -289,6 +292,40 @@ bd_job_release_helper_locks(BdJob *job)
 {
 	jclaim_release_tasks(job->id);
 	jclaim_unlock_all_relations(jclaim_relids(job));
+}
+
+/*
+ * Wake the leader of job job_id, the other process holding its job lock:
+ * a helper that found no task left, so that a leader napping until the
+ * last tasks end (run.c, BD_SOURCE_WAIT) ends the job now instead of at
+ * the end of its nap.  What the leader will read (the helper's last task
+ * succeeded) is committed already.  Reads the lock manager.
+ */
+void
+bd_job_wake_leader(int64 job_id)
+{
+	LockData   *locks = GetLockStatusData();
+
+	for (int i = 0; i < locks->nelements; i++)
+	{
+		LockInstanceData *l = &locks->locks[i];
+		uint64		key;
+		PGPROC	   *proc;
+
+		if (l->locktag.locktag_type != LOCKTAG_ADVISORY ||
+			l->locktag.locktag_lockmethodid != USER_LOCKMETHOD ||
+			l->locktag.locktag_field1 != MyDatabaseId ||
+			l->locktag.locktag_field4 != BD_LOCKTAG_JOB ||
+			(l->holdMask & LOCKBIT_ON(ExclusiveLock)) == 0 ||
+			l->pid == MyProcPid)
+			continue;
+		key = ((uint64) l->locktag.locktag_field2 << 32) | l->locktag.locktag_field3;
+		if ((int64) key != job_id)
+			continue;
+		proc = BackendPidGetProc(l->pid);
+		if (proc != NULL)
+			SetLatch(&proc->procLatch);
+	}
 }
 
 /*

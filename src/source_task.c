@@ -69,6 +69,17 @@ st_check(BdBatchSource *src)
 
 	st->inner->check(st->inner);
 	st->tasks = src->job->started && bd_job_has_tasks(src->job->id);
+
+	/*
+	 * The first start of a job that may run on several workers: ask for
+	 * another one at the commit that precedes fixing the candidates, so
+	 * that its start (the launcher's fork, the connection) overlaps the
+	 * count instead of following it.  Until the tasks are committed it
+	 * finds nothing to join and waits for the database's next wake-up
+	 * (bd_shmem_worker_linger), which st_start's commit gives it.
+	 */
+	if (!src->job->started && st->parallel > 1)
+		bd_shmem_wake_launcher_at_commit();
 }
 
 /* The first start: the query source fixes the candidates and the tasks */
@@ -108,9 +119,14 @@ st_claim(BdBatchSource *src)
 		return BD_SOURCE_BATCH;
 	/* read in the batch's context, which is reset: only the task is kept */
 	task = bd_task_claim(src->job->id, &unfinished, &others);
+	if (task == NULL && st->helper)
+	{
+		/* the leader may be napping until this helper's last task ends */
+		bd_job_wake_leader(src->job->id);
+		return BD_SOURCE_LEAVE;
+	}
 	if (task == NULL)
-		return st->helper ? BD_SOURCE_LEAVE :
-			unfinished == 0 ? BD_SOURCE_DONE : BD_SOURCE_WAIT;
+		return unfinished == 0 ? BD_SOURCE_DONE : BD_SOURCE_WAIT;
 	if (st->kept == NULL)
 		st->kept = MemoryContextAlloc(st->cxt, sizeof(BdTask));
 	*st->kept = *task;
