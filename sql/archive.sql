@@ -217,6 +217,57 @@ SELECT bulkdelete.restore(:short) AS r7 \gset
 SELECT bulkdelete.wait(:r7);
 SELECT candidate_count, success_count FROM bulkdelete.jobs WHERE id = :r7;
 
+-- row images of awkward values (every value is written quoted: quotes,
+-- backslashes, separators, spaces, an empty string against a null, padded
+-- char, a dropped column), keys built from text and from two small integer
+-- columns, each equal to what jsonb_build_object gives; columns named as
+-- the capture's aliases (t, c, x) do not stand for the whole row
+CREATE TABLE bin.odd (code text PRIMARY KEY, gone integer, s text, c char(5),
+	v varchar(10), j jsonb, r float4, a integer[], w text);
+ALTER TABLE bin.odd DROP COLUMN gone;
+INSERT INTO bin.odd VALUES
+	('a"b', 'x\y', 'ab', '', '{"k": "q\"(,)"}', 'NaN', '{1,NULL}', NULL),
+	(' lead', '(p,q)', NULL, ' sp ', 'null', '-0', '{}', ''),
+	('', E'tab\there\nnl', '  ', 'e,e', '[]', '1.17549435e-38', NULL, ' ');
+CREATE TABLE bin.pairkey (a smallint, b integer, t text, PRIMARY KEY (b, a));
+INSERT INTO bin.pairkey SELECT i, -i, repeat('"', i) FROM generate_series(1, 3) i;
+CREATE TABLE bin.nokey (t text, x integer);
+INSERT INTO bin.nokey VALUES ('a', 1), ('a', 1), (NULL, 2);
+GRANT SELECT, DELETE, INSERT ON bin.odd, bin.pairkey, bin.nokey TO bd_alice;
+CREATE TEMP TABLE odd_before AS
+	SELECT row_to_json(x)::text AS j FROM bin.odd x UNION ALL
+	SELECT row_to_json(x)::text FROM bin.pairkey x UNION ALL
+	SELECT row_to_json(x.*)::text FROM bin.nokey x;
+SET ROLE bd_alice;
+SELECT bulkdelete.submit('bin.odd', 'true', options => '{"archive": true}') AS odd \gset
+SELECT bulkdelete.submit('bin.pairkey', 'true', options => '{"archive": true}') AS pk \gset
+SELECT bulkdelete.submit('bin.nokey', 'true', options => '{"archive": true}') AS nk \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:odd), bulkdelete.wait(:pk), bulkdelete.wait(:nk);
+SELECT record_key FROM bulkdelete.archived_records(:odd)
+EXCEPT SELECT jsonb_build_object('code', x.code) FROM (SELECT code FROM odd_before,
+	json_to_record(j::json) AS x(code text)) x;
+SELECT record_key FROM bulkdelete.archived_records(:pk) ORDER BY record_key;
+SELECT record_key FROM bulkdelete.archived_records(:nk) ORDER BY record_key::text;
+SELECT (SELECT count(*) FROM bin.odd) + (SELECT count(*) FROM bin.pairkey) +
+	(SELECT count(*) FROM bin.nokey) AS left_over;
+SET ROLE bd_alice;
+SELECT bulkdelete.restore(:odd) AS r9 \gset
+SELECT bulkdelete.restore(:pk) AS r10 \gset
+SELECT bulkdelete.restore(:nk) AS r11 \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:r9), bulkdelete.wait(:r10), bulkdelete.wait(:r11);
+(SELECT row_to_json(x)::text FROM bin.odd x UNION ALL
+ SELECT row_to_json(x)::text FROM bin.pairkey x UNION ALL
+ SELECT row_to_json(x.*)::text FROM bin.nokey x
+ EXCEPT ALL SELECT j FROM odd_before)
+UNION ALL
+(SELECT j FROM odd_before EXCEPT ALL
+ (SELECT row_to_json(x)::text FROM bin.odd x UNION ALL
+  SELECT row_to_json(x)::text FROM bin.pairkey x UNION ALL
+  SELECT row_to_json(x.*)::text FROM bin.nokey x));
+SELECT count(*) FROM bin.odd WHERE code = '' AND w = ' ' AND c = '  ' AND r IS NOT NULL;
+
 -- purge and forget empty the bin
 SELECT bulkdelete.purge_archive(:trig);
 SELECT count(*) FROM bulkdelete.archived_records(:trig);
