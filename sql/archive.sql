@@ -268,6 +268,53 @@ UNION ALL
   SELECT row_to_json(x.*)::text FROM bin.nokey x));
 SELECT count(*) FROM bin.odd WHERE code = '' AND w = ' ' AND c = '  ' AND r IS NOT NULL;
 
+-- a partitioned target (one task per leaf) with a CASCADE child, and a
+-- plain table cut into two tasks ("parallel": 2): every deleted row is
+-- archived exactly once, and the restore puts each back as it was
+CREATE TABLE bin.ev (id int NOT NULL, day date NOT NULL, what text,
+	PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE bin.ev_1 PARTITION OF bin.ev FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE bin.ev_2 PARTITION OF bin.ev FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+CREATE TABLE bin.ev_3 PARTITION OF bin.ev DEFAULT;
+CREATE TABLE bin.ev_note (id int PRIMARY KEY, ev_id int NOT NULL, ev_day date NOT NULL,
+	FOREIGN KEY (ev_id, ev_day) REFERENCES bin.ev ON DELETE CASCADE);
+INSERT INTO bin.ev SELECT i, date '2024-01-01' + (i % 90), 'e' || i FROM generate_series(1, 900) i;
+INSERT INTO bin.ev_note SELECT i, i, date '2024-01-01' + (i % 90) FROM generate_series(1, 900, 3) i;
+CREATE TABLE bin.wide (id int PRIMARY KEY, v text);
+INSERT INTO bin.wide SELECT i, repeat('w', i % 40) FROM generate_series(1, 5000) i;
+GRANT SELECT, DELETE, INSERT ON bin.ev, bin.ev_note, bin.wide TO bd_alice;
+CREATE FUNCTION pg_temp.tasked() RETURNS TABLE (j text) LANGUAGE sql AS $$
+	SELECT row_to_json(x.*)::text FROM bin.ev x UNION ALL
+	SELECT row_to_json(x.*)::text FROM bin.ev_note x UNION ALL
+	SELECT row_to_json(x.*)::text FROM bin.wide x
+$$;
+CREATE TEMP TABLE tasked_before AS SELECT * FROM pg_temp.tasked();
+SET ROLE bd_alice;
+SELECT bulkdelete.submit('bin.ev', 'id % 2 = 0', options => '{"archive": true}') AS ev \gset
+SELECT bulkdelete.submit('bin.wide', 'id % 5 <> 0',
+	options => '{"archive": true, "parallel": 2, "batch_size": 500}') AS wide \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:ev), bulkdelete.wait(:wide);
+SELECT id = :ev AS ev, tasks, tasks_done, success_count, cascade_count
+FROM bulkdelete.jobs WHERE id IN (:ev, :wide) ORDER BY id;
+-- as many archived rows as rows gone, each key once
+SELECT relation, count(*), count(DISTINCT record_key) AS keys
+FROM bulkdelete.archived_records(:ev) GROUP BY 1 ORDER BY 1::text;
+SELECT count(*), count(DISTINCT record_key) AS keys
+FROM bulkdelete.archived_records(:wide);
+SELECT (SELECT count(*) FROM tasked_before) - (SELECT count(*) FROM pg_temp.tasked()) AS gone;
+SELECT count(*) FROM bulkdelete.archived_records(:ev) a
+WHERE a.relation = 'bin.ev'::regclass AND (a.record_key ->> 'id')::int % 2 <> 0;
+SET ROLE bd_alice;
+SELECT bulkdelete.restore(:ev) AS r12 \gset
+SELECT bulkdelete.restore(:wide) AS r13 \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:r12), bulkdelete.wait(:r13);
+SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id IN (:r12, :r13) ORDER BY id;
+(SELECT * FROM pg_temp.tasked() EXCEPT ALL SELECT * FROM tasked_before)
+UNION ALL
+(SELECT * FROM tasked_before EXCEPT ALL SELECT * FROM pg_temp.tasked());
+
 -- purge and forget empty the bin
 SELECT bulkdelete.purge_archive(:trig);
 SELECT count(*) FROM bulkdelete.archived_records(:trig);
