@@ -315,6 +315,19 @@ SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id IN (:r12, :r13
 UNION ALL
 (SELECT * FROM tasked_before EXCEPT ALL SELECT * FROM pg_temp.tasked());
 
+-- an upload job of several batches archives each batch's rows once (one
+-- capture for the whole job)
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('bin.wide', options => '{"archive": true, "batch_size": 100}') AS up \gset
+SELECT bulkdelete.upload(:up, ARRAY(SELECT generate_series(1, 350)));
+SELECT bulkdelete.close_upload(:up);
+RESET ROLE;
+SELECT bulkdelete.wait(:up);
+SELECT success_count, (SELECT count(*) FROM bulkdelete.archived_records(:up)) AS archived,
+	   (SELECT count(DISTINCT record_key) FROM bulkdelete.archived_records(:up)) AS keys,
+	   (SELECT count(*) FROM bin.wide WHERE id <= 350) AS left_over
+FROM bulkdelete.jobs WHERE id = :up;
+
 -- purge and forget empty the bin
 SELECT bulkdelete.purge_archive(:trig);
 SELECT count(*) FROM bulkdelete.archived_records(:trig);
