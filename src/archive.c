@@ -12,7 +12,9 @@
  *		Two ways, chosen per attempt:
  *
  *		- No foreign key with an action references the relation: the DELETE
- *		  gets "RETURNING <key>, t", the rows exactly as deleted.
+ *		  gets "RETURNING <key>, t.*::rel", the rows exactly as deleted
+ *		  (a whole row is always written alias.*::type: a bare alias would
+ *		  be a column of that name when the table has one).
  *
  *		- Otherwise the rows are locked first (their TIDs read as the job's
  *		  owner with the DELETE's own condition, then locked FOR UPDATE as
@@ -27,14 +29,17 @@
  *		  trigger kept a row) are checked row by row: a captured row still
  *		  there at its TID is not archived.
  *
- *		A row image is the row type's text form (record_out), written under
- *		fixed settings (bd_archive_settings_begin: DateStyle ISO,
- *		IntervalStyle postgres, TimeZone UTC, exact floats, hex bytea, C
- *		money), so that record_in under the same settings gives the same
+ *		A row image is the row type's text form, record_out's with every
+ *		value quoted (ar_image: the columns' own output functions, text
+ *		taken as its bytes, no per-character test but for '"' and '\\'),
+ *		written under fixed settings (bd_archive_settings_begin: DateStyle
+ *		ISO, IntervalStyle postgres, TimeZone UTC, exact floats, hex bytea,
+ *		C money), so that record_in under the same settings gives the same
  *		values back: arrays, composites, domains, numeric, time zones, and
  *		toasted values (a whole-row value holds none out of line).  The key
- *		is the primary key as jsonb, or for a table without one the whole
- *		row as jsonb.
+ *		is the primary key as jsonb, built in C from the row when its
+ *		columns are integers or text (ar_key_build), else by the capture
+ *		statement; for a table without one the whole row as jsonb.
  *
  *-------------------------------------------------------------------------
  */
@@ -82,7 +87,7 @@ typedef struct ArRow
 	char		action;			/* confdeltype: c (deleted), n, d */
 	int			root;			/* index of the depth-0 row it came from */
 	Datum		key;			/* jsonb */
-	char	   *image;
+	Datum		image;			/* text */
 	char	   *changed;		/* text[] literal of the columns an action
 								 * changed, or NULL */
 	bool		kept;			/* still there after the DELETE */
@@ -356,7 +361,7 @@ typedef struct ArTake
 	const char *changed;
 	int			taken;
 	MemoryContext cxt;			/* where the rows go */
-	MemoryContext scratch;		/* record_out's buffers, reset every row */
+	MemoryContext scratch;		/* a row's output buffers, reset every row */
 	int			nest;			/* the image settings' GUC nest level */
 	ArKeyPlan  *key;			/* the key built in C from the row, or NULL
 								 * (the statement's key column) */
@@ -368,8 +373,9 @@ typedef struct ArTake
 } ArTake;
 
 /*
- * Start taking rows: the image settings, and a scratch context for
- * record_out, so that a batch's images reuse one block instead of each
+ * Start taking rows: the image settings, the row type's columns and how
+ * each is written, the key plan, and a scratch context for the output
+ * functions, so that a batch's images reuse one block instead of each
  * taking fresh pages (the page faults cost as much as the output itself).
  */
 static void
@@ -541,7 +547,8 @@ ar_take_row(ArTake *tk, Datum *values, bool *nulls)
 	MemoryContextSwitchTo(tk->cxt);
 	if (!tk->key)
 		r->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[tk->keycol - 1]));
-	r->image = pnstrdup(tk->image.data, tk->image.len);
+	r->image = PointerGetDatum(cstring_to_text_with_len(tk->image.data,
+														tk->image.len));
 	MemoryContextReset(tk->scratch);
 	if (parent >= 0)
 	{
@@ -930,7 +937,7 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 	Datum	   *keys = palloc(sizeof(Datum) * (ar->n + 1));
 	Datum	   *roots = palloc(sizeof(Datum) * (ar->n + 1));
 	bool	   *rootnulls = palloc(sizeof(bool) * (ar->n + 1));
-	char	  **images = palloc(sizeof(char *) * (ar->n + 1));
+	Datum	   *images = palloc(sizeof(Datum) * (ar->n + 1));
 	int			dims[1];
 	int			lbs[1] = {1};
 	Oid			types[9] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
@@ -966,7 +973,8 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 	values[6] = PointerGetDatum(construct_md_array(roots, rootnulls, 1, dims,
 												   lbs, JSONBOID, -1, false,
 												   TYPALIGN_INT));
-	values[7] = PointerGetDatum(bd_text_array(images, n));
+	values[7] = PointerGetDatum(construct_array(images, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
 	values[8] = TimestampTzGetDatum(ar->expires_at);
 	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
 				" action, changed_columns, record_keys, root_keys, images, expires_at)"
