@@ -217,6 +217,117 @@ SELECT bulkdelete.restore(:short) AS r7 \gset
 SELECT bulkdelete.wait(:r7);
 SELECT candidate_count, success_count FROM bulkdelete.jobs WHERE id = :r7;
 
+-- row images of awkward values (every value is written quoted: quotes,
+-- backslashes, separators, spaces, an empty string against a null, padded
+-- char, a dropped column), keys built from text and from two small integer
+-- columns, each equal to what jsonb_build_object gives; columns named as
+-- the capture's aliases (t, c, x) do not stand for the whole row
+CREATE TABLE bin.odd (code text PRIMARY KEY, gone integer, s text, c char(5),
+	v varchar(10), j jsonb, r float4, a integer[], w text);
+ALTER TABLE bin.odd DROP COLUMN gone;
+INSERT INTO bin.odd VALUES
+	('a"b', 'x\y', 'ab', '', '{"k": "q\"(,)"}', 'NaN', '{1,NULL}', NULL),
+	(' lead', '(p,q)', NULL, ' sp ', 'null', '-0', '{}', ''),
+	('', E'tab\there\nnl', '  ', 'e,e', '[]', '1.17549435e-38', NULL, ' ');
+CREATE TABLE bin.pairkey (a smallint, b integer, t text, PRIMARY KEY (b, a));
+INSERT INTO bin.pairkey SELECT i, -i, repeat('"', i) FROM generate_series(1, 3) i;
+CREATE TABLE bin.nokey (t text, x integer);
+INSERT INTO bin.nokey VALUES ('a', 1), ('a', 1), (NULL, 2);
+GRANT SELECT, DELETE, INSERT ON bin.odd, bin.pairkey, bin.nokey TO bd_alice;
+CREATE TEMP TABLE odd_before AS
+	SELECT row_to_json(x)::text AS j FROM bin.odd x UNION ALL
+	SELECT row_to_json(x)::text FROM bin.pairkey x UNION ALL
+	SELECT row_to_json(x.*)::text FROM bin.nokey x;
+SET ROLE bd_alice;
+SELECT bulkdelete.submit('bin.odd', 'true', options => '{"archive": true}') AS odd \gset
+SELECT bulkdelete.submit('bin.pairkey', 'true', options => '{"archive": true}') AS pk \gset
+SELECT bulkdelete.submit('bin.nokey', 'true', options => '{"archive": true}') AS nk \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:odd), bulkdelete.wait(:pk), bulkdelete.wait(:nk);
+SELECT record_key FROM bulkdelete.archived_records(:odd)
+EXCEPT SELECT jsonb_build_object('code', x.code) FROM (SELECT code FROM odd_before,
+	json_to_record(j::json) AS x(code text)) x;
+SELECT record_key FROM bulkdelete.archived_records(:pk) ORDER BY record_key;
+SELECT record_key FROM bulkdelete.archived_records(:nk) ORDER BY record_key::text;
+SELECT (SELECT count(*) FROM bin.odd) + (SELECT count(*) FROM bin.pairkey) +
+	(SELECT count(*) FROM bin.nokey) AS left_over;
+SET ROLE bd_alice;
+SELECT bulkdelete.restore(:odd) AS r9 \gset
+SELECT bulkdelete.restore(:pk) AS r10 \gset
+SELECT bulkdelete.restore(:nk) AS r11 \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:r9), bulkdelete.wait(:r10), bulkdelete.wait(:r11);
+(SELECT row_to_json(x)::text FROM bin.odd x UNION ALL
+ SELECT row_to_json(x)::text FROM bin.pairkey x UNION ALL
+ SELECT row_to_json(x.*)::text FROM bin.nokey x
+ EXCEPT ALL SELECT j FROM odd_before)
+UNION ALL
+(SELECT j FROM odd_before EXCEPT ALL
+ (SELECT row_to_json(x)::text FROM bin.odd x UNION ALL
+  SELECT row_to_json(x)::text FROM bin.pairkey x UNION ALL
+  SELECT row_to_json(x.*)::text FROM bin.nokey x));
+SELECT count(*) FROM bin.odd WHERE code = '' AND w = ' ' AND c = '  ' AND r IS NOT NULL;
+
+-- a partitioned target (one task per leaf) with a CASCADE child, and a
+-- plain table cut into two tasks ("parallel": 2): every deleted row is
+-- archived exactly once, and the restore puts each back as it was
+CREATE TABLE bin.ev (id int NOT NULL, day date NOT NULL, what text,
+	PRIMARY KEY (id, day)) PARTITION BY RANGE (day);
+CREATE TABLE bin.ev_1 PARTITION OF bin.ev FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE bin.ev_2 PARTITION OF bin.ev FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+CREATE TABLE bin.ev_3 PARTITION OF bin.ev DEFAULT;
+CREATE TABLE bin.ev_note (id int PRIMARY KEY, ev_id int NOT NULL, ev_day date NOT NULL,
+	FOREIGN KEY (ev_id, ev_day) REFERENCES bin.ev ON DELETE CASCADE);
+INSERT INTO bin.ev SELECT i, date '2024-01-01' + (i % 90), 'e' || i FROM generate_series(1, 900) i;
+INSERT INTO bin.ev_note SELECT i, i, date '2024-01-01' + (i % 90) FROM generate_series(1, 900, 3) i;
+CREATE TABLE bin.wide (id int PRIMARY KEY, v text);
+INSERT INTO bin.wide SELECT i, repeat('w', i % 40) FROM generate_series(1, 5000) i;
+GRANT SELECT, DELETE, INSERT ON bin.ev, bin.ev_note, bin.wide TO bd_alice;
+CREATE FUNCTION pg_temp.tasked() RETURNS TABLE (j text) LANGUAGE sql AS $$
+	SELECT row_to_json(x.*)::text FROM bin.ev x UNION ALL
+	SELECT row_to_json(x.*)::text FROM bin.ev_note x UNION ALL
+	SELECT row_to_json(x.*)::text FROM bin.wide x
+$$;
+CREATE TEMP TABLE tasked_before AS SELECT * FROM pg_temp.tasked();
+SET ROLE bd_alice;
+SELECT bulkdelete.submit('bin.ev', 'id % 2 = 0', options => '{"archive": true}') AS ev \gset
+SELECT bulkdelete.submit('bin.wide', 'id % 5 <> 0',
+	options => '{"archive": true, "parallel": 2, "batch_size": 500}') AS wide \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:ev), bulkdelete.wait(:wide);
+SELECT id = :ev AS ev, tasks, tasks_done, success_count, cascade_count
+FROM bulkdelete.jobs WHERE id IN (:ev, :wide) ORDER BY id;
+-- as many archived rows as rows gone, each key once
+SELECT relation, count(*), count(DISTINCT record_key) AS keys
+FROM bulkdelete.archived_records(:ev) GROUP BY 1 ORDER BY 1::text;
+SELECT count(*), count(DISTINCT record_key) AS keys
+FROM bulkdelete.archived_records(:wide);
+SELECT (SELECT count(*) FROM tasked_before) - (SELECT count(*) FROM pg_temp.tasked()) AS gone;
+SELECT count(*) FROM bulkdelete.archived_records(:ev) a
+WHERE a.relation = 'bin.ev'::regclass AND (a.record_key ->> 'id')::int % 2 <> 0;
+SET ROLE bd_alice;
+SELECT bulkdelete.restore(:ev) AS r12 \gset
+SELECT bulkdelete.restore(:wide) AS r13 \gset
+RESET ROLE;
+SELECT bulkdelete.wait(:r12), bulkdelete.wait(:r13);
+SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id IN (:r12, :r13) ORDER BY id;
+(SELECT * FROM pg_temp.tasked() EXCEPT ALL SELECT * FROM tasked_before)
+UNION ALL
+(SELECT * FROM tasked_before EXCEPT ALL SELECT * FROM pg_temp.tasked());
+
+-- an upload job of several batches archives each batch's rows once (one
+-- capture for the whole job)
+SET ROLE bd_alice;
+SELECT bulkdelete.create_job('bin.wide', options => '{"archive": true, "batch_size": 100}') AS up \gset
+SELECT bulkdelete.upload(:up, ARRAY(SELECT generate_series(1, 350)));
+SELECT bulkdelete.close_upload(:up);
+RESET ROLE;
+SELECT bulkdelete.wait(:up);
+SELECT success_count, (SELECT count(*) FROM bulkdelete.archived_records(:up)) AS archived,
+	   (SELECT count(DISTINCT record_key) FROM bulkdelete.archived_records(:up)) AS keys,
+	   (SELECT count(*) FROM bin.wide WHERE id <= 350) AS left_over
+FROM bulkdelete.jobs WHERE id = :up;
+
 -- purge and forget empty the bin
 SELECT bulkdelete.purge_archive(:trig);
 SELECT count(*) FROM bulkdelete.archived_records(:trig);

@@ -12,7 +12,9 @@
  *		Two ways, chosen per attempt:
  *
  *		- No foreign key with an action references the relation: the DELETE
- *		  gets "RETURNING <key>, t", the rows exactly as deleted.
+ *		  gets "RETURNING <key>, t.*::rel", the rows exactly as deleted
+ *		  (a whole row is always written alias.*::type: a bare alias would
+ *		  be a column of that name when the table has one).
  *
  *		- Otherwise the rows are locked first (their TIDs read as the job's
  *		  owner with the DELETE's own condition, then locked FOR UPDATE as
@@ -27,14 +29,17 @@
  *		  trigger kept a row) are checked row by row: a captured row still
  *		  there at its TID is not archived.
  *
- *		A row image is the row type's text form (record_out), written under
- *		fixed settings (bd_archive_settings_begin: DateStyle ISO,
- *		IntervalStyle postgres, TimeZone UTC, exact floats, hex bytea, C
- *		money), so that record_in under the same settings gives the same
+ *		A row image is the row type's text form, record_out's with every
+ *		value quoted (ar_image: the columns' own output functions, text
+ *		taken as its bytes, no per-character test but for '"' and '\\'),
+ *		written under fixed settings (bd_archive_settings_begin: DateStyle
+ *		ISO, IntervalStyle postgres, TimeZone UTC, exact floats, hex bytea,
+ *		C money), so that record_in under the same settings gives the same
  *		values back: arrays, composites, domains, numeric, time zones, and
  *		toasted values (a whole-row value holds none out of line).  The key
- *		is the primary key as jsonb, or for a table without one the whole
- *		row as jsonb.
+ *		is the primary key as jsonb, built in C from the row when its
+ *		columns are integers or text (ar_key_build), else by the capture
+ *		statement; for a table without one the whole row as jsonb.
  *
  *-------------------------------------------------------------------------
  */
@@ -49,9 +54,11 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "executor/tuptable.h"
 #include "nodes/params.h"
 #include "lib/stringinfo.h"
@@ -61,6 +68,11 @@
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -75,7 +87,7 @@ typedef struct ArRow
 	char		action;			/* confdeltype: c (deleted), n, d */
 	int			root;			/* index of the depth-0 row it came from */
 	Datum		key;			/* jsonb */
-	char	   *image;
+	Datum		image;			/* text */
 	char	   *changed;		/* text[] literal of the columns an action
 								 * changed, or NULL */
 	bool		kept;			/* still there after the DELETE */
@@ -95,7 +107,6 @@ struct BdArchive
 	Interval   *retention;
 	TimestampTz expires_at;		/* of the rows archived by this batch */
 	bool		archived;		/* this batch archived rows */
-	FmgrInfo	record_out;
 	/* the attempt's rows, in the caller's memory context */
 	int			n;
 	int			max;
@@ -119,7 +130,6 @@ bd_archive_create(int64 job_id, Oid relid, Interval *retention,
 	ar->relid = relid;
 	ar->retention = MemoryContextAlloc(cxt, sizeof(Interval));
 	*ar->retention = *retention;
-	fmgr_info_cxt(F_RECORD_OUT, &ar->record_out, cxt);
 	return ar;
 }
 
@@ -168,7 +178,18 @@ char *
 bd_archive_key_sql(Oid relid, const char *alias)
 {
 	return bd_batch_key_sql(relid, alias,
-							psprintf("pg_catalog.to_jsonb(%s)", alias));
+							psprintf("pg_catalog.to_jsonb(%s.*)", alias));
+}
+
+/*
+ * The whole row "alias" of relid: "alias.*" cast to its row type, never
+ * a column of that name (a bare alias would be one when the table has a
+ * column called so)
+ */
+static char *
+ar_row(Oid relid, const char *alias)
+{
+	return psprintf("%s.*::%s", alias, bd_qualified_relname(relid));
 }
 
 /* "ONLY rel" for a plain table, "rel" for a partitioned one */
@@ -193,6 +214,140 @@ ar_new_row(BdArchive *ar)
 	return &ar->rows[ar->n++];
 }
 
+/*
+ * A key built in C from the row (ar_key_plan): a primary key of integer
+ * and text columns only, as jsonb_build_object of its columns would
+ * build it, without the per-row output to text and numeric_in that
+ * jsonb_build_object does for an integer, nor its expression evaluation.
+ */
+typedef struct ArKeyPlan
+{
+	int			nkeys;
+	AttrNumber *attnums;
+	Oid		   *types;
+	char	  **names;
+} ArKeyPlan;
+
+/*
+ * The key plan of relid, or NULL when its key is not built in C (no
+ * primary key, or a key column of another type): then the capture
+ * statement computes it (bd_archive_key_sql).
+ */
+static ArKeyPlan *
+ar_key_plan(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	Oid			pk_index = RelationGetPrimaryKeyIndex(rel);
+	ArKeyPlan  *plan = NULL;
+	HeapTuple	tup;
+
+	relation_close(rel, AccessShareLock);
+	if (!OidIsValid(pk_index))
+		return NULL;
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk_index));
+	if (!HeapTupleIsValid(tup))
+		return NULL;
+	{
+		Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+
+		plan = palloc(sizeof(ArKeyPlan));
+		plan->nkeys = idx->indnkeyatts;
+		plan->attnums = palloc(sizeof(AttrNumber) * plan->nkeys);
+		plan->types = palloc(sizeof(Oid) * plan->nkeys);
+		plan->names = palloc(sizeof(char *) * plan->nkeys);
+		for (int i = 0; i < plan->nkeys; i++)
+		{
+			AttrNumber	att = idx->indkey.values[i];
+			Oid			type = att > 0 ? get_atttype(relid, att) : InvalidOid;
+
+			if (type != INT2OID && type != INT4OID && type != INT8OID &&
+				type != TEXTOID && type != VARCHAROID)
+			{
+				plan = NULL;
+				break;
+			}
+			plan->attnums[i] = att;
+			plan->types[i] = type;
+			plan->names[i] = get_attname(relid, att, false);
+		}
+	}
+	ReleaseSysCache(tup);
+	return plan;
+}
+
+/* The key column of a capture statement of relid's rows (alias) */
+static char *
+ar_key_sql(Oid relid, const char *alias)
+{
+	if (ar_key_plan(relid) != NULL)
+		return pstrdup("NULL::pg_catalog.jsonb");
+	return bd_archive_key_sql(relid, alias);
+}
+
+/*
+ * The key of a row (its columns values/nulls, by attribute number from 1)
+ * by plan, as jsonb, in the current memory context.
+ */
+static Datum
+ar_key_build(ArKeyPlan *plan, Datum *values, bool *nulls)
+{
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < plan->nkeys; i++)
+	{
+		JsonbValue	k;
+		JsonbValue	v;
+		Datum		d = values[plan->attnums[i] - 1];
+
+		k.type = jbvString;
+		k.val.string.val = plan->names[i];
+		k.val.string.len = strlen(plan->names[i]);
+		(void) pushJsonbValue(&state, WJB_KEY, &k);
+		if (nulls[plan->attnums[i] - 1])
+			v.type = jbvNull;	/* not in a primary key; as SQL would */
+		else if (plan->types[i] == INT2OID)
+		{
+			v.type = jbvNumeric;
+			v.val.numeric = int64_to_numeric(DatumGetInt16(d));
+		}
+		else if (plan->types[i] == INT4OID)
+		{
+			v.type = jbvNumeric;
+			v.val.numeric = int64_to_numeric(DatumGetInt32(d));
+		}
+		else if (plan->types[i] == INT8OID)
+		{
+			v.type = jbvNumeric;
+			v.val.numeric = int64_to_numeric(DatumGetInt64(d));
+		}
+		else
+		{
+			text	   *t = DatumGetTextPP(d);
+
+			v.type = jbvString;
+			v.val.string.val = VARDATA_ANY(t);
+			v.val.string.len = VARSIZE_ANY_EXHDR(t);
+		}
+		(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
+}
+
+/*
+ * How one column of a row image is written (ar_image): its output
+ * function, or, for text, varchar and char (whose output functions copy
+ * the bytes), the bytes themselves.
+ */
+typedef struct ArColumn
+{
+	bool		dropped;
+	bool		bytes;
+	FmgrInfo	out;
+} ArColumn;
+
 /* How the rows of a capture statement are taken (ar_take_row) */
 typedef struct ArTake
 {
@@ -206,13 +361,21 @@ typedef struct ArTake
 	const char *changed;
 	int			taken;
 	MemoryContext cxt;			/* where the rows go */
-	MemoryContext scratch;		/* record_out's buffers, reset every row */
+	MemoryContext scratch;		/* a row's output buffers, reset every row */
 	int			nest;			/* the image settings' GUC nest level */
+	ArKeyPlan  *key;			/* the key built in C from the row, or NULL
+								 * (the statement's key column) */
+	TupleDesc	rowdesc;		/* relid's row type */
+	ArColumn   *columns;		/* how its columns are written */
+	Datum	   *rowvalues;		/* a row's columns, deformed */
+	bool	   *rownulls;
+	StringInfoData image;		/* a row's image, built here */
 } ArTake;
 
 /*
- * Start taking rows: the image settings, and a scratch context for
- * record_out, so that a batch's images reuse one block instead of each
+ * Start taking rows: the image settings, the row type's columns and how
+ * each is written, the key plan, and a scratch context for the output
+ * functions, so that a batch's images reuse one block instead of each
  * taking fresh pages (the page faults cost as much as the output itself).
  */
 static void
@@ -231,6 +394,27 @@ ar_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int keycol, bool locked,
 	tk->scratch = AllocSetContextCreate(tk->cxt, "bulkdelete archive image",
 										ALLOCSET_DEFAULT_SIZES);
 	tk->nest = bd_archive_settings_begin();
+	tk->key = ar_key_plan(relid);
+	tk->rowdesc = lookup_rowtype_tupdesc(get_rel_type_id(relid), -1);
+	tk->columns = palloc0(sizeof(ArColumn) * (tk->rowdesc->natts + 1));
+	for (int i = 0; i < tk->rowdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tk->rowdesc, i);
+		ArColumn   *col = &tk->columns[i];
+		Oid			typoutput;
+		bool		varlena;
+
+		col->dropped = att->attisdropped;
+		if (col->dropped)
+			continue;
+		getTypeOutputInfo(att->atttypid, &typoutput, &varlena);
+		col->bytes = typoutput == F_TEXTOUT || typoutput == F_VARCHAROUT ||
+			typoutput == F_BPCHAROUT;
+		fmgr_info_cxt(typoutput, &col->out, tk->cxt);
+	}
+	tk->rowvalues = palloc(sizeof(Datum) * (tk->rowdesc->natts + 1));
+	tk->rownulls = palloc(sizeof(bool) * (tk->rowdesc->natts + 1));
+	initStringInfo(&tk->image);
 }
 
 static void
@@ -238,6 +422,72 @@ ar_take_end(ArTake *tk)
 {
 	bd_archive_settings_end(tk->nest);
 	MemoryContextDelete(tk->scratch);
+	ReleaseTupleDesc(tk->rowdesc);
+	pfree(tk->image.data);
+}
+
+/* Append s[0..len) to buf in double quotes, '"' and '\\' doubled */
+static void
+ar_append_quoted(StringInfo buf, const char *s, int len)
+{
+	char	   *p;
+
+	enlargeStringInfo(buf, 2 * len + 2);
+	p = buf->data + buf->len;
+	*p++ = '"';
+	for (int i = 0; i < len; i++)
+	{
+		char		c = s[i];
+
+		if (c == '"' || c == '\\')
+			*p++ = c;
+		*p++ = c;
+	}
+	*p++ = '"';
+	buf->len = p - buf->data;
+	*p = '\0';
+}
+
+/*
+ * The image of a row (tk's row type, deformed into tk->rowvalues) in
+ * tk->image: the text form record_in reads, as record_out writes it (the
+ * same output functions, dropped columns left out, a null as nothing)
+ * except that every value is quoted, so that no value needs looking at
+ * but for the quote and backslash it doubles.  In the scratch context.
+ */
+static void
+ar_image(ArTake *tk)
+{
+	StringInfo	buf = &tk->image;
+	bool		first = true;
+
+	resetStringInfo(buf);
+	appendStringInfoChar(buf, '(');
+	for (int i = 0; i < tk->rowdesc->natts; i++)
+	{
+		ArColumn   *col = &tk->columns[i];
+
+		if (col->dropped)
+			continue;
+		if (!first)
+			appendStringInfoChar(buf, ',');
+		first = false;
+		if (tk->rownulls[i])
+			continue;
+		if (col->bytes)
+		{
+			text	   *t = DatumGetTextPP(tk->rowvalues[i]);
+
+			ar_append_quoted(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		}
+		else
+		{
+			char	   *v = OutputFunctionCall(&col->out, tk->rowvalues[i]);
+
+			ar_append_quoted(buf, v, strlen(v));
+		}
+	}
+	appendStringInfoChar(buf, ')');
 }
 
 /*
@@ -253,7 +503,6 @@ ar_take_row(ArTake *tk, Datum *values, bool *nulls)
 	ArSeen		seen;
 	bool		found;
 	int			parent = -1;
-	char	   *image;
 
 	memset(&seen, 0, sizeof(seen));
 	if (tk->locked)
@@ -275,11 +524,31 @@ ar_take_row(ArTake *tk, Datum *values, bool *nulls)
 	r->ctid = seen.ctid;
 	r->action = tk->action;
 	r->changed = (char *) tk->changed;
-	r->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[tk->keycol - 1]));
 	MemoryContextSwitchTo(tk->scratch);
-	image = OutputFunctionCall(&ar->record_out, values[tk->keycol]);
+	{
+		HeapTupleHeader td = DatumGetHeapTupleHeader(values[tk->keycol]);
+		HeapTupleData tup;
+
+		tup.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tup.t_self);
+		tup.t_tableOid = InvalidOid;
+		tup.t_data = td;
+		heap_deform_tuple(&tup, tk->rowdesc, tk->rowvalues, tk->rownulls);
+	}
+	if (tk->key)
+	{
+		Datum		key = ar_key_build(tk->key, tk->rowvalues, tk->rownulls);
+
+		MemoryContextSwitchTo(tk->cxt);
+		r->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(key));
+		MemoryContextSwitchTo(tk->scratch);
+	}
+	ar_image(tk);
 	MemoryContextSwitchTo(tk->cxt);
-	r->image = pstrdup(image);
+	if (!tk->key)
+		r->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[tk->keycol - 1]));
+	r->image = PointerGetDatum(cstring_to_text_with_len(tk->image.data,
+														tk->image.len));
 	MemoryContextReset(tk->scratch);
 	if (parent >= 0)
 	{
@@ -351,9 +620,9 @@ ar_receive_nothing(DestReceiver *self)
  * Connected to SPI.
  */
 static uint64
-ar_exec_take(BdArchive *ar, const char *sql, int nargs, Oid *types,
-			 Datum *values, const char *nulls, int expected, Oid relid,
-			 int keycol, bool locked, bool level, char action,
+ar_exec_take(BdArchive *ar, const char *sql, bool generic, int nargs,
+			 Oid *types, Datum *values, const char *nulls, int expected,
+			 Oid relid, int keycol, bool locked, bool level, char action,
 			 const char *changed, int *taken)
 {
 	ParamListInfo params = makeParamList(nargs);
@@ -381,13 +650,51 @@ ar_exec_take(BdArchive *ar, const char *sql, int nargs, Oid *types,
 	opts.params = params;
 	opts.dest = (DestReceiver *) &rcv;
 	ar_take_begin(&tk, ar, relid, keycol, locked, level, action, changed);
-	rc = SPI_execute_extended(sql, &opts);
+	if (generic)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+											  CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		rc = SPI_execute_plan_extended(plan, &opts);
+		SPI_freeplan(plan);
+	}
+	else
+		rc = SPI_execute_extended(sql, &opts);
 	ar_take_end(&tk);
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_extended returned %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
 	if (taken)
 		*taken = tk.taken;
+	return SPI_processed;
+}
+
+/*
+ * Run a statement over stmt's parameters (bd_spi_exec), with a generic
+ * plan when stmt asks for one.  Connected to SPI.
+ */
+static uint64
+ar_stmt_exec(const BdArchiveDelete *stmt, const char *sql, int expected)
+{
+	SPIPlanPtr	plan;
+	int			rc;
+
+	if (!stmt->generic)
+		return bd_spi_exec(sql, stmt->nargs, stmt->types, stmt->values,
+						   stmt->nulls, false, expected);
+	plan = SPI_prepare_cursor(sql, stmt->nargs, stmt->types,
+							  CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	rc = SPI_execute_plan(plan, stmt->values, stmt->nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+	SPI_freeplan(plan);
 	return SPI_processed;
 }
 
@@ -459,17 +766,18 @@ ar_capture_referencing(BdArchive *ar, Oid relid, int lo, int hi)
 		ar_row_arrays(ar, lo, hi, values);
 		first = ar->n;
 		(void) ar_exec_take(ar,
-							psprintf("SELECT c.tableoid, c.ctid, %s, c, x.i"
+							psprintf("SELECT c.tableoid, c.ctid, %s, %s, x.i"
 									 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 									 "  pg_catalog.unnest($3)) x(r, tid, i)"
 									 " JOIN %s p ON p.tableoid OPERATOR(pg_catalog.=) x.r"
 									 "  AND p.ctid OPERATOR(pg_catalog.=) x.tid"
 									 " JOIN %s c ON %s"
 									 " FOR UPDATE OF c",
-									 bd_archive_key_sql(fk->conrelid, "c"),
+									 ar_key_sql(fk->conrelid, "c"),
+									 ar_row(fk->conrelid, "c"),
 									 ar_from(relid), ar_from(fk->conrelid),
 									 bd_fkey_match(fk, "p", "c")),
-							3, types, values, NULL, SPI_OK_SELECT,
+							false, 3, types, values, NULL, SPI_OK_SELECT,
 							fk->conrelid, 3, true, true, fk->deltype,
 							fk->deltype == 'c' ? NULL : ar_changed_columns(fk),
 							&taken);
@@ -495,9 +803,8 @@ ar_lock_rows(BdArchive *ar, const BdArchiveDelete *stmt)
 	Oid			types[2] = {OIDARRAYOID, TIDARRAYOID};
 	Datum		values[2];
 
-	n = bd_spi_exec(psprintf("SELECT t.tableoid, t.ctid %s", stmt->from_where),
-					stmt->nargs, stmt->types, stmt->values, stmt->nulls,
-					false, SPI_OK_SELECT);
+	n = ar_stmt_exec(stmt, psprintf("SELECT t.tableoid, t.ctid %s", stmt->from_where),
+					 SPI_OK_SELECT);
 	rels = palloc(sizeof(Datum) * (n + 1));
 	tids = palloc(sizeof(Datum) * (n + 1));
 	for (uint64 i = 0; i < n; i++)
@@ -515,13 +822,14 @@ ar_lock_rows(BdArchive *ar, const BdArchiveDelete *stmt)
 												TYPALIGN_SHORT));
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	(void) ar_exec_take(ar,
-						psprintf("SELECT t.tableoid, t.ctid, %s, t"
+						psprintf("SELECT t.tableoid, t.ctid, %s, %s"
 								 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) x(r, tid)"
 								 " JOIN %s t ON t.tableoid OPERATOR(pg_catalog.=) x.r"
 								 "  AND t.ctid OPERATOR(pg_catalog.=) x.tid"
 								 " FOR UPDATE OF t",
-								 bd_archive_key_sql(ar->relid, "t"), ar_from(ar->relid)),
-						2, types, values, NULL, SPI_OK_SELECT,
+								 ar_key_sql(ar->relid, "t"), ar_row(ar->relid, "t"),
+								 ar_from(ar->relid)),
+						false, 2, types, values, NULL, SPI_OK_SELECT,
 						ar->relid, 3, true, false, 'c', NULL, NULL);
 	ar_capture_referencing(ar, ar->relid, 0, ar->n);
 	bd_switch_user_end(&sw);
@@ -629,7 +937,7 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 	Datum	   *keys = palloc(sizeof(Datum) * (ar->n + 1));
 	Datum	   *roots = palloc(sizeof(Datum) * (ar->n + 1));
 	bool	   *rootnulls = palloc(sizeof(bool) * (ar->n + 1));
-	char	  **images = palloc(sizeof(char *) * (ar->n + 1));
+	Datum	   *images = palloc(sizeof(Datum) * (ar->n + 1));
 	int			dims[1];
 	int			lbs[1] = {1};
 	Oid			types[9] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
@@ -665,7 +973,8 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 	values[6] = PointerGetDatum(construct_md_array(roots, rootnulls, 1, dims,
 												   lbs, JSONBOID, -1, false,
 												   TYPALIGN_INT));
-	values[7] = PointerGetDatum(bd_text_array(images, n));
+	values[7] = PointerGetDatum(construct_array(images, n, TEXTOID, -1, false,
+												TYPALIGN_INT));
 	values[8] = TimestampTzGetDatum(ar->expires_at);
 	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
 				" action, changed_columns, record_keys, root_keys, images, expires_at)"
@@ -735,10 +1044,11 @@ ar_attempt(void *arg)
 	if (!tree && stmt->returning == NULL)
 	{
 		/* the rows as they are deleted, taken as they come */
-		processed = ar_exec_take(ar, psprintf("%s RETURNING %s, t",
+		processed = ar_exec_take(ar, psprintf("%s RETURNING %s, %s",
 											  stmt->delete_sql,
-											  bd_archive_key_sql(ar->relid, "t")),
-								 stmt->nargs, stmt->types, stmt->values,
+											  ar_key_sql(ar->relid, "t"),
+											  ar_row(ar->relid, "t")),
+								 stmt->generic, stmt->nargs, stmt->types, stmt->values,
 								 stmt->nulls, SPI_OK_DELETE_RETURNING,
 								 ar->relid, 1, false, false, 'c', NULL, NULL);
 		result = NULL;
@@ -746,11 +1056,11 @@ ar_attempt(void *arg)
 	else if (!tree)
 	{
 		/* the caller reads its own columns of SPI_tuptable */
-		processed = bd_spi_exec(psprintf("%s RETURNING %s, %s, t",
-										 stmt->delete_sql, stmt->returning,
-										 bd_archive_key_sql(ar->relid, "t")),
-								stmt->nargs, stmt->types, stmt->values,
-								stmt->nulls, false, SPI_OK_DELETE_RETURNING);
+		processed = ar_stmt_exec(stmt, psprintf("%s RETURNING %s, %s, %s",
+												stmt->delete_sql, stmt->returning,
+												ar_key_sql(ar->relid, "t"),
+												ar_row(ar->relid, "t")),
+								 SPI_OK_DELETE_RETURNING);
 		result = SPI_tuptable;
 		(void) ar_take(ar, ar->relid, result->tupdesc->natts - 1, false,
 					   false, 'c', NULL);
@@ -773,14 +1083,12 @@ ar_attempt(void *arg)
 		foreach(lc, leaves)
 			before[k++] = ar_changes(lfirst_oid(lc));
 		if (stmt->returning)
-			processed = bd_spi_exec(psprintf("%s RETURNING %s", stmt->delete_sql,
-											 stmt->returning),
-									stmt->nargs, stmt->types, stmt->values,
-									stmt->nulls, false, SPI_OK_DELETE_RETURNING);
+			processed = ar_stmt_exec(stmt, psprintf("%s RETURNING %s",
+													stmt->delete_sql,
+													stmt->returning),
+									 SPI_OK_DELETE_RETURNING);
 		else
-			processed = bd_spi_exec(stmt->delete_sql, stmt->nargs, stmt->types,
-									stmt->values, stmt->nulls, false,
-									SPI_OK_DELETE);
+			processed = ar_stmt_exec(stmt, stmt->delete_sql, SPI_OK_DELETE);
 		result = SPI_tuptable;
 		ar_reconcile(ar, leaves, before);
 	}

@@ -24,7 +24,8 @@ typedef struct BdArchive BdArchive;
  * One DELETE to run with its capture: the statement without RETURNING,
  * the caller's own RETURNING list (or NULL), and "FROM ... WHERE ..." of
  * the same rows (alias t) to lock them with first, all over the same
- * parameters.
+ * parameters; generic: plan them without looking at the values (a
+ * statement driven by a long TID array, bd_spi_try_generic).
  */
 typedef struct BdArchiveDelete
 {
@@ -35,6 +36,7 @@ typedef struct BdArchiveDelete
 	Oid		   *types;
 	Datum	   *values;
 	const char *nulls;
+	bool		generic;
 } BdArchiveDelete;
 
 extern BdArchive *bd_archive_create(int64 job_id, Oid relid,

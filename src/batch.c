@@ -453,11 +453,12 @@ bd_batch_read_stats(BdTarget *target, int64 *into)
 
 /*
  * Run sql with the batch's parameters, tids as P_TIDS, in a
- * subtransaction (bd_spi_try).
+ * subtransaction (bd_spi_try; generic: bd_spi_try_generic).
  */
 static bool
-batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
-		  int expected, uint64 *processed, ErrorData **edata)
+batch_try_plan(BatchState *st, const char *sql, ItemPointer tids, int n,
+			   int expected, bool generic, uint64 *processed,
+			   ErrorData **edata)
 {
 	st->values[st->nbase + P_TIDS - 1] = batch_tid_array(tids, n);
 	st->nulls[st->nbase + P_TIDS - 1] = ' ';
@@ -479,29 +480,39 @@ batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
 		ad.types = st->types;
 		ad.values = st->values;
 		ad.nulls = st->nulls;
+		ad.generic = generic;
 		return bd_archive_delete(st->target->archive, &ad, processed, edata);
 	}
+	if (generic)
+		return bd_spi_try_generic(sql, st->nbase + BATCH_NPARAMS, st->types,
+								  st->values, st->nulls, expected, processed,
+								  edata);
 	return bd_spi_try(sql, st->nbase + BATCH_NPARAMS, st->types, st->values,
 					  st->nulls, expected, processed, edata);
 }
 
 /*
+ * Run sql with the batch's parameters, tids as P_TIDS, in a
+ * subtransaction (bd_spi_try).
+ */
+static bool
+batch_try(BatchState *st, const char *sql, ItemPointer tids, int n,
+		  int expected, uint64 *processed, ErrorData **edata)
+{
+	return batch_try_plan(st, sql, tids, n, expected, false, processed, edata);
+}
+
+/*
  * batch_try for a statement driven by the list tids (t.ctid = ANY($tids)):
  * with a generic plan, a TID scan that fetches exactly those rows whatever
- * their number (bd_spi_try_generic says why not a custom plan).
+ * their number (bd_spi_try_generic says why not a custom plan); a job that
+ * archives too (the archive's statements over the same parameters).
  */
 static bool
 batch_try_tids(BatchState *st, const char *sql, ItemPointer tids, int n,
 			   int expected, uint64 *processed, ErrorData **edata)
 {
-	/* a job that archives: through the archive (batch_try) */
-	if (st->target->archive != NULL && expected == SPI_OK_DELETE)
-		return batch_try(st, sql, tids, n, expected, processed, edata);
-	st->values[st->nbase + P_TIDS - 1] = batch_tid_array(tids, n);
-	st->nulls[st->nbase + P_TIDS - 1] = ' ';
-	return bd_spi_try_generic(sql, st->nbase + BATCH_NPARAMS, st->types,
-							  st->values, st->nulls, expected, processed,
-							  edata);
+	return batch_try_plan(st, sql, tids, n, expected, true, processed, edata);
 }
 
 /*

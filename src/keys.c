@@ -670,6 +670,7 @@ keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 		ad.types = argtypes;
 		ad.values = values;
 		ad.nulls = NULL;
+		ad.generic = false;
 		return bd_archive_delete(run->target->archive, &ad, processed, edata);
 	}
 	return bd_spi_try(sql, nargs, argtypes, values, NULL, expected,

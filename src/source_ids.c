@@ -27,6 +27,15 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+/* The job's state: its uploaded records, and its archive, made once */
+typedef struct SiState
+{
+	BdRecords  *records;
+	MemoryContext cxt;			/* the job's */
+	bool		archive_known;	/* the archive option was read */
+	struct BdArchive *archive;	/* the job archives: its capture, or NULL */
+} SiState;
+
 /* The records of one batch, from next_batch to record_batch */
 typedef struct SiRecords
 {
@@ -97,12 +106,36 @@ si_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	int			limit = bd_pace_batch_limit(pace, chunks * BD_CHUNK_ROWS, 1);
 
 	recs->info = bd_keys_lookup(src->job->target);
-	if (!bd_records_read((BdRecords *) src->private, recs->info,
+	if (!bd_records_read(((SiState *) src->private)->records, recs->info,
 						 src->job->next_chunk, limit, &recs->batch))
 		return BD_SOURCE_DONE;
 	batch->items = recs;
 	batch->units = recs->batch.n;
 	return BD_SOURCE_BATCH;
+}
+
+/*
+ * The job's archive capture, or NULL when it does not archive: the option
+ * read and the capture made at the first batch, for the whole job (as
+ * source_query.c does per query).
+ */
+static struct BdArchive *
+si_archive(BdBatchSource *src)
+{
+	SiState    *st = (SiState *) src->private;
+
+	if (!st->archive_known)
+	{
+		Interval   *retention;
+		MemoryContext old = MemoryContextSwitchTo(st->cxt);
+
+		if (bd_options_archive(src->job->options, &retention))
+			st->archive = bd_archive_create(src->job->id, src->job->target,
+											retention, st->cxt);
+		MemoryContextSwitchTo(old);
+		st->archive_known = true;
+	}
+	return st->archive;
 }
 
 /*
@@ -136,14 +169,7 @@ si_delete_batch(BdBatchSource *src, BdBatch *batch)
 		recs->set->cutoff_xip = job->cutoff_xip;
 	}
 	target = bd_keys_target(job->target, job->owner);
-	{
-		Interval   *retention;
-
-		if (bd_options_archive(job->options, &retention))
-			target->archive = recs->archive =
-				bd_archive_create(job->id, job->target, retention,
-								  CurrentMemoryContext);
-	}
+	target->archive = recs->archive = si_archive(src);
 	counts->ncascade = target->ncascade;
 	counts->cascade_relids = target->cascade_relids;
 	counts->cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
@@ -189,7 +215,7 @@ si_record_batch(BdBatchSource *src, BdBatch *batch)
 {
 	SiRecords  *recs = (SiRecords *) batch->items;
 
-	bd_records_store_outcomes((BdRecords *) src->private, &recs->batch,
+	bd_records_store_outcomes(((SiState *) src->private)->records, &recs->batch,
 							  recs->set, recs->key_texts);
 	src->job->next_chunk += recs->batch.n;
 	bd_archive_end_batch(recs->archive);
@@ -212,9 +238,12 @@ BdBatchSource *
 bd_source_ids(BdJob *job, MemoryContext cxt)
 {
 	BdBatchSource *src = MemoryContextAlloc(cxt, sizeof(BdBatchSource));
+	SiState    *st = MemoryContextAllocZero(cxt, sizeof(SiState));
 
 	*src = si_source;
 	src->job = job;
-	src->private = bd_records_open(job->id, cxt);
+	st->records = bd_records_open(job->id, cxt);
+	st->cxt = cxt;
+	src->private = st;
 	return src;
 }

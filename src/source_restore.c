@@ -576,9 +576,9 @@ sr_statement(SrRows *rows)
 				appendStringInfo(&vals, " AND t.%s IS NULL", name);
 		}
 		if (match == NULL)
-			match = psprintf("pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]"
+			match = psprintf("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]"
 							 " OPERATOR(pg_catalog.=)"
-							 " pg_catalog.to_jsonb(x) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]",
+							 " pg_catalog.to_jsonb(x.*) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]",
 							 quote_literal_cstr(g->columns),
 							 quote_literal_cstr(g->columns));
 		return psprintf("UPDATE %s t SET %s"

@@ -143,6 +143,37 @@ is($node->safe_psql('postgres', qq{
 is($node->safe_psql('postgres', 'SELECT count(*) FROM bulkdelete.schedule_definition'),
 	'1', 'the schedule stays');
 
+# ---- once its archive expires, the job goes too: the workers' expiry
+# empties its bin, then the history purge takes it.  The archive's end is
+# moved to the past by hand (time passing), and a job wakes a worker.
+my $expiring = $node->safe_psql('postgres', q{
+	SELECT bulkdelete.submit('parent', 'id BETWEEN 38001 AND 38003',
+		options => '{"archive": "1 day"}')});
+is($node->safe_psql('postgres', "SELECT bulkdelete.wait($expiring, '120 s')"),
+	'succeeded', 'an archived job of three rows ends');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FROM bulkdelete.archived_records($expiring)}),
+	'3', 'its bin holds its rows, so it stays under retention 0');
+$node->safe_psql('postgres', qq{
+	UPDATE bulkdelete.archive SET expires_at = now() - interval '1 second'
+	WHERE operation_id = $expiring;
+	UPDATE bulkdelete.operation SET archive_expires_at = now() - interval '1 second'
+	WHERE id = $expiring});
+my $wake = $node->safe_psql('postgres',
+	q{SELECT bulkdelete.submit('parent', 'id = 39002', name => 'wake')});
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM bulkdelete.operation WHERE id = $expiring"),
+	'after its archive expired, the job is purged');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FROM bulkdelete.archive WHERE operation_id = $expiring}),
+	'0', 'with nothing left in the bin');
+is($node->safe_psql('postgres', qq{
+	SELECT count(*) FROM bulkdelete.operation o
+	WHERE id = $archived AND EXISTS (SELECT 1 FROM bulkdelete.archived_records($archived))}),
+	'1', 'the job whose archive has not expired stays');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM parent WHERE id BETWEEN 38001 AND 38003'),
+	'0', 'the expired rows stay deleted');
+
 # a job that ends later in a session, where no worker runs after it, is
 # purged in its turn (its end asks for a worker when it comes of age; with
 # retention 0 at once, so its row may be gone before it can be read)
