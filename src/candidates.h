@@ -31,6 +31,7 @@
 #define BD_SMALL_ROWS (16 * BD_CHUNK_ROWS)
 
 extern int64 bd_candidates_fix(BdJob *job);
+extern int	bd_candidates_gucs(bool index_scans);
 extern void bd_candidates_cutoff(FullTransactionId *cutoff_xmax,
 								 ArrayType **cutoff_xip);
 
