@@ -366,8 +366,9 @@ candidates_plan_is_small(Portal portal, double *rows)
  *   before the walk reaches it must still count as skipped, SPEC 4.1, and
  *   only this snapshot sees it), and the relation's blocks at the start are
  *   stored as ranges (range mode).  Returns the count, or -1 when it is
- *   left to be counted beside the batches (ct->can_defer, no view: the
- *   counter, count.c, runs the same count in the same snapshot).
+ *   left to be counted beside the batches (ct->can_defer, no view, at
+ *   least BD_COUNT_BESIDE_BLOCKS blocks: the counter, count.c, runs the
+ *   same count in the same snapshot).
  */
 static int64
 candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
@@ -402,7 +403,15 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 		return total;
 	}
 	SPI_cursor_close(portal);
-	if (ct->can_defer && q->view == NULL)
+
+	/*
+	 * Blocks added after this point hold only rows written after the start:
+	 * the walk stops at the size the table has now.
+	 */
+	rel = relation_open(q->relid, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	relation_close(rel, AccessShareLock);
+	if (ct->can_defer && q->view == NULL && nblocks >= BD_COUNT_BESIDE_BLOCKS)
 		total = -1;
 	else
 	{
@@ -414,14 +423,6 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 	bd_query_access_end(q);
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
-
-	/*
-	 * Blocks added after this point hold only rows written after the start:
-	 * the walk stops at the size the table has now.
-	 */
-	rel = relation_open(q->relid, AccessShareLock);
-	nblocks = RelationGetNumberOfBlocks(rel);
-	relation_close(rel, AccessShareLock);
 	bd_job_store_ranges(job->id, query_index, q->relid,
 						bd_relation_filenode(q->relid), nblocks,
 						BD_RANGE_BLOCKS);

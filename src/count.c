@@ -61,12 +61,14 @@
 #include "storage/dsm.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/wait_event.h"
 
@@ -157,6 +159,7 @@ count_space(List *queries)
 	{
 		BdCompiledQuery *q = lfirst(lc);
 
+		size = add_size(size, sizeof(Oid));
 		size = add_size(size, count_string_space(count_sql(q)));
 		size = add_size(size, count_string_space(q->search_path));
 		size = add_size(size, count_string_space(q->timezone));
@@ -187,6 +190,8 @@ count_serialize(List *queries, char *p)
 		BdCompiledQuery *q = lfirst(lc);
 		int32		n = q->nparams;
 
+		memcpy(p, &q->relid, sizeof(Oid));
+		p += sizeof(Oid);
 		count_put_string(&p, count_sql(q));
 		count_put_string(&p, q->search_path);
 		count_put_string(&p, q->timezone);
@@ -297,22 +302,35 @@ count_set_state(CountShared *sh, uint32 state)
 	SetLatch(&sh->starter->procLatch);
 }
 
-/* Count one serialized query, at *p, in the current snapshot */
-static int64
-count_one(Oid owner, char **p)
+/* One query to count, as the counter reads it from the segment */
+typedef struct CountQuery
 {
-	char	   *sql = count_get_string(p);
-	char	   *search_path = count_get_string(p);
-	char	   *timezone = count_get_string(p);
-	char	   *datestyle = count_get_string(p);
+	Oid			relid;
+	char	   *sql;
+	char	   *search_path;
+	char	   *timezone;
+	char	   *datestyle;
+	int			nparams;
+	Oid		   *types;
+	Datum	   *values;
+	char	   *nulls;
+} CountQuery;
+
+/* Read one serialized query at *p (its values copied out) */
+static void
+count_read(CountQuery *cq, char **p)
+{
 	int32		n;
 	Oid		   *types;
 	Datum	   *values;
 	char	   *nulls;
-	BdUserSwitch sw;
-	int			guc_level;
-	int64		count;
 
+	memcpy(&cq->relid, *p, sizeof(Oid));
+	*p += sizeof(Oid);
+	cq->sql = count_get_string(p);
+	cq->search_path = count_get_string(p);
+	cq->timezone = count_get_string(p);
+	cq->datestyle = count_get_string(p);
 	memcpy(&n, *p, sizeof(int32));
 	*p += sizeof(int32);
 	types = palloc(sizeof(Oid) * (n + 1));
@@ -324,19 +342,33 @@ count_one(Oid owner, char **p)
 	{
 		bool		isnull;
 
+		/* by reference: datumRestore copies into the current context */
 		values[i] = datumRestore(p, &isnull);
 		nulls[i] = isnull ? 'n' : ' ';
 	}
 	nulls[n] = '\0';
+	cq->nparams = n;
+	cq->types = types;
+	cq->values = values;
+	cq->nulls = nulls;
+}
 
-	/* as the start would have counted it (candidates.c) */
+/* Count one query in the current snapshot, as the start would have */
+static int64
+count_one(Oid owner, CountQuery *cq)
+{
+	BdUserSwitch sw;
+	int			guc_level;
+	int64		count;
+
 	guc_level = bd_candidates_gucs(true);
-	bd_switch_to_owner(&sw, owner, search_path);
-	(void) set_config_option("TimeZone", timezone, PGC_USERSET,
+	bd_switch_to_owner(&sw, owner, cq->search_path);
+	(void) set_config_option("TimeZone", cq->timezone, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("DateStyle", datestyle, PGC_USERSET,
+	(void) set_config_option("DateStyle", cq->datestyle, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	bd_spi_exec(sql, n, types, values, nulls, true, SPI_OK_SELECT);
+	bd_spi_exec(cq->sql, cq->nparams, cq->types, cq->values, cq->nulls, true,
+				SPI_OK_SELECT);
 	count = bd_spi_int64(0, 1, 0);
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
@@ -355,6 +387,9 @@ bulkdelete_counter_main(Datum main_arg)
 	char	   *p;
 	int			nqueries;
 	Oid			owner;
+	CountQuery *queries;
+	LockRelId  *relids;
+	MemoryContext old;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -402,8 +437,25 @@ bulkdelete_counter_main(Datum main_arg)
 	cutoff = sh->cutoff;
 	owner = sh->owner;
 	nqueries = sh->nqueries;
-	p = palloc(dsm_segment_map_length(seg));
-	memcpy(p, sh->data, dsm_segment_map_length(seg) - offsetof(CountShared, data));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	queries = palloc0(sizeof(CountQuery) * (nqueries + 1));
+	relids = palloc0(sizeof(LockRelId) * (nqueries + 1));
+	p = sh->data;
+	for (int i = 0; i < nqueries; i++)
+		count_read(&queries[i], &p);
+	MemoryContextSwitchTo(old);
+
+	/*
+	 * The relations, locked while the start still holds them, until the
+	 * count is stored: a TRUNCATE or a rewrite (not MVCC-safe) between the
+	 * start and the count would make it count in another relation.
+	 */
+	for (int i = 0; i < nqueries; i++)
+	{
+		relids[i].relId = queries[i].relid;
+		relids[i].dbId = MyDatabaseId;
+		LockRelationIdForSession(&relids[i], AccessShareLock);
+	}
 	count_set_state(sh, COUNT_IMPORTED);
 	dsm_detach(seg);
 
@@ -411,7 +463,7 @@ bulkdelete_counter_main(Datum main_arg)
 						   psprintf("counting the candidates of bulk delete job " INT64_FORMAT,
 									job_id));
 	for (int i = 0; i < nqueries; i++)
-		total += count_one(owner, &p);
+		total += count_one(owner, &queries[i]);
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
@@ -421,6 +473,7 @@ bulkdelete_counter_main(Datum main_arg)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
+	bd_job_lock_row(job_id);
 	if (!bd_job_store_count(job_id, total, cutoff))
 		ereport(LOG,
 				(errmsg("bulk delete job " INT64_FORMAT ": its count is not stored, its start did not commit or its count is there",
@@ -429,6 +482,8 @@ bulkdelete_counter_main(Datum main_arg)
 	SPI_finish();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
+	for (int i = 0; i < nqueries; i++)
+		UnlockRelationIdForSession(&relids[i], AccessShareLock);
 	LockRelease(&tag, ExclusiveLock, true);
 	proc_exit(0);
 }

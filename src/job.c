@@ -534,6 +534,20 @@ bd_job_store_count(int64 job_id, int64 candidate_count,
 					 3, argtypes, values, NULL, SPI_OK_UPDATE) > 0;
 }
 
+/*
+ * Wait for the transactions that updated job job_id's row and lock it: a
+ * READ COMMITTED transaction's next statement then sees their changes.
+ */
+void
+bd_job_lock_row(int64 job_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
+	(void) job_write("SELECT 1 FROM bulkdelete.operation WHERE id = $1 FOR UPDATE",
+					 1, argtypes, values, NULL, SPI_OK_SELECT);
+}
+
 /* Is the count of started job job_id still to come (count.c)? */
 bool
 bd_job_count_pending(int64 job_id)

@@ -34,7 +34,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE d1 (id int PRIMARY KEY, status text NOT NULL, payload text);
 	CREATE TABLE d2 (LIKE d1 INCLUDING ALL);
 	INSERT INTO d1 SELECT i, CASE WHEN i % 2 = 0 THEN 'inactive' ELSE 'active' END,
-		repeat('p', 100) FROM generate_series(1, 20000) i;
+		repeat('p', 400) FROM generate_series(1, 20000) i;
 	INSERT INTO d2 SELECT * FROM d1;
 	VACUUM ANALYZE d1, d2;
 });
