@@ -49,7 +49,7 @@ extern uint64 job_read(const char *sql, int nargs, Oid *argtypes,
 extern bool job_read_row(const char *sql, int nargs, Oid *argtypes,
 						 Datum *values, bool read_only, JobRow *row);
 extern uint64 job_write(const char *sql, int nargs, Oid *argtypes,
-					  Datum *values, const char *nulls, int expected);
+						Datum *values, const char *nulls, int expected);
 extern bool job_read_id(const char *sql, int64 id, JobRow *row);
 extern void job_write_id(const char *sql, int64 job_id, Oid type,
 						 Datum value, int expected);
