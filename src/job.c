@@ -734,7 +734,8 @@ bd_job_check_candidates(BdJob *job)
 {
 	bool		missing;
 
-	missing = bd_job_test("SELECT o.candidate_count > 0 AND NOT EXISTS ("
+	/* a count still to come (count.c) belongs to a range job: it has chunks */
+	missing = bd_job_test("SELECT COALESCE(o.candidate_count, 1) > 0 AND NOT EXISTS ("
 						  "  SELECT 1 FROM bulkdelete.candidate c"
 						  "  WHERE c.operation_id = o.id)"
 						  " FROM bulkdelete.operation o WHERE o.id = $1",
