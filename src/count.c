@@ -258,6 +258,9 @@ bd_count_beside(BdJob *job, List *queries, int64 known,
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		dsm_detach(seg);
+		ereport(LOG,
+				(errmsg("bulk delete job " INT64_FORMAT ": its candidates are counted at its start, no background worker slot is free for its counter",
+						job->id)));
 		return false;
 	}
 

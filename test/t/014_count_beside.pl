@@ -11,6 +11,7 @@
 #    with the counts of its walk (candidate_count = success + failure +
 #    skipped), which miss exactly the candidates that were changed by
 #    others before the walk reached them, and it says so in the log.
+# 3. No free background worker slot: the start counts itself, exactly.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -127,4 +128,31 @@ sub held_job
 }
 
 $node->stop;
+
+# 3. no free background worker slot (the logical replication launcher, ours
+#    and one job worker take all three): the start counts itself, as
+#    before, and says so
+{
+	my $small = bd_node('count_noslot',
+		"bulkdelete.max_workers = 1\nmax_worker_processes = 3\nlog_min_messages = log\n");
+	$small->safe_psql('postgres', q{
+		CREATE TABLE d3 (id int PRIMARY KEY, status text NOT NULL, payload text);
+		INSERT INTO d3 SELECT i, CASE WHEN i % 2 = 0 THEN 'inactive' ELSE 'active' END,
+			repeat('p', 400) FROM generate_series(1, 20000) i;
+		VACUUM ANALYZE d3;
+	});
+	my $offset = -s $small->logfile;
+	my $job = $small->safe_psql('postgres', q{
+		SELECT bulkdelete.submit('d3'::regclass, $$status = 'inactive'$$)});
+	my ($state) = bd_wait_end($small, $job);
+	is($state, 'succeeded', 'no slot: the job succeeds');
+	is(bd_value($small, $job,
+		"candidate_count || ' ' || success_count || ' ' || query_modes::text"),
+		'10000 10000 {range}', 'no slot: the count is exact');
+	ok($small->wait_for_log(
+		qr/bulk delete job $job: its candidates are counted at its start/, $offset),
+		'no slot: the start counted itself');
+	$small->stop;
+}
+
 done_testing();
