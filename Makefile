@@ -5,6 +5,7 @@ MODULE_big = bulkdelete
 OBJS = \
 	src/bulkdelete.o \
 	src/candidates.o \
+	src/count.o \
 	src/api.o \
 	src/archive.o \
 	src/batch.o \

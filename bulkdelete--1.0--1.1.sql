@@ -543,7 +543,7 @@ COMMENT ON COLUMN @extschema@.jobs.phase IS
 COMMENT ON COLUMN @extschema@.jobs.query_index IS
 	'the query of the set being deleted, from 0';
 COMMENT ON COLUMN @extschema@.jobs.candidate_count IS
-	'rows selected at the start, or records uploaded';
+	'rows selected at the start, or records uploaded; null while a range-mode job''s are still being counted beside its batches';
 COMMENT ON COLUMN @extschema@.jobs.success_count IS
 	'rows deleted';
 COMMENT ON COLUMN @extschema@.jobs.failure_count IS
@@ -637,7 +637,7 @@ COMMENT ON COLUMN @extschema@.operation.finished_at IS
 COMMENT ON COLUMN @extschema@.operation.processing_query_index IS
 	'the query of the set the job is deleting now, from 0 (Dataverse ProcessingQEIndex)';
 COMMENT ON COLUMN @extschema@.operation.candidate_count IS
-	'the rows selected at the start (query jobs) or the records uploaded (ids jobs); null before';
+	'the rows selected at the start (query jobs) or the records uploaded (ids jobs); null before, and in a started range-mode job until its counter has counted them (count.c)';
 COMMENT ON COLUMN @extschema@.operation.success_count IS
 	'rows deleted so far (Dataverse SuccessCount); exact after every committed batch';
 COMMENT ON COLUMN @extschema@.operation.failure_count IS

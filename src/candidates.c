@@ -55,6 +55,7 @@
 
 #include "batch.h"
 #include "bulkdelete.h"
+#include "count.h"
 #include "options.h"
 #include "query.h"
 #include "spi_util.h"
@@ -91,6 +92,8 @@ typedef struct CandTasks
 	bool	   *has_tasks;		/* per query */
 	int64	   *counts;			/* candidates per query */
 	bool	   *tid_mode;		/* per query */
+	bool		can_defer;		/* a range-mode count may be left to the
+								 * counter (count.c) */
 } CandTasks;
 
 /* The chunk being filled */
@@ -258,8 +261,8 @@ candidates_flush(ChunkBuffer *buf)
  * physical order; and in TID mode (not for the small-job plan) no index
  * scan, which would give them in index order.
  */
-static int
-candidates_gucs(bool index_scans)
+int
+bd_candidates_gucs(bool index_scans)
 {
 	int			level = NewGUCNestLevel();
 
@@ -362,11 +365,14 @@ candidates_plan_is_small(Portal portal, double *rows)
  *   (exactly, in the start's snapshot: a candidate that someone changes
  *   before the walk reaches it must still count as skipped, SPEC 4.1, and
  *   only this snapshot sees it), and the relation's blocks at the start are
- *   stored as ranges (range mode).  Returns the count.
+ *   stored as ranges (range mode).  Returns the count, or -1 when it is
+ *   left to be counted beside the batches (ct->can_defer, no view, at
+ *   least BD_COUNT_BESIDE_BLOCKS blocks: the counter, count.c, runs the
+ *   same count in the same snapshot).
  */
 static int64
 candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
-					 MemoryContext scratch)
+					 MemoryContext scratch, CandTasks *ct)
 {
 	BdUserSwitch sw;
 	Relation	rel;
@@ -376,7 +382,7 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 	double		rows;
 	int64		total;
 
-	guc_level = candidates_gucs(true);
+	guc_level = bd_candidates_gucs(true);
 	bd_switch_to_owner(&sw, job->owner, q->search_path);
 	bd_query_access_begin(q);
 	bd_query_settings(q);
@@ -397,13 +403,6 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 		return total;
 	}
 	SPI_cursor_close(portal);
-	bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
-				q->nparams, q->paramtypes, q->paramvalues, q->paramnulls, true,
-				SPI_OK_SELECT);
-	total = bd_spi_int64(0, 1, 0);
-	bd_query_access_end(q);
-	bd_switch_user_end(&sw);
-	AtEOXact_GUC(true, guc_level);
 
 	/*
 	 * Blocks added after this point hold only rows written after the start:
@@ -412,6 +411,18 @@ candidates_fix_plain(BdJob *job, int query_index, BdCompiledQuery *q,
 	rel = relation_open(q->relid, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
 	relation_close(rel, AccessShareLock);
+	if (ct->can_defer && q->view == NULL && nblocks >= BD_COUNT_BESIDE_BLOCKS)
+		total = -1;
+	else
+	{
+		bd_spi_exec(psprintf("SELECT pg_catalog.count(*) %s", q->from_where),
+					q->nparams, q->paramtypes, q->paramvalues, q->paramnulls,
+					true, SPI_OK_SELECT);
+		total = bd_spi_int64(0, 1, 0);
+	}
+	bd_query_access_end(q);
+	bd_switch_user_end(&sw);
+	AtEOXact_GUC(true, guc_level);
 	bd_job_store_ranges(job->id, query_index, q->relid,
 						bd_relation_filenode(q->relid), nblocks,
 						BD_RANGE_BLOCKS);
@@ -445,7 +456,7 @@ candidates_count(BdJob *job, BdCompiledQuery *q, const char *sql,
 	memset(nulls + q->nparams, ' ', nextra);
 	nulls[n] = '\0';
 
-	guc_level = candidates_gucs(true);
+	guc_level = bd_candidates_gucs(true);
 	if (workers > 0)
 		set_config_option("max_parallel_workers_per_gather",
 						  psprintf("%d", workers), PGC_USERSET,
@@ -765,13 +776,15 @@ candidates_try_fixed(void *arg)
 	else
 		attempt->total = candidates_fix_plain(attempt->job,
 											  attempt->query_index,
-											  attempt->q, attempt->scratch);
+											  attempt->q, attempt->scratch,
+											  attempt->ct);
 }
 
 /*
  * Fix the candidates of query query_index of the job's set: range mode (or
  * the small-job plan) for a self-contained condition on a plain table, TID
- * mode for everything else.  Returns their number.
+ * mode for everything else.  Returns their number, or -1 when it is left
+ * to the counter (candidates_fix_plain).
  */
 static int64
 candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
@@ -827,7 +840,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	{
 		if (ct->supported && ct->parallel > 1)
 			return candidates_fix_range_split(job, query_index, q, ct);
-		return candidates_fix_plain(job, query_index, q, scratch);
+		return candidates_fix_plain(job, query_index, q, scratch, ct);
 	}
 	if (q->self_contained && ct->supported &&
 		get_rel_relkind(q->relid) == RELKIND_PARTITIONED_TABLE)
@@ -835,7 +848,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	*range = false;
 	ct->tid_mode[query_index] = true;
 
-	guc_level = candidates_gucs(false);
+	guc_level = bd_candidates_gucs(false);
 	if (q->distinct)
 		sql = psprintf("SELECT DISTINCT ON (t.tableoid, t.ctid) t.tableoid, t.ctid %s"
 					   " ORDER BY t.tableoid, t.ctid", q->from_where);
@@ -857,9 +870,34 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 }
 
 /*
+ * Count now, in the start's snapshot, the queries whose counts were left
+ * to the counter (indexes in deferred), adding them to *total.
+ */
+static void
+candidates_count_now(BdJob *job, BdCompiledQuery **queries, List *deferred,
+					 CandTasks *ct, int64 *total)
+{
+	ListCell   *lc;
+
+	foreach(lc, deferred)
+	{
+		int			i = lfirst_int(lc);
+		BdCompiledQuery *q = queries[i];
+
+		(void) candidates_count(job, q,
+								psprintf("SELECT pg_catalog.count(*) %s",
+										 q->from_where),
+								0, NULL, NULL, 0);
+		ct->counts[i] = bd_spi_int64(0, 1, 0);
+		*total += ct->counts[i];
+	}
+}
+
+/*
  * Fix the candidate set of every query of the job, record the cutoff and
- * the count, and return the count.  Must be called in a REPEATABLE READ
- * transaction (so all queries see one snapshot), connected to SPI.
+ * the count, and return the count, or -1 when it is counted beside the
+ * batches (count.c).  Must be called in a REPEATABLE READ transaction (so
+ * all queries see one snapshot), connected to SPI.
  */
 int64
 bd_candidates_fix(BdJob *job)
@@ -874,6 +912,8 @@ bd_candidates_fix(BdJob *job)
 	BdCompiledQuery **queries = palloc0(sizeof(BdCompiledQuery *) * (nqueries + 1));
 	bool		can_fix = bd_job_can_fix();
 	Datum	   *modes = palloc(sizeof(Datum) * (nqueries + 1));
+	List	   *deferred = NIL;
+	FullTransactionId cutoff;
 
 	/*
 	 * What was checked at submit may have changed since: a foreign table
@@ -892,17 +932,32 @@ bd_candidates_fix(BdJob *job)
 	ct.has_tasks = palloc0(sizeof(bool) * (nqueries + 1));
 	ct.counts = palloc0(sizeof(int64) * (nqueries + 1));
 	ct.tid_mode = palloc0(sizeof(bool) * (nqueries + 1));
+	/* the counter needs the 1.1 job tables, and a top-level transaction */
+	ct.can_defer = can_fix && !IsSubTransaction();
 	for (int i = 0; i < nqueries; i++)
 	{
 		bool		range;
 
 		ct.counts[i] = candidates_fix_query(job, i, reference_time, scratch,
 											&ct, can_fix, &range, &queries[i]);
-		total += ct.counts[i];
+		if (ct.counts[i] < 0)
+			deferred = lappend_int(deferred, i);
+		else
+			total += ct.counts[i];
 		modes[i] = CStringGetTextDatum(range ? "range" : "tid");
 	}
+
+	/*
+	 * Tasks carry counts of their own, so once there are tasks (a leaf of
+	 * a partitioned table, which has them in any case) every count is
+	 * taken here.
+	 */
 	if (ct.supported && (ct.ntasks > 0 || ct.parallel > 1))
+	{
+		candidates_count_now(job, queries, deferred, &ct, &total);
+		deferred = NIL;
 		candidates_add_tasks(job, queries, nqueries, &ct);
+	}
 	MemoryContextDelete(scratch);
 	bd_job_set_modes(job->id, construct_array(modes, nqueries, TEXTOID, -1,
 											  false, TYPALIGN_INT));
@@ -911,9 +966,31 @@ bd_candidates_fix(BdJob *job)
 	snap = GetTransactionSnapshot();
 	if (!IsolationUsesXactSnapshot())
 		elog(ERROR, "the candidate set must be fixed in a REPEATABLE READ transaction");
-	bd_job_mark_started(job->id, total,
-						candidates_widen(ReadNextFullTransactionId(), snap->xmax),
+	cutoff = candidates_widen(ReadNextFullTransactionId(), snap->xmax);
+
+	/*
+	 * The counts left to the counter: candidate_count stays null until it
+	 * stores them (count.c).  The operation row is updated first, so that
+	 * the counter's update waits for this transaction's end and applies
+	 * only if it commits.  Without a counter, they are counted now.
+	 */
+	bd_job_mark_started(job->id, deferred != NIL ? -1 : total, cutoff,
 						candidates_running_xids(snap));
+	if (deferred != NIL)
+	{
+		List	   *pending = NIL;
+		ListCell   *lc;
+
+		foreach(lc, deferred)
+			pending = lappend(pending, queries[lfirst_int(lc)]);
+		if (!bd_count_beside(job, pending, total, cutoff))
+		{
+			candidates_count_now(job, queries, deferred, &ct, &total);
+			bd_job_set_candidate_count(job->id, total);
+		}
+		else
+			total = -1;
+	}
 	job->started = true;
 	job->started_at = reference_time;
 	job->query_index = 0;

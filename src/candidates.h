@@ -29,8 +29,15 @@
  * 16 chunks, within the first batch of the default batch_size
  */
 #define BD_SMALL_ROWS (16 * BD_CHUNK_ROWS)
+/*
+ * least blocks (8 MB) of a range-mode query whose count runs beside the
+ * batches (count.c): below, the count costs less than starting the counter
+ * (a few ms), so the start counts itself
+ */
+#define BD_COUNT_BESIDE_BLOCKS 1024
 
 extern int64 bd_candidates_fix(BdJob *job);
+extern int	bd_candidates_gucs(bool index_scans);
 extern void bd_candidates_cutoff(FullTransactionId *cutoff_xmax,
 								 ArrayType **cutoff_xip);
 

@@ -219,18 +219,23 @@ job_read_row(const char *sql, int nargs, Oid *argtypes, Datum *values,
 					job_copy_row, row) > 0;
 }
 
-/* Run one UPDATE, INSERT or DELETE on the job tables as their owner. */
-void
+/*
+ * Run one UPDATE, INSERT or DELETE on the job tables as their owner;
+ * returns the rows it processed.
+ */
+uint64
 job_write(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		  const char *nulls, int expected)
 {
 	BdUserSwitch sw;
+	uint64		processed;
 
 	SPI_connect();
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	bd_spi_exec(sql, nargs, argtypes, values, nulls, false, expected);
+	processed = bd_spi_exec(sql, nargs, argtypes, values, nulls, false, expected);
 	bd_switch_user_end(&sw);
 	SPI_finish();
+	return processed;
 }
 
 /* job_read_row for a statement whose one parameter, $1, is a bigint id */
@@ -505,7 +510,67 @@ bd_job_mark_started(int64 job_id, int64 candidate_count,
 			  " candidate_count = $2, processing_query_index = 0, next_chunk = 0,"
 			  " cutoff_xmax = $3, cutoff_xip = $4"
 			  " WHERE id = $1",
-			  4, argtypes, values, NULL, SPI_OK_UPDATE);
+			  4, argtypes, values, candidate_count < 0 ? " n  " : NULL,
+			  SPI_OK_UPDATE);
+}
+
+/*
+ * The count of a started job, counted beside its batches (count.c): stored
+ * only while candidate_count is still null and the start that asked for it
+ * (its cutoff) is the one recorded.  False when it was not stored.
+ */
+bool
+bd_job_store_count(int64 job_id, int64 candidate_count,
+				   FullTransactionId cutoff_xmax)
+{
+	Oid			argtypes[3] = {INT8OID, INT8OID, XID8OID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int64GetDatum(candidate_count);
+	values[2] = FullTransactionIdGetDatum(cutoff_xmax);
+	return job_write("UPDATE bulkdelete.operation SET candidate_count = $2"
+					 " WHERE id = $1 AND candidate_count IS NULL AND cutoff_xmax = $3",
+					 3, argtypes, values, NULL, SPI_OK_UPDATE) > 0;
+}
+
+/*
+ * Wait for the transactions that updated job job_id's row and lock it: a
+ * READ COMMITTED transaction's next statement then sees their changes.
+ */
+void
+bd_job_lock_row(int64 job_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
+	(void) job_write("SELECT 1 FROM bulkdelete.operation WHERE id = $1 FOR UPDATE",
+					 1, argtypes, values, NULL, SPI_OK_SELECT);
+}
+
+/* Is the count of started job job_id still to come (count.c)? */
+bool
+bd_job_count_pending(int64 job_id)
+{
+	return bd_job_test("SELECT candidate_count IS NULL AND cutoff_xmax IS NOT NULL"
+					   " FROM bulkdelete.operation WHERE id = $1", job_id);
+}
+
+/*
+ * The count of a job whose counter is gone before it stored it: the rows
+ * its walk met (count.c says which candidates that misses).  False when
+ * the count was there after all.
+ */
+bool
+bd_job_count_from_walk(int64 job_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
+	return job_write("UPDATE bulkdelete.operation"
+					 " SET candidate_count = success_count + failure_count + skipped_count"
+					 " WHERE id = $1 AND candidate_count IS NULL",
+					 1, argtypes, values, NULL, SPI_OK_UPDATE) > 0;
 }
 
 /*
@@ -669,7 +734,8 @@ bd_job_check_candidates(BdJob *job)
 {
 	bool		missing;
 
-	missing = bd_job_test("SELECT o.candidate_count > 0 AND NOT EXISTS ("
+	/* a count still to come (count.c) belongs to a range job: it has chunks */
+	missing = bd_job_test("SELECT COALESCE(o.candidate_count, 1) > 0 AND NOT EXISTS ("
 						  "  SELECT 1 FROM bulkdelete.candidate c"
 						  "  WHERE c.operation_id = o.id)"
 						  " FROM bulkdelete.operation o WHERE o.id = $1",

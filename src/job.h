@@ -166,6 +166,11 @@ extern int	bd_job_running(int64 *job_id, int *pid);
 extern void bd_job_mark_started(int64 job_id, int64 candidate_count,
 								FullTransactionId cutoff_xmax,
 								ArrayType *cutoff_xip);
+extern bool bd_job_store_count(int64 job_id, int64 candidate_count,
+							   FullTransactionId cutoff_xmax);
+extern bool bd_job_count_pending(int64 job_id);
+extern void bd_job_lock_row(int64 job_id);
+extern bool bd_job_count_from_walk(int64 job_id);
 extern void bd_job_mark_started_ids(int64 job_id, Oid target,
 									FullTransactionId cutoff_xmax,
 									ArrayType *cutoff_xip);

@@ -48,8 +48,8 @@ extern uint64 job_read(const char *sql, int nargs, Oid *argtypes,
 					   JobRowReader reader, void *arg);
 extern bool job_read_row(const char *sql, int nargs, Oid *argtypes,
 						 Datum *values, bool read_only, JobRow *row);
-extern void job_write(const char *sql, int nargs, Oid *argtypes,
-					  Datum *values, const char *nulls, int expected);
+extern uint64 job_write(const char *sql, int nargs, Oid *argtypes,
+						Datum *values, const char *nulls, int expected);
 extern bool job_read_id(const char *sql, int64 id, JobRow *row);
 extern void job_write_id(const char *sql, int64 job_id, Oid type,
 						 Datum value, int expected);

@@ -28,6 +28,7 @@
 #include "batch.h"
 #include "bulkdelete.h"
 #include "candidates.h"
+#include "count.h"
 #include "options.h"
 #include "pace.h"
 #include "progress.h"
@@ -336,6 +337,10 @@ run_batch(RunState *rs)
 		/* a job run as tasks stops when its last worker has (source_task.c) */
 		BdSourceNext stop = src->stop ? src->stop(src) : BD_SOURCE_DONE;
 
+		/* a canceled job ends with its count, as a finished one */
+		if (stop == BD_SOURCE_DONE && state == BD_STATE_CANCELING &&
+			bd_count_await(rs->job_id, bd_run_commit))
+			return true;
 		if (stop == BD_SOURCE_DONE)
 			bd_job_finish(rs->job_id, BD_ACTION_STOP, NULL, NULL);
 		bd_run_commit(false);
@@ -358,6 +363,9 @@ run_batch(RunState *rs)
 	switch (src->next_batch(src, rs->pace, rs->chunks_per_batch, &batch))
 	{
 		case BD_SOURCE_DONE:
+			/* not before the count is in (count.c); then look again */
+			if (bd_count_await(rs->job_id, bd_run_commit))
+				return true;
 			/* the end commits with the server's settings, durably */
 			bd_job_finish(rs->job_id, BD_ACTION_SUCCEED, NULL, NULL);
 			bd_run_commit(false);

@@ -1,0 +1,45 @@
+/*-------------------------------------------------------------------------
+ *
+ * count.h
+ *		Counting a range-mode job's candidates beside its batches, in a
+ *		background worker that imports the start's snapshot (count.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef BULKDELETE_COUNT_H
+#define BULKDELETE_COUNT_H
+
+#include "compat.h"
+
+#include "job.h"
+#include "query.h"
+
+/*
+ * Hand the counts of queries (BdCompiledQuery *, each counted as
+ * "SELECT count(*) <from_where>" under its owner, search path and
+ * settings) to a counter process that imports the current transaction's
+ * snapshot; once they are counted it stores known plus their sum as the
+ * job's candidate_count, provided the operation row still has cutoff_xmax
+ * cutoff (this start committed).  Returns false when no counter could be
+ * had or it could not import the snapshot: the caller counts them itself.
+ * In the start's REPEATABLE READ transaction, at its top level, after it
+ * has stored candidate_count as null; returns once the counter holds the
+ * snapshot (the transaction may commit then).
+ */
+extern bool bd_count_beside(BdJob *job, List *queries, int64 known,
+							FullTransactionId cutoff);
+
+/*
+ * Before a job ends: while its candidate_count is null (counted beside),
+ * wait until its counter has stored it or is gone; if it is gone without
+ * storing it (crash, terminate, an error), store the counts of the walk
+ * (success + failure + skipped) instead.  Commits the current transaction
+ * (commit is the run's bd_run_commit) before waiting and after.  True
+ * when it waited: the caller reads the job's state again.
+ */
+extern bool bd_count_await(int64 job_id, void (*commit) (bool));
+
+/* entry point of the counter (a dynamic background worker) */
+extern PGDLLEXPORT void bulkdelete_counter_main(Datum main_arg);
+
+#endif							/* BULKDELETE_COUNT_H */
