@@ -24,6 +24,7 @@
  */
 #include "target.h"
 
+#include "source_remote.h"
 #include "spi_util.h"
 
 #include "access/relation.h"
@@ -153,6 +154,12 @@ bd_target_check(Oid relid, const char *path)
 void
 bd_target_check_leaves(Oid relid, const char *path)
 {
+	bd_target_check_shards(relid, path, false, false);
+}
+
+void
+bd_target_check_shards(Oid relid, const char *path, bool shards, bool probe)
+{
 	Oid			rel = relid;
 	List	   *leaves;
 	ListCell   *lc;
@@ -178,6 +185,17 @@ bd_target_check_leaves(Oid relid, const char *path)
 
 		if (get_rel_relkind(leaf) != RELKIND_FOREIGN_TABLE)
 			continue;
+
+		/*
+		 * A foreign partition of a partitioned target named directly runs
+		 * on its own server (source_remote.c), if it can.
+		 */
+		if (shards && rel == relid && get_rel_relispartition(leaf) &&
+			get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+		{
+			bd_remote_check_leaf(relid, leaf, probe);
+			continue;
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("cannot bulk delete from \"%s\": its %s \"%s\" is a foreign table%s",
