@@ -104,6 +104,18 @@ remote_libpq_option(PQconninfoOption *defs, const char *name)
 	return false;
 }
 
+/* libpq's message on one line, for the log */
+static char *
+remote_one_line(const char *message)
+{
+	char	   *s = pchomp(message);
+
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\t')
+			*p = ' ';
+	return s;
+}
+
 /*
  * Connect to the server of foreign leaf as user (the job's owner, or the
  * submitter).  Returns NULL with *error set when the server cannot be
@@ -168,7 +180,7 @@ remote_connect(Oid leaf, Oid user, char **error)
 	{
 		*error = psprintf("could not connect to foreign server \"%s\": %s",
 						  server->servername,
-						  pchomp(PQerrorMessage(conn)));
+						  remote_one_line(PQerrorMessage(conn)));
 		PQfinish(conn);
 		return NULL;
 	}
@@ -239,7 +251,7 @@ remote_exec(PGconn *conn, const char *server, const char *sql, int nparams,
 						PQresultStatus(res) == PGRES_COMMAND_OK))
 		return res;
 	sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	message = pchomp(res && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
+	message = remote_one_line(res && PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) ?
 					 PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) :
 					 PQerrorMessage(conn));
 	detail = res && PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) ?
@@ -641,6 +653,25 @@ remote_submit(PGconn *conn, const char *server, BdJob *job, BdTask *task,
 	const char *params[6];
 	BdCompiledQuery *q;
 	int64		id;
+
+	/* attached since the submit, to a server without bulkdelete? */
+	res = remote_exec(conn, server,
+					  "SELECT n.nspname FROM pg_catalog.pg_extension e"
+					  " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+					  " WHERE e.extname = 'bulkdelete'",
+					  0, NULL, true, error);
+	if (res == NULL)
+		return 0;
+	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "bulkdelete") != 0)
+	{
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("bulk delete job " INT64_FORMAT ", task %d: partition \"%s\" is on foreign server \"%s\", which does not have bulkdelete installed (in schema bulkdelete)",
+						task->job_id, task->task,
+						bd_qualified_relname(task->relation), server)));
+	}
+	PQclear(res);
 
 	params[0] = remote_job_name(task);
 	res = remote_exec(conn, server,

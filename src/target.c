@@ -17,8 +17,9 @@
  *		and by the transaction that wrote them (ctid, xmin); through
  *		postgres_fdw every row's xmin and the leaf's relfilenode read 0, so
  *		the start-snapshot and rewrite checks would pass rows the job never
- *		selected (SPEC 9: refused until tasks run such leaves on their own
- *		servers).  A view is judged by the relation it shows.
+ *		selected.  The exception (SPEC 9): a query job's postgres_fdw foreign
+ *		partitions, run on their own servers as shard tasks, which
+ *		source_remote.c checks.  A view is judged by the relation it shows.
  *
  *-------------------------------------------------------------------------
  */
