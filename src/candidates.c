@@ -582,6 +582,8 @@ candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
 		char	   *filter = bd_remote_filter(q);
 
 		foreach(lc, shards)
+			bd_remote_check_start(q->relid, lfirst_oid(lc), job->owner);
+		foreach(lc, shards)
 			bd_task_create_remote(job->id, ct->ntasks++, query_index,
 								  lfirst_oid(lc), chunk, filter);
 	}

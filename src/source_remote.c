@@ -317,6 +317,44 @@ remote_refuse(Oid top, Oid leaf, const char *why, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/* Raise 42809 unless the server on conn has bulkdelete in its schema */
+static void
+remote_check_extension(PGconn *conn, Oid top, Oid leaf)
+{
+	ForeignServer *server = remote_server_of(leaf);
+	PGresult   *res;
+	char	   *error = NULL;
+
+	res = remote_exec(conn, server->servername,
+					  "SELECT n.nspname FROM pg_catalog.pg_extension e"
+					  " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+					  " WHERE e.extname = 'bulkdelete'",
+					  0, NULL, false, &error);
+	if (res == NULL)
+		remote_refuse(top, leaf, psprintf("could not be checked: %s", error), NULL);
+	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "bulkdelete") != 0)
+	{
+		PQclear(res);
+		PQclear(PQexec(conn, "ROLLBACK"));
+		remote_refuse(top, leaf,
+					  psprintf("is on foreign server \"%s\", which does not have bulkdelete installed (in schema bulkdelete)",
+							   server->servername),
+					  "CREATE EXTENSION bulkdelete on the foreign server, with bulkdelete in its shared_preload_libraries.");
+	}
+	PQclear(res);
+}
+
+void
+bd_remote_check_start(Oid top, Oid leaf, Oid owner)
+{
+	char	   *error = NULL;
+	PGconn	   *conn = remote_get_conn(leaf, owner, &error);
+
+	/* out of reach now: the task retries it (bd_remote_poll) */
+	if (conn != NULL)
+		remote_check_extension(conn, top, leaf);
+}
+
 void
 bd_remote_check_leaf(Oid top, Oid leaf, bool probe)
 {
@@ -371,23 +409,7 @@ bd_remote_check_leaf(Oid top, Oid leaf, bool probe)
 	if (res == NULL)
 		remote_refuse(top, leaf, psprintf("could not be checked: %s", error), NULL);
 	PQclear(res);
-	res = remote_exec(conn, server->servername,
-					  "SELECT n.nspname FROM pg_catalog.pg_extension e"
-					  " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
-					  " WHERE e.extname = 'bulkdelete'",
-					  0, NULL, false, &error);
-	if (res == NULL)
-		remote_refuse(top, leaf, psprintf("could not be checked: %s", error), NULL);
-	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "bulkdelete") != 0)
-	{
-		PQclear(res);
-		PQclear(PQexec(conn, "ROLLBACK"));
-		remote_refuse(top, leaf,
-					  psprintf("is on foreign server \"%s\", which does not have bulkdelete installed (in schema bulkdelete)",
-							   server->servername),
-					  "CREATE EXTENSION bulkdelete on the foreign server, with bulkdelete in its shared_preload_libraries.");
-	}
-	PQclear(res);
+	remote_check_extension(conn, top, leaf);
 	params[0] = remote_table(leaf);
 	res = remote_exec(conn, server->servername,
 					  "SELECT bulkdelete.submit($1::pg_catalog.regclass, 'false')",

@@ -19,6 +19,13 @@
  */
 extern void bd_remote_check_leaf(Oid top, Oid leaf, bool probe);
 
+/*
+ * At a job's start, as its owner: 42809 when the server of foreign leaf
+ * answers without bulkdelete (a partition attached since the submit), so
+ * that nothing is deleted; nothing when it does not answer.
+ */
+extern void bd_remote_check_start(Oid top, Oid leaf, Oid owner);
+
 /* q's condition for the remote table, its parameters as literals */
 extern char *bd_remote_filter(BdCompiledQuery *q);
 
