@@ -2,6 +2,15 @@
 -- here), at every entry point: submit in both forms and every query of a
 -- set, schedule, create_job, delete_records, preview; and again when a job
 -- starts.  A refusal is 42809 and creates nothing.
+-- The foreign tables below read tgt.remote_rows of a database without
+-- bulkdelete (a session's temporary objects do not outlive \c: first)
+CREATE DATABASE regress_bd_nobd;
+\set regress_db :DBNAME
+\c regress_bd_nobd
+CREATE SCHEMA tgt;
+CREATE TABLE tgt.remote_rows (id integer, v text);
+INSERT INTO tgt.remote_rows SELECT g, 'remote' FROM generate_series(500, 509) g;
+\c :regress_db
 CREATE SCHEMA tgt;
 CREATE TABLE tgt.plain (id integer PRIMARY KEY, v text);
 INSERT INTO tgt.plain SELECT g, 'x' FROM generate_series(1, 10) g;
@@ -66,13 +75,6 @@ SELECT query_index, matching_rows FROM bulkdelete.preview('{"entity": "tgt.plain
 -- bulkdelete): a foreign table as the target, a foreign partition (a shard
 -- on a server without bulkdelete: refused at submit), a foreign child
 -- table (inheritance), a view of a foreign table
-CREATE DATABASE regress_bd_nobd;
-\set regress_db :DBNAME
-\c regress_bd_nobd
-CREATE SCHEMA tgt;
-CREATE TABLE tgt.remote_rows (id integer, v text);
-INSERT INTO tgt.remote_rows SELECT g, 'remote' FROM generate_series(500, 509) g;
-\c :regress_db
 CREATE EXTENSION postgres_fdw;
 DO $$
 BEGIN

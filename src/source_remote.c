@@ -307,19 +307,21 @@ remote_table(Oid leaf)
 }
 
 static void
-remote_refuse(Oid top, Oid leaf, const char *why, const char *hint)
+remote_refuse(Oid top, Oid leaf, const char *why, const char *hint,
+			  const char *path)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-			 errmsg("cannot bulk delete from \"%s\": its partition \"%s\" %s",
-					bd_qualified_relname(top), bd_qualified_relname(leaf), why),
+			 errmsg("cannot bulk delete from \"%s\": its partition \"%s\" %s%s",
+					bd_qualified_relname(top), bd_qualified_relname(leaf), why,
+					path ? psprintf(" at %s", path) : ""),
 			 errdetail("A foreign partition's rows are deleted by a bulk delete job on its own server, which must be reached through postgres_fdw and have bulkdelete installed and preloaded."),
 			 hint ? errhint("%s", hint) : 0));
 }
 
 /* Raise 42809 unless the server on conn has bulkdelete in its schema */
 static void
-remote_check_extension(PGconn *conn, Oid top, Oid leaf)
+remote_check_extension(PGconn *conn, Oid top, Oid leaf, const char *path)
 {
 	ForeignServer *server = remote_server_of(leaf);
 	PGresult   *res;
@@ -331,7 +333,8 @@ remote_check_extension(PGconn *conn, Oid top, Oid leaf)
 					  " WHERE e.extname = 'bulkdelete'",
 					  0, NULL, false, &error);
 	if (res == NULL)
-		remote_refuse(top, leaf, psprintf("could not be checked: %s", error), NULL);
+		remote_refuse(top, leaf, psprintf("could not be checked: %s", error),
+					  NULL, path);
 	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "bulkdelete") != 0)
 	{
 		PQclear(res);
@@ -339,7 +342,8 @@ remote_check_extension(PGconn *conn, Oid top, Oid leaf)
 		remote_refuse(top, leaf,
 					  psprintf("is on foreign server \"%s\", which does not have bulkdelete installed (in schema bulkdelete)",
 							   server->servername),
-					  "CREATE EXTENSION bulkdelete on the foreign server, with bulkdelete in its shared_preload_libraries.");
+					  "CREATE EXTENSION bulkdelete on the foreign server, with bulkdelete in its shared_preload_libraries.",
+					  path);
 	}
 	PQclear(res);
 }
@@ -352,11 +356,11 @@ bd_remote_check_start(Oid top, Oid leaf, Oid owner)
 
 	/* out of reach now: the task retries it (bd_remote_poll) */
 	if (conn != NULL)
-		remote_check_extension(conn, top, leaf);
+		remote_check_extension(conn, top, leaf, NULL);
 }
 
 void
-bd_remote_check_leaf(Oid top, Oid leaf, bool probe)
+bd_remote_check_leaf(Oid top, Oid leaf, const char *path, bool probe)
 {
 	ForeignServer *server = remote_server_of(leaf);
 	ForeignDataWrapper *fdw = GetForeignDataWrapper(server->fdwid);
@@ -371,7 +375,8 @@ bd_remote_check_leaf(Oid top, Oid leaf, bool probe)
 		remote_refuse(top, leaf,
 					  psprintf("is a foreign table of foreign-data wrapper \"%s\"",
 							   fdw->fdwname),
-					  "Only postgres_fdw foreign partitions are run on their own servers.");
+					  "Only postgres_fdw foreign partitions are run on their own servers.",
+					  path);
 	for (AttrNumber a = 1; a <= natts; a++)
 	{
 		List	   *opts;
@@ -404,12 +409,13 @@ bd_remote_check_leaf(Oid top, Oid leaf, bool probe)
 	if (conn == NULL)
 		remote_refuse(top, leaf,
 					  psprintf("is on a server that cannot be reached: %s", error),
-					  NULL);
+					  NULL, path);
 	res = remote_exec(conn, server->servername, "BEGIN", 0, NULL, false, &error);
 	if (res == NULL)
-		remote_refuse(top, leaf, psprintf("could not be checked: %s", error), NULL);
+		remote_refuse(top, leaf, psprintf("could not be checked: %s", error),
+					  NULL, path);
 	PQclear(res);
-	remote_check_extension(conn, top, leaf);
+	remote_check_extension(conn, top, leaf, path);
 	params[0] = remote_table(leaf);
 	res = remote_exec(conn, server->servername,
 					  "SELECT bulkdelete.submit($1::pg_catalog.regclass, 'false')",
@@ -417,7 +423,8 @@ bd_remote_check_leaf(Oid top, Oid leaf, bool probe)
 	if (res == NULL)
 		remote_refuse(top, leaf,
 					  psprintf("cannot be run on its server: %s", error),
-					  "bulkdelete must be in the foreign server's shared_preload_libraries, and the user mapping's role must be able to delete from the remote table.");
+					  "bulkdelete must be in the foreign server's shared_preload_libraries, and the user mapping's role must be able to delete from the remote table.",
+					  path);
 	PQclear(res);
 	res = remote_exec(conn, server->servername, "ROLLBACK", 0, NULL, false, &error);
 	if (res)

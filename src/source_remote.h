@@ -14,10 +14,11 @@
 
 /*
  * Can foreign leaf of partitioned table top be a shard?  42809 (or 0A000)
- * otherwise; with probe, the server is asked too (a submit rolled back
+ * otherwise (path: where the caller named top); with probe, the server is asked too (a submit rolled back
  * there), as the current user.
  */
-extern void bd_remote_check_leaf(Oid top, Oid leaf, bool probe);
+extern void bd_remote_check_leaf(Oid top, Oid leaf, const char *path,
+								 bool probe);
 
 /*
  * At a job's start, as its owner: 42809 when the server of foreign leaf

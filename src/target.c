@@ -194,7 +194,7 @@ bd_target_check_shards(Oid relid, const char *path, bool shards, bool probe)
 		if (shards && rel == relid && get_rel_relispartition(leaf) &&
 			get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 		{
-			bd_remote_check_leaf(relid, leaf, probe);
+			bd_remote_check_leaf(relid, leaf, path, probe);
 			continue;
 		}
 		ereport(ERROR,
