@@ -309,9 +309,14 @@ bd_task_claim(int64 job_id, int *unfinished, int *others)
 		}
 		t->job_id = job_id;
 		t->next_chunk = DatumGetInt32(row.cols[0]);
+		/*
+		 * The time now, not the transaction's start: a helper's claim
+		 * transaction may have begun before the commit that finished the
+		 * tasks of the query before, which this claim has seen.
+		 */
 		job_write("UPDATE bulkdelete.task SET state = 'running',"
 				  " worker_pid = pg_catalog.pg_backend_pid(),"
-				  " started_at = COALESCE(started_at, pg_catalog.now())"
+				  " started_at = COALESCE(started_at, pg_catalog.clock_timestamp())"
 				  " WHERE operation_id = $1 AND task = $2",
 				  2, argtypes, values, NULL, SPI_OK_UPDATE);
 		values[1] = Int32GetDatum(t->query_index);

@@ -3,7 +3,8 @@
 # leaf's task runs as a job on its own server; its absolute counters and
 # failure rows are pulled back exactly once.  Three servers: the
 # coordinator and two shards.  Exact counts after a normal run, a cancel,
-# the coordinator killed mid-job, a shard stopped and started mid-job; and
+# the coordinator killed mid-job, a shard stopped and started mid-job, a
+# pause and a resume; and
 # the refusal of a server without bulkdelete (42809).  "Mid-job" is a
 # state: the shard's job waits in a row trigger on an advisory lock this
 # test holds.
@@ -294,6 +295,31 @@ reset_data(1002 + 2);
 	pass('shard restart: the coordinator retries shard 1');
 	$shards[0]->start;
 	check_succeeded($job, 'shard restart');
+}
+
+# 6. A pause while shard 1's job waits: it reaches shard 1's job, the job
+# is paused once both have stopped, and a resume resumes shard 1's job
+reset_data(1002 + 2);
+{
+	my $h = hold_gate(1);
+	my $job = submit();
+	my $rjob = remote_job($job, task_of($job, 'ev_s1'));
+	wait_at_gate(1, $rjob, 'pause');
+	is($coord->safe_psql('postgres', "SELECT bulkdelete.pause($job)"),
+		'pausing', 'pause: the job is pausing');
+	ok($shards[0]->poll_query_until('postgres',
+			"SELECT state = 'pausing' FROM bulkdelete.operation WHERE id = $rjob"),
+		'pause: shard 1\'s job is pausing');
+	$h->query_safe('SELECT pg_advisory_unlock(4242)');
+	bd_quit($h);
+	my ($state) = bd_wait_job($coord, $job, "state = 'paused'");
+	is($state, 'paused', 'pause: the job is paused');
+	ok($shards[0]->poll_query_until('postgres',
+			"SELECT state = 'paused' FROM bulkdelete.operation WHERE id = $rjob"),
+		'pause: shard 1\'s job is paused');
+	is($coord->safe_psql('postgres', "SELECT bulkdelete.resume($job)"),
+		'queued', 'pause: the job is resumed');
+	check_succeeded($job, 'pause and resume');
 }
 
 $_->stop for ($coord, @shards);
