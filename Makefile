@@ -46,6 +46,7 @@ OBJS = \
 	src/source_ids.o \
 	src/source_query.o \
 	src/source_task.o \
+	src/source_remote.o \
 	src/source_restore.o \
 	src/spi_util.o \
 	src/target.o \
@@ -59,6 +60,9 @@ PG_CFLAGS = -Werror=implicit-function-declaration
 # FetchXML is parsed with the server's libxml2 (its headers: libxml2-dev;
 # pg_config's CPPFLAGS name their directory)
 SHLIB_LINK += $(filter -lxml2, $(LIBS))
+# shard tasks talk to their servers with libpq (source_remote.c)
+PG_CPPFLAGS += -I$(libpq_srcdir)
+SHLIB_LINK_INTERNAL = $(libpq)
 
 # pg_regress tests (sql/, expected/), in this order
 REGRESS = setup objects security states engine query_fixture query_ops \

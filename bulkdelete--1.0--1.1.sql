@@ -282,6 +282,9 @@ CREATE TABLE @extschema@.task (
 	worker_pid integer,
 	started_at timestamptz,
 	finished_at timestamptz,
+	remote_filter text,
+	remote_job bigint,
+	remote_failure_id bigint NOT NULL DEFAULT 0,
 	CONSTRAINT task_pkey PRIMARY KEY (operation_id, task),
 	CONSTRAINT task_state_check CHECK (state IN ('pending', 'running',
 		'succeeded', 'canceled', 'failed')),
@@ -347,6 +350,12 @@ COMMENT ON COLUMN @extschema@.task.started_at IS
 	'when a worker first took the task';
 COMMENT ON COLUMN @extschema@.task.finished_at IS
 	'when the task ended';
+COMMENT ON COLUMN @extschema@.task.remote_filter IS
+	'a shard task (a postgres_fdw foreign partition): the condition its job on the foreign server deletes by, over the remote table, with the values the job fixed at its start; null for a local task';
+COMMENT ON COLUMN @extschema@.task.remote_job IS
+	'a shard task: the id of its job on the foreign server, once submitted';
+COMMENT ON COLUMN @extschema@.task.remote_failure_id IS
+	'a shard task: the last failure id of the remote job whose row was copied here (failures are pulled after it, in the transaction that moves it)';
 COMMENT ON COLUMN @extschema@.tasks.job IS
 	'the job (bulkdelete.operation.id)';
 COMMENT ON COLUMN @extschema@.tasks.task IS

@@ -2,6 +2,15 @@
 -- here), at every entry point: submit in both forms and every query of a
 -- set, schedule, create_job, delete_records, preview; and again when a job
 -- starts.  A refusal is 42809 and creates nothing.
+-- The foreign tables below read tgt.remote_rows of a database without
+-- bulkdelete (a session's temporary objects do not outlive \c: first)
+CREATE DATABASE regress_bd_nobd;
+\set regress_db :DBNAME
+\c regress_bd_nobd
+CREATE SCHEMA tgt;
+CREATE TABLE tgt.remote_rows (id integer, v text);
+INSERT INTO tgt.remote_rows SELECT g, 'remote' FROM generate_series(500, 509) g;
+\c :regress_db
 CREATE SCHEMA tgt;
 CREATE TABLE tgt.plain (id integer PRIMARY KEY, v text);
 INSERT INTO tgt.plain SELECT g, 'x' FROM generate_series(1, 10) g;
@@ -62,21 +71,20 @@ SELECT query_index, matching_rows FROM bulkdelete.preview('{"entity": "tgt.plain
 	"to": "relnatts", "link_type": "not-exists", "criteria": {"conditions": [
 	{"attribute": "relname", "operator": "eq", "values": ["pg_class"]}]}}]}');
 
--- foreign tables (postgres_fdw, back into this database): a foreign table as
--- the target, a foreign partition, a foreign child table (inheritance), a
--- view of a foreign table
+-- foreign tables (postgres_fdw, into a database of this server without
+-- bulkdelete): a foreign table as the target, a foreign partition (a shard
+-- on a server without bulkdelete: refused at submit), a foreign child
+-- table (inheritance), a view of a foreign table
 CREATE EXTENSION postgres_fdw;
 DO $$
 BEGIN
 	EXECUTE format('CREATE SERVER tgt_loopback FOREIGN DATA WRAPPER postgres_fdw'
-				   ' OPTIONS (host %L, port %L, dbname %L)',
+				   ' OPTIONS (host %L, port %L, dbname %L, fetch_size %L)',
 				   split_part(current_setting('unix_socket_directories'), ',', 1),
-				   current_setting('port'), current_database());
+				   current_setting('port'), 'regress_bd_nobd', '100');
 END
 $$;
 CREATE USER MAPPING FOR CURRENT_USER SERVER tgt_loopback;
-CREATE TABLE tgt.remote_rows (id integer, v text);
-INSERT INTO tgt.remote_rows SELECT g, 'remote' FROM generate_series(500, 509) g;
 CREATE FOREIGN TABLE tgt.ft (id integer, v text) SERVER tgt_loopback
 	OPTIONS (schema_name 'tgt', table_name 'remote_rows');
 CREATE TABLE tgt.parted (id integer, v text) PARTITION BY RANGE (id);
@@ -136,7 +144,7 @@ SELECT bulkdelete.wait(:keyed_job, '60 s');
 SELECT state, success_count, error_sqlstate, error_message
 FROM bulkdelete.operation WHERE id = :keyed_job;
 SELECT count(*) FROM tgt.keyed;
-SELECT count(*) FROM tgt.remote_rows;
+SELECT count(*) FROM tgt.ft;
 
 -- delete_records and upload jobs need a primary key: without one, 42809
 -- with a hint (a plain table and a partitioned table)
@@ -170,5 +178,6 @@ WHERE id IN (:later_job, :keyed_job, :sale_job);
 SET client_min_messages = warning;
 DROP SCHEMA tgt CASCADE;
 DROP EXTENSION postgres_fdw CASCADE;
+DROP DATABASE regress_bd_nobd WITH (FORCE);
 DROP EXTENSION pg_cron;
 RESET client_min_messages;

@@ -38,6 +38,7 @@ int			bd_busy_wal_rate = 16384;	/* kB per second */
 int			bd_history_retention = -1;	/* seconds; -1: keep every job */
 int			bd_worker_idle_time = 1000; /* ms */
 int			bd_archive_retention = 15 * 86400;	/* s */
+char	   *bd_shard_retry_delays = NULL;
 
 bool		bd_preloaded = false;
 
@@ -85,6 +86,18 @@ _PG_init(void)
 							1000, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	/*
+	 * Not shown: the backoff of a shard task whose server cannot be
+	 * reached (source_remote.c), settable so that tests need not wait.
+	 */
+	DefineCustomStringVariable("bulkdelete.shard_retry_delays",
+							   "Seconds between the attempts to reach a shard's server, comma-separated; after the last one the task fails.",
+							   NULL,
+							   &bd_shard_retry_delays,
+							   "5,20,60,180,600",
+							   PGC_SIGHUP, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("bulkdelete.archive_retention",
 							"How long the archive of a job with \"archive\": true is kept.",

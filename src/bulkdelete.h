@@ -28,6 +28,7 @@ extern int	bd_busy_wal_rate;
 extern int	bd_history_retention;
 extern int	bd_worker_idle_time;
 extern int	bd_archive_retention;
+extern char *bd_shard_retry_delays;
 
 /* true when the library was loaded through shared_preload_libraries */
 extern bool bd_preloaded;

@@ -58,6 +58,7 @@
 #include "count.h"
 #include "options.h"
 #include "query.h"
+#include "source_remote.h"
 #include "spi_util.h"
 
 #include "access/subtrans.h"
@@ -583,9 +584,15 @@ candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
 	int64		total = 0;
 	ListCell   *lc;
 
+	List	   *shards = NIL;
+
 	foreach(lc, leaves)
+	{
 		if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
 			leaf_oids[nleaves++] = lfirst_oid(lc);
+		else if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+			shards = lappend_oid(shards, lfirst_oid(lc));
+	}
 
 	rows = candidates_count(job, q,
 							psprintf("SELECT t.tableoid, pg_catalog.count(*)"
@@ -620,8 +627,38 @@ candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
 		chunk += nchunks;
 		total += leaf_counts[i];
 	}
+
+	/*
+	 * A foreign partition (checked by target.c) is a shard: its task runs
+	 * as a job on its own server, by the same condition with the values
+	 * fixed here; that job counts its candidates, at its own start.
+	 */
+	if (shards != NIL)
+	{
+		char	   *filter = bd_remote_filter(q);
+
+		foreach(lc, shards)
+			bd_remote_check_start(q->relid, lfirst_oid(lc), job->owner);
+		foreach(lc, shards)
+			bd_task_create_remote(job->id, ct->ntasks++, query_index,
+								  lfirst_oid(lc), chunk, filter);
+	}
 	ct->has_tasks[query_index] = true;
 	return total;
+}
+
+/* Does partitioned table relid have a foreign leaf (a shard)? */
+static bool
+candidates_has_shards(Oid relid)
+{
+	ListCell   *lc;
+
+	if (get_rel_relkind(relid) != RELKIND_PARTITIONED_TABLE)
+		return false;
+	foreach(lc, find_all_inheritors(relid, AccessShareLock, NULL))
+		if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+			return true;
+	return false;
 }
 
 /*
@@ -769,7 +806,11 @@ candidates_try_fixed(void *arg)
 										   attempt->q);
 	if (!attempt->fixed)
 		return;
-	if (attempt->ct->supported && attempt->ct->parallel > 1)
+	if (get_rel_relkind(attempt->q->relid) == RELKIND_PARTITIONED_TABLE)
+		attempt->total = candidates_fix_leaves(attempt->job,
+											   attempt->query_index,
+											   attempt->q, attempt->ct);
+	else if (attempt->ct->supported && attempt->ct->parallel > 1)
 		attempt->total = candidates_fix_range_split(attempt->job,
 													attempt->query_index,
 													attempt->q, attempt->ct);
@@ -798,6 +839,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	BdUserSwitch sw;
 	int64		total;
 	bool		plain;
+	bool		shards;
 
 	q = can_fix ?
 		bd_query_compile_fixed(job->query_set, job->relations,
@@ -807,6 +849,7 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	*compiled = q;
 	plain = get_rel_relkind(q->relid) == RELKIND_RELATION &&
 		!has_subclass(q->relid);
+	shards = ct->supported && candidates_has_shards(q->relid);
 
 	/*
 	 * A condition made self-contained by fixing its non-row parts takes
@@ -815,7 +858,8 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	 */
 	if (q->nfixed > 0)
 	{
-		if (plain)
+		/* a sharded target too: its shards delete by the values fixed here */
+		if (plain || shards)
 		{
 			CandidatesFixTry attempt = {job, query_index, q, ct, scratch, false, 0};
 			ErrorData  *edata;
@@ -845,6 +889,13 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 	if (q->self_contained && ct->supported &&
 		get_rel_relkind(q->relid) == RELKIND_PARTITIONED_TABLE)
 		return candidates_fix_leaves(job, query_index, q, ct);
+	if (shards)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot bulk delete from \"%s\": it has foreign partitions, and query %d's condition reads more than the row's own columns",
+						bd_qualified_relname(q->relid), query_index),
+				 errdetail("A foreign partition's rows are deleted by a job on its own server, which must be given the same condition; one that reads other relations or volatile functions cannot be sent (see \"Fixed parts\" for what is evaluated once at the start)."),
+				 errhint("Write the condition on the target's own columns, or submit the job on each server.")));
 	*range = false;
 	ct->tid_mode[query_index] = true;
 
@@ -920,7 +971,7 @@ bd_candidates_fix(BdJob *job)
 	 * attached as a partition would have its rows selected by TIDs and
 	 * xmins that mean nothing.  Refused (42809) before anything is stored.
 	 */
-	bd_query_check_targets(job->query_set, job->relations, job->nrelations);
+	bd_query_check_targets(job->query_set, job->relations, job->nrelations, false);
 
 	scratch = AllocSetContextCreate(CurrentMemoryContext,
 									"bulkdelete candidates",

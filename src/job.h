@@ -219,6 +219,31 @@ extern void bd_task_create(int64 job_id, int task, int query_index,
 						   Oid relation, int first_chunk, int end_chunk,
 						   int64 candidate_count);
 extern bool bd_job_has_tasks(int64 job_id);
+
+/*
+ * A shard task (source_remote.c): a foreign leaf's part, run as a job on
+ * the foreign server.  Its row's remote columns and the absolute counters
+ * last copied from the remote job.
+ */
+typedef struct BdTaskRemote
+{
+	char	   *filter;			/* the condition over the remote table */
+	int64		remote_job;		/* 0 until submitted */
+	int64		failure_id;		/* last remote failure id pulled */
+	int64		candidates;		/* -1: not known yet */
+	int64		deleted;
+	int64		failed;
+	int64		skipped;
+	int64		cascaded;
+} BdTaskRemote;
+
+extern void bd_task_create_remote(int64 job_id, int task, int query_index,
+								  Oid relation, int chunk, const char *filter);
+extern bool bd_task_is_remote(BdTask *task);
+extern void bd_task_remote_read(BdTask *task, BdTaskRemote *remote);
+extern void bd_task_remote_set_job(BdTask *task, int64 remote_job);
+extern void bd_task_remote_record(BdTask *task, BdTaskRemote *was,
+								  BdTaskRemote *now, List *failures);
 extern BdTask *bd_task_claim(int64 job_id, int *unfinished, int *others);
 extern void bd_task_record_batch(BdTask *task, int next_chunk,
 								 BdBatchCounts *counts, List *failures);

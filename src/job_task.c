@@ -69,6 +69,148 @@ bd_task_create(int64 job_id, int task, int query_index, Oid relation,
 			  7, argtypes, values, nulls, SPI_OK_INSERT);
 }
 
+/*
+ * Create shard task "task" of job job_id: foreign leaf relation, run as a
+ * job on its server deleting by filter (source_remote.c); it holds no
+ * chunk (first_chunk = end_chunk = chunk) and its candidates are counted
+ * by the remote job.  In the transaction fixing the candidates.
+ */
+void
+bd_task_create_remote(int64 job_id, int task, int query_index, Oid relation,
+					  int chunk, const char *filter)
+{
+	Oid			argtypes[3] = {INT8OID, INT4OID, TEXTOID};
+	Datum		values[3];
+
+	bd_task_create(job_id, task, query_index, relation, chunk, chunk, -1);
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(task);
+	values[2] = CStringGetTextDatum(filter);
+	job_write("UPDATE bulkdelete.task SET remote_filter = $3"
+			  " WHERE operation_id = $1 AND task = $2",
+			  3, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/* Is this a shard task?  In a transaction. */
+bool
+bd_task_is_remote(BdTask *task)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	JobRow		row;
+
+	values[0] = Int64GetDatum(task->job_id);
+	values[1] = Int32GetDatum(task->task);
+	if (!job_read_row("SELECT remote_filter IS NOT NULL FROM bulkdelete.task"
+					  " WHERE operation_id = $1 AND task = $2",
+					  2, argtypes, values, false, &row))
+		return false;
+	return DatumGetBool(row.cols[0]);
+}
+
+/* A shard task's remote columns and counters.  In a transaction. */
+void
+bd_task_remote_read(BdTask *task, BdTaskRemote *remote)
+{
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	JobRow		row;
+
+	values[0] = Int64GetDatum(task->job_id);
+	values[1] = Int32GetDatum(task->task);
+	memset(remote, 0, sizeof(BdTaskRemote));
+	if (!job_read_row("SELECT remote_filter, COALESCE(remote_job, 0),"
+					  " remote_failure_id, COALESCE(candidate_count, -1),"
+					  " success_count, failure_count, skipped_count, cascade_count"
+					  " FROM bulkdelete.task WHERE operation_id = $1 AND task = $2",
+					  2, argtypes, values, false, &row) || row.nulls[0])
+		elog(ERROR, "task %d of bulk delete job " INT64_FORMAT " is not a shard task",
+			 task->task, task->job_id);
+	remote->filter = TextDatumGetCString(row.cols[0]);
+	remote->remote_job = DatumGetInt64(row.cols[1]);
+	remote->failure_id = DatumGetInt64(row.cols[2]);
+	remote->candidates = DatumGetInt64(row.cols[3]);
+	remote->deleted = DatumGetInt64(row.cols[4]);
+	remote->failed = DatumGetInt64(row.cols[5]);
+	remote->skipped = DatumGetInt64(row.cols[6]);
+	remote->cascaded = DatumGetInt64(row.cols[7]);
+}
+
+/*
+ * The shard task's job on its server is remote_job: stored in the
+ * transaction after the remote submit (a crash before its commit finds the
+ * job again by its name, source_remote.c).
+ */
+void
+bd_task_remote_set_job(BdTask *task, int64 remote_job)
+{
+	Oid			argtypes[3] = {INT8OID, INT4OID, INT8OID};
+	Datum		values[3];
+
+	values[0] = Int64GetDatum(task->job_id);
+	values[1] = Int32GetDatum(task->task);
+	values[2] = Int64GetDatum(remote_job);
+	job_write("UPDATE bulkdelete.task SET remote_job = $3"
+			  " WHERE operation_id = $1 AND task = $2",
+			  3, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
+/*
+ * Copy a shard task's absolute counters from its remote job: "now" (with
+ * now->failure_id the last remote failure among failures) replaces "was",
+ * the task's row as read in this transaction; the job's counters take the
+ * differences, and the failures pulled are stored, all in one transaction,
+ * so a pull retried after a crash starts from the same watermark and never
+ * counts a row twice.
+ */
+void
+bd_task_remote_record(BdTask *task, BdTaskRemote *was, BdTaskRemote *now,
+					  List *failures)
+{
+	Oid			argtypes[9] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID};
+	Datum		values[9];
+	char		nulls[10] = "         ";
+	BdBatchCounts counts;
+	Oid			relid = task->relation;
+	int64		cascaded = now->cascaded - was->cascaded;
+
+	values[0] = Int64GetDatum(task->job_id);
+	values[1] = Int32GetDatum(task->task);
+	values[2] = Int64GetDatum(now->candidates);
+	if (now->candidates < 0)
+		nulls[2] = 'n';
+	values[3] = Int64GetDatum(now->deleted);
+	values[4] = Int64GetDatum(now->failed);
+	values[5] = Int64GetDatum(now->skipped);
+	values[6] = Int64GetDatum(now->cascaded);
+	values[7] = Int64GetDatum(now->failure_id);
+	values[8] = Int64GetDatum(Max(now->candidates, 0) - Max(was->candidates, 0));
+	job_write("UPDATE bulkdelete.task SET candidate_count = $3,"
+			  " success_count = $4, failure_count = $5, skipped_count = $6,"
+			  " cascade_count = $7, remote_failure_id = $8, batches = batches + 1"
+			  " WHERE operation_id = $1 AND task = $2",
+			  8, argtypes, values, nulls, SPI_OK_UPDATE);
+	if (now->candidates >= 0 && now->candidates != Max(was->candidates, 0))
+		job_write("UPDATE bulkdelete.operation SET candidate_count ="
+				  " COALESCE(candidate_count, 0) + $9"
+				  " WHERE id = $1",
+				  9, argtypes, values, nulls, SPI_OK_UPDATE);
+
+	memset(&counts, 0, sizeof(counts));
+	counts.deleted = now->deleted - was->deleted;
+	counts.failed = now->failed - was->failed;
+	counts.skipped = now->skipped - was->skipped;
+	if (cascaded != 0)
+	{
+		counts.ncascade = 1;
+		counts.cascade_relids = &relid;
+		counts.cascade_rows = &cascaded;
+	}
+	bd_job_record_batch(task->job_id, -1, &counts, failures,
+						task->query_index);
+}
+
 /* Does job job_id run as tasks?  In a transaction. */
 bool
 bd_job_has_tasks(int64 job_id)

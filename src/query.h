@@ -159,7 +159,7 @@ extern int	bd_query_count(Jsonb *normalized);
  * not for a preview.  Raises 42809 naming the query's path.
  */
 extern void bd_query_check_targets(Jsonb *normalized, Oid *relations,
-								   int nrelations);
+								   int nrelations, bool probe);
 
 /*
  * Compile query "index" (0-based) of a normalized set.  relations is the

@@ -145,7 +145,8 @@ bd_query_count(Jsonb *normalized)
 }
 
 void
-bd_query_check_targets(Jsonb *normalized, Oid *relations, int nrelations)
+bd_query_check_targets(Jsonb *normalized, Oid *relations, int nrelations,
+					   bool probe)
 {
 	int			count = bd_query_count(normalized);
 
@@ -162,6 +163,6 @@ bd_query_check_targets(Jsonb *normalized, Oid *relations, int nrelations)
 		else
 			path = qj_path_key(count > 1 ? qj_path_index("", q) : "", "entity");
 		bd_target_check(relations[i], path);
-		bd_target_check_leaves(relations[i], path);
+		bd_target_check_shards(relations[i], path, true, probe);
 	}
 }

@@ -411,7 +411,7 @@ schedule_check_targets(Jsonb *normalized, List *relations)
 	int			nrelations;
 	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
 
-	bd_query_check_targets(normalized, rels, nrelations);
+	bd_query_check_targets(normalized, rels, nrelations, true);
 }
 
 /*

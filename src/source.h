@@ -7,7 +7,8 @@
  *		implementations: query jobs (source_query.c: chunks of candidates
  *		fixed at the job's start) and id-list jobs (source_ids.c: the
  *		uploaded records) and restore jobs (source_restore.c: a job's
- *		archived rows, put back).  Remote shard tasks would be one more.
+ *		archived rows, put back).  Shard tasks (source_remote.c) are run by
+ *		the task source in place of the query source.
  *
  *		The loop calls, in each batch's transaction: next_batch (what the
  *		batch takes, or that there is nothing left), delete_batch (the

@@ -27,6 +27,7 @@
 #include "bulkdelete.h"
 #include "options.h"
 #include "shmem.h"
+#include "source_remote.h"
 
 #include "utils/memutils.h"
 
@@ -39,6 +40,7 @@ typedef struct StState
 	bool		tasks;			/* the job has tasks */
 	int			parallel;		/* workers the job may have */
 	BdTask	   *task;			/* the task this process holds, or NULL */
+	bool		remote;			/* it is a shard task (source_remote.c) */
 	BdTask	   *kept;			/* where it is kept, in cxt */
 } StState;
 
@@ -59,7 +61,9 @@ st_release(StState *st, bool succeeded)
 	 */
 	bd_task_unlock(st->task->job_id, st->task->task);
 	st->task = NULL;
-	bd_source_query_task(st->inner, NULL);
+	if (!st->remote)
+		bd_source_query_task(st->inner, NULL);
+	st->remote = false;
 }
 
 static void
@@ -131,7 +135,9 @@ st_claim(BdBatchSource *src)
 		st->kept = MemoryContextAlloc(st->cxt, sizeof(BdTask));
 	*st->kept = *task;
 	st->task = st->kept;
-	bd_source_query_task(st->inner, st->task);
+	st->remote = bd_task_is_remote(st->task);
+	if (!st->remote)
+		bd_source_query_task(st->inner, st->task);
 
 	/*
 	 * More tasks of this query than workers on them, and room for another
@@ -158,6 +164,16 @@ st_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	next = st_claim(src);
 	if (next != BD_SOURCE_BATCH)
 		return next;
+	if (st->remote)
+	{
+		/* a shard task: its job on its own server runs it */
+		src->query_index = st->task->query_index;
+		next = bd_remote_poll(src->job, st->task);
+		if (next != BD_SOURCE_DONE)
+			return next;
+		st_release(st, true);
+		return BD_SOURCE_AGAIN;
+	}
 	next = st->inner->next_batch(st->inner, pace, chunks, batch);
 	src->query_index = st->inner->query_index;
 	if (next == BD_SOURCE_BATCH)
@@ -194,6 +210,9 @@ st_stop(BdBatchSource *src)
 
 	if (!st->tasks)
 		return BD_SOURCE_DONE;
+	if (st->task != NULL && st->remote)
+		bd_remote_stop(src->job, st->task,
+					   bd_job_current_state(src->job->id) == BD_STATE_CANCELING);
 	st_release(st, false);
 	if (st->helper)
 		return BD_SOURCE_LEAVE;

@@ -17,13 +17,15 @@
  *		and by the transaction that wrote them (ctid, xmin); through
  *		postgres_fdw every row's xmin and the leaf's relfilenode read 0, so
  *		the start-snapshot and rewrite checks would pass rows the job never
- *		selected (SPEC 9: refused until tasks run such leaves on their own
- *		servers).  A view is judged by the relation it shows.
+ *		selected.  The exception (SPEC 9): a query job's postgres_fdw foreign
+ *		partitions, run on their own servers as shard tasks, which
+ *		source_remote.c checks.  A view is judged by the relation it shows.
  *
  *-------------------------------------------------------------------------
  */
 #include "target.h"
 
+#include "source_remote.h"
 #include "spi_util.h"
 
 #include "access/relation.h"
@@ -153,6 +155,12 @@ bd_target_check(Oid relid, const char *path)
 void
 bd_target_check_leaves(Oid relid, const char *path)
 {
+	bd_target_check_shards(relid, path, false, false);
+}
+
+void
+bd_target_check_shards(Oid relid, const char *path, bool shards, bool probe)
+{
 	Oid			rel = relid;
 	List	   *leaves;
 	ListCell   *lc;
@@ -178,6 +186,17 @@ bd_target_check_leaves(Oid relid, const char *path)
 
 		if (get_rel_relkind(leaf) != RELKIND_FOREIGN_TABLE)
 			continue;
+
+		/*
+		 * A foreign partition of a partitioned target named directly runs
+		 * on its own server (source_remote.c), if it can.
+		 */
+		if (shards && rel == relid && get_rel_relispartition(leaf) &&
+			get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+		{
+			bd_remote_check_leaf(relid, leaf, path, probe);
+			continue;
+		}
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("cannot bulk delete from \"%s\": its %s \"%s\" is a foreign table%s",

@@ -31,4 +31,12 @@ extern void bd_target_check(Oid relid, const char *path);
  */
 extern void bd_target_check_leaves(Oid relid, const char *path);
 
+/*
+ * The same for a query job, which runs the postgres_fdw foreign partitions
+ * of a partitioned target on their own servers (shards): those are
+ * checked by source_remote.c instead, the server asked too with probe.
+ */
+extern void bd_target_check_shards(Oid relid, const char *path, bool shards,
+								   bool probe);
+
 #endif							/* BULKDELETE_TARGET_H */
