@@ -6,6 +6,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use BulkDeleteTest;
 
 my $node = PostgreSQL::Test::Cluster->new('engine');
 $node->init;
@@ -68,8 +69,21 @@ sub check_exact
 		'10', "$what: each blocked row recorded once");
 }
 
+# The job is still mid-run: the crash below hits it there.  A gate holds
+# the job at row 90000 (near its end: the fault comes wherever the job is
+# before it), so that it cannot end first however slow the machine.
+sub mid_run
+{
+	my ($job, $what) = @_;
+	is($node->safe_psql('postgres', qq{
+		SELECT state || ' ' || (success_count < 49990)
+		FROM bulkdelete.operation WHERE id = $job}),
+		'in_progress true', "$what: the fault hits the job mid-run");
+}
+
 # kill -9 of the worker mid-job (range mode)
 fill();
+my ($gate) = bd_gate($node, 'postgres', 'contact', 'DELETE', 'OLD.id = 90000', 4301);
 my $job = submit_slow(q{status = 'old'});
 ok($node->poll_query_until('postgres',
 	"SELECT batches >= 3 FROM bulkdelete.operation WHERE id = $job"),
@@ -80,19 +94,25 @@ ok($pid > 0, 'the job shows its worker');
 is($node->safe_psql('postgres', "SELECT backend_type || ' / ' || application_name
 	FROM pg_stat_activity WHERE pid = $pid"),
 	"bulkdelete worker / bulkdelete job $job", 'the worker names itself and its job');
-kill 'KILL', $pid;
+mid_run($job, 'kill -9');
+is(kill('KILL', $pid), 1, 'kill -9 of the worker');
 check_exact($job, 'kill -9');
+bd_quit($gate);					# ended by the crash restart
 
 # immediate shutdown mid-job (TID mode: the condition calls a volatile
 # function)
 fill();
+($gate) = bd_gate($node, 'postgres', 'contact', 'DELETE', 'OLD.id = 90000', 4301);
 $job = submit_slow(q{status = 'old' AND random() >= 0});
 ok($node->poll_query_until('postgres',
 	"SELECT batches >= 3 FROM bulkdelete.operation WHERE id = $job"),
 	'immediate stop: the job is running');
+mid_run($job, 'immediate stop');
 $node->stop('immediate');
+bd_quit($gate);
 $node->start;
 check_exact($job, 'immediate stop');
+$node->safe_psql('postgres', 'DROP TRIGGER bd_gate_4301 ON contact');
 
 # start_after in the future: the job waits, then starts on time
 $node->safe_psql('postgres', q{
