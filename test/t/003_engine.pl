@@ -182,23 +182,37 @@ for my $i (1 .. 5)
 	  . qq{SELECT bulkdelete.submit('many$i'::regclass, 'id % 2 = 0',
 			options => '{"max_rows_per_second": 10000}')};
 }
+# Every job is held at its row 19998 (near its end) until the test has
+# seen two of them run and the others queued: the state is held, not
+# caught between polls.
+my @gates;
+for my $i (1 .. 5)
+{
+	my ($g) = bd_gate($node, 'postgres', "many$i", 'DELETE', 'OLD.id = 19998', 4303);
+	push @gates, $g;
+}
 # one transaction: all five are queued at the same moment
 my $list = join(',', split /\n/, $node->safe_psql('postgres', $submits));
-my ($max_running, $queued_while_full) = (0, 0);
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) FILTER (WHERE state = 'in_progress') = 2
+	   AND count(*) FILTER (WHERE state = 'queued') = 3
+	   AND (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bulkdelete worker'
+			AND wait_event_type = 'Lock' AND wait_event = 'advisory') = 2
+	FROM bulkdelete.operation WHERE id IN ($list)}),
+	'two jobs run (held), the others wait queued');
+bd_quit($_) for @gates;
+my $max_running = 0;
 for (1 .. 300)
 {
-	my ($running, $queued, $done) = split /\|/, $node->safe_psql('postgres', qq{
+	my ($running, $done) = split /\|/, $node->safe_psql('postgres', qq{
 		SELECT count(*) FILTER (WHERE state = 'in_progress'),
-			   count(*) FILTER (WHERE state = 'queued'),
 			   count(*) FILTER (WHERE state = 'succeeded')
 		FROM bulkdelete.operation WHERE id IN ($list)});
 	$max_running = $running if $running > $max_running;
-	$queued_while_full = 1 if $running == 2 && $queued > 0;
 	last if $done == 5;
 	usleep(50_000);
 }
-ok($max_running == 2, "at most max_workers jobs ran at once ($max_running)");
-ok($queued_while_full, 'the others waited queued meanwhile');
+ok($max_running <= 2, "at most max_workers jobs ran at once ($max_running)");
 ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) = 5 FROM bulkdelete.operation
 	WHERE id IN ($list) AND state = 'succeeded'}), 'all queued jobs finish');
@@ -208,13 +222,25 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE shared_t (id int PRIMARY KEY);
 	INSERT INTO shared_t SELECT generate_series(1, 20000);
 });
+# the first job to run is held (at row 9000 or 19000) until the test has
+# seen the other queued while a worker is free
+my ($shared_gate) = bd_gate($node, 'postgres', 'shared_t', 'DELETE',
+	'OLD.id IN (9000, 19000)', 4304);
 my $pair = join(',', split /\n/, $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('shared_t'::regclass, 'id <= 10000',
 		options => '{"max_rows_per_second": 10000}')
 	UNION ALL
 	SELECT bulkdelete.submit('shared_t'::regclass, 'id > 10000',
 		options => '{"max_rows_per_second": 10000}')}));
-my ($both, $one) = (0, 0);
+ok($node->poll_query_until('postgres', qq{
+	SELECT count(*) FILTER (WHERE state = 'in_progress') = 1
+	   AND count(*) FILTER (WHERE state = 'queued') = 1
+	   AND (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bulkdelete worker'
+			AND wait_event_type = 'Lock' AND wait_event = 'advisory') = 1
+	FROM bulkdelete.operation WHERE id IN ($pair)}),
+	'one job on the table runs (held), the other waits queued');
+bd_quit($shared_gate);
+my ($both, $one) = (0, 1);
 for (1 .. 300)
 {
 	my ($running, $done) = split /\|/, $node->safe_psql('postgres', qq{
