@@ -191,15 +191,23 @@ for my $i (1 .. 5)
 	my ($g) = bd_gate($node, 'postgres', "many$i", 'DELETE', 'OLD.id = 19998', 4303);
 	push @gates, $g;
 }
+# Wait until, of jobs $list, $running are in_progress, each held at its
+# gate (a worker waits there), and $queued are queued.
+sub held_and_queued
+{
+	my ($list, $running, $queued, $what) = @_;
+	ok($node->poll_query_until('postgres', qq{
+		SELECT count(*) FILTER (WHERE state = 'in_progress') = $running
+		   AND count(*) FILTER (WHERE state = 'queued') = $queued
+		   AND (SELECT count(*) FROM pg_stat_activity
+				WHERE backend_type = 'bulkdelete worker'
+				AND wait_event_type = 'Lock' AND wait_event = 'advisory') = $running
+		FROM bulkdelete.operation WHERE id IN ($list)}), $what);
+}
+
 # one transaction: all five are queued at the same moment
 my $list = join(',', split /\n/, $node->safe_psql('postgres', $submits));
-ok($node->poll_query_until('postgres', qq{
-	SELECT count(*) FILTER (WHERE state = 'in_progress') = 2
-	   AND count(*) FILTER (WHERE state = 'queued') = 3
-	   AND (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bulkdelete worker'
-			AND wait_event_type = 'Lock' AND wait_event = 'advisory') = 2
-	FROM bulkdelete.operation WHERE id IN ($list)}),
-	'two jobs run (held), the others wait queued');
+held_and_queued($list, 2, 3, 'two jobs run (held), the others wait queued');
 bd_quit($_) for @gates;
 my $max_running = 0;
 for (1 .. 300)
@@ -232,12 +240,7 @@ my $pair = join(',', split /\n/, $node->safe_psql('postgres', q{
 	UNION ALL
 	SELECT bulkdelete.submit('shared_t'::regclass, 'id > 10000',
 		options => '{"max_rows_per_second": 10000}')}));
-ok($node->poll_query_until('postgres', qq{
-	SELECT count(*) FILTER (WHERE state = 'in_progress') = 1
-	   AND count(*) FILTER (WHERE state = 'queued') = 1
-	   AND (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bulkdelete worker'
-			AND wait_event_type = 'Lock' AND wait_event = 'advisory') = 1
-	FROM bulkdelete.operation WHERE id IN ($pair)}),
+held_and_queued($pair, 1, 1,
 	'one job on the table runs (held), the other waits queued');
 bd_quit($shared_gate);
 my ($both, $one) = (0, 1);
