@@ -622,7 +622,10 @@ CALL bulkdelete.run($job);
 		my ($h, $hpid) = session();
 		$h->query_safe(
 			"BEGIN; SELECT 1 FROM bulkdelete.operation WHERE id = $job FOR UPDATE");
-		push @holders, [ $h, $hpid ];
+		# with its row locked the job cannot end: the backstop goes (the
+		# job may wait there already), and the job's next batch waits here
+		bd_quit($_->[0]) for @holders;
+		@holders = ([ $h, $hpid ]);
 	}
 	# a backstop holds the job only at its end: the fault comes before
 	$check->(bd_wait_blocked($node, $job, $holders[-1][1], "case $n"))
