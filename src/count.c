@@ -42,14 +42,14 @@
  *		pg_terminate_backend, an error), the start's snapshot is lost with
  *		it: no process can count in it again.  A job that succeeds then
  *		takes the counts of its walk, candidate_count = success + failure +
- *		skipped, and logs so (a job that stopped before its walk was done,
- *		canceled or failed, keeps a null count: what it met is not its
- *		candidates).  Those are exact except for one kind of candidate: a row that
- *		matched at the start and that another session deleted, or updated,
- *		before the walk reached its block.  The walk does not meet it, so it
+ *		skipped, and logs so.  Those are exact except for one kind of
+ *		candidate: a row that matched at the start and that another session
+ *		deleted, or updated, before the walk reached its block.  The walk does not meet it, so it
  *		is missing from both candidate_count and skipped_count (the delete
  *		itself is exact either way: such a row is never deleted by the
- *		job).  Every other count stays exact.
+ *		job).  Every other count stays exact.  A job that stopped before its
+ *		walk was done (canceled, failed) keeps a null count instead: what
+ *		it met is not its candidates.
  *
  *		Where no counter can be had the start counts as before, in its own
  *		transaction: no free background worker slot, the counter exits
