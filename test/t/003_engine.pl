@@ -188,7 +188,7 @@ for my $i (1 .. 5)
 my @gates;
 for my $i (1 .. 5)
 {
-	my ($g) = bd_gate($node, 'postgres', "many$i", 'DELETE', 'OLD.id = 19998', 4303);
+	my ($g) = bd_gate($node, 'postgres', "many$i", 'DELETE', 'OLD.id = 19998', 4310 + $i);
 	push @gates, $g;
 }
 # Wait until, of jobs $list, $running are in_progress, each held at its

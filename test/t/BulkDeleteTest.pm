@@ -65,8 +65,9 @@ sub bd_job_pid
 # A gate on $table (in database $db): a row trigger makes the $event
 # (DELETE or INSERT) of the row where $condition holds (SQL over OLD or
 # NEW) wait for advisory lock $key, which the returned background session
-# holds until bd_quit (or until a crash restart ends it).  Returns the
-# session and its backend's pid.  A test that ends the process running a
+# holds until bd_quit (or until a crash restart ends it); gates held at
+# once need keys of their own (a second session would wait for the key).
+# Returns the session and its backend's pid.  A test that ends the process running a
 # job "mid-job" puts a gate near the end of what the job does: the job is
 # then mid-job when the test gets there, however slow the machine, instead
 # of racing the job's end.
