@@ -23,21 +23,33 @@
  *		version), only while candidate_count is still null and the cutoff
  *		is this start's: an aborted start stores nothing.
  *
- *		A job ends only with its count (bd_count_await): while it is null,
- *		the job's last transaction waits for the counter's lock, after
- *		committing everything it wrote (so that the counter's update never
- *		waits for it), and reads it again.
+ *		A job ends only with its count (bd_count_await), however it ends
+ *		in the process running it: succeeded, canceled, or failed by an
+ *		error (worker.c).  While it is null, the job's last transaction
+ *		waits for the counter's lock, after committing everything it wrote
+ *		(so that the counter's update never waits for it), and reads it
+ *		again.  So a final job's candidate_count is the exact count of its
+ *		start, and no counter runs on after the end.  Two ends are not
+ *		made by that process and do not wait: a cancel of a paused job (in
+ *		the caller's transaction, which must not wait a count's length) and
+ *		a failure at max_failures (in a batch's transaction, which holds
+ *		the row the counter must update).  Their counter stores the count
+ *		when it is done, in the ended job's row: candidate_count goes from
+ *		null to the start's count then.  A job forgotten meanwhile has no
+ *		row: the counter's update changes nothing.
  *
  *		When the counter is gone without storing it (a crash of the server,
  *		pg_terminate_backend, an error), the start's snapshot is lost with
- *		it: no process can count in it again.  The job then takes the counts
- *		of its walk, candidate_count = success + failure + skipped, and logs
- *		so.  Those are exact except for one kind of candidate: a row that
- *		matched at the start and that another session deleted, or updated,
- *		before the walk reached its block.  The walk does not meet it, so it
+ *		it: no process can count in it again.  A job that succeeds then
+ *		takes the counts of its walk, candidate_count = success + failure +
+ *		skipped, and logs so.  Those are exact except for one kind of
+ *		candidate: a row that matched at the start and that another session
+ *		deleted, or updated, before the walk reached its block.  The walk does not meet it, so it
  *		is missing from both candidate_count and skipped_count (the delete
  *		itself is exact either way: such a row is never deleted by the
- *		job).  Every other count stays exact.
+ *		job).  Every other count stays exact.  A job that stopped before its
+ *		walk was done (canceled, failed) keeps a null count instead: what
+ *		it met is not its candidates.
  *
  *		Where no counter can be had the start counts as before, in its own
  *		transaction: no free background worker slot, the counter exits
@@ -51,6 +63,7 @@
 
 #include "candidates.h"
 #include "bulkdelete.h"
+#include "launcher.h"
 #include "pace.h"
 #include "spi_util.h"
 
@@ -243,18 +256,9 @@ bd_count_beside(BdJob *job, List *queries, int64 known,
 	name = ExportSnapshot(GetTransactionSnapshot());
 	strlcpy(sh->snapshot, name, sizeof(sh->snapshot));
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "bulkdelete");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "bulkdelete_counter_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "bulkdelete counter for job " INT64_FORMAT,
-			 job->id);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "bulkdelete counter");
+	bd_bgworker_init(&worker, "bulkdelete_counter_main", "bulkdelete counter",
+					 true, "bulkdelete counter for job " INT64_FORMAT, job->id);
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	worker.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		dsm_detach(seg);
@@ -479,7 +483,7 @@ bulkdelete_counter_main(Datum main_arg)
 	bd_job_lock_row(job_id);
 	if (!bd_job_store_count(job_id, total, cutoff))
 		ereport(LOG,
-				(errmsg("bulk delete job " INT64_FORMAT ": its count is not stored, its start did not commit or its count is there",
+				(errmsg("bulk delete job " INT64_FORMAT ": its count is not stored, its start did not commit, its count is there or the job was forgotten",
 						job_id)));
 	PopActiveSnapshot();
 	SPI_finish();
@@ -492,7 +496,7 @@ bulkdelete_counter_main(Datum main_arg)
 }
 
 bool
-bd_count_await(int64 job_id, void (*commit) (bool))
+bd_count_await(int64 job_id, bool walked, void (*commit) (bool))
 {
 	LOCKTAG		tag;
 
@@ -507,11 +511,20 @@ bd_count_await(int64 job_id, void (*commit) (bool))
 	LockRelease(&tag, ExclusiveLock, true);
 	/* a new transaction, that sees what the counter committed */
 	commit(false);
-	if (bd_job_count_from_walk(job_id))
+	if (walked && bd_job_count_from_walk(job_id))
 		ereport(LOG,
 				(errmsg("bulk delete job " INT64_FORMAT ": its counter ended before it stored the count, so the job's candidate_count is what its walk met",
 						job_id),
 				 errdetail("Candidates that other sessions deleted or updated before the walk reached them are not counted, as candidates or as skipped.")));
+	else if (!walked && bd_job_count_pending(job_id))
+	{
+		ereport(LOG,
+				(errmsg("bulk delete job " INT64_FORMAT ": its counter ended before it stored the count, so the job ends with no candidate_count",
+						job_id),
+				 errdetail("The job stopped before its walk was done: what it met is not its candidates.")));
+		/* nothing will come: the caller ends the job now */
+		return false;
+	}
 	commit(false);
 	return true;
 }

@@ -33,11 +33,15 @@ extern bool bd_count_beside(BdJob *job, List *queries, int64 known,
  * Before a job ends: while its candidate_count is null (counted beside),
  * wait until its counter has stored it or is gone; if it is gone without
  * storing it (crash, terminate, an error), store the counts of the walk
- * (success + failure + skipped) instead.  Commits the current transaction
+ * (success + failure + skipped) instead when the walk is done (walked: the
+ * job succeeds), else leave it null.  Commits the current transaction
  * (commit is the run's bd_run_commit) before waiting and after.  True
- * when it waited: the caller reads the job's state again.
+ * when the count came meanwhile: the caller reads the job's state again;
+ * false when there was none to wait for, or none will come (the counter is
+ * gone and the walk not done): the caller ends the job, in the transaction
+ * this leaves open.
  */
-extern bool bd_count_await(int64 job_id, void (*commit) (bool));
+extern bool bd_count_await(int64 job_id, bool walked, void (*commit) (bool));
 
 /* entry point of the counter (a dynamic background worker) */
 extern PGDLLEXPORT void bulkdelete_counter_main(Datum main_arg);

@@ -146,6 +146,7 @@ extern Oid	bd_job_table_relid(const char *relname);
 extern BdJobState bd_job_transition(int64 job_id, BdJobAction action,
 									bool check_access);
 extern char *bd_job_notify_payload(int64 job_id);
+extern bool bd_job_notify_queue_full(ErrorData *edata);
 extern void bd_job_set_start_after(int64 job_id, TimestampTz start_after);
 
 extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,

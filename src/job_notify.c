@@ -15,6 +15,18 @@
  *		job's row.  It is written with jsonb's separators, so its length is
  *		that of jsonb's text, and then put in jsonb's key order.
  *
+ *		A full NOTIFY queue (a listener that never reads, or keeps a
+ *		transaction open, holds its tail: 8 GB at most) makes async.c raise
+ *		54000 at the commit of every transaction that notifies, which would
+ *		roll back the end of the job, and again at every retry: the job
+ *		would never end, and, being first in its database's claim order,
+ *		would keep every other job of the database from running.  So the
+ *		end is not announced when the queue is JNOTIFY_QUEUE_LIMIT full or
+ *		more (a WARNING in the log says so; the mail relay catches up from
+ *		the job table), and a job whose end's commit still met a full queue
+ *		(it filled up in between) is run again from its last committed
+ *		batch (worker.c), which ends it at once, now without the NOTIFY.
+ *
  *-------------------------------------------------------------------------
  */
 #include "job_internal.h"
@@ -34,6 +46,9 @@
 #define JNOTIFY_MAX_NAME 256
 #define JNOTIFY_MAX_MESSAGE 1024
 #define JNOTIFY_MAX_WORD 128	/* owner, kind, state, SQLSTATE, database */
+
+/* the share of the NOTIFY queue in use from which an end is not announced */
+#define JNOTIFY_QUEUE_LIMIT 0.99
 
 /* The columns of the job row the payload is made of, in this order */
 enum
@@ -282,14 +297,44 @@ jnotify_payload(int64 job_id)
 
 /*
  * Send the end-of-job notification on bulkdelete.notify_channel (none when
- * it is empty).  In the transaction that made the state final.
+ * it is empty), unless the server's NOTIFY queue is (about) full: then the
+ * end is not announced, and the log says so (see the file header).  In the
+ * transaction that made the state final.
  */
 void
 jnotify_send(int64 job_id)
 {
+	double		usage;
+
 	if (bd_notify_channel == NULL || bd_notify_channel[0] == '\0')
 		return;
+	usage = DatumGetFloat8(DirectFunctionCall1(pg_notification_queue_usage,
+											   (Datum) 0));
+	if (usage >= JNOTIFY_QUEUE_LIMIT)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the end of bulk delete job " INT64_FORMAT " is not announced on channel \"%s\"",
+						job_id, bd_notify_channel),
+				 errdetail("The NOTIFY queue is %.1f%% full.", usage * 100),
+				 errhint("A session that listens and does not read its notifications, or keeps a transaction open, holds the queue; a relay catches up from the job table.")));
+		return;
+	}
 	Async_Notify(bd_notify_channel, jnotify_payload(job_id));
+}
+
+/*
+ * Did edata come from a full NOTIFY queue at a commit (async.c's
+ * PreCommit_Notify)?  The end of a job whose commit failed so is run
+ * again, and finds the queue full this time (worker.c).
+ */
+bool
+bd_job_notify_queue_full(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
+		edata->message_id != NULL &&
+		strcmp(edata->message_id,
+			   "too many notifications in the NOTIFY queue") == 0;
 }
 
 /*

@@ -51,6 +51,9 @@
 /* the longest the launcher sleeps without a reason to wake */
 #define LAUNCHER_NAP_MS 60000L
 
+/* how long after it ended the postmaster starts the launcher again */
+#define LAUNCHER_RESTART_S 10
+
 /* A worker the launcher started */
 typedef struct LauncherWorker
 {
@@ -62,6 +65,37 @@ typedef struct LauncherWorker
 static List *launcher_workers = NIL;
 
 
+/*
+ * Fill *worker for one of bulkdelete's background workers, the one set-up
+ * they all share: shared memory and a database connection, started once
+ * recovery is over, entry point function in this library, backend type
+ * type (what pg_stat_activity shows) and bgw_name from name_fmt.  A
+ * dynamic worker (a job worker, a counter) is never restarted, and tells
+ * the process that registers it, through that process's latch, when it
+ * starts and stops (bgw_notify_pid); the static launcher is restarted
+ * LAUNCHER_RESTART_S after it ends, and tells no one.  bgw_main_arg and
+ * bgw_extra are left zero, for the caller.
+ */
+void
+bd_bgworker_init(BackgroundWorker *worker, const char *function,
+				 const char *type, bool dynamic, const char *name_fmt,...)
+{
+	va_list		args;
+
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = dynamic ? BGW_NEVER_RESTART : LAUNCHER_RESTART_S;
+	strlcpy(worker->bgw_library_name, "bulkdelete", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+	va_start(args, name_fmt);
+	vsnprintf(worker->bgw_name, BGW_MAXLEN, name_fmt, args);
+	va_end(args);
+	worker->bgw_notify_pid = dynamic ? MyProcPid : 0;
+}
+
 /* Register the launcher; called from _PG_init during preload only. */
 void
 bd_launcher_register(void)
@@ -70,15 +104,8 @@ bd_launcher_register(void)
 
 	bd_shmem_request();
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "bulkdelete");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "bulkdelete_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "bulkdelete launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "bulkdelete launcher");
+	bd_bgworker_init(&worker, "bulkdelete_launcher_main", "bulkdelete launcher",
+					 false, "bulkdelete launcher");
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -231,22 +258,13 @@ launcher_start_worker(Oid dbid)
 	if (!bd_shmem_worker_slot_take(&ticket))
 		return false;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "bulkdelete");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "bulkdelete_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "bulkdelete worker for database %u",
-			 dbid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "bulkdelete worker");
+	/* it tells us when it starts and stops, through our latch */
+	bd_bgworker_init(&worker, "bulkdelete_worker_main", "bulkdelete worker",
+					 true, "bulkdelete worker for database %u", dbid);
 	worker.bgw_main_arg = ObjectIdGetDatum(dbid);
 	StaticAssertStmt(sizeof(BdWorkerTicket) <= BGW_EXTRALEN,
 					 "a worker ticket must fit in bgw_extra");
 	memcpy(worker.bgw_extra, &ticket, sizeof(BdWorkerTicket));
-	/* tell us when it starts and stops, through our latch */
-	worker.bgw_notify_pid = MyProcPid;
 
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))

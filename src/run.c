@@ -339,7 +339,7 @@ run_batch(RunState *rs)
 
 		/* a canceled job ends with its count, as a finished one */
 		if (stop == BD_SOURCE_DONE && state == BD_STATE_CANCELING &&
-			bd_count_await(rs->job_id, bd_run_commit))
+			bd_count_await(rs->job_id, false, bd_run_commit))
 			return true;
 		if (stop == BD_SOURCE_DONE)
 			bd_job_finish(rs->job_id, BD_ACTION_STOP, NULL, NULL);
@@ -364,7 +364,7 @@ run_batch(RunState *rs)
 	{
 		case BD_SOURCE_DONE:
 			/* not before the count is in (count.c); then look again */
-			if (bd_count_await(rs->job_id, bd_run_commit))
+			if (bd_count_await(rs->job_id, true, bd_run_commit))
 				return true;
 			/* the end commits with the server's settings, durably */
 			bd_job_finish(rs->job_id, BD_ACTION_SUCCEED, NULL, NULL);

@@ -11,7 +11,8 @@
  *		(pg_cancel_backend) rolls back only the batch it hits: the job runs
  *		on from its last committed batch (worker_run_job).  A cancel this
  *		process was not sent (a remote server's, through a foreign table)
- *		is an error of the job like any other.
+ *		is an error of the job like any other.  So is a full NOTIFY queue at
+ *		the commit of a job's end (job_notify.c): the run is done again.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +21,7 @@
 #include "archive.h"
 
 #include "bulkdelete.h"
+#include "count.h"
 #include "pace.h"
 #include "run.h"
 #include "shmem.h"
@@ -55,7 +57,9 @@ worker_handle_sigint(SIGNAL_ARGS)
 /*
  * A job's run ended in an error that batch.c did not turn into row
  * failures: record it on the job in a fresh transaction, ending the job
- * (failed, or stopped when it was already pausing or canceling).  Called
+ * (failed, or stopped when it was already pausing or canceling).  An end
+ * waits for the job's count, as every end does (count.c), so that a failed
+ * job's candidate_count is its start's and its counter is done.  Called
  * after the failed transaction was aborted.
  */
 static void
@@ -65,6 +69,12 @@ worker_record_job_error(int64 job_id, ErrorData *edata)
 
 	bd_run_begin(false);
 	state = bd_job_current_state(job_id);
+	if (state == BD_STATE_IN_PROGRESS || state == BD_STATE_CANCELING)
+	{
+		/* a cancel may come while it waits */
+		(void) bd_count_await(job_id, false, bd_run_commit);
+		state = bd_job_current_state(job_id);
+	}
 	if (state == BD_STATE_IN_PROGRESS)
 		bd_job_finish(job_id, BD_ACTION_FAIL, unpack_sql_state(edata->sqlerrcode),
 					  edata->message);
@@ -104,10 +114,16 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 		FlushErrorState();
 		AbortCurrentTransaction();
 		pgstat_report_activity(STATE_IDLE, NULL);
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED &&
-			worker_cancel_received)
+		if ((edata->sqlerrcode == ERRCODE_QUERY_CANCELED &&
+			 worker_cancel_received) || bd_job_notify_queue_full(edata))
 		{
-			/* the batch is rolled back; the job is not the worse for it */
+			/*
+			 * The batch is rolled back; the job is not the worse for it.  An
+			 * end whose announcement met a full NOTIFY queue at its commit
+			 * is run again too: it finds the queue full (job_notify.c) and
+			 * ends without it, where recording the error would meet the
+			 * same full queue.
+			 */
 			ereport(LOG,
 					(errmsg("bulk delete job " INT64_FORMAT ": %s",
 							job->id, edata->message),

@@ -6,6 +6,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use BulkDeleteTest;
 
 my $node = PostgreSQL::Test::Cluster->new('engine');
 $node->init;
@@ -68,8 +69,21 @@ sub check_exact
 		'10', "$what: each blocked row recorded once");
 }
 
+# The job is still mid-run: the crash below hits it there.  A gate holds
+# the job at row 90000 (near its end: the fault comes wherever the job is
+# before it), so that it cannot end first however slow the machine.
+sub mid_run
+{
+	my ($job, $what) = @_;
+	is($node->safe_psql('postgres', qq{
+		SELECT state || ' ' || (success_count < 49990)
+		FROM bulkdelete.operation WHERE id = $job}),
+		'in_progress true', "$what: the fault hits the job mid-run");
+}
+
 # kill -9 of the worker mid-job (range mode)
 fill();
+my ($gate) = bd_gate($node, 'postgres', 'contact', 'DELETE', 'OLD.id = 90000', 4301);
 my $job = submit_slow(q{status = 'old'});
 ok($node->poll_query_until('postgres',
 	"SELECT batches >= 3 FROM bulkdelete.operation WHERE id = $job"),
@@ -80,19 +94,25 @@ ok($pid > 0, 'the job shows its worker');
 is($node->safe_psql('postgres', "SELECT backend_type || ' / ' || application_name
 	FROM pg_stat_activity WHERE pid = $pid"),
 	"bulkdelete worker / bulkdelete job $job", 'the worker names itself and its job');
-kill 'KILL', $pid;
+mid_run($job, 'kill -9');
+is(kill('KILL', $pid), 1, 'kill -9 of the worker');
 check_exact($job, 'kill -9');
+bd_quit($gate);					# ended by the crash restart
 
 # immediate shutdown mid-job (TID mode: the condition calls a volatile
 # function)
 fill();
+($gate) = bd_gate($node, 'postgres', 'contact', 'DELETE', 'OLD.id = 90000', 4301);
 $job = submit_slow(q{status = 'old' AND random() >= 0});
 ok($node->poll_query_until('postgres',
 	"SELECT batches >= 3 FROM bulkdelete.operation WHERE id = $job"),
 	'immediate stop: the job is running');
+mid_run($job, 'immediate stop');
 $node->stop('immediate');
+bd_quit($gate);
 $node->start;
 check_exact($job, 'immediate stop');
+$node->safe_psql('postgres', 'DROP TRIGGER bd_gate_4301 ON contact');
 
 # start_after in the future: the job waits, then starts on time
 $node->safe_psql('postgres', q{
@@ -162,23 +182,45 @@ for my $i (1 .. 5)
 	  . qq{SELECT bulkdelete.submit('many$i'::regclass, 'id % 2 = 0',
 			options => '{"max_rows_per_second": 10000}')};
 }
+# Every job is held at its row 19998 (near its end) until the test has
+# seen two of them run and the others queued: the state is held, not
+# caught between polls.
+my @gates;
+for my $i (1 .. 5)
+{
+	my ($g) = bd_gate($node, 'postgres', "many$i", 'DELETE', 'OLD.id = 19998', 4310 + $i);
+	push @gates, $g;
+}
+# Wait until, of jobs $list, $running are in_progress, each held at its
+# gate (a worker waits there), and $queued are queued.
+sub held_and_queued
+{
+	my ($list, $running, $queued, $what) = @_;
+	ok($node->poll_query_until('postgres', qq{
+		SELECT count(*) FILTER (WHERE state = 'in_progress') = $running
+		   AND count(*) FILTER (WHERE state = 'queued') = $queued
+		   AND (SELECT count(*) FROM pg_stat_activity
+				WHERE backend_type = 'bulkdelete worker'
+				AND wait_event_type = 'Lock' AND wait_event = 'advisory') = $running
+		FROM bulkdelete.operation WHERE id IN ($list)}), $what);
+}
+
 # one transaction: all five are queued at the same moment
 my $list = join(',', split /\n/, $node->safe_psql('postgres', $submits));
-my ($max_running, $queued_while_full) = (0, 0);
+held_and_queued($list, 2, 3, 'two jobs run (held), the others wait queued');
+bd_quit($_) for @gates;
+my $max_running = 0;
 for (1 .. 300)
 {
-	my ($running, $queued, $done) = split /\|/, $node->safe_psql('postgres', qq{
+	my ($running, $done) = split /\|/, $node->safe_psql('postgres', qq{
 		SELECT count(*) FILTER (WHERE state = 'in_progress'),
-			   count(*) FILTER (WHERE state = 'queued'),
 			   count(*) FILTER (WHERE state = 'succeeded')
 		FROM bulkdelete.operation WHERE id IN ($list)});
 	$max_running = $running if $running > $max_running;
-	$queued_while_full = 1 if $running == 2 && $queued > 0;
 	last if $done == 5;
 	usleep(50_000);
 }
-ok($max_running == 2, "at most max_workers jobs ran at once ($max_running)");
-ok($queued_while_full, 'the others waited queued meanwhile');
+ok($max_running <= 2, "at most max_workers jobs ran at once ($max_running)");
 ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) = 5 FROM bulkdelete.operation
 	WHERE id IN ($list) AND state = 'succeeded'}), 'all queued jobs finish');
@@ -188,13 +230,20 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE shared_t (id int PRIMARY KEY);
 	INSERT INTO shared_t SELECT generate_series(1, 20000);
 });
+# the first job to run is held (at row 9000 or 19000) until the test has
+# seen the other queued while a worker is free
+my ($shared_gate) = bd_gate($node, 'postgres', 'shared_t', 'DELETE',
+	'OLD.id IN (9000, 19000)', 4304);
 my $pair = join(',', split /\n/, $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('shared_t'::regclass, 'id <= 10000',
 		options => '{"max_rows_per_second": 10000}')
 	UNION ALL
 	SELECT bulkdelete.submit('shared_t'::regclass, 'id > 10000',
 		options => '{"max_rows_per_second": 10000}')}));
-my ($both, $one) = (0, 0);
+held_and_queued($pair, 1, 1,
+	'one job on the table runs (held), the other waits queued');
+bd_quit($shared_gate);
+my ($both, $one) = (0, 1);
 for (1 .. 300)
 {
 	my ($running, $done) = split /\|/, $node->safe_psql('postgres', qq{

@@ -6,6 +6,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use BulkDeleteTest;
 
 my $node = PostgreSQL::Test::Cluster->new('upload_crash');
 $node->init;
@@ -26,6 +27,10 @@ $node->safe_psql('postgres', q{
 	INSERT INTO open_case SELECT generate_series(100, 20000, 100);
 	GRANT SELECT, DELETE ON contact TO crash_owner;
 });
+
+# the job is held at record 19001, near its end, so that the kill below
+# finds it mid-job however slow the machine (the crash ends the hold)
+my ($gate) = bd_gate($node, 'postgres', 'contact', 'DELETE', 'OLD.id = 19001', 4305);
 
 # small, slow batches: 512 records each, at most 2,000 records a second
 my $job = $node->safe_psql('postgres', q{
@@ -51,7 +56,8 @@ my $pid = $node->safe_psql('postgres',
 my $done_before = $node->safe_psql('postgres',
 	"SELECT success_count + failure_count FROM bulkdelete.operation WHERE id = $job");
 ok($pid =~ /^\d+$/, "the worker's pid is recorded");
-kill 'KILL', $pid;
+is(kill('KILL', $pid), 1, 'kill -9 of the worker');
+bd_quit($gate);
 
 # the server restarts after the crash; the job resumes by itself
 ok($node->poll_query_until('postgres', qq{

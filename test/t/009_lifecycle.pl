@@ -12,6 +12,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use BulkDeleteTest;
 
 my $node = PostgreSQL::Test::Cluster->new('lifecycle');
 $node->init;
@@ -107,6 +108,9 @@ sub wait_running
 # ---- pg_terminate_backend of the worker mid-job
 new_case('term');
 make_table('term');
+# held at row 19000, near its end: the terminate finds it mid-job however
+# slow the machine (released once the worker is gone)
+my ($gate) = bd_gate($node, $db, 'term', 'DELETE', 'OLD.id = 19000', 4309);
 my $job = $node->safe_psql($db,
 	"SELECT bulkdelete.submit('term'::regclass, \$\$status = 'old'\$\$, options => $slow)");
 my $pid = wait_running($job, 'terminate');
@@ -117,6 +121,7 @@ $node->safe_psql($db, "SELECT pg_terminate_backend($pid)");
 ok($node->poll_query_until($db,
 	"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
 	'terminate: the worker is gone');
+bd_quit($gate);
 my $took = poll_within($bound, qq{
 	SELECT state = 'succeeded' OR (worker_pid IS NOT NULL AND worker_pid <> $pid)
 	FROM bulkdelete.operation WHERE id = $job});
@@ -199,6 +204,7 @@ $node->safe_psql($db, 'DROP TRIGGER fault_at_end ON bulkdelete.operation');
 # ---- a CALL bulkdelete.run session terminated mid-job: a worker takes over
 new_case('call');
 make_table('call');
+($gate) = bd_gate($node, $db, 'call', 'DELETE', 'OLD.id = 19000', 4309);
 $job = $node->safe_psql($db, qq{
 	BEGIN;
 	SELECT bulkdelete.submit('call'::regclass, \$\$status = 'old'\$\$, options => $slow);
@@ -213,8 +219,9 @@ CALL bulkdelete.run($job);
 $pid = wait_running($job, 'CALL run');
 is($node->safe_psql($db, "SELECT backend_type FROM pg_stat_activity WHERE pid = $pid"),
 	'client backend', 'CALL run: the session runs the job');
-$node->safe_psql($db, "SELECT pg_terminate_backend($pid)");
+$node->safe_psql($db, "SELECT pg_terminate_backend($pid, 60000)");
 eval { $bg->quit; };		# its server process is gone
+bd_quit($gate);
 $took = poll_within($bound, qq{
 	SELECT state = 'succeeded' OR (worker_pid IS NOT NULL AND worker_pid <> $pid)
 	FROM bulkdelete.operation WHERE id = $job});

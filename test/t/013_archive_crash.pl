@@ -60,7 +60,10 @@ $node->safe_psql('postgres', q{
 		SELECT 'crm.support_case', row_to_json(x)::text FROM crm.support_case x;
 });
 
-# small, slow batches, so that the kill lands mid-job
+# small, slow batches, so that the kill lands mid-job; and a gate at account
+# 5800, near the end, so that the job cannot end before the kill however
+# slow the machine (the crash ends the hold)
+my ($gate) = bd_gate($node, 'postgres', 'crm.account', 'DELETE', 'OLD.id = 5800', 4313);
 my $job = $node->safe_psql('postgres', q{
 	SET ROLE crm_owner;
 	SELECT bulkdelete.submit('crm.account', $$status = 'closed'$$,
@@ -72,6 +75,7 @@ ok($node->poll_query_until('postgres', qq{
 	FROM bulkdelete.operation WHERE id = $job}), 'the archived job runs');
 my $done_before = bd_value($node, $job, 'success_count');
 bd_kill9($node, bd_job_pid($node, $job) || bd_value($node, $job, 'worker_pid'));
+bd_quit($gate);
 my ($state) = bd_wait_end($node, $job);
 is($state, 'succeeded', 'the archived job resumes and succeeds');
 cmp_ok($done_before, '<', 3000, 'it was killed mid-job');

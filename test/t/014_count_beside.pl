@@ -12,6 +12,12 @@
 #    skipped), which miss exactly the candidates that were changed by
 #    others before the walk reached them, and it says so in the log.
 # 3. No free background worker slot: the start counts itself, exactly.
+# 4. Ends other than success, while the counter is held: a job that fails
+#    (a job-level error) and a job canceled while it runs wait for their
+#    count, which is the start's; a job paused, then canceled (in the
+#    caller's transaction, which does not wait) gets its count when the
+#    counter is done; a job forgotten meanwhile gets nothing written, and
+#    no counter is left.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -37,7 +43,21 @@ $node->safe_psql('postgres', q{
 	INSERT INTO d1 SELECT i, CASE WHEN i % 2 = 0 THEN 'inactive' ELSE 'active' END,
 		repeat('p', 400) FROM generate_series(1, 20000) i;
 	INSERT INTO d2 SELECT * FROM d1;
-	VACUUM ANALYZE d1, d2;
+	CREATE TABLE d4 (LIKE d1 INCLUDING ALL);
+	INSERT INTO d4 SELECT * FROM d1;
+	CREATE TABLE d5 (LIKE d1 INCLUDING ALL);
+	INSERT INTO d5 SELECT * FROM d1;
+	CREATE TABLE d6 (LIKE d1 INCLUDING ALL);
+	INSERT INTO d6 SELECT * FROM d1;
+	VACUUM ANALYZE d1, d2, d4, d5, d6;
+	-- the delete of row 4000 of d4 is a job-level error (a missing table)
+	CREATE FUNCTION doomed() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		INSERT INTO no_such_table VALUES (OLD.id);
+		RETURN OLD;
+	END $$;
+	CREATE TRIGGER doomed BEFORE DELETE ON d4 FOR EACH ROW
+		WHEN (OLD.id = 4000) EXECUTE FUNCTION doomed();
 });
 
 # Submit a job on $table with the counter and the walk held; returns the
@@ -123,6 +143,102 @@ sub held_job
 		SELECT count(*) FILTER (WHERE payload = 'changed') || ' '
 			|| count(*) FILTER (WHERE status = 'inactive') FROM d2}),
 		'300 300', 'what was deleted is exact all the same');
+	bd_quit($gate);
+	bd_quit($other);
+}
+
+# 4. ends other than success while the counter is held
+sub counters
+{
+	return $node->safe_psql('postgres', q{
+		SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'bulkdelete counter'});
+}
+
+# Wait until job $job's process waits for its count, or the job is neither
+# in_progress nor canceling; returns its state and whether it waits.
+sub waits_for_count
+{
+	my ($job) = @_;
+	my $sql = qq{
+		SELECT o.state || ' ' || coalesce(a.query LIKE '%waiting for its count', false)
+		FROM bulkdelete.operation o
+		LEFT JOIN pg_stat_activity a ON a.pid = o.worker_pid WHERE o.id = $job};
+	$node->poll_query_until('postgres', qq{
+		SELECT x LIKE '% true' OR (x NOT LIKE 'in_progress %' AND x NOT LIKE 'canceling %')
+		FROM ($sql) s(x)});
+	return $node->safe_psql('postgres', $sql);
+}
+
+# a job-level error: the failure waits for the count
+{
+	my ($job, $gate, $other) = held_job('d4');
+	$other->query_safe('COMMIT');
+	is(waits_for_count($job), 'in_progress true',
+		'failed: the job that meets an error waits for its count before it ends');
+	is(bd_value($node, $job, 'candidate_count IS NULL'), 't',
+		'failed: its count is still to come');
+	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+	my ($state) = bd_wait_end($node, $job);
+	is($state, 'failed', 'failed: the job fails');
+	is(bd_value($node, $job,
+		"candidate_count || ' ' || (success_count < 10000) || ' ' || error_sqlstate"),
+		'10000 true 42P01', 'failed: with the start\'s count and its error');
+	is(counters(), '0', 'failed: no counter is left');
+	bd_quit($gate);
+	bd_quit($other);
+}
+
+# canceled while it runs: the end waits for the count
+{
+	my ($job, $gate, $other) = held_job('d5');
+	$node->safe_psql('postgres', "SELECT bulkdelete.cancel($job)");
+	$other->query_safe('COMMIT');
+	is(waits_for_count($job), 'canceling true',
+		'canceled: the job waits for its count before it ends');
+	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+	my ($state) = bd_wait_end($node, $job);
+	is($state, 'canceled', 'canceled: the job is canceled');
+	is(bd_value($node, $job, "candidate_count || ' ' || (success_count < 10000)"),
+		'10000 true', 'canceled: with the start\'s count');
+	is(counters(), '0', 'canceled: no counter is left');
+	bd_quit($gate);
+	bd_quit($other);
+}
+
+# paused, then canceled (and forgotten), while the counter is held: the
+# cancel does not wait; the count comes after it, or to no row at all
+for my $forget (0, 1)
+{
+	my $what = $forget ? 'forgotten' : 'canceled while paused';
+	my ($job, $gate, $other) = held_job('d6');
+	$node->safe_psql('postgres', "SELECT bulkdelete.pause($job)");
+	$other->query_safe('COMMIT');
+	my ($state) = bd_wait_job($node, $job, "state = 'paused'");
+	is($state, 'paused', "$what: the job pauses, its counter still counting");
+	$node->safe_psql('postgres', "SELECT bulkdelete.cancel($job)");
+	is(bd_value($node, $job, "state || ' ' || (candidate_count IS NULL)"),
+		'canceled true', "$what: the cancel ends the job at once, its count to come");
+	is(counters(), '1', "$what: the counter still counts");
+	$node->safe_psql('postgres', "SELECT bulkdelete.forget($job)") if $forget;
+	my $offset = -s $node->logfile;
+	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+	ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'bulkdelete counter'}),
+		"$what: the counter ends");
+	if ($forget)
+	{
+		is($node->safe_psql('postgres',
+			"SELECT count(*) FROM bulkdelete.operation WHERE id = $job"),
+			'0', 'forgotten: the counter writes no row');
+		ok($node->wait_for_log(
+			qr/bulk delete job $job: its count is not stored.*the job was forgotten/, $offset),
+			'forgotten: the counter says it stored nothing');
+	}
+	else
+	{
+		is(bd_value($node, $job, q{state || ' ' || candidate_count}),
+			'canceled 10000', 'canceled while paused: the start\'s count comes after');
+	}
 	bd_quit($gate);
 	bd_quit($other);
 }

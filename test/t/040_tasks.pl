@@ -88,7 +88,17 @@ is($node->safe_psql('postgres', qq{
 	't', 'paused: the counts are the rows deleted so far');
 
 # 2. Resumed, and one task's worker terminated: another takes its task up
-# from its last batch.
+# from its last batch.  From here on each task is held near its end (a
+# gate on a row of each half of the table) until its fault is done, so
+# that the fault finds both tasks running however slow the machine.
+sub gate
+{
+	my ($table) = @_;
+	my ($gate) = bd_gate($node, 'postgres', $table, 'DELETE',
+		'OLD.id IN (99000, 199000)', 4340);
+	return $gate;
+}
+my $gate = gate('big');
 $node->safe_psql('postgres', "SELECT bulkdelete.resume($job)");
 ok($node->poll_query_until('postgres', running_tasks($job)),
 	'after resume two workers run the tasks again');
@@ -100,6 +110,7 @@ my $pid = $node->safe_psql('postgres', qq{
 	  AND t.worker_pid IS DISTINCT FROM o.worker_pid LIMIT 1});
 isnt($pid, '', 'a helper runs one of the tasks');
 bd_terminate($node, $pid);
+bd_quit($gate);
 my ($state) = bd_wait_end($node, $job);
 is($state, 'succeeded', 'the job succeeds after a helper was terminated');
 check_exact($job, 'big', 'terminated helper');
@@ -107,19 +118,23 @@ check_exact($job, 'big', 'terminated helper');
 # 2b. The leader terminated: the helper goes on with the tasks, and a worker
 # takes the job over and ends it.
 $node->safe_psql('postgres', 'CREATE TABLE lead (id int PRIMARY KEY, v int NOT NULL)');
+$gate = gate('lead');
 $job = submit_parallel('lead');
 ok($node->poll_query_until('postgres', running_tasks($job)),
 	'two workers run the tasks before the leader is terminated');
 bd_terminate($node, bd_value($node, $job, 'worker_pid'));
+bd_quit($gate);
 ($state) = bd_wait_end($node, $job);
 is($state, 'succeeded', 'the job succeeds after its leader was terminated');
 check_exact($job, 'lead', 'terminated leader');
 
 # 3. A crash while both tasks run: the job resumes by itself, exactly.
+$gate = gate('gone');
 $job = submit_parallel('gone');
 ok($node->poll_query_until('postgres', running_tasks($job)),
 	'two workers run the tasks before the crash');
 bd_immediate_restart($node);
+bd_quit($gate);
 ($state) = bd_wait_end($node, $job);
 is($state, 'succeeded', 'after the crash the job resumes and succeeds');
 check_exact($job, 'gone', 'crash');

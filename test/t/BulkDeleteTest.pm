@@ -2,11 +2,12 @@
 # and check what the job does next.
 #
 # A test cluster with the extension (bd_node), ways to end the process that
-# runs a job (bd_kill9, bd_terminate, bd_immediate_restart), a wait for the
-# moment a job's process is held by another session (bd_wait_blocked), and a
-# wait for a job's end that tells a job taken up again by itself from one
-# left orphaned (bd_wait_job, bd_wait_end).  Every wait is a poll with a
-# bound, never a fixed sleep.
+# runs a job (bd_kill9, bd_terminate, bd_immediate_restart), a gate that
+# holds a job at one row so that it cannot end before the test ends its
+# process (bd_gate), a wait for the moment a job's process is held by
+# another session (bd_wait_blocked), and a wait for a job's end that tells
+# a job taken up again by itself from one left orphaned (bd_wait_job,
+# bd_wait_end).  Every wait is a poll with a bound, never a fixed sleep.
 package BulkDeleteTest;
 
 use strict;
@@ -17,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(bd_node bd_value bd_job_pid bd_wait_blocked bd_kill9
+our @EXPORT = qw(bd_node bd_value bd_job_pid bd_gate bd_wait_blocked bd_kill9
   bd_terminate bd_immediate_restart bd_wait_job bd_wait_end bd_quit);
 
 # How long a job may stay unfinished with no process working on it before
@@ -61,8 +62,39 @@ sub bd_job_pid
 		JOIN pg_stat_activity a ON a.pid = o.worker_pid WHERE o.id = $job});
 }
 
+# A gate on $table (in database $db): a row trigger makes the $event
+# (DELETE or INSERT) of the row where $condition holds (SQL over OLD or
+# NEW) wait for advisory lock $key, which the returned background session
+# holds until bd_quit (or until a crash restart ends it); gates held at
+# once need keys of their own (a second session would wait for the key).
+# Returns the session and its backend's pid.  A test that ends the process running a
+# job "mid-job" puts a gate near the end of what the job does: the job is
+# then mid-job when the test gets there, however slow the machine, instead
+# of racing the job's end.
+sub bd_gate
+{
+	my ($node, $db, $table, $event, $condition, $key) = @_;
+	my $name = "bd_gate_$key";
+
+	$node->safe_psql($db, qq{
+		CREATE OR REPLACE FUNCTION public.bd_gate_wait() RETURNS trigger
+		LANGUAGE plpgsql AS \$\$
+		BEGIN
+			PERFORM pg_advisory_xact_lock_shared(TG_ARGV[0]::bigint);
+			IF TG_OP = 'DELETE' THEN
+				RETURN OLD;
+			END IF;
+			RETURN NEW;
+		END \$\$;
+		CREATE OR REPLACE TRIGGER $name BEFORE $event ON $table
+			FOR EACH ROW WHEN ($condition) EXECUTE FUNCTION public.bd_gate_wait($key);});
+	my $session = $node->background_psql($db);
+	$session->query_safe("SELECT pg_advisory_lock($key)");
+	return ($session, $session->query_safe('SELECT pg_backend_pid()'));
+}
+
 # Wait until the process running job $job waits for a lock that session
-# $holder (a backend pid) holds.
+# $holder (a backend pid; 0: a prepared transaction) holds.
 sub bd_wait_blocked
 {
 	my ($node, $job, $holder, $what) = @_;
