@@ -697,15 +697,18 @@ ar_take(BdArchive *ar, Oid relid, int loccol, int keycol, bool level,
 		char action, const char *changed, bool refs)
 {
 	ArTake		tk;
-	TupleDesc	desc = SPI_tuptable->tupdesc;
+	/* kept: bd_archive_take_begin runs statements of its own */
+	SPITupleTable *result = SPI_tuptable;
+	uint64		n = SPI_processed;
+	TupleDesc	desc = result->tupdesc;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 
 	bd_archive_take_begin(&tk, ar, relid, loccol, keycol, level, action,
 						  changed, refs);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	for (uint64 i = 0; i < n; i++)
 	{
-		heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
+		heap_deform_tuple(result->vals[i], desc, values, nulls);
 		ar_take_row(&tk, values, nulls);
 	}
 	bd_archive_take_end(&tk);
