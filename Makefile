@@ -8,6 +8,7 @@ OBJS = \
 	src/count.o \
 	src/api.o \
 	src/archive.o \
+	src/archive_cascade.o \
 	src/batch.o \
 	src/bin.o \
 	src/csv.o \
@@ -70,13 +71,13 @@ REGRESS = setup objects security states engine query_fixture query_ops \
 	query_fixed \
 	records records_upload records_bulk schedule targets filter_names records_rls \
 	records_chunks \
-	errors lifecycle views tasks archive
+	errors lifecycle views tasks archive archive_cascade
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
 ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view \
-	task_pause job_small job_fixed restore_race
+	task_pause job_small job_fixed restore_race archive_race
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf
 

@@ -9,12 +9,19 @@
  *		archive row; a crash loses a batch's deletes and its archive rows
  *		together.  Also purging a job's archive and the workers' expiry.
  *
- *		Two ways, chosen per attempt:
+ *		Three ways, chosen per attempt:
  *
  *		- No foreign key with an action references the relation: the DELETE
  *		  gets "RETURNING <key>, t.*::rel", the rows exactly as deleted
  *		  (a whole row is always written alias.*::type: a bare alias would
  *		  be a column of that name when the table has one).
+ *
+ *		- Keys with actions reference it, and every relation of the tree
+ *		  has what archive_cascade.c needs (an index on each key's
+ *		  referencing columns, plain tables, keys built in C): the same
+ *		  RETURNING, with each row's leaf and TID, and after the DELETE the
+ *		  rows its actions removed or changed, found as the versions the
+ *		  attempt deleted or updated (bd_archive_capture_cascaded).
  *
  *		- Otherwise the rows are locked first (their TIDs read as the job's
  *		  owner with the DELETE's own condition, then locked FOR UPDATE as
@@ -28,6 +35,11 @@
  *		  (the transaction's statistics) differ from what was captured (a
  *		  trigger kept a row) are checked row by row: a captured row still
  *		  there at its TID is not archived.
+ *
+ *		Rows are written as they are taken into their chunk (one archive
+ *		row per relation, depth and action): the key and image of each go
+ *		straight into two buffers laid out as the chunk's jsonb[] and
+ *		text[] arrays (ArChunk), which become the arrays without a copy.
  *
  *		A row image is the row type's text form, record_out's with every
  *		value quoted (ar_image: the columns' own output functions, text
@@ -43,7 +55,7 @@
  *
  *-------------------------------------------------------------------------
  */
-#include "archive.h"
+#include "archive_internal.h"
 
 #include "batch.h"
 #include "fkeys.h"
@@ -64,6 +76,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
@@ -76,43 +89,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-
-/* One captured row, until the end of the attempt */
-typedef struct ArRow
-{
-	Oid			relid;			/* the relation whose row type the image has */
-	Oid			tableoid;		/* the leaf the row was in */
-	ItemPointerData ctid;		/* where it was (locked rows) */
-	int			depth;
-	char		action;			/* confdeltype: c (deleted), n, d */
-	int			root;			/* index of the depth-0 row it came from */
-	Datum		key;			/* jsonb */
-	Datum		image;			/* text */
-	char	   *changed;		/* text[] literal of the columns an action
-								 * changed, or NULL */
-	bool		kept;			/* still there after the DELETE */
-} ArRow;
-
-/* A (leaf, TID), to capture each row once */
-typedef struct ArSeen
-{
-	Oid			tableoid;
-	ItemPointerData ctid;
-} ArSeen;
-
-struct BdArchive
-{
-	int64		job_id;
-	Oid			relid;			/* the relation the job deletes from */
-	Interval   *retention;
-	TimestampTz expires_at;		/* of the rows archived by this batch */
-	bool		archived;		/* this batch archived rows */
-	/* the attempt's rows, in the caller's memory context */
-	int			n;
-	int			max;
-	ArRow	   *rows;
-	HTAB	   *seen;
-};
 
 BdArchive *
 bd_archive_create(int64 job_id, Oid relid, Interval *retention,
@@ -220,13 +196,13 @@ ar_new_row(BdArchive *ar)
  * build it, without the per-row output to text and numeric_in that
  * jsonb_build_object does for an integer, nor its expression evaluation.
  */
-typedef struct ArKeyPlan
+struct ArKeyPlan
 {
 	int			nkeys;
 	AttrNumber *attnums;
 	Oid		   *types;
 	char	  **names;
-} ArKeyPlan;
+};
 
 /*
  * The key plan of relid, or NULL when its key is not built in C (no
@@ -284,6 +260,13 @@ ar_key_sql(Oid relid, const char *alias)
 	return bd_archive_key_sql(relid, alias);
 }
 
+/* Is the key of relid's rows built in C from the row (no statement's)? */
+bool
+bd_archive_key_in_c(Oid relid)
+{
+	return ar_key_plan(relid) != NULL;
+}
+
 /*
  * The key of a row (its columns values/nulls, by attribute number from 1)
  * by plan, as jsonb, in the current memory context.
@@ -336,65 +319,74 @@ ar_key_build(ArKeyPlan *plan, Datum *values, bool *nulls)
 	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
-/*
- * How one column of a row image is written (ar_image): its output
- * function, or, for text, varchar and char (whose output functions copy
- * the bytes), the bytes themselves.
- */
-typedef struct ArColumn
+/* Is deltype a foreign-key action the archive captures? */
+bool
+bd_archive_action(char deltype)
 {
-	bool		dropped;
-	bool		bytes;
-	FmgrInfo	out;
-} ArColumn;
-
-/* How the rows of a capture statement are taken (ar_take_row) */
-typedef struct ArTake
-{
-	BdArchive  *ar;
-	Oid			relid;			/* whose row type the images have */
-	int			keycol;			/* the key's column (from 1); the row is
-								 * the next one */
-	bool		locked;			/* columns 1 and 2: the leaf and TID */
-	bool		level;			/* keycol + 2: the referenced row's index */
-	char		action;
-	const char *changed;
-	int			taken;
-	MemoryContext cxt;			/* where the rows go */
-	MemoryContext scratch;		/* a row's output buffers, reset every row */
-	int			nest;			/* the image settings' GUC nest level */
-	ArKeyPlan  *key;			/* the key built in C from the row, or NULL
-								 * (the statement's key column) */
-	TupleDesc	rowdesc;		/* relid's row type */
-	ArColumn   *columns;		/* how its columns are written */
-	Datum	   *rowvalues;		/* a row's columns, deformed */
-	bool	   *rownulls;
-	StringInfoData image;		/* a row's image, built here */
-} ArTake;
+	return deltype == 'c' || deltype == 'n' || deltype == 'd';
+}
 
 /*
- * Start taking rows: the image settings, the row type's columns and how
- * each is written, the key plan, and a scratch context for the output
- * functions, so that a batch's images reuse one block instead of each
- * taking fresh pages (the page faults cost as much as the output itself).
+ * The columns of relid that the foreign keys with an action referencing
+ * it (declared on relid itself) match: kept with each row taken, for
+ * bd_archive_capture_cascaded.  Connected to SPI.
  */
-static void
-ar_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int keycol, bool locked,
-			  bool level, char action, const char *changed)
+AttrNumber *
+bd_archive_referenced_atts(Oid relid, int *n)
+{
+	List	   *fkeys = bd_fkeys_referencing(relid);
+	ListCell   *lc;
+	AttrNumber *atts = palloc(sizeof(AttrNumber) * (INDEX_MAX_KEYS * list_length(fkeys) + 1));
+
+	*n = 0;
+	foreach(lc, fkeys)
+	{
+		BdFkey	   *fk = lfirst(lc);
+
+		if (!bd_archive_action(fk->deltype) || fk->confrelid != relid)
+			continue;
+		for (int i = 0; i < fk->nkeys; i++)
+		{
+			int			j;
+
+			for (j = 0; j < *n; j++)
+				if (atts[j] == fk->pk[i])
+					break;
+			if (j == *n)
+				atts[(*n)++] = fk->pk[i];
+		}
+	}
+	return atts;
+}
+
+/*
+ * Start taking rows of relid (see ArTake for a statement's columns): the
+ * image settings, the row type's columns and how each is written, the key
+ * plan, the referenced columns to keep with each row when refs, and a
+ * scratch context for the output functions, so that a batch's images
+ * reuse one block instead of each taking fresh pages (the page faults
+ * cost as much as the output itself).  Connected to SPI.
+ */
+void
+bd_archive_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int loccol,
+					  int keycol, bool level, char action,
+					  const char *changed, bool refs)
 {
 	tk->ar = ar;
 	tk->relid = relid;
+	tk->loccol = loccol;
 	tk->keycol = keycol;
-	tk->locked = locked;
 	tk->level = level;
 	tk->action = action;
 	tk->changed = changed;
 	tk->taken = 0;
-	tk->cxt = CurrentMemoryContext;
+	tk->cxt = ar->cxt;
 	tk->scratch = AllocSetContextCreate(tk->cxt, "bulkdelete archive image",
 										ALLOCSET_DEFAULT_SIZES);
 	tk->nest = bd_archive_settings_begin();
 	tk->key = ar_key_plan(relid);
+	tk->nref = 0;
+	tk->refatts = refs ? bd_archive_referenced_atts(relid, &tk->nref) : NULL;
 	tk->rowdesc = lookup_rowtype_tupdesc(get_rel_type_id(relid), -1);
 	tk->columns = palloc0(sizeof(ArColumn) * (tk->rowdesc->natts + 1));
 	for (int i = 0; i < tk->rowdesc->natts; i++)
@@ -414,16 +406,97 @@ ar_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int keycol, bool locked,
 	}
 	tk->rowvalues = palloc(sizeof(Datum) * (tk->rowdesc->natts + 1));
 	tk->rownulls = palloc(sizeof(bool) * (tk->rowdesc->natts + 1));
-	initStringInfo(&tk->image);
 }
 
-static void
-ar_take_end(ArTake *tk)
+void
+bd_archive_take_end(ArTake *tk)
 {
 	bd_archive_settings_end(tk->nest);
 	MemoryContextDelete(tk->scratch);
 	ReleaseTupleDesc(tk->rowdesc);
-	pfree(tk->image.data);
+}
+
+/* An empty chunk buffer: room for the array's header, zeroed */
+static void
+ar_chunk_buffer(StringInfo buf)
+{
+	initStringInfo(buf);
+	enlargeStringInfo(buf, ARR_OVERHEAD_NONULLS(1));
+	memset(buf->data, 0, ARR_OVERHEAD_NONULLS(1));
+	buf->len = ARR_OVERHEAD_NONULLS(1);
+}
+
+/*
+ * Start an element in a chunk buffer: padding to an int boundary (zeros,
+ * as construct_array leaves them) and room for its 4-byte header.
+ * Returns its offset; ar_element_end sets its length.
+ */
+static int
+ar_element_begin(StringInfo buf)
+{
+	int			off = INTALIGN(buf->len);
+
+	enlargeStringInfo(buf, off - buf->len + VARHDRSZ);
+	memset(buf->data + buf->len, 0, off - buf->len + VARHDRSZ);
+	buf->len = off + VARHDRSZ;
+	return off;
+}
+
+static void
+ar_element_end(StringInfo buf, int off)
+{
+	SET_VARSIZE(buf->data + off, buf->len - off);
+}
+
+/* Append a varlena (a 4-byte header, not toasted) to a chunk buffer */
+static int
+ar_element_append(StringInfo buf, struct varlena *v)
+{
+	int			off = ar_element_begin(buf);
+
+	appendBinaryStringInfo(buf, VARDATA(v), VARSIZE(v) - VARHDRSZ);
+	ar_element_end(buf, off);
+	return off;
+}
+
+/*
+ * The chunk of rows of relid at depth with action (and changed columns):
+ * its index in ar->chunks, created when new.
+ */
+static int
+ar_chunk_of(BdArchive *ar, Oid relid, int depth, char action,
+			const char *changed)
+{
+	MemoryContext old;
+	ArChunk    *c;
+
+	for (int k = 0; k < ar->nchunks; k++)
+	{
+		int			i = (ar->lastchunk + k) % ar->nchunks;
+
+		c = &ar->chunks[i];
+		if (c->relid == relid && c->depth == depth && c->action == action &&
+			(c->changed == changed ||
+			 (c->changed && changed && strcmp(c->changed, changed) == 0)))
+			return ar->lastchunk = i;
+	}
+	old = MemoryContextSwitchTo(ar->cxt);
+	if (ar->nchunks == ar->maxchunks)
+	{
+		ar->maxchunks = Max(8, ar->maxchunks * 2);
+		ar->chunks = ar->chunks == NULL ? palloc(sizeof(ArChunk) * ar->maxchunks) :
+			repalloc(ar->chunks, sizeof(ArChunk) * ar->maxchunks);
+	}
+	c = &ar->chunks[ar->nchunks];
+	memset(c, 0, sizeof(ArChunk));
+	c->relid = relid;
+	c->depth = depth;
+	c->action = action;
+	c->changed = changed;
+	ar_chunk_buffer(&c->keys);
+	ar_chunk_buffer(&c->images);
+	MemoryContextSwitchTo(old);
+	return ar->lastchunk = ar->nchunks++;
 }
 
 /* Append s[0..len) to buf in double quotes, '"' and '\\' doubled */
@@ -449,19 +522,19 @@ ar_append_quoted(StringInfo buf, const char *s, int len)
 }
 
 /*
- * The image of a row (tk's row type, deformed into tk->rowvalues) in
- * tk->image: the text form record_in reads, as record_out writes it (the
- * same output functions, dropped columns left out, a null as nothing)
- * except that every value is quoted, so that no value needs looking at
- * but for the quote and backslash it doubles.  In the scratch context.
+ * Append the image of a row (tk's row type, deformed into tk->rowvalues)
+ * to a chunk's images as one text element; returns its offset.  The text
+ * form record_in reads, as record_out writes it (the same output
+ * functions, dropped columns left out, a null as nothing) except that
+ * every value is quoted, so that no value needs looking at but for the
+ * quote and backslash it doubles.  In the scratch context.
  */
-static void
-ar_image(ArTake *tk)
+static int
+ar_image(ArTake *tk, StringInfo buf)
 {
-	StringInfo	buf = &tk->image;
 	bool		first = true;
+	int			off = ar_element_begin(buf);
 
-	resetStringInfo(buf);
 	appendStringInfoChar(buf, '(');
 	for (int i = 0; i < tk->rowdesc->natts; i++)
 	{
@@ -488,43 +561,117 @@ ar_image(ArTake *tk)
 		}
 	}
 	appendStringInfoChar(buf, ')');
+	ar_element_end(buf, off);
+	return off;
 }
 
 /*
- * Take one row of a capture statement (values and nulls, by column from
- * 0); a row already captured is left out.
+ * Take one row of tk's relation, deformed into tk->rowvalues/rownulls:
+ * its key (built in C, else sqlkey, the statement's) and image go straight
+ * into its chunk, the referenced columns tk keeps with the row.  ctid (of
+ * leaf tableoid), when not NULL, is where the row was: a row already taken
+ * is left out (returns false).  parent is the index of the row it was
+ * reached from, or -1 for a row the job deleted.
  */
-static void
-ar_take_row(ArTake *tk, Datum *values, bool *nulls)
+bool
+bd_archive_take_deformed(ArTake *tk, Oid tableoid, ItemPointer ctid,
+						 int parent, Datum sqlkey)
 {
 	BdArchive  *ar = tk->ar;
 	MemoryContext old = MemoryContextSwitchTo(tk->cxt);
 	ArRow	   *r;
-	ArSeen		seen;
-	bool		found;
-	int			parent = -1;
+	ArChunk    *c;
+	int			index;
 
-	memset(&seen, 0, sizeof(seen));
-	if (tk->locked)
+	if (ctid != NULL && ar->seen != NULL)
 	{
-		seen.tableoid = DatumGetObjectId(values[0]);
-		seen.ctid = *DatumGetItemPointer(values[1]);
+		ArSeen		seen;
+		bool		found;
+
+		memset(&seen, 0, sizeof(seen));
+		seen.tableoid = tableoid;
+		seen.ctid = *ctid;
 		(void) hash_search(ar->seen, &seen, HASH_ENTER, &found);
 		if (found)
 		{
 			MemoryContextSwitchTo(old);
-			return;
+			return false;
 		}
+	}
+	r = ar_new_row(ar);
+	index = ar->n - 1;
+	r->relid = tk->relid;
+	r->tableoid = tableoid;
+	if (ctid != NULL)
+		r->ctid = *ctid;
+	else
+		ItemPointerSetInvalid(&r->ctid);
+	r->action = tk->action;
+	if (parent >= 0)
+	{
+		r->depth = ar->rows[parent].depth + 1;
+		r->root = ar->rows[parent].root;
+	}
+	else
+		r->root = index;
+	r->chunk = ar_chunk_of(ar, tk->relid, r->depth, tk->action, tk->changed);
+	c = &ar->chunks[r->chunk];
+	if (c->n == c->maxrows)
+	{
+		c->maxrows = Max(64, c->maxrows * 2);
+		c->rows = c->rows == NULL ? palloc(sizeof(int) * c->maxrows) :
+			repalloc_huge(c->rows, sizeof(int) * c->maxrows);
+	}
+	c->rows[c->n++] = index;
+	if (tk->nref > 0)
+	{
+		r->refvals = palloc(sizeof(Datum) * tk->nref);
+		r->refnulls = palloc(sizeof(bool) * tk->nref);
+		for (int i = 0; i < tk->nref; i++)
+		{
+			int			a = tk->refatts[i] - 1;
+			Form_pg_attribute att = TupleDescAttr(tk->rowdesc, a);
+
+			r->refnulls[i] = tk->rownulls[a];
+			r->refvals[i] = r->refnulls[i] ? (Datum) 0 :
+				datumCopy(tk->rowvalues[a], att->attbyval, att->attlen);
+		}
+	}
+	MemoryContextSwitchTo(tk->scratch);
+	if (tk->key)
+		r->keyoff = ar_element_append(&c->keys, (struct varlena *)
+									  DatumGetPointer(ar_key_build(tk->key,
+																   tk->rowvalues,
+																   tk->rownulls)));
+	else
+		r->keyoff = ar_element_append(&c->keys, PG_DETOAST_DATUM(sqlkey));
+	r->imageoff = ar_image(tk, &c->images);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(tk->scratch);
+	tk->taken++;
+	return true;
+}
+
+/*
+ * Take one row of a capture statement (values and nulls, by column from
+ * 0; see ArTake); a row already captured is left out.
+ */
+static void
+ar_take_row(ArTake *tk, Datum *values, bool *nulls)
+{
+	ItemPointerData ctid;
+	Oid			tableoid = InvalidOid;
+	int			parent = -1;
+	MemoryContext old;
+
+	if (tk->loccol > 0)
+	{
+		tableoid = DatumGetObjectId(values[tk->loccol - 1]);
+		ctid = *DatumGetItemPointer(values[tk->loccol]);
 	}
 	if (tk->level)
 		parent = DatumGetInt32(values[tk->keycol + 1]);
-	r = ar_new_row(ar);
-	r->relid = tk->relid;
-	r->tableoid = seen.tableoid;
-	r->ctid = seen.ctid;
-	r->action = tk->action;
-	r->changed = (char *) tk->changed;
-	MemoryContextSwitchTo(tk->scratch);
+	old = MemoryContextSwitchTo(tk->scratch);
 	{
 		HeapTupleHeader td = DatumGetHeapTupleHeader(values[tk->keycol]);
 		HeapTupleData tup;
@@ -535,30 +682,10 @@ ar_take_row(ArTake *tk, Datum *values, bool *nulls)
 		tup.t_data = td;
 		heap_deform_tuple(&tup, tk->rowdesc, tk->rowvalues, tk->rownulls);
 	}
-	if (tk->key)
-	{
-		Datum		key = ar_key_build(tk->key, tk->rowvalues, tk->rownulls);
-
-		MemoryContextSwitchTo(tk->cxt);
-		r->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(key));
-		MemoryContextSwitchTo(tk->scratch);
-	}
-	ar_image(tk);
-	MemoryContextSwitchTo(tk->cxt);
-	if (!tk->key)
-		r->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[tk->keycol - 1]));
-	r->image = PointerGetDatum(cstring_to_text_with_len(tk->image.data,
-														tk->image.len));
-	MemoryContextReset(tk->scratch);
-	if (parent >= 0)
-	{
-		r->depth = ar->rows[parent].depth + 1;
-		r->root = ar->rows[parent].root;
-	}
-	else
-		r->root = ar->n - 1;
-	tk->taken++;
 	MemoryContextSwitchTo(old);
+	(void) bd_archive_take_deformed(tk, tableoid,
+									tk->loccol > 0 ? &ctid : NULL, parent,
+									tk->key ? (Datum) 0 : values[tk->keycol - 1]);
 }
 
 /*
@@ -566,21 +693,25 @@ ar_take_row(ArTake *tk, Datum *values, bool *nulls)
  * Returns how many were taken.
  */
 static int
-ar_take(BdArchive *ar, Oid relid, int keycol, bool locked, bool level,
-		char action, const char *changed)
+ar_take(BdArchive *ar, Oid relid, int loccol, int keycol, bool level,
+		char action, const char *changed, bool refs)
 {
 	ArTake		tk;
-	TupleDesc	desc = SPI_tuptable->tupdesc;
+	/* kept: bd_archive_take_begin runs statements of its own */
+	SPITupleTable *result = SPI_tuptable;
+	uint64		n = SPI_processed;
+	TupleDesc	desc = result->tupdesc;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
 
-	ar_take_begin(&tk, ar, relid, keycol, locked, level, action, changed);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	bd_archive_take_begin(&tk, ar, relid, loccol, keycol, level, action,
+						  changed, refs);
+	for (uint64 i = 0; i < n; i++)
 	{
-		heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
+		heap_deform_tuple(result->vals[i], desc, values, nulls);
 		ar_take_row(&tk, values, nulls);
 	}
-	ar_take_end(&tk);
+	bd_archive_take_end(&tk);
 	return tk.taken;
 }
 
@@ -622,8 +753,8 @@ ar_receive_nothing(DestReceiver *self)
 static uint64
 ar_exec_take(BdArchive *ar, const char *sql, bool generic, int nargs,
 			 Oid *types, Datum *values, const char *nulls, int expected,
-			 Oid relid, int keycol, bool locked, bool level, char action,
-			 const char *changed, int *taken)
+			 Oid relid, int loccol, int keycol, bool level, char action,
+			 const char *changed, bool refs, int *taken)
 {
 	ParamListInfo params = makeParamList(nargs);
 	SPIExecuteOptions opts;
@@ -649,7 +780,8 @@ ar_exec_take(BdArchive *ar, const char *sql, bool generic, int nargs,
 	memset(&opts, 0, sizeof(opts));
 	opts.params = params;
 	opts.dest = (DestReceiver *) &rcv;
-	ar_take_begin(&tk, ar, relid, keycol, locked, level, action, changed);
+	bd_archive_take_begin(&tk, ar, relid, loccol, keycol, level, action,
+						  changed, refs);
 	if (generic)
 	{
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
@@ -663,7 +795,7 @@ ar_exec_take(BdArchive *ar, const char *sql, bool generic, int nargs,
 	}
 	else
 		rc = SPI_execute_extended(sql, &opts);
-	ar_take_end(&tk);
+	bd_archive_take_end(&tk);
 	if (rc != expected)
 		elog(ERROR, "SPI_execute_extended returned %s for \"%s\"",
 			 SPI_result_code_string(rc), sql);
@@ -699,8 +831,8 @@ ar_stmt_exec(const BdArchiveDelete *stmt, const char *sql, int expected)
 }
 
 /* The changed columns of a SET NULL / SET DEFAULT key, as text[] */
-static char *
-ar_changed_columns(BdFkey *fk)
+char *
+bd_archive_changed_columns(BdFkey *fk)
 {
 	char	  **names = palloc(sizeof(char *) * fk->nkeys);
 
@@ -761,7 +893,7 @@ ar_capture_referencing(BdArchive *ar, Oid relid, int lo, int hi)
 		int			first;
 		int			taken;
 
-		if (fk->deltype != 'c' && fk->deltype != 'n' && fk->deltype != 'd')
+		if (!bd_archive_action(fk->deltype))
 			continue;
 		ar_row_arrays(ar, lo, hi, values);
 		first = ar->n;
@@ -778,9 +910,9 @@ ar_capture_referencing(BdArchive *ar, Oid relid, int lo, int hi)
 									 ar_from(relid), ar_from(fk->conrelid),
 									 bd_fkey_match(fk, "p", "c")),
 							false, 3, types, values, NULL, SPI_OK_SELECT,
-							fk->conrelid, 3, true, true, fk->deltype,
-							fk->deltype == 'c' ? NULL : ar_changed_columns(fk),
-							&taken);
+							fk->conrelid, 1, 3, true, fk->deltype,
+							fk->deltype == 'c' ? NULL : bd_archive_changed_columns(fk),
+							false, &taken);
 		if (fk->deltype == 'c')
 			ar_capture_referencing(ar, fk->conrelid, first, first + taken);
 	}
@@ -830,7 +962,7 @@ ar_lock_rows(BdArchive *ar, const BdArchiveDelete *stmt)
 								 ar_key_sql(ar->relid, "t"), ar_row(ar->relid, "t"),
 								 ar_from(ar->relid)),
 						false, 2, types, values, NULL, SPI_OK_SELECT,
-						ar->relid, 3, true, false, 'c', NULL, NULL);
+						ar->relid, 1, 3, false, 'c', NULL, false, NULL);
 	ar_capture_referencing(ar, ar->relid, 0, ar->n);
 	bd_switch_user_end(&sw);
 }
@@ -909,72 +1041,104 @@ ar_reconcile(BdArchive *ar, List *leaves, int64 *before)
 		{
 			bool		isnull;
 
-			ar->rows[DatumGetInt32(bd_spi_datum(j, 1, &isnull))].kept = true;
+			ArRow	   *r = &ar->rows[DatumGetInt32(bd_spi_datum(j, 1, &isnull))];
+
+			r->kept = true;
+			ar->chunks[r->chunk].nkept++;
 		}
 		bd_switch_user_end(&sw);
 	}
 }
 
-/* Do archived rows a and b go into one chunk (relation, depth, action)? */
-static bool
-ar_same_chunk(ArRow *a, ArRow *b)
+/*
+ * A chunk buffer as a one-dimensional array of n elements of elemtype: the
+ * buffer itself, its header filled in.
+ */
+static Datum
+ar_chunk_array(StringInfo buf, int n, Oid elemtype)
 {
-	return a->relid == b->relid && a->depth == b->depth &&
-		a->action == b->action &&
-		(a->changed == b->changed ||
-		 (a->changed && b->changed && strcmp(a->changed, b->changed) == 0));
+	ArrayType  *a = (ArrayType *) buf->data;
+
+	SET_VARSIZE(a, buf->len);
+	a->ndim = 1;
+	a->dataoffset = 0;
+	a->elemtype = elemtype;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	return PointerGetDatum(a);
 }
 
 /*
- * Write one chunk: the rows of the attempt that went (not kept) and go
- * with row "first" into its chunk, marked done.  As the tables' owner.
+ * A chunk's keys and images without its kept rows, into keys and images
+ * (new buffers; the chunk's own stay as they are, for the roots).
  */
 static void
-ar_flush_chunk(BdArchive *ar, int first, bool *done)
+ar_chunk_compact(BdArchive *ar, ArChunk *c, StringInfo keys,
+				 StringInfo images)
 {
-	ArRow	   *f = &ar->rows[first];
-	int			n = 0;
-	Datum	   *keys = palloc(sizeof(Datum) * (ar->n + 1));
-	Datum	   *roots = palloc(sizeof(Datum) * (ar->n + 1));
-	bool	   *rootnulls = palloc(sizeof(bool) * (ar->n + 1));
-	Datum	   *images = palloc(sizeof(Datum) * (ar->n + 1));
+	ar_chunk_buffer(keys);
+	ar_chunk_buffer(images);
+	for (int j = 0; j < c->n; j++)
+	{
+		ArRow	   *r = &ar->rows[c->rows[j]];
+
+		if (r->kept)
+			continue;
+		(void) ar_element_append(keys, (struct varlena *) (c->keys.data + r->keyoff));
+		(void) ar_element_append(images, (struct varlena *) (c->images.data + r->imageoff));
+	}
+}
+
+/*
+ * Write chunk c (its rows that went, not kept) as one archive row.  As the
+ * tables' owner.
+ */
+static void
+ar_flush_chunk(BdArchive *ar, ArChunk *c)
+{
+	int			n = c->n - c->nkept;
+	Datum	   *roots = palloc(sizeof(Datum) * (n + 1));
+	bool	   *rootnulls = palloc(sizeof(bool) * (n + 1));
 	int			dims[1];
 	int			lbs[1] = {1};
+	int			k = 0;
+	StringInfoData keys = c->keys;
+	StringInfoData images = c->images;
 	Oid			types[9] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
 	JSONBARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
 	Datum		values[9];
 	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-	for (int i = first; i < ar->n; i++)
-	{
-		ArRow	   *r = &ar->rows[i];
-
-		if (done[i] || r->kept || !ar_same_chunk(f, r))
-			continue;
-		done[i] = true;
-		keys[n] = r->key;
-		rootnulls[n] = r->root == i;
-		roots[n] = rootnulls[n] ? (Datum) 0 : ar->rows[r->root].key;
-		images[n] = r->image;
-		n++;
-	}
 	if (n == 0)
 		return;
+	for (int j = 0; j < c->n; j++)
+	{
+		int			i = c->rows[j];
+		ArRow	   *r = &ar->rows[i];
+		ArRow	   *root = &ar->rows[r->root];
+
+		if (r->kept)
+			continue;
+		rootnulls[k] = r->root == i;
+		roots[k] = rootnulls[k] ? (Datum) 0 :
+			PointerGetDatum(ar->chunks[root->chunk].keys.data + root->keyoff);
+		k++;
+	}
+	if (c->nkept > 0)
+		ar_chunk_compact(ar, c, &keys, &images);
 	values[0] = Int64GetDatum(ar->job_id);
-	values[1] = ObjectIdGetDatum(f->relid);
-	values[2] = Int32GetDatum(f->depth);
-	values[3] = CStringGetTextDatum(f->action == 'c' ? "delete" :
-									f->action == 'n' ? "set null" : "set default");
-	values[4] = f->changed ? CStringGetTextDatum(f->changed) : (Datum) 0;
-	nulls[4] = f->changed ? ' ' : 'n';
+	values[1] = ObjectIdGetDatum(c->relid);
+	values[2] = Int32GetDatum(c->depth);
+	values[3] = CStringGetTextDatum(c->action == 'c' ? "delete" :
+									c->action == 'n' ? "set null" : "set default");
+	values[4] = c->changed ? CStringGetTextDatum(c->changed) : (Datum) 0;
+	nulls[4] = c->changed ? ' ' : 'n';
 	dims[0] = n;
-	values[5] = PointerGetDatum(construct_array(keys, n, JSONBOID, -1, false,
-												TYPALIGN_INT));
+	values[5] = ar_chunk_array(&keys, n, JSONBOID);
 	values[6] = PointerGetDatum(construct_md_array(roots, rootnulls, 1, dims,
 												   lbs, JSONBOID, -1, false,
 												   TYPALIGN_INT));
-	values[7] = PointerGetDatum(construct_array(images, n, TEXTOID, -1, false,
-												TYPALIGN_INT));
+	values[7] = ar_chunk_array(&images, n, TEXTOID);
 	values[8] = TimestampTzGetDatum(ar->expires_at);
 	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
 				" action, changed_columns, record_keys, root_keys, images, expires_at)"
@@ -985,12 +1149,11 @@ ar_flush_chunk(BdArchive *ar, int first, bool *done)
 
 /*
  * Write the attempt's rows that went (not kept) to bulkdelete.archive, one
- * chunk per relation, depth and action, as the tables' owner.
+ * archive row per chunk, as the tables' owner.
  */
 static void
 ar_flush(BdArchive *ar)
 {
-	bool	   *done = palloc0(sizeof(bool) * (ar->n + 1));
 	BdUserSwitch sw;
 
 	if (ar->n == 0)
@@ -999,9 +1162,8 @@ ar_flush(BdArchive *ar)
 															 TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 															 IntervalPGetDatum(ar->retention)));
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	for (int i = 0; i < ar->n; i++)
-		if (!done[i] && !ar->rows[i].kept)
-			ar_flush_chunk(ar, i, done);
+	for (int k = 0; k < ar->nchunks; k++)
+		ar_flush_chunk(ar, &ar->chunks[k]);
 	bd_switch_user_end(&sw);
 	ar->archived = true;
 }
@@ -1015,8 +1177,53 @@ typedef struct ArAttempt
 } ArAttempt;
 
 /*
+ * The DELETE with "RETURNING [<caller's>,] [t.tableoid, t.ctid,] <key>,
+ * <row>", its rows taken as they are deleted (with their leaf and TID and
+ * their referenced columns when located, for the capture after it); the
+ * caller's RETURNING rows in *result (NULL without).  Returns the count.
+ */
+static uint64
+ar_delete_returning(BdArchive *ar, const BdArchiveDelete *stmt, bool located,
+					SPITupleTable **result)
+{
+	const char *loc = located ? "t.tableoid, t.ctid, " : "";
+	uint64		processed;
+	int			natts;
+
+	if (stmt->returning == NULL)
+	{
+		/* taken as they come */
+		*result = NULL;
+		return ar_exec_take(ar, psprintf("%s RETURNING %s%s, %s",
+										 stmt->delete_sql, loc,
+										 ar_key_sql(ar->relid, "t"),
+										 ar_row(ar->relid, "t")),
+							stmt->generic, stmt->nargs, stmt->types, stmt->values,
+							stmt->nulls, SPI_OK_DELETE_RETURNING,
+							ar->relid, located ? 1 : 0, located ? 3 : 1,
+							false, 'c', NULL, located, NULL);
+	}
+	/* the caller reads its own columns of SPI_tuptable */
+	processed = ar_stmt_exec(stmt, psprintf("%s RETURNING %s, %s%s, %s",
+											stmt->delete_sql, stmt->returning,
+											loc, ar_key_sql(ar->relid, "t"),
+											ar_row(ar->relid, "t")),
+							 SPI_OK_DELETE_RETURNING);
+	*result = SPI_tuptable;
+	natts = (*result)->tupdesc->natts;
+	(void) ar_take(ar, ar->relid, located ? natts - 3 : 0, natts - 1, false,
+				   'c', NULL, located);
+	return processed;
+}
+
+/*
  * One attempt: capture, DELETE, write the archive rows, leaving the
- * DELETE's own result in SPI_tuptable for the caller.
+ * DELETE's own result in SPI_tuptable for the caller.  Three ways:
+ * without a foreign key with an action, the DELETE's RETURNING rows;
+ * with one, those and then, after the DELETE, the rows its actions
+ * removed or changed (archive_cascade.c), where the tree allows it; else
+ * the rows locked and read before the DELETE (ar_lock_rows) and checked
+ * after it (ar_reconcile).
  */
 static void
 ar_attempt(void *arg)
@@ -1030,40 +1237,39 @@ ar_attempt(void *arg)
 	uint64		processed;
 	HASHCTL		ctl;
 
+	ar->cxt = CurrentMemoryContext;
 	ar->n = 0;
 	ar->rows = NULL;
 	ar->max = 0;
+	ar->nchunks = 0;
+	ar->maxchunks = 0;
+	ar->chunks = NULL;
+	ar->lastchunk = 0;
+	ar->seen = NULL;
 	foreach(lc, bd_fkeys_referencing(ar->relid))
-	{
-		char		deltype = ((BdFkey *) lfirst(lc))->deltype;
-
-		if (deltype == 'c' || deltype == 'n' || deltype == 'd')
+		if (bd_archive_action(((BdFkey *) lfirst(lc))->deltype))
 			tree = true;
-	}
 
-	if (!tree && stmt->returning == NULL)
+	if (tree)
 	{
-		/* the rows as they are deleted, taken as they come */
-		processed = ar_exec_take(ar, psprintf("%s RETURNING %s, %s",
-											  stmt->delete_sql,
-											  ar_key_sql(ar->relid, "t"),
-											  ar_row(ar->relid, "t")),
-								 stmt->generic, stmt->nargs, stmt->types, stmt->values,
-								 stmt->nulls, SPI_OK_DELETE_RETURNING,
-								 ar->relid, 1, false, false, 'c', NULL, NULL);
-		result = NULL;
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(ArSeen);
+		ctl.entrysize = sizeof(ArSeen);
+		ctl.hcxt = CurrentMemoryContext;
+		ar->seen = hash_create("bulkdelete archive rows", 1024, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	else if (!tree)
+	if (!tree)
+		processed = ar_delete_returning(ar, stmt, false, &result);
+	else if (bd_archive_cascade_after(ar->relid))
 	{
-		/* the caller reads its own columns of SPI_tuptable */
-		processed = ar_stmt_exec(stmt, psprintf("%s RETURNING %s, %s, %s",
-												stmt->delete_sql, stmt->returning,
-												ar_key_sql(ar->relid, "t"),
-												ar_row(ar->relid, "t")),
-								 SPI_OK_DELETE_RETURNING);
-		result = SPI_tuptable;
-		(void) ar_take(ar, ar->relid, result->tupdesc->natts - 1, false,
-					   false, 'c', NULL);
+		TransactionId xid;
+
+		processed = ar_delete_returning(ar, stmt, true, &result);
+		/* none when the DELETE changed nothing */
+		xid = GetCurrentTransactionIdIfAny();
+		if (TransactionIdIsValid(xid))
+			bd_archive_capture_cascaded(ar, ar->relid, 0, ar->n, xid);
 	}
 	else
 	{
@@ -1071,12 +1277,6 @@ ar_attempt(void *arg)
 		int64	   *before;
 		int			k = 0;
 
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(ArSeen);
-		ctl.entrysize = sizeof(ArSeen);
-		ctl.hcxt = CurrentMemoryContext;
-		ar->seen = hash_create("bulkdelete archive rows", 1024, &ctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		ar_lock_rows(ar, stmt);
 		leaves = ar_leaves(ar);
 		before = palloc(sizeof(int64) * (list_length(leaves) + 1));

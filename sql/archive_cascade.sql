@@ -1,0 +1,111 @@
+-- archive_cascade: what the foreign keys' actions of an archived job remove
+-- or change, captured after the DELETE (archive_cascade.c: every key's
+-- referencing columns indexed).  Each row exactly once and as it was
+-- deleted (a trigger that updates rows before the cascade reaches them),
+-- never a row a trigger keeps, nor one an earlier attempt of the same
+-- batch took; three levels, a self-reference, SET NULL and SET DEFAULT on
+-- one row, a deferrable key, a row referencing two deleted parents.
+CREATE SCHEMA ac;
+CREATE TABLE ac.account (id int PRIMARY KEY, closed bool NOT NULL,
+	parent_id int REFERENCES ac.account ON DELETE CASCADE);
+CREATE INDEX ON ac.account (parent_id);
+CREATE TABLE ac.contact (id int PRIMARY KEY,
+	account_id int NOT NULL REFERENCES ac.account ON DELETE CASCADE
+		DEFERRABLE INITIALLY DEFERRED,
+	v text);
+CREATE INDEX ON ac.contact (account_id);
+CREATE TABLE ac.activity (id int PRIMARY KEY,
+	contact_id int NOT NULL REFERENCES ac.contact ON DELETE CASCADE,
+	v text, touched int NOT NULL DEFAULT 0);
+CREATE INDEX ON ac.activity (contact_id, id);
+CREATE TABLE ac.note (id int PRIMARY KEY,
+	account_id int REFERENCES ac.account ON DELETE SET NULL,
+	owner_id int DEFAULT 0 REFERENCES ac.account ON DELETE SET DEFAULT, v text);
+CREATE INDEX ON ac.note (account_id);
+CREATE INDEX ON ac.note (owner_id);
+CREATE TABLE ac.link (id int PRIMARY KEY,
+	a int NOT NULL REFERENCES ac.account ON DELETE CASCADE,
+	b int NOT NULL REFERENCES ac.account ON DELETE CASCADE);
+CREATE INDEX ON ac.link (a);
+CREATE INDEX ON ac.link (b);
+
+-- account 0 is the notes' default owner; even accounts are closed; 3, 13,
+-- 23, 33 (open) hang on 2, 12, 22, 32, and 4, 14, 24, 34 (closed) on 2, 12,
+-- 22, 32 as well: deleted by the job and by the cascade, archived once
+INSERT INTO ac.account VALUES (0, false, NULL);
+INSERT INTO ac.account SELECT i, i % 2 = 0, NULL FROM generate_series(1, 40) i;
+UPDATE ac.account SET parent_id = id - 1 WHERE id % 10 = 3;
+UPDATE ac.account SET parent_id = id - 2 WHERE id % 10 = 4;
+INSERT INTO ac.contact SELECT i, i % 40 + 1, 'c' || i FROM generate_series(1, 200) i;
+INSERT INTO ac.activity SELECT i, i % 200 + 1, 'a' || i FROM generate_series(1, 600) i;
+INSERT INTO ac.note SELECT i, i % 40 + 1, (i * 7) % 40 + 1, 'n' || i FROM generate_series(1, 100) i;
+INSERT INTO ac.link SELECT i, 2 * i, 42 - 2 * i FROM generate_series(1, 20) i;
+
+-- a trigger on contact that updates its activities before the cascade
+-- deletes them (it fires before the RI trigger: names in order), and one
+-- on activity that keeps a row
+CREATE FUNCTION ac.touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE ac.activity SET touched = touched + 1 WHERE contact_id = OLD.id;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER "A_touch" AFTER DELETE ON ac.contact FOR EACH ROW EXECUTE FUNCTION ac.touch();
+CREATE FUNCTION ac.keep() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.v = 'a2' THEN RETURN NULL; END IF;
+	RETURN OLD;
+END $$;
+CREATE TRIGGER keep BEFORE DELETE ON ac.activity FOR EACH ROW EXECUTE FUNCTION ac.keep();
+
+CREATE FUNCTION pg_temp.rows() RETURNS TABLE (rel text, j text) LANGUAGE sql AS $$
+	SELECT 'account', row_to_json(x)::text FROM ac.account x UNION ALL
+	SELECT 'contact', row_to_json(x)::text FROM ac.contact x UNION ALL
+	SELECT 'activity', row_to_json(x)::text FROM ac.activity x UNION ALL
+	SELECT 'note', row_to_json(x)::text FROM ac.note x UNION ALL
+	SELECT 'link', row_to_json(x)::text FROM ac.link x
+$$;
+CREATE TEMP TABLE before AS SELECT * FROM pg_temp.rows();
+
+-- account 40 cannot go (a RESTRICT key): its batch is split, and the
+-- attempts after the first see the versions the earlier ones deleted
+CREATE TABLE ac.pin (account_id int REFERENCES ac.account ON DELETE RESTRICT);
+INSERT INTO ac.pin VALUES (40);
+SELECT bulkdelete.submit('ac.account', 'closed', options => '{"archive": true}') AS job \gset
+SELECT bulkdelete.wait(:job);
+SELECT success_count, failure_count, cascade_count FROM bulkdelete.jobs WHERE id = :job;
+SELECT relation, action, depth, count(*), count(DISTINCT record_key) AS keys
+FROM bulkdelete.archived_records(:job) GROUP BY 1, 2, 3 ORDER BY 1::text, 2, 3;
+-- each row gone is archived once, as it was when it went
+SELECT rel, count(*) AS gone FROM before
+WHERE (rel, j) NOT IN (SELECT * FROM pg_temp.rows()) GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS untouched FROM bulkdelete.archived_records(:job)
+WHERE relation = 'ac.activity'::regclass AND image NOT LIKE '%,"1")';
+SELECT v, touched FROM ac.activity WHERE v = 'a2';
+-- the notes changed: the old values of both keys, one archive row each
+SELECT action, count(*) FROM bulkdelete.archived_records(:job)
+WHERE relation = 'ac.note'::regclass GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS cleared FROM ac.note WHERE account_id IS NULL OR owner_id = 0;
+SELECT state FROM bulkdelete.jobs WHERE id = :job;
+
+-- the restore puts back what went, and sets back what the actions changed:
+-- everything is as before but for the activities' touch and the kept row
+DROP TRIGGER "A_touch" ON ac.contact;
+SELECT bulkdelete.restore(:job) AS r \gset
+SELECT bulkdelete.wait(:r);
+SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id = :r;
+UPDATE ac.activity SET touched = 0 WHERE touched = 1;
+(SELECT * FROM pg_temp.rows() EXCEPT ALL SELECT * FROM before)
+UNION ALL
+(SELECT * FROM before EXCEPT ALL SELECT * FROM pg_temp.rows());
+
+-- an upload job (its DELETE returns the keys it took) in batches of 3
+SELECT bulkdelete.create_job('ac.account', options => '{"archive": true, "batch_size": 3}') AS up \gset
+SELECT bulkdelete.upload(:up, ARRAY[2, 4, 6, 12, 14, 16, 22]);
+SELECT bulkdelete.close_upload(:up);
+SELECT bulkdelete.wait(:up);
+SELECT relation, count(*), count(DISTINCT record_key) AS keys
+FROM bulkdelete.archived_records(:up) GROUP BY 1 ORDER BY 1::text;
+SELECT (SELECT count(*) FROM before WHERE rel = 'account') - count(*) AS accounts_gone
+FROM ac.account;
+
+DROP SCHEMA ac CASCADE;
