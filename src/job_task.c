@@ -211,6 +211,75 @@ bd_task_remote_record(BdTask *task, BdTaskRemote *was, BdTaskRemote *now,
 						task->query_index);
 }
 
+/*
+ * Does job job_id have shard tasks not finished whose remote job was
+ * submitted?  Those jobs run or wait on their servers until a worker of
+ * this job stops them (st_stop in source_task.c), so a cancel of the job
+ * while no worker runs it must wake one (job_state.c).  In a transaction.
+ */
+bool
+jtask_has_remote_jobs(int64 job_id)
+{
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+	JobRow		row;
+
+	if (!bd_task_supported())
+		return false;
+	values[0] = Int64GetDatum(job_id);
+
+	/*
+	 * Not read-only: a snapshot taken now, after the caller locked the job
+	 * row, sees what the worker that stopped the job last committed.
+	 */
+	(void) job_read_row("SELECT EXISTS (SELECT 1 FROM bulkdelete.task"
+						" WHERE operation_id = $1 AND remote_job IS NOT NULL"
+						" AND state IN ('pending', 'running'))",
+						1, argtypes, values, false, &row);
+	return DatumGetBool(row.cols[0]);
+}
+
+/* A JobRowReader: one shard task (task, query, relation) */
+static void
+jtask_read_remote(uint64 row, void *arg)
+{
+	List	  **list = (List **) arg;
+	BdTask	   *t = palloc0(sizeof(BdTask));
+	bool		isnull;
+
+	t->task = (int) bd_spi_int64(row, 1, 0);
+	t->query_index = (int) bd_spi_int64(row, 2, 0);
+	t->relation = DatumGetObjectId(bd_spi_datum(row, 3, &isnull));
+	*list = lappend(*list, t);
+}
+
+/*
+ * The shard tasks of job job_id not finished whose remote job was
+ * submitted, in task order: what jtask_has_remote_jobs finds.  In a
+ * transaction.
+ */
+List *
+bd_task_remote_open(int64 job_id)
+{
+	List	   *list = NIL;
+	ListCell   *lc;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	if (!bd_task_supported())
+		return NIL;
+	values[0] = Int64GetDatum(job_id);
+	(void) job_read("SELECT task, query_index, relation::pg_catalog.oid"
+					" FROM bulkdelete.task"
+					" WHERE operation_id = $1 AND remote_job IS NOT NULL"
+					" AND state IN ('pending', 'running') ORDER BY task",
+					1, argtypes, values, NULL, false, jtask_read_remote,
+					&list);
+	foreach(lc, list)
+		((BdTask *) lfirst(lc))->job_id = job_id;
+	return list;
+}
+
 /* Does job job_id run as tasks?  In a transaction. */
 bool
 bd_job_has_tasks(int64 job_id)
