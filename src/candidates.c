@@ -1004,7 +1004,8 @@ bd_candidates_fix(BdJob *job)
 	 * attached as a partition would have its rows selected by TIDs and
 	 * xmins that mean nothing.  Refused (42809) before anything is stored.
 	 */
-	bd_query_check_targets(job->query_set, job->relations, job->nrelations, false);
+	bd_query_check_targets(job->query_set, job->relations, job->nrelations,
+						   false, job->options);
 
 	scratch = AllocSetContextCreate(CurrentMemoryContext,
 									"bulkdelete candidates",
