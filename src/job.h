@@ -112,6 +112,9 @@ typedef struct BdBatchCounts
 	int			ncascade;
 	Oid		   *cascade_relids;
 	int64	   *cascade_rows;
+	char	  **cascade_names;	/* NULL, or the names of the cascades'
+								 * relations instead of cascade_relids (a
+								 * shard's: on another server) */
 } BdBatchCounts;
 
 /*
@@ -238,6 +241,7 @@ typedef struct BdTaskRemote
 	int64		failed;
 	int64		skipped;
 	int64		cascaded;
+	char	   *cascades;		/* its cascade_breakdown, jsonb text */
 } BdTaskRemote;
 
 extern void bd_task_create_remote(int64 job_id, int task, int query_index,
