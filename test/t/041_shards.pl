@@ -361,6 +361,9 @@ sub paused_at_gate
 	wait_at_gate(1, $rjob, $what);
 	is($coord->safe_psql('postgres', "SELECT bulkdelete.pause($job)"),
 		'pausing', "$what: the job is pausing");
+	ok($shards[0]->poll_query_until('postgres',
+			"SELECT state = 'pausing' FROM bulkdelete.operation WHERE id = $rjob"),
+		"$what: shard 1's job is pausing");
 	$h->query_safe('SELECT pg_advisory_unlock(4242)');
 	bd_quit($h);
 	my ($state) = bd_wait_job($coord, $job, "state = 'paused'");
