@@ -305,23 +305,7 @@ bd_task_remote_record(BdTask *task, BdTaskRemote *was, BdTaskRemote *now,
 bool
 jtask_has_remote_jobs(int64 job_id)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1];
-	JobRow		row;
-
-	if (!bd_task_supported())
-		return false;
-	values[0] = Int64GetDatum(job_id);
-
-	/*
-	 * Not read-only: a snapshot taken now, after the caller locked the job
-	 * row, sees what the worker that stopped the job last committed.
-	 */
-	(void) job_read_row("SELECT EXISTS (SELECT 1 FROM bulkdelete.task"
-						" WHERE operation_id = $1 AND remote_job IS NOT NULL"
-						" AND state IN ('pending', 'running'))",
-						1, argtypes, values, false, &row);
-	return DatumGetBool(row.cols[0]);
+	return bd_task_remote_open(job_id) != NIL;
 }
 
 /* A JobRowReader: one shard task (task, query, relation) */
@@ -340,8 +324,9 @@ jtask_read_remote(uint64 row, void *arg)
 
 /*
  * The shard tasks of job job_id not finished whose remote job was
- * submitted, in task order: what jtask_has_remote_jobs finds.  In a
- * transaction.
+ * submitted, in task order.  In a transaction; read with a snapshot of
+ * its own (not read-only), so that after the caller locked the job row it
+ * sees what the worker that stopped the job last committed.
  */
 List *
 bd_task_remote_open(int64 job_id)
