@@ -285,6 +285,7 @@ CREATE TABLE @extschema@.task (
 	remote_filter text,
 	remote_job bigint,
 	remote_failure_id bigint NOT NULL DEFAULT 0,
+	remote_cascade jsonb NOT NULL DEFAULT '{}',
 	CONSTRAINT task_pkey PRIMARY KEY (operation_id, task),
 	CONSTRAINT task_state_check CHECK (state IN ('pending', 'running',
 		'succeeded', 'canceled', 'failed')),
@@ -356,6 +357,8 @@ COMMENT ON COLUMN @extschema@.task.remote_job IS
 	'a shard task: the id of its job on the foreign server, once submitted';
 COMMENT ON COLUMN @extschema@.task.remote_failure_id IS
 	'a shard task: the last failure id of the remote job whose row was copied here (failures are pulled after it, in the transaction that moves it)';
+COMMENT ON COLUMN @extschema@.task.remote_cascade IS
+	'a shard task: the cascade_breakdown of the remote job as last copied here (the job''s cascade_breakdown takes the differences, under the names "server:schema.table")';
 COMMENT ON COLUMN @extschema@.tasks.job IS
 	'the job (bulkdelete.operation.id)';
 COMMENT ON COLUMN @extschema@.tasks.task IS

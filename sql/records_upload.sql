@@ -27,6 +27,10 @@ SET ROLE bd_alice;
 SELECT rec_try($$SELECT bulkdelete.create_job('up.nokey')$$);
 SELECT rec_try($$SELECT bulkdelete.create_job('up.hold')$$);
 SELECT rec_try($$SELECT bulkdelete.create_job('up.contact', options => '{"batch_sise": 1}')$$);
+-- an id-list job runs in one worker: "parallel" above 1 is refused (0A000)
+SELECT rec_try($$SELECT bulkdelete.create_job('up.contact', options => '{"parallel": 2}')$$);
+SELECT count(*) AS jobs_made FROM bulkdelete.operation
+WHERE target = 'up.contact'::regclass;
 RESET ROLE;
 SET ROLE bd_bob;
 SELECT rec_try($$SELECT bulkdelete.create_job('up.contact')$$);

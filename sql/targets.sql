@@ -104,6 +104,13 @@ FROM (VALUES (1, 'tgt.ft'), (2, 'tgt.parted'), (3, 'tgt.parent'),
 ORDER BY n, ord;
 SELECT pg_temp.try_hint($$SELECT bulkdelete.submit('tgt.parted'::regclass, 'true')$$);
 SELECT pg_temp.try_hint($$SELECT * FROM bulkdelete.delete_records('tgt.parent', ARRAY[1])$$);
+-- an archived job on a target with a foreign partition: refused (0A000),
+-- before the server is asked, at submit and at schedule (its shard would
+-- archive on its own server, out of reach of bulkdelete.restore)
+SELECT pg_temp.try_hint($$SELECT bulkdelete.submit('tgt.parted'::regclass, 'true', options => '{"archive": true}')$$);
+SELECT pg_temp.try_hint($$SELECT bulkdelete.submit('{"entity": "tgt.parted", "criteria": {}}', options => '{"archive": "30 days"}')$$);
+SELECT pg_temp.try_hint($$SELECT bulkdelete.schedule('tgt', '@daily', 'tgt.parted'::regclass, 'true', options => '{"archive": true}')$$);
+SELECT pg_temp.try_hint($$SELECT bulkdelete.schedule('tgt', '@daily', '{"entity": "tgt.parted", "criteria": {}}', options => '{"archive": true}')$$);
 SELECT (SELECT count(*) FROM bulkdelete.operation) - :jobs_before AS jobs_created,
 	   (SELECT count(*) FROM bulkdelete.schedule_definition) - :schedules_before AS schedules_created,
 	   (SELECT count(*) FROM tgt.parted) AS parted_rows,
@@ -132,6 +139,21 @@ SELECT bulkdelete.wait(:later_job, '60 s');
 SELECT state, candidate_count, success_count, error_sqlstate, error_message
 FROM bulkdelete.operation WHERE id = :later_job;
 SELECT count(*) FROM tgt.later;
+-- the same for an archived job: it fails at its start with 0A000
+CREATE TABLE tgt.later_arch (id integer, v text) PARTITION BY RANGE (id);
+CREATE TABLE tgt.later_arch_local PARTITION OF tgt.later_arch FOR VALUES FROM (0) TO (500);
+INSERT INTO tgt.later_arch_local SELECT g, 'local' FROM generate_series(1, 10) g;
+CREATE FOREIGN TABLE tgt.later_arch_remote (id integer, v text) SERVER tgt_loopback
+	OPTIONS (schema_name 'tgt', table_name 'remote_rows');
+BEGIN;
+SELECT bulkdelete.submit('tgt.later_arch'::regclass, 'id > 5',
+	options => '{"archive": true}') AS later_arch_job \gset
+ALTER TABLE tgt.later_arch ATTACH PARTITION tgt.later_arch_remote FOR VALUES FROM (500) TO (1000);
+COMMIT;
+SELECT bulkdelete.wait(:later_arch_job, '60 s');
+SELECT state, candidate_count, success_count, error_sqlstate, error_message
+FROM bulkdelete.operation WHERE id = :later_arch_job;
+SELECT count(*) FROM tgt.later_arch_local;
 -- and an upload job whose table gets a foreign child after create_job
 CREATE TABLE tgt.keyed (id integer PRIMARY KEY);
 INSERT INTO tgt.keyed SELECT generate_series(1, 10);
@@ -174,7 +196,7 @@ SELECT * FROM bulkdelete.failed_results(:sale_job);
 SELECT count(*) AS sales, (SELECT count(*) FROM tgt.sale_line) AS lines FROM tgt.sale;
 
 SELECT bulkdelete.forget(id) FROM bulkdelete.operation
-WHERE id IN (:later_job, :keyed_job, :sale_job);
+WHERE id IN (:later_job, :later_arch_job, :keyed_job, :sale_job);
 SET client_min_messages = warning;
 DROP SCHEMA tgt CASCADE;
 DROP EXTENSION postgres_fdw CASCADE;

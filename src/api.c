@@ -122,7 +122,7 @@ api_submit(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
 	int			nrelations;
 	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
 
-	bd_query_check_targets(normalized, rels, nrelations, true);
+	bd_query_check_targets(normalized, rels, nrelations, true, options);
 	if (start_after != DT_NOBEGIN && TIMESTAMP_NOT_FINITE(start_after))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

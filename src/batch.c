@@ -740,34 +740,37 @@ batch_failures(BatchState *st)
 
 /*
  * The partition constraint of leaf (its bounds and its ancestors'), as SQL
- * over alias t's columns, parenthesized; kept on target for the next
- * batches of the same leaf.  Deparsed with search_path = pg_catalog,
- * pg_temp, so that every name outside pg_catalog is qualified.
+ * over alias t's columns, parenthesized: added to a statement on the
+ * parent, it lets the planner prune every other partition.  Deparsed with
+ * search_path = pg_catalog, pg_temp, so that every name outside pg_catalog
+ * is qualified.
  */
-static char *
-batch_leaf_qual(BdTarget *target, Oid leaf)
+char *
+bd_batch_leaf_qual(Oid leaf)
 {
-	Expr	   *qual;
+	Expr	   *qual = get_partition_qual_relid(leaf);
 	char	   *text;
 	int			guc_level;
 
+	if (qual == NULL)
+		return "(true)";
+	guc_level = NewGUCNestLevel();
+	set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+					  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	text = deparse_expression((Node *) qual, deparse_context_for("t", leaf),
+							  true, false);
+	AtEOXact_GUC(true, guc_level);
+	return psprintf("(%s)", text);
+}
+
+/* bd_batch_leaf_qual, kept on target for the next batches of the leaf */
+static char *
+batch_leaf_qual(BdTarget *target, Oid leaf)
+{
 	if (target->qual_leaf == leaf)
 		return target->leaf_qual;
-	qual = get_partition_qual_relid(leaf);
-	if (qual == NULL)
-		text = "true";
-	else
-	{
-		guc_level = NewGUCNestLevel();
-		set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-						  PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-		text = deparse_expression((Node *) qual,
-								  deparse_context_for("t", leaf),
-								  true, false);
-		AtEOXact_GUC(true, guc_level);
-	}
 	target->leaf_qual = MemoryContextStrdup(GetMemoryChunkContext(target),
-											psprintf("(%s)", text));
+											bd_batch_leaf_qual(leaf));
 	target->qual_leaf = leaf;
 	return target->leaf_qual;
 }

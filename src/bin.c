@@ -357,10 +357,16 @@ bulkdelete_restore(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&spec, "]}");
 
-	/* the job's options for its pacing; a restore archives nothing */
+	/*
+	 * The job's options for its pacing; a restore archives nothing, and
+	 * runs in one worker
+	 */
 	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete,
 												 JsonbPGetDatum(job->options),
 												 CStringGetTextDatum("archive")));
+	options = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete,
+												 JsonbPGetDatum(options),
+												 CStringGetTextDatum("parallel")));
 	restore_id = bd_job_create_restore(job_id,
 									   DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 																		  CStringGetDatum(spec.data))),

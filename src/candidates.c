@@ -566,10 +566,44 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 }
 
 /*
+ * The statement counting the candidates of each local leaf of q's target
+ * (leaves[0..nleaves)): rows (tableoid, count), through the parent, as the
+ * DELETEs run (its policies and privileges).  One scan of the parent when
+ * it has no foreign partition; with shards, one part per local leaf, each
+ * pruned to its leaf by the leaf's partition constraint as the batches are
+ * (batch.c), so that the start sends no query to a shard: a scan of the
+ * parent would read every foreign partition over the network, for counts
+ * that the shards' own jobs make at their start.
+ */
+static char *
+candidates_leaves_count_sql(BdCompiledQuery *q, Oid *leaves, int nleaves,
+							bool shards)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	if (!shards)
+	{
+		appendStringInfo(&sql, "SELECT t.tableoid, pg_catalog.count(*)"
+						 " FROM %s t WHERE (%s) GROUP BY 1",
+						 bd_qualified_relname(q->relid), q->where_sql);
+		return sql.data;
+	}
+	for (int i = 0; i < nleaves; i++)
+		appendStringInfo(&sql, "%sSELECT t.tableoid, pg_catalog.count(*)"
+						 " FROM %s t WHERE (%s) AND %s"
+						 " AND t.tableoid = %u::pg_catalog.oid GROUP BY 1",
+						 i > 0 ? " UNION ALL " : "",
+						 bd_qualified_relname(q->relid), q->where_sql,
+						 bd_batch_leaf_qual(leaves[i]), leaves[i]);
+	return sql.data;
+}
+
+/*
  * Range mode in tasks, partitioned table: every leaf's blocks as chunks,
- * one task per leaf, the candidates counted per leaf in one scan through
- * the parent (its policies and privileges, as the DELETEs will have).
- * Returns the count.
+ * one task per leaf, the candidates counted per leaf through the parent
+ * (its policies and privileges, as the DELETEs will have), the foreign
+ * partitions left out (candidates_leaves_count_sql).  Returns the count.
  */
 static int64
 candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
@@ -594,12 +628,11 @@ candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
 			shards = lappend_oid(shards, lfirst_oid(lc));
 	}
 
-	rows = candidates_count(job, q,
-							psprintf("SELECT t.tableoid, pg_catalog.count(*)"
-									 " FROM %s t WHERE (%s) GROUP BY 1",
-									 bd_qualified_relname(q->relid),
-									 q->where_sql),
-							0, NULL, NULL, 0);
+	rows = nleaves == 0 ? 0 :
+		candidates_count(job, q, candidates_leaves_count_sql(q, leaf_oids,
+															 nleaves,
+															 shards != NIL),
+						 0, NULL, NULL, 0);
 	for (uint64 r = 0; r < rows; r++)
 	{
 		bool		isnull;
@@ -971,7 +1004,8 @@ bd_candidates_fix(BdJob *job)
 	 * attached as a partition would have its rows selected by TIDs and
 	 * xmins that mean nothing.  Refused (42809) before anything is stored.
 	 */
-	bd_query_check_targets(job->query_set, job->relations, job->nrelations, false);
+	bd_query_check_targets(job->query_set, job->relations, job->nrelations,
+						   false, job->options);
 
 	scratch = AllocSetContextCreate(CurrentMemoryContext,
 									"bulkdelete candidates",

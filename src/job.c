@@ -876,7 +876,9 @@ bd_job_record_batch(int64 job_id, int next_chunk, BdBatchCounts *counts,
 		cascaded += counts->cascade_rows[i];
 		if (breakdown.len > 1)
 			appendStringInfoString(&breakdown, ", ");
-		escape_json(&breakdown, bd_qualified_relname(counts->cascade_relids[i]));
+		escape_json(&breakdown, counts->cascade_names ?
+					counts->cascade_names[i] :
+					bd_qualified_relname(counts->cascade_relids[i]));
 		appendStringInfo(&breakdown, ": " INT64_FORMAT, counts->cascade_rows[i]);
 	}
 	appendStringInfoChar(&breakdown, '}');

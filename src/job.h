@@ -52,8 +52,11 @@ typedef enum BdJobAction
 	BD_ACTION_SUCCEED,			/* in_progress -> succeeded */
 	BD_ACTION_FAIL,				/* in_progress -> failed */
 	BD_ACTION_UPLOAD,			/* open -> open: add records to an ids job */
-	BD_ACTION_RUN_NOW			/* scheduled|queued|paused -> in_progress:
+	BD_ACTION_RUN_NOW,			/* scheduled|queued|paused -> in_progress:
 								 * CALL bulkdelete.run */
+	BD_ACTION_CANCEL_SHARDS		/* CANCEL of a job no worker runs whose
+								 * shards' jobs are open: scheduled|queued|
+								 * paused -> canceling (job_state.c) */
 } BdJobAction;
 
 /* A job row, as the engine needs it; palloc'd in the caller's context */
@@ -109,6 +112,9 @@ typedef struct BdBatchCounts
 	int			ncascade;
 	Oid		   *cascade_relids;
 	int64	   *cascade_rows;
+	char	  **cascade_names;	/* NULL, or the names of the cascades'
+								 * relations instead of cascade_relids (a
+								 * shard's: on another server) */
 } BdBatchCounts;
 
 /*
@@ -236,6 +242,7 @@ typedef struct BdTaskRemote
 	int64		failed;
 	int64		skipped;
 	int64		cascaded;
+	char	   *cascades;		/* its cascade_breakdown, jsonb text */
 } BdTaskRemote;
 
 extern void bd_task_create_remote(int64 job_id, int task, int query_index,
@@ -245,6 +252,7 @@ extern void bd_task_remote_read(BdTask *task, BdTaskRemote *remote);
 extern void bd_task_remote_set_job(BdTask *task, int64 remote_job);
 extern void bd_task_remote_record(BdTask *task, BdTaskRemote *was,
 								  BdTaskRemote *now, List *failures);
+extern List *bd_task_remote_open(int64 job_id);
 extern BdTask *bd_task_claim(int64 job_id, int *unfinished, int *others);
 extern void bd_task_record_batch(BdTask *task, int next_chunk,
 								 BdBatchCounts *counts, List *failures);

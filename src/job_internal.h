@@ -57,8 +57,12 @@ extern bool job_has_column(const char *attname);
 extern bool job_has_table(const char *relname);
 extern void job_does_not_exist(int64 job_id) pg_attribute_noreturn();
 
-/* job_task.c: the tasks of job job_id end with it, in state "state" */
+/*
+ * job_task.c: the tasks of job job_id end with it, in state "state"; has it
+ * shard tasks whose remote jobs are still open?
+ */
 extern void jtask_end_all(int64 job_id, BdJobState state);
+extern bool jtask_has_remote_jobs(int64 job_id);
 
 /* job_notify.c: NOTIFY the end of job job_id, in the transaction ending it */
 extern void jnotify_send(int64 job_id);

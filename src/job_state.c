@@ -42,6 +42,15 @@ static const char *const jstate_names[BD_NUM_STATES] = {
  * or was paused runs at once, in the caller's session.  It is not RUN, the
  * worker's claim of a queued job, so that a claim racing a pause never runs
  * a paused job.
+ *
+ * CANCEL_SHARDS is the cancel of a job that has shard tasks whose jobs on
+ * their own servers are still open (source_remote.c): those jobs stop only
+ * when a worker of this job tells them, so a job that no worker runs now
+ * (paused, or queued or scheduled after a pause) is not canceled at once
+ * but moves to canceling, as a running one does by CANCEL.  A worker
+ * claims it (job_claim.c takes canceling jobs without a worker), cancels
+ * the remote jobs, pulls their last counts and ends it canceled.
+ * bd_job_transition makes a CANCEL one, with the job row locked.
  */
 typedef struct JStateMove
 {
@@ -74,6 +83,9 @@ static const JStateMove jstate_moves[] = {
 	{BD_ACTION_RUN_NOW, BD_STATE_SCHEDULED, BD_STATE_IN_PROGRESS},
 	{BD_ACTION_RUN_NOW, BD_STATE_QUEUED, BD_STATE_IN_PROGRESS},
 	{BD_ACTION_RUN_NOW, BD_STATE_PAUSED, BD_STATE_IN_PROGRESS},
+	{BD_ACTION_CANCEL_SHARDS, BD_STATE_SCHEDULED, BD_STATE_CANCELING},
+	{BD_ACTION_CANCEL_SHARDS, BD_STATE_QUEUED, BD_STATE_CANCELING},
+	{BD_ACTION_CANCEL_SHARDS, BD_STATE_PAUSED, BD_STATE_CANCELING},
 };
 
 /* The verb naming each action in error messages */
@@ -90,6 +102,7 @@ static const char *const jstate_action_verbs[] = {
 	[BD_ACTION_FAIL] = "fail",
 	[BD_ACTION_UPLOAD] = "upload to",
 	[BD_ACTION_RUN_NOW] = "run",
+	[BD_ACTION_CANCEL_SHARDS] = "cancel",
 };
 
 /* The same, as a past participle for the detail message */
@@ -106,6 +119,7 @@ static const char *const jstate_action_participles[] = {
 	[BD_ACTION_FAIL] = "failed",
 	[BD_ACTION_UPLOAD] = "uploaded to",
 	[BD_ACTION_RUN_NOW] = "run now",
+	[BD_ACTION_CANCEL_SHARDS] = "canceled",
 };
 
 const char *
@@ -205,6 +219,16 @@ bd_job_transition(int64 job_id, BdJobAction action, bool check_access)
 		job_does_not_exist(job_id);
 
 	from = bd_job_state_from_name(state_name);
+
+	/*
+	 * A cancel that a worker must finish (see CANCEL_SHARDS above), judged
+	 * with the row locked: a job that no worker runs cannot gain or lose
+	 * remote jobs meanwhile.
+	 */
+	if (action == BD_ACTION_CANCEL &&
+		(from == BD_STATE_SCHEDULED || from == BD_STATE_QUEUED ||
+		 from == BD_STATE_PAUSED) && jtask_has_remote_jobs(job_id))
+		action = BD_ACTION_CANCEL_SHARDS;
 	for (int i = 0; i < lengthof(jstate_moves); i++)
 	{
 		if (jstate_moves[i].action == action && jstate_moves[i].from == from)

@@ -25,8 +25,12 @@
 #include "spi_util.h"
 
 #include "catalog/pg_type.h"
+#include "foreign/foreign.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 
 /* Can this database hold tasks?  (Not before ALTER EXTENSION UPDATE.) */
 bool
@@ -121,7 +125,8 @@ bd_task_remote_read(BdTask *task, BdTaskRemote *remote)
 	memset(remote, 0, sizeof(BdTaskRemote));
 	if (!job_read_row("SELECT remote_filter, COALESCE(remote_job, 0),"
 					  " remote_failure_id, COALESCE(candidate_count, -1),"
-					  " success_count, failure_count, skipped_count, cascade_count"
+					  " success_count, failure_count, skipped_count, cascade_count,"
+					  " remote_cascade::pg_catalog.text"
 					  " FROM bulkdelete.task WHERE operation_id = $1 AND task = $2",
 					  2, argtypes, values, false, &row) || row.nulls[0])
 		elog(ERROR, "task %d of bulk delete job " INT64_FORMAT " is not a shard task",
@@ -134,6 +139,7 @@ bd_task_remote_read(BdTask *task, BdTaskRemote *remote)
 	remote->failed = DatumGetInt64(row.cols[5]);
 	remote->skipped = DatumGetInt64(row.cols[6]);
 	remote->cascaded = DatumGetInt64(row.cols[7]);
+	remote->cascades = TextDatumGetCString(row.cols[8]);
 }
 
 /*
@@ -155,25 +161,107 @@ bd_task_remote_set_job(BdTask *task, int64 remote_job)
 			  3, argtypes, values, NULL, SPI_OK_UPDATE);
 }
 
+/* One relation's cascades in a remote job's cascade_breakdown */
+typedef struct JTaskCascade
+{
+	char	   *name;
+	int64		rows;
+} JTaskCascade;
+
+/* The entries of cascade_breakdown text breakdown, as JTaskCascade */
+static List *
+jtask_cascades(const char *breakdown)
+{
+	Jsonb	   *j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													   CStringGetDatum(breakdown)));
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	List	   *result = NIL;
+	char	   *key = NULL;
+
+	if (!JB_ROOT_IS_OBJECT(j))
+		return NIL;
+	it = JsonbIteratorInit(&j->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && key != NULL && v.type == jbvNumeric)
+		{
+			JTaskCascade *c = palloc(sizeof(JTaskCascade));
+
+			c->name = key;
+			c->rows = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+														NumericGetDatum(v.val.numeric)));
+			result = lappend(result, c);
+			key = NULL;
+		}
+	}
+	return result;
+}
+
+/*
+ * The cascades a shard task's remote job made since the last pull, into
+ * counts: per relation of the remote job's cascade_breakdown (now), the
+ * rows beyond those of the breakdown last copied (was), named
+ * "server:schema.table", the coordinator's foreign server and the
+ * relation's name there: a relation of another database, which no OID of
+ * this one names.
+ */
+static void
+jtask_remote_cascades(BdTask *task, BdTaskRemote *was, BdTaskRemote *now,
+					  BdBatchCounts *counts)
+{
+	List	   *before = jtask_cascades(was->cascades);
+	List	   *after = jtask_cascades(now->cascades);
+	const char *server = GetForeignServer(GetForeignTable(task->relation)->serverid)->servername;
+	ListCell   *lc;
+	int			n = 0;
+
+	counts->cascade_names = palloc(sizeof(char *) * (list_length(after) + 1));
+	counts->cascade_rows = palloc(sizeof(int64) * (list_length(after) + 1));
+	counts->cascade_relids = palloc0(sizeof(Oid) * (list_length(after) + 1));
+	foreach(lc, after)
+	{
+		JTaskCascade *c = lfirst(lc);
+		int64		rows = c->rows;
+		ListCell   *lc2;
+
+		foreach(lc2, before)
+		{
+			JTaskCascade *b = lfirst(lc2);
+
+			if (strcmp(b->name, c->name) == 0)
+				rows -= b->rows;
+		}
+		if (rows == 0)
+			continue;
+		counts->cascade_names[n] = psprintf("%s:%s", server, c->name);
+		counts->cascade_rows[n] = rows;
+		n++;
+	}
+	counts->ncascade = n;
+}
+
 /*
  * Copy a shard task's absolute counters from its remote job: "now" (with
  * now->failure_id the last remote failure among failures) replaces "was",
  * the task's row as read in this transaction; the job's counters take the
- * differences, and the failures pulled are stored, all in one transaction,
- * so a pull retried after a crash starts from the same watermark and never
- * counts a row twice.
+ * differences (its cascade_breakdown per remote relation,
+ * jtask_remote_cascades), and the failures pulled are stored, all in one
+ * transaction, so a pull retried after a crash starts from the same
+ * watermark and never counts a row twice.
  */
 void
 bd_task_remote_record(BdTask *task, BdTaskRemote *was, BdTaskRemote *now,
 					  List *failures)
 {
-	Oid			argtypes[9] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID,
-	INT8OID, INT8OID, INT8OID, INT8OID};
-	Datum		values[9];
-	char		nulls[10] = "         ";
+	Oid			argtypes[10] = {INT8OID, INT4OID, INT8OID, INT8OID, INT8OID,
+	INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[10];
+	char		nulls[11] = "          ";
 	BdBatchCounts counts;
-	Oid			relid = task->relation;
-	int64		cascaded = now->cascaded - was->cascaded;
 
 	values[0] = Int64GetDatum(task->job_id);
 	values[1] = Int32GetDatum(task->task);
@@ -186,11 +274,13 @@ bd_task_remote_record(BdTask *task, BdTaskRemote *was, BdTaskRemote *now,
 	values[6] = Int64GetDatum(now->cascaded);
 	values[7] = Int64GetDatum(now->failure_id);
 	values[8] = Int64GetDatum(Max(now->candidates, 0) - Max(was->candidates, 0));
+	values[9] = CStringGetTextDatum(now->cascades);
 	job_write("UPDATE bulkdelete.task SET candidate_count = $3,"
 			  " success_count = $4, failure_count = $5, skipped_count = $6,"
-			  " cascade_count = $7, remote_failure_id = $8, batches = batches + 1"
+			  " cascade_count = $7, remote_failure_id = $8, batches = batches + 1,"
+			  " remote_cascade = $10::pg_catalog.jsonb"
 			  " WHERE operation_id = $1 AND task = $2",
-			  8, argtypes, values, nulls, SPI_OK_UPDATE);
+			  10, argtypes, values, nulls, SPI_OK_UPDATE);
 	if (now->candidates >= 0 && now->candidates != Max(was->candidates, 0))
 		job_write("UPDATE bulkdelete.operation SET candidate_count ="
 				  " COALESCE(candidate_count, 0) + $9"
@@ -201,14 +291,63 @@ bd_task_remote_record(BdTask *task, BdTaskRemote *was, BdTaskRemote *now,
 	counts.deleted = now->deleted - was->deleted;
 	counts.failed = now->failed - was->failed;
 	counts.skipped = now->skipped - was->skipped;
-	if (cascaded != 0)
-	{
-		counts.ncascade = 1;
-		counts.cascade_relids = &relid;
-		counts.cascade_rows = &cascaded;
-	}
+	jtask_remote_cascades(task, was, now, &counts);
 	bd_job_record_batch(task->job_id, -1, &counts, failures,
 						task->query_index);
+}
+
+/*
+ * Does job job_id have shard tasks not finished whose remote job was
+ * submitted?  Those jobs run or wait on their servers until a worker of
+ * this job stops them (st_stop in source_task.c), so a cancel of the job
+ * while no worker runs it must wake one (job_state.c).  In a transaction.
+ */
+bool
+jtask_has_remote_jobs(int64 job_id)
+{
+	return bd_task_remote_open(job_id) != NIL;
+}
+
+/* A JobRowReader: one shard task (task, query, relation) */
+static void
+jtask_read_remote(uint64 row, void *arg)
+{
+	List	  **list = (List **) arg;
+	BdTask	   *t = palloc0(sizeof(BdTask));
+	bool		isnull;
+
+	t->task = (int) bd_spi_int64(row, 1, 0);
+	t->query_index = (int) bd_spi_int64(row, 2, 0);
+	t->relation = DatumGetObjectId(bd_spi_datum(row, 3, &isnull));
+	*list = lappend(*list, t);
+}
+
+/*
+ * The shard tasks of job job_id not finished whose remote job was
+ * submitted, in task order.  In a transaction; read with a snapshot of
+ * its own (not read-only), so that after the caller locked the job row it
+ * sees what the worker that stopped the job last committed.
+ */
+List *
+bd_task_remote_open(int64 job_id)
+{
+	List	   *list = NIL;
+	ListCell   *lc;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	if (!bd_task_supported())
+		return NIL;
+	values[0] = Int64GetDatum(job_id);
+	(void) job_read("SELECT task, query_index, relation::pg_catalog.oid"
+					" FROM bulkdelete.task"
+					" WHERE operation_id = $1 AND remote_job IS NOT NULL"
+					" AND state IN ('pending', 'running') ORDER BY task",
+					1, argtypes, values, NULL, false, jtask_read_remote,
+					&list);
+	foreach(lc, list)
+		((BdTask *) lfirst(lc))->job_id = job_id;
+	return list;
 }
 
 /* Does job job_id run as tasks?  In a transaction. */

@@ -155,11 +155,13 @@ extern int	bd_query_count(Jsonb *normalized);
 /*
  * Check the target of every query of a normalized set as something rows
  * may now be deleted from (target.h: no system or extension relation, no
- * foreign table or foreign-table leaf): at submit, schedule and job start,
- * not for a preview.  Raises 42809 naming the query's path.
+ * foreign table or foreign-table leaf but shards, and none of those when
+ * the job's options archive): at submit, schedule and job start, not for
+ * a preview.  Raises 42809 (0A000 for an archive) naming the query's path.
  */
 extern void bd_query_check_targets(Jsonb *normalized, Oid *relations,
-								   int nrelations, bool probe);
+								   int nrelations, bool probe,
+								   Jsonb *options);
 
 /*
  * Compile query "index" (0-based) of a normalized set.  relations is the

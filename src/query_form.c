@@ -12,6 +12,7 @@
  */
 #include "query_internal.h"
 
+#include "options.h"
 #include "target.h"
 
 #include "utils/builtins.h"
@@ -146,9 +147,11 @@ bd_query_count(Jsonb *normalized)
 
 void
 bd_query_check_targets(Jsonb *normalized, Oid *relations, int nrelations,
-					   bool probe)
+					   bool probe, Jsonb *options)
 {
 	int			count = bd_query_count(normalized);
+	Interval   *retention;
+	bool		archive = bd_options_archive(options, &retention);
 
 	for (int q = 0; q < count; q++)
 	{
@@ -163,6 +166,6 @@ bd_query_check_targets(Jsonb *normalized, Oid *relations, int nrelations,
 		else
 			path = qj_path_key(count > 1 ? qj_path_index("", q) : "", "entity");
 		bd_target_check(relations[i], path);
-		bd_target_check_shards(relations[i], path, true, probe);
+		bd_target_check_shards(relations[i], path, true, probe, archive);
 	}
 }

@@ -262,6 +262,25 @@ records_check_privilege(Oid relid, AclMode mode, const char *what)
 }
 
 /*
+ * Refuse (0A000) "parallel" above 1 for an id-list job: its records are
+ * deleted in upload order by one worker (source_ids.c); there are no tasks
+ * over key ranges.
+ */
+static void
+records_check_one_worker(Jsonb *options)
+{
+	BdJobSettings settings;
+
+	bd_options_settings(options, &settings);
+	if (settings.parallel > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("bulk delete job option \"parallel\" is not supported for id-list jobs"),
+				 errdetail("An id-list job deletes its uploaded records in one worker, in the order of the upload."),
+				 errhint("Leave \"parallel\" out, or submit a query job (bulkdelete.submit) to run in several workers.")));
+}
+
+/*
  * bulkdelete.create_job(target regclass, name text, notify bool,
  * to_recipients text[], cc_recipients text[], options jsonb) RETURNS bigint:
  * a new id-list job on target, open for uploads.
@@ -285,6 +304,7 @@ bulkdelete_create_job(PG_FUNCTION_ARGS)
 	(void) bd_keys_lookup(relid);
 
 	options = bd_options_arg(fcinfo, 5);
+	records_check_one_worker(options);
 
 	job_id = bd_job_create(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						   true, NULL, NIL, relid, DT_NOBEGIN,

@@ -434,8 +434,10 @@ bd_run_job(BdJob *job, bool in_session)
 	/*
 	 * The throttles hold for the job as a whole: with several workers each
 	 * takes its share (fewer running makes the job slower, never faster).
+	 * Only a query job has several (an id-list job refuses the option, a
+	 * restore job leaves it out; one from before either runs alone).
 	 */
-	if (rs.settings.parallel > 1)
+	if (rs.settings.parallel > 1 && !job->ids_kind && !job->restore_kind)
 	{
 		int			n = Min(rs.settings.parallel, bd_max_workers);
 

@@ -404,14 +404,17 @@ schedule_define(FunctionCallInfo fcinfo, ScheduleRequest *req, int first,
 /*
  * Every run of a schedule deletes from its targets: refuse now what a run
  * would be refused (bd_query_check_targets), rather than at each run.
+ * The runs' options are argument first + 3 (schedule_define's).
  */
 static void
-schedule_check_targets(Jsonb *normalized, List *relations)
+schedule_check_targets(FunctionCallInfo fcinfo, int first, Jsonb *normalized,
+					   List *relations)
 {
 	int			nrelations;
 	Oid		   *rels = bd_query_relation_array(relations, &nrelations);
 
-	bd_query_check_targets(normalized, rels, nrelations, true);
+	bd_query_check_targets(normalized, rels, nrelations, true,
+						   bd_options_schedule_arg(fcinfo, first + 3));
 }
 
 /*
@@ -431,7 +434,7 @@ bulkdelete_schedule(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query set must not be null")));
 	normalized = bd_query_normalize(PG_GETARG_JSONB_P(2), &relations);
-	schedule_check_targets(normalized, relations);
+	schedule_check_targets(fcinfo, 3, normalized, relations);
 	PG_RETURN_INT64(schedule_define(fcinfo, &req, 3, normalized, relations,
 									InvalidOid));
 }
@@ -450,7 +453,7 @@ bulkdelete_schedule_filter(PG_FUNCTION_ARGS)
 
 	schedule_begin(fcinfo, &req);
 	normalized = bd_query_filter_args(fcinfo, 2, &relid, &relations);
-	schedule_check_targets(normalized, relations);
+	schedule_check_targets(fcinfo, 4, normalized, relations);
 	PG_RETURN_INT64(schedule_define(fcinfo, &req, 4, normalized, relations,
 									relid));
 }

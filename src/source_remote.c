@@ -603,7 +603,8 @@ remote_pull(PGconn *conn, const char *server, BdTask *task, BdTaskRemote *was,
 	PQclear(res);
 	res = remote_exec(conn, server,
 					  "SELECT state, candidate_count, success_count, failure_count,"
-					  " skipped_count, cascade_count, error_sqlstate, error_message"
+					  " skipped_count, cascade_count, error_sqlstate, error_message,"
+					  " cascade_breakdown::pg_catalog.text"
 					  " FROM bulkdelete.operation WHERE id = $1",
 					  1, params, true, error);
 	if (res == NULL)
@@ -626,6 +627,7 @@ remote_pull(PGconn *conn, const char *server, BdTask *task, BdTaskRemote *was,
 	pull->now.cascaded = remote_int8(res, 0, 5, 0);
 	pull->sqlstate = remote_text(res, 0, 6);
 	pull->message = remote_text(res, 0, 7);
+	pull->now.cascades = PQgetisnull(res, 0, 8) ? "{}" : remote_text(res, 0, 8);
 	PQclear(res);
 	res = remote_exec(conn, server,
 					  "SELECT id, record_key::text, sqlstate, message, detail"
@@ -663,7 +665,8 @@ remote_record(BdTask *task, BdTaskRemote *was, RemotePull *pull)
 
 	if (pull->failures == NIL && now->candidates == was->candidates &&
 		now->deleted == was->deleted && now->failed == was->failed &&
-		now->skipped == was->skipped && now->cascaded == was->cascaded)
+		now->skipped == was->skipped && now->cascaded == was->cascaded &&
+		strcmp(now->cascades, was->cascades) == 0)
 		return;
 	bd_task_remote_record(task, was, now, pull->failures);
 	*was = *now;

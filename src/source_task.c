@@ -200,23 +200,59 @@ st_record_batch(BdBatchSource *src, BdBatch *batch)
 }
 
 /*
+ * The leader stops the job, no other worker holding a task: the shard
+ * tasks that no process holds may still have their jobs open on their
+ * servers (a job paused earlier, canceled now; a task whose worker died),
+ * and nobody else would stop them.  Each is paused or canceled there and
+ * its counts pulled (but task "stopped", which this process has just
+ * stopped), in this transaction, which stops the job: a crash before it
+ * commits leaves the job pausing or canceling, and the next worker does it
+ * again (the pull sets absolute counts).
+ */
+static void
+st_stop_shards(BdJob *job, bool cancel, int stopped)
+{
+	ListCell   *lc;
+
+	foreach(lc, bd_task_remote_open(job->id))
+	{
+		BdTask	   *task = lfirst(lc);
+
+		if (task->task == stopped ||
+			!bd_task_try_lock(job->id, task->task))
+			continue;
+		bd_remote_stop(job, task, cancel);
+		bd_task_unlock(job->id, task->task);
+	}
+}
+
+/*
  * The job is pausing or canceling: this process leaves its task; the
- * leader stops the job once no other worker holds a task.
+ * leader stops the job once no other worker holds a task, and with it the
+ * remote jobs of the shard tasks nobody holds (st_stop_shards).
  */
 static BdSourceNext
 st_stop(BdBatchSource *src)
 {
 	StState    *st = (StState *) src->private;
+	bool		cancel;
+	int			stopped = -1;
 
 	if (!st->tasks)
 		return BD_SOURCE_DONE;
+	cancel = bd_job_current_state(src->job->id) == BD_STATE_CANCELING;
 	if (st->task != NULL && st->remote)
-		bd_remote_stop(src->job, st->task,
-					   bd_job_current_state(src->job->id) == BD_STATE_CANCELING);
+	{
+		bd_remote_stop(src->job, st->task, cancel);
+		stopped = st->task->task;
+	}
 	st_release(st, false);
 	if (st->helper)
 		return BD_SOURCE_LEAVE;
-	return bd_task_workers(src->job->id) > 0 ? BD_SOURCE_WAIT : BD_SOURCE_DONE;
+	if (bd_task_workers(src->job->id) > 0)
+		return BD_SOURCE_WAIT;
+	st_stop_shards(src->job, cancel, stopped);
+	return BD_SOURCE_DONE;
 }
 
 static const BdBatchSource st_source = {

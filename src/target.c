@@ -19,7 +19,9 @@
  *		the start-snapshot and rewrite checks would pass rows the job never
  *		selected.  The exception (SPEC 9): a query job's postgres_fdw foreign
  *		partitions, run on their own servers as shard tasks, which
- *		source_remote.c checks.  A view is judged by the relation it shows.
+ *		source_remote.c checks, unless the job archives what it deletes
+ *		(0A000: the shards would archive on their own servers, out of the
+ *		coordinator's restore).  A view is judged by the relation it shows.
  *
  *-------------------------------------------------------------------------
  */
@@ -155,11 +157,31 @@ bd_target_check(Oid relid, const char *path)
 void
 bd_target_check_leaves(Oid relid, const char *path)
 {
-	bd_target_check_shards(relid, path, false, false);
+	bd_target_check_shards(relid, path, false, false, false);
+}
+
+/*
+ * Raise 0A000: an archived job (SPEC 8) on a target with foreign partition
+ * leaf.  The shard's part runs as a job on its own server, which would
+ * archive there, where the coordinator's restore, purge and bin never
+ * look: the job would delete rows that bulkdelete.restore of it cannot
+ * put back.
+ */
+static void
+target_refuse_archive(Oid relid, Oid leaf, const char *path)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot archive a bulk delete from \"%s\": its partition \"%s\" is a foreign table%s",
+					bd_qualified_relname(relid), bd_qualified_relname(leaf),
+					target_at(path)),
+			 errdetail("A foreign partition's rows are deleted by a job on its own server, whose archive bulkdelete.restore, bulkdelete.purge_archive and bulkdelete.archived_records of this job do not reach."),
+			 errhint("Submit the job without \"archive\", or submit an archived job on the foreign partition's own server.")));
 }
 
 void
-bd_target_check_shards(Oid relid, const char *path, bool shards, bool probe)
+bd_target_check_shards(Oid relid, const char *path, bool shards, bool probe,
+					   bool archive)
 {
 	Oid			rel = relid;
 	List	   *leaves;
@@ -194,6 +216,8 @@ bd_target_check_shards(Oid relid, const char *path, bool shards, bool probe)
 		if (shards && rel == relid && get_rel_relispartition(leaf) &&
 			get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
 		{
+			if (archive)
+				target_refuse_archive(relid, leaf, path);
 			bd_remote_check_leaf(relid, leaf, path, probe);
 			continue;
 		}

@@ -34,9 +34,10 @@ extern void bd_target_check_leaves(Oid relid, const char *path);
 /*
  * The same for a query job, which runs the postgres_fdw foreign partitions
  * of a partitioned target on their own servers (shards): those are
- * checked by source_remote.c instead, the server asked too with probe.
+ * checked by source_remote.c instead, the server asked too with probe; a
+ * job that archives (archive) may have none (0A000).
  */
 extern void bd_target_check_shards(Oid relid, const char *path, bool shards,
-								   bool probe);
+								   bool probe, bool archive);
 
 #endif							/* BULKDELETE_TARGET_H */

@@ -1,13 +1,14 @@
 # Shards (SPEC 9): a partitioned target with a local leaf and two
 # postgres_fdw foreign leaves on servers with bulkdelete.  Each foreign
-# leaf's task runs as a job on its own server; its absolute counters and
-# failure rows are pulled back exactly once.  Three servers: the
-# coordinator and two shards.  Exact counts after a normal run, a cancel,
-# the coordinator killed mid-job, a shard stopped and started mid-job, a
-# pause and a resume; and
-# the refusal of a server without bulkdelete (42809).  "Mid-job" is a
-# state: the shard's job waits in a row trigger on an advisory lock this
-# test holds.
+# leaf's task runs as a job on its own server; its absolute counters,
+# cascades (named by server) and failure rows are pulled back exactly once.
+# Three servers: the coordinator and two shards.  Exact counts after a
+# normal run (whose start sends the shards no query), a cancel, the
+# coordinator killed mid-job, a shard stopped and started mid-job, a pause
+# and a resume, a cancel while paused (which a worker must take to the
+# shard's paused job); and the refusal of a server without bulkdelete
+# (42809).  "Mid-job" is a state: the shard's job waits in a row trigger on
+# an advisory lock this test holds.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,7 +18,9 @@ use FindBin;
 use lib $FindBin::RealBin;
 use BulkDeleteTest;
 
-my @shards = (bd_node('shard1'), bd_node('shard2'));
+# the shards log every statement they are sent: a scan through a foreign
+# partition shows as postgres_fdw's cursor
+my @shards = map { bd_node($_, "log_statement = 'all'\n") } ('shard1', 'shard2');
 my $coord = bd_node('coord', qq{
 bulkdelete.shard_retry_delays = '1,1,1,2,2,2,3,3,3,5,5,5,10,10,10'
 });
@@ -28,6 +31,7 @@ for my $s (@shards)
 		CREATE TABLE ev (id int PRIMARY KEY, region int NOT NULL,
 			v int NOT NULL, created timestamptz NOT NULL);
 		CREATE TABLE ref (id int REFERENCES ev (id) ON DELETE RESTRICT);
+		CREATE TABLE note (ev_id int REFERENCES ev (id) ON DELETE CASCADE);
 		-- the delete of row 'gate' waits while the test holds lock 4242
 		CREATE TABLE gate (id int);
 		CREATE FUNCTION gate() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -65,7 +69,8 @@ for my $i (1, 2)
 
 # 1000 rows per leaf, ids 1-1000 local, 1001-2000 on shard 1, 2001-3000 on
 # shard 2; the candidates are the even ids (500 a leaf), created 2 days ago;
-# on shard 1, three of them are referenced (RESTRICT: 3 failures).
+# on shard 1, three of them are referenced (RESTRICT: 3 failures); on shard
+# 2, two of them have three notes (CASCADE: 3 cascades).
 sub reset_data
 {
 	my (@gate) = @_;
@@ -79,12 +84,13 @@ sub reset_data
 		my $hi = 1000 * $i + 1000;
 		my $gate = $gate[ $i - 1 ] // 'NULL';
 		$shards[ $i - 1 ]->safe_psql('postgres', qq{
-			TRUNCATE ref, gate;
+			TRUNCATE ref, gate, note;
 			DELETE FROM ev;
 			INSERT INTO ev SELECT i, $i, i % 2, now() - interval '2 days'
 				FROM generate_series($lo, $hi) i;
 			INSERT INTO gate VALUES ($gate);
-			} . ($i == 1 ? q{INSERT INTO ref VALUES (1002), (1500), (1998);} : ''));
+			} . ($i == 1 ? q{INSERT INTO ref VALUES (1002), (1500), (1998);}
+				: q{INSERT INTO note VALUES (2002), (2002), (2004);}));
 	}
 }
 
@@ -170,6 +176,11 @@ sub check_succeeded
 		FROM bulkdelete.failure WHERE operation_id = $job}),
 		'ev_s1 1002 23503, ev_s1 1500 23503, ev_s1 1998 23503',
 		"$what: shard 1's RESTRICT failures pulled back once each");
+	is($coord->safe_psql('postgres', qq{
+		SELECT cascade_count || ' ' || cascade_breakdown
+		FROM bulkdelete.operation WHERE id = $job}),
+		'3 {"s2:public.note": 3}',
+		"$what: shard 2's cascades, named by its server and its own table");
 	is($coord->safe_psql('postgres',
 			"SELECT count(*) || ' ' || count(*) FILTER (WHERE v = 0) FROM ev"),
 		'1503 3', "$what: the rows left, seen through the coordinator");
@@ -217,9 +228,27 @@ sub check_succeeded
 		'0', 'the refusals created no job');
 }
 
-# 2. A normal run
+# 2. A normal run.  Its start counts the local leaf alone (each shard's
+# job counts its own candidates): neither shard is sent a scan of its table
+# (postgres_fdw's cursor) while the job runs; the coordinator's own read of
+# ev through the foreign partitions afterwards shows that such a scan is
+# logged.
 reset_data();
-check_succeeded(submit(), 'normal run');
+{
+	my @offsets = map { -s $_->logfile } @shards;
+	my $job = submit();
+	bd_wait_end($coord, $job);
+	for my $i (1, 2)
+	{
+		unlike(slurp_file($shards[ $i - 1 ]->logfile, $offsets[ $i - 1 ]),
+			qr/DECLARE c\d+ CURSOR FOR/,
+			"normal run: no scan through the foreign partition of shard $i");
+	}
+	check_succeeded($job, 'normal run');
+	like(slurp_file($shards[0]->logfile, $offsets[0]),
+		qr/DECLARE c\d+ CURSOR FOR/,
+		'normal run: a read through a foreign partition is seen in the log');
+}
 
 # 3. A cancel while shard 1's job waits in its first batch: the cancel
 # reaches it, and its counts, whatever it did before it stopped, are the
@@ -320,6 +349,84 @@ reset_data(1002 + 2);
 	is($coord->safe_psql('postgres', "SELECT bulkdelete.resume($job)"),
 		'queued', 'pause: the job is resumed');
 	check_succeeded($job, 'pause and resume');
+}
+
+# Pause the job while shard 1's job waits at the gate, until both are
+# paused; returns shard 1's job
+sub paused_at_gate
+{
+	my ($job, $what) = @_;
+	my $h = hold_gate(1);
+	my $rjob = remote_job($job, task_of($job, 'ev_s1'));
+	wait_at_gate(1, $rjob, $what);
+	is($coord->safe_psql('postgres', "SELECT bulkdelete.pause($job)"),
+		'pausing', "$what: the job is pausing");
+	ok($shards[0]->poll_query_until('postgres',
+			"SELECT state = 'pausing' FROM bulkdelete.operation WHERE id = $rjob"),
+		"$what: shard 1's job is pausing");
+	$h->query_safe('SELECT pg_advisory_unlock(4242)');
+	bd_quit($h);
+	my ($state) = bd_wait_job($coord, $job, "state = 'paused'");
+	is($state, 'paused', "$what: the job is paused");
+	ok($shards[0]->poll_query_until('postgres',
+			"SELECT state = 'paused' FROM bulkdelete.operation WHERE id = $rjob"),
+		"$what: shard 1's job is paused");
+	return $rjob;
+}
+
+# 7. A cancel while the job is paused, no worker running it: the job is
+# canceling until a worker has canceled shard 1's paused job and pulled
+# its counts, then canceled, with exactly what shard 1 did
+reset_data(1002 + 2);
+{
+	my $what = 'cancel while paused';
+	my $job = submit();
+	my $rjob = paused_at_gate($job, $what);
+	is($coord->safe_psql('postgres', "SELECT bulkdelete.cancel($job)"),
+		'canceling', "$what: the job is canceling");
+	my ($state) = bd_wait_end($coord, $job);
+	is($state, 'canceled', "$what: the job ended canceled");
+	is(bd_value($shards[0], $rjob, 'state'), 'canceled',
+		"$what: shard 1's job was canceled");
+	my ($rdel, $rfail) = split / /, $shards[0]->safe_psql('postgres', qq{
+		SELECT success_count || ' ' || failure_count FROM bulkdelete.operation
+		WHERE id = $rjob});
+	is($coord->safe_psql('postgres', qq{
+		SELECT success_count || ' ' || failure_count FROM bulkdelete.operation
+		WHERE id = $job}),
+		(500 + $rdel) . " $rfail",
+		"$what: the job counts what the local leaf and shard 1 did");
+	is($shards[0]->safe_psql('postgres', 'SELECT count(*) FROM ev WHERE v = 0'),
+		500 - $rdel, "$what: shard 1 lost exactly what its job counts");
+	is($shards[1]->safe_psql('postgres', 'SELECT count(*) FROM ev'), '1000',
+		"$what: shard 2 untouched");
+}
+
+# 8. The same, shard 1's job resumed on its own server meanwhile and run to
+# its end: the cancel pulls its final counts, once
+reset_data(1002 + 2);
+{
+	my $what = 'cancel after the shard ended';
+	my $job = submit();
+	my $rjob = paused_at_gate($job, $what);
+	$shards[0]->safe_psql('postgres', "SELECT bulkdelete.resume($rjob)");
+	is($shards[0]->safe_psql('postgres',
+			"SELECT bulkdelete.wait($rjob, '120 s')"), 'succeeded',
+		"$what: shard 1's job resumed by hand succeeded");
+	is($coord->safe_psql('postgres', "SELECT bulkdelete.cancel($job)"),
+		'canceling', "$what: the job is canceling");
+	my ($state) = bd_wait_end($coord, $job);
+	is($state, 'canceled', "$what: the job ended canceled");
+	is($coord->safe_psql('postgres', qq{
+		SELECT success_count || ' ' || failure_count FROM bulkdelete.operation
+		WHERE id = $job}),
+		'997 3', "$what: the job has shard 1's final counts");
+	is($coord->safe_psql('postgres', qq{
+		SELECT string_agg(record_key->>'id', ' ' ORDER BY record_key->>'id')
+		FROM bulkdelete.failure WHERE operation_id = $job}),
+		'1002 1500 1998', "$what: shard 1's failures pulled once each");
+	is($shards[0]->safe_psql('postgres', "SELECT count(*) FROM ev WHERE v = 0"),
+		'3', "$what: shard 1 kept only the rows that failed");
 }
 
 $_->stop for ($coord, @shards);
