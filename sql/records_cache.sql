@@ -29,6 +29,7 @@ SELECT * FROM bulkdelete.delete_records('rc.account', ARRAY[4]);
 
 -- renames of what the statements name: the table, its schema, its key
 -- column, a restricting table and its column
+DELETE FROM rc.invoice;
 ALTER TABLE rc.invoice ADD FOREIGN KEY (account_id) REFERENCES rc.account
 	ON DELETE RESTRICT;
 INSERT INTO rc.invoice (account_id) VALUES (9);
