@@ -16,6 +16,7 @@ OBJS = \
 	src/guard.o \
 	src/isolate.o \
 	src/keys.o \
+	src/keys_cache.o \
 	src/options.o \
 	src/job.o \
 	src/job_claim.o \
@@ -70,13 +71,13 @@ REGRESS = setup objects security states engine query_fixture query_ops \
 	query_dates query_links query_errors query_filter fetchxml preview query_jobs \
 	query_fixed \
 	records records_upload records_bulk schedule targets filter_names records_rls \
-	records_chunks \
+	records_chunks records_cache \
 	errors lifecycle views tasks archive archive_cascade
 REGRESS_OPTS = --temp-config=$(srcdir)/test/bulkdelete.conf \
 	--temp-config=$(srcdir)/test/regress.conf
 
 # isolation specs
-ISOLATION = state_race job_concurrency upload_race records_lock job_snapshot job_ddl job_view \
+ISOLATION = state_race job_concurrency upload_race records_lock records_cache job_snapshot job_ddl job_view \
 	task_pause job_small job_fixed restore_race archive_race
 ISOLATION_OPTS = --inputdir=$(srcdir)/test/isolation --load-extension=bulkdelete \
 	--temp-config=$(srcdir)/test/bulkdelete.conf

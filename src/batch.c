@@ -244,12 +244,13 @@ bd_batch_key_sql(Oid relid, const char *alias, const char *no_key)
 /*
  * Prepare what every batch of a query needs: its name, the key
  * expression, the anti-join that spots rows held by a RESTRICT or NO
- * ACTION foreign key, and the leaf relations ON DELETE CASCADE reaches.
- * Must be called in a transaction; the result is palloc'd in the caller's
- * memory context.
+ * ACTION foreign key, and, when cascades is set, the leaf relations ON
+ * DELETE CASCADE reaches (delete_records counts no cascades: without it,
+ * ncascade is 0).  Must be called in a transaction; the result is palloc'd
+ * in the caller's memory context.
  */
 BdTarget *
-bd_batch_prepare(BdCompiledQuery *query, Oid owner)
+bd_batch_prepare(BdCompiledQuery *query, Oid owner, bool cascades)
 {
 	Oid			relid = query->relid;
 	MemoryContext callercxt = CurrentMemoryContext;
@@ -318,18 +319,20 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner)
 	 * relation itself included (a self-referencing cascade deletes from
 	 * it too).  Only leaves keep statistics.
 	 */
-	n = bd_spi_exec("WITH RECURSIVE reach(relid) AS ("
-					"  SELECT $1"
-					"  UNION"
-					"  SELECT c.conrelid FROM pg_catalog.pg_constraint c, reach r"
-					"  WHERE c.contype = 'f' AND c.confdeltype = 'c'"
-					"    AND c.confrelid = r.relid)"
-					" SELECT DISTINCT x.relid FROM reach r,"
-					"  LATERAL (SELECT r.relid UNION ALL SELECT p.relid"
-					"   FROM pg_catalog.pg_partition_tree(r.relid) p) x,"
-					"  pg_catalog.pg_class k"
-					" WHERE k.oid = x.relid AND k.relkind = 'r'",
-					1, argtypes, values, NULL, true, SPI_OK_SELECT);
+	n = 0;
+	if (cascades)
+		n = bd_spi_exec("WITH RECURSIVE reach(relid) AS ("
+						"  SELECT $1"
+						"  UNION"
+						"  SELECT c.conrelid FROM pg_catalog.pg_constraint c, reach r"
+						"  WHERE c.contype = 'f' AND c.confdeltype = 'c'"
+						"    AND c.confrelid = r.relid)"
+						" SELECT DISTINCT x.relid FROM reach r,"
+						"  LATERAL (SELECT r.relid UNION ALL SELECT p.relid"
+						"   FROM pg_catalog.pg_partition_tree(r.relid) p) x,"
+						"  pg_catalog.pg_class k"
+						" WHERE k.oid = x.relid AND k.relkind = 'r'",
+						1, argtypes, values, NULL, true, SPI_OK_SELECT);
 	spicxt = MemoryContextSwitchTo(callercxt);
 	target->blocked_sql = blocked.len > 0 ? pstrdup(blocked.data) : NULL;
 	target->ncascade = (int) n;
@@ -430,7 +433,7 @@ bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
 		blocked_seen = target != NULL && target->blocked_seen;
 		old = MemoryContextSwitchTo(cxt);
 		batch_preparing = true;
-		target = bd_batch_prepare(batch_compile(job), job->owner);
+		target = bd_batch_prepare(batch_compile(job), job->owner, true);
 		batch_preparing = false;
 		MemoryContextSwitchTo(old);
 		target->blocked_seen = blocked_seen;

@@ -48,7 +48,8 @@ typedef struct BdTarget
 } BdTarget;
 
 extern void bd_batch_settings(int lock_timeout);
-extern BdTarget *bd_batch_prepare(BdCompiledQuery *query, Oid owner);
+extern BdTarget *bd_batch_prepare(BdCompiledQuery *query, Oid owner,
+								  bool cascades);
 extern BdTarget *bd_batch_target(BdJob *job, BdTarget *target,
 								 MemoryContext cxt);
 extern void bd_batch_delete_tids(BdTarget *target, Oid leaf, ItemPointer tids,

@@ -41,6 +41,11 @@
  *		the first, except that when the first deleted the row, they find it
  *		gone (not found), as they would in a later call.
  *
+ *		delete_records runs its DELETE and its restricting keys' anti-join
+ *		with plans kept from call to call with the table's key and
+ *		restricting keys (keys_cache.c's BdKeysTable); an ids job's batches,
+ *		whose statements also test the job's cutoff, plan them each time.
+ *
  *-------------------------------------------------------------------------
  */
 #include "keys.h"
@@ -78,6 +83,7 @@ typedef struct KeysRun
 	char	   *archive_returning;	/* what it returns */
 	int64	   *stats_before;
 	int64	   *stats_after;
+	BdKeysTable *table;			/* saved plans (keys_cache.c), or NULL */
 	BdIsolate	iso;			/* failure isolation over key numbers (int) */
 } KeysRun;
 
@@ -240,16 +246,16 @@ bd_keys_lookup(Oid relid)
 
 /*
  * What batch.c knows of relid for deletes as owner (its restricting foreign
- * keys and the relations its cascades reach): bd_batch_prepare of a query
- * that is the table alone.
+ * keys and, with cascades, the relations its cascades reach):
+ * bd_batch_prepare of a query that is the table alone.
  */
 BdTarget *
-bd_keys_target(Oid relid, Oid owner)
+bd_keys_target(Oid relid, Oid owner, bool cascades)
 {
 	BdCompiledQuery *query = palloc0(sizeof(BdCompiledQuery));
 
 	query->relid = relid;
-	return bd_batch_prepare(query, owner);
+	return bd_batch_prepare(query, owner, cascades);
 }
 
 /*
@@ -649,10 +655,13 @@ keys_existed_sql(BdKeySet *set, bool existed)
 					set->info->ncols + 3);
 }
 
-/* Run sql (with info->keys_sql) for keys items[0..n) in a subtransaction. */
+/*
+ * Run sql (with info->keys_sql) for keys items[0..n) in a subtransaction;
+ * with the plan saved in *saved (bd_spi_try_saved) unless saved is NULL.
+ */
 static bool
-keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
-		 uint64 *processed, ErrorData **edata)
+keys_try(KeysRun *run, const char *sql, SPIPlanPtr *saved, int *items, int n,
+		 int expected, uint64 *processed, ErrorData **edata)
 {
 	Oid		   *argtypes;
 	int			nargs;
@@ -673,8 +682,26 @@ keys_try(KeysRun *run, const char *sql, int *items, int n, int expected,
 		ad.generic = false;
 		return bd_archive_delete(run->target->archive, &ad, processed, edata);
 	}
+	if (saved != NULL)
+		return bd_spi_try_saved(saved, run->table->plan_options, sql, nargs,
+								argtypes, values, NULL, expected, processed,
+								edata);
 	return bd_spi_try(sql, nargs, argtypes, values, NULL, expected,
 					  processed, edata);
+}
+
+/*
+ * Where run keeps the plan of its DELETE, or with blocked of its
+ * restricting keys' anti-join (keys_try's saved): in its table's entry,
+ * when it has one and the set no cutoff (whose statements differ); else
+ * NULL.
+ */
+static SPIPlanPtr *
+keys_saved(KeysRun *run, bool blocked)
+{
+	if (run->table == NULL || run->set->cutoff_xmax != (Datum) 0)
+		return NULL;
+	return blocked ? &run->table->blocked_plan : &run->table->delete_plan;
 }
 
 /*
@@ -692,8 +719,8 @@ keys_delete_items(void *arg, void *list, int n, ErrorData **edata)
 
 	if (run->counts)
 		bd_batch_read_stats(run->target, run->stats_before);
-	if (!keys_try(run, run->delete_sql, items, n, SPI_OK_DELETE_RETURNING,
-				  &processed, edata))
+	if (!keys_try(run, run->delete_sql, keys_saved(run, false), items, n,
+				  SPI_OK_DELETE_RETURNING, &processed, edata))
 		return false;
 	if (run->counts)
 		bd_batch_read_stats(run->target, run->stats_after);
@@ -737,11 +764,13 @@ keys_fails_all(void *arg, ErrorData *edata)
 
 /*
  * Move the keys of items[0..n) that sql (run as the job tables' owner, who
- * may read what the deleting role may not) returns to the front, keeping
- * the order of both parts; returns how many there are.  0 when sql fails.
+ * may read what the deleting role may not; its plan kept in *saved unless
+ * that is NULL) returns to the front, keeping the order of both parts;
+ * returns how many there are.  0 when sql fails.
  */
 static int
-keys_partition(KeysRun *run, const char *sql, int *items, int n)
+keys_partition(KeysRun *run, const char *sql, SPIPlanPtr *saved, int *items,
+			   int n)
 {
 	BdUserSwitch sw;
 	uint64		found;
@@ -754,7 +783,7 @@ keys_partition(KeysRun *run, const char *sql, int *items, int n)
 	int			nrest = 0;
 
 	bd_switch_user_begin(&sw, bd_job_table_owner());
-	ok = keys_try(run, sql, items, n, SPI_OK_SELECT, &found, &edata);
+	ok = keys_try(run, sql, saved, items, n, SPI_OK_SELECT, &found, &edata);
 	bd_switch_user_end(&sw);
 	if (!ok || found == 0)
 		return 0;
@@ -802,7 +831,7 @@ keys_partition_free(void *arg, void *items, int n)
 	return keys_partition(run,
 						  keys_select_sql(run->set->info,
 										  " FOR UPDATE OF t SKIP LOCKED"),
-						  (int *) items, n);
+						  NULL, (int *) items, n);
 }
 
 /* Compare keys ia and ib with the primary key's own comparison. */
@@ -975,11 +1004,14 @@ keys_classify(KeysRun *run, int *items, int n)
  * Delete the rows of every PENDING key of set, as the current user, and
  * give each key its outcome.  target (bd_batch_prepare of the key's table)
  * supplies the restricting foreign keys and the relations whose cascaded
- * deletes are added to counts->cascade_rows (counts may be NULL).  Must be
+ * deletes are added to counts->cascade_rows (counts may be NULL).  With
+ * table (bd_keys_table, whose target target is), the DELETE and the
+ * restricting keys' anti-join run with the plans saved there.  Must be
  * called in a transaction, connected to SPI.
  */
 void
-bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
+bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts,
+			   BdKeysTable *table)
 {
 	BdKeyInfo  *info = set->info;
 	KeysRun		run;
@@ -992,6 +1024,7 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 	run.set = set;
 	run.target = target;
 	run.counts = counts;
+	run.table = table;
 	run.iso.item_size = sizeof(int);
 	run.iso.arg = &run;
 	run.iso.delete_items = keys_delete_items;
@@ -1050,7 +1083,7 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts)
 		nblocked = keys_partition(&run,
 								  keys_select_sql(info,
 												  psprintf(" AND (%s)", target->blocked_sql)),
-								  items, n);
+								  keys_saved(&run, true), items, n);
 	bd_isolate_delete(&run.iso, items + nblocked, n - nblocked);
 	for (int i = 0; i < nblocked; i++)
 		bd_isolate_delete_one(&run.iso, &items[i]);

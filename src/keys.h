@@ -5,7 +5,9 @@
  *		read from text, JSON or any array element; and the deletion of a set
  *		of keys with one real DELETE, isolating the keys that fail with
  *		isolate.c, as batch.c isolates rows.  Shared by the synchronous
- *		delete_records and by the batches of id-list jobs (records.c).
+ *		delete_records and by the batches of id-list jobs (records.c); and
+ *		what delete_records keeps of a table from one call to the next
+ *		(keys_cache.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -14,6 +16,7 @@
 
 #include "compat.h"
 
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/jsonb.h"
 
@@ -81,13 +84,37 @@ typedef struct BdKeySet
 	Datum		cutoff_xip;
 } BdKeySet;
 
+/*
+ * What deleting by key keeps of a table between delete_records calls
+ * (keys_cache.c): bd_keys_table gives it, bd_keys_table_release gives it
+ * back.
+ */
+typedef struct BdKeysTable
+{
+	Oid			relid;
+	BdKeyInfo  *info;			/* its primary key */
+	BdTarget   *target;			/* its restricting foreign keys; no cascade
+								 * leaves (ncascade 0) */
+	int			plan_options;	/* the plans' cursor options */
+	SPIPlanPtr	delete_plan;	/* bd_keys_delete's DELETE and its */
+	SPIPlanPtr	blocked_plan;	/* restricting keys' anti-join, saved at
+								 * their first run (bd_spi_try_saved) */
+	/* keys_cache.c's */
+	MemoryContext cxt;
+	bool		stale;			/* read again at the next use */
+	bool		uncached;		/* a call's own, freed at its release */
+	struct BdKeysTable *next;
+} BdKeysTable;
+
 /* Fill the ncols values of key number item, or raise an error */
 typedef void (*BdKeyFill) (void *arg, int item, BdKeyInfo *info,
 						   Datum *values);
 
 extern BdKeyInfo *bd_keys_lookup(Oid relid);
 extern BdKeyInfo *bd_keys_of_types(int ncols, char **names, Oid *types);
-extern BdTarget *bd_keys_target(Oid relid, Oid owner);
+extern BdTarget *bd_keys_target(Oid relid, Oid owner, bool cascades);
+extern BdKeysTable *bd_keys_table(Oid relid, Oid owner);
+extern void bd_keys_table_release(BdKeysTable *table);
 extern int	bd_keys_column(BdKeyInfo *info, const char *name);
 extern char *bd_keys_column_list(BdKeyInfo *info);
 extern void bd_keys_check_id_type(BdKeyInfo *info, Oid typid);
@@ -105,6 +132,6 @@ extern BdKeySet *bd_keys_parse(BdKeyInfo *info, int n, BdKeyFill fill,
 extern void bd_keys_fail(BdKeySet *set, int item, int sqlerrcode,
 						 const char *message, const char *detail);
 extern void bd_keys_delete(BdKeySet *set, BdTarget *target,
-						   BdBatchCounts *counts);
+						   BdBatchCounts *counts, BdKeysTable *table);
 
 #endif							/* BULKDELETE_KEYS_H */

@@ -201,6 +201,7 @@ bulkdelete_delete_records(PG_FUNCTION_ARGS)
 	int			nids = ArrayGetNItems(ARR_NDIM(array), ARR_DIMS(array));
 	Tuplestorestate *store;
 	TupleDesc	tupdesc;
+	BdKeysTable *table;
 	BdKeyInfo  *info;
 	RecordsIds	ids;
 	BdKeySet   *set;
@@ -221,21 +222,35 @@ bulkdelete_delete_records(PG_FUNCTION_ARGS)
 	records_check_target(relid);
 	store = records_materialize(fcinfo, &tupdesc);
 	SPI_connect();
-	info = bd_keys_lookup(relid);
-	records_deconstruct(array, &ids);
-	bd_keys_check_id_type(info, ids.elemtype);
 
-	id_texts = palloc0(sizeof(char *) * (ids.n + 1));
-	getTypeOutputInfo(ids.elemtype, &outfunc, &isvarlena);
-	for (int i = 0; i < ids.n; i++)
-		if (!ids.nulls[i])
-			id_texts[i] = OidOutputFunctionCall(outfunc, ids.elems[i]);
+	/*
+	 * The table's key, restricting keys and saved plans, kept from the last
+	 * call on it while no DDL changed them (keys_cache.c)
+	 */
+	table = bd_keys_table(relid, GetUserId());
+	PG_TRY();
+	{
+		info = table->info;
+		records_deconstruct(array, &ids);
+		bd_keys_check_id_type(info, ids.elemtype);
 
-	set = bd_keys_parse(info, ids.n, records_fill_id, &ids);
-	invalid = palloc(sizeof(bool) * (ids.n + 1));
-	for (int i = 0; i < ids.n; i++)
-		invalid[i] = set->outcomes[i] == BD_KEY_FAILED;
-	bd_keys_delete(set, bd_keys_target(relid, GetUserId()), NULL);
+		id_texts = palloc0(sizeof(char *) * (ids.n + 1));
+		getTypeOutputInfo(ids.elemtype, &outfunc, &isvarlena);
+		for (int i = 0; i < ids.n; i++)
+			if (!ids.nulls[i])
+				id_texts[i] = OidOutputFunctionCall(outfunc, ids.elems[i]);
+
+		set = bd_keys_parse(info, ids.n, records_fill_id, &ids);
+		invalid = palloc(sizeof(bool) * (ids.n + 1));
+		for (int i = 0; i < ids.n; i++)
+			invalid[i] = set->outcomes[i] == BD_KEY_FAILED;
+		bd_keys_delete(set, table->target, NULL, table);
+	}
+	PG_FINALLY();
+	{
+		bd_keys_table_release(table);
+	}
+	PG_END_TRY();
 
 	for (int i = 0; i < ids.n; i++)
 	{

@@ -168,13 +168,13 @@ si_delete_batch(BdBatchSource *src, BdBatch *batch)
 		recs->set->cutoff_xmax = job->cutoff_xmax;
 		recs->set->cutoff_xip = job->cutoff_xip;
 	}
-	target = bd_keys_target(job->target, job->owner);
+	target = bd_keys_target(job->target, job->owner, true);
 	target->archive = recs->archive = si_archive(src);
 	counts->ncascade = target->ncascade;
 	counts->cascade_relids = target->cascade_relids;
 	counts->cascade_rows = palloc0(sizeof(int64) * (target->ncascade + 1));
 	bd_switch_to_owner(&sw, job->owner, job->search_path);
-	bd_keys_delete(recs->set, target, counts);
+	bd_keys_delete(recs->set, target, counts, NULL);
 	bd_switch_user_end(&sw);
 
 	recs->key_texts = bd_records_key_texts(&recs->batch, recs->set);

@@ -244,6 +244,8 @@ typedef struct SpiTryCall
 	const char *nulls;
 	int			expected;
 	bool		generic;		/* plan without looking at the values */
+	SPIPlanPtr *saved;			/* bd_spi_try_saved's plan, or NULL */
+	int			options;		/* and its cursor options */
 	uint64		processed;
 } SpiTryCall;
 
@@ -254,31 +256,47 @@ spi_try_exec(void *arg)
 	SPIPlanPtr	plan;
 	int			rc;
 
-	if (!call->generic)
+	if (!call->generic && call->saved == NULL)
 	{
 		call->processed = bd_spi_exec(call->sql, call->nargs, call->argtypes,
 									  call->values, call->nulls, false,
 									  call->expected);
 		return;
 	}
-	plan = SPI_prepare_cursor(call->sql, call->nargs, call->argtypes,
-							  CURSOR_OPT_GENERIC_PLAN);
+	plan = call->saved != NULL ? *call->saved : NULL;
 	if (plan == NULL)
-		elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
-			 call->sql, SPI_result_code_string(SPI_result));
+	{
+		plan = SPI_prepare_cursor(call->sql, call->nargs, call->argtypes,
+								  call->saved != NULL ? call->options :
+								  CURSOR_OPT_GENERIC_PLAN);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare_cursor failed for \"%s\": %s",
+				 call->sql, SPI_result_code_string(SPI_result));
+		if (call->saved != NULL)
+		{
+			/* kept for the backend's life, until its owner frees it */
+			if (SPI_keepplan(plan) != 0)
+				elog(ERROR, "SPI_keepplan failed for \"%s\"", call->sql);
+			*call->saved = plan;
+		}
+	}
 	rc = SPI_execute_plan(plan, call->values, call->nulls, false, 0);
 	if (rc != call->expected)
 		elog(ERROR, "SPI_execute_plan returned %s for \"%s\"",
 			 SPI_result_code_string(rc), call->sql);
 	call->processed = SPI_processed;
-	SPI_freeplan(plan);
+	if (call->saved == NULL)
+		SPI_freeplan(plan);
 }
 
-/* Run one statement in a subtransaction (bd_spi_try, bd_spi_try_generic) */
+/*
+ * Run one statement in a subtransaction (bd_spi_try, bd_spi_try_generic,
+ * bd_spi_try_saved)
+ */
 static bool
 spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
-		const char *nulls, int expected, bool generic, uint64 *processed,
-		ErrorData **edata)
+		const char *nulls, int expected, bool generic, SPIPlanPtr *saved,
+		int options, uint64 *processed, ErrorData **edata)
 {
 	SpiTryCall	call;
 
@@ -289,6 +307,8 @@ spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	call.nulls = nulls;
 	call.expected = expected;
 	call.generic = generic;
+	call.saved = saved;
+	call.options = options;
 	call.processed = 0;
 	if (!bd_try_subxact(spi_try_exec, &call, edata))
 		return false;
@@ -307,7 +327,7 @@ bd_spi_try(const char *sql, int nargs, Oid *argtypes, Datum *values,
 		   ErrorData **edata)
 {
 	return spi_try(sql, nargs, argtypes, values, nulls, expected, false,
-				   processed, edata);
+				   NULL, 0, processed, edata);
 }
 
 /*
@@ -325,7 +345,28 @@ bd_spi_try_generic(const char *sql, int nargs, Oid *argtypes, Datum *values,
 				   ErrorData **edata)
 {
 	return spi_try(sql, nargs, argtypes, values, nulls, expected, true,
-				   processed, edata);
+				   NULL, 0, processed, edata);
+}
+
+/*
+ * bd_spi_try of a statement run again and again: planned once, at its
+ * first run, with the cursor options given (CURSOR_OPT_GENERIC_PLAN,
+ * CURSOR_OPT_CUSTOM_PLAN, or 0 to let the plan cache choose), and kept in
+ * *saved (SPI_keepplan: until the caller frees it with SPI_freeplan) for
+ * the next runs, which skip parsing and analysis, and planning too with a
+ * generic plan.  The plan cache plans it again itself when something it
+ * depends on changes (DDL on a relation it reads, search_path, the role
+ * where row-level security applies); what it cannot see, a renamed
+ * relation its text names, is the caller's to watch.  sql, nargs and
+ * argtypes must be those of the saved plan.
+ */
+bool
+bd_spi_try_saved(SPIPlanPtr *saved, int options, const char *sql, int nargs,
+				 Oid *argtypes, Datum *values, const char *nulls, int expected,
+				 uint64 *processed, ErrorData **edata)
+{
+	return spi_try(sql, nargs, argtypes, values, nulls, expected, false,
+				   saved, options, processed, edata);
 }
 
 /*

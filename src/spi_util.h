@@ -38,6 +38,10 @@ extern bool bd_spi_try(const char *sql, int nargs, Oid *argtypes,
 extern bool bd_spi_try_generic(const char *sql, int nargs, Oid *argtypes,
 							   Datum *values, const char *nulls, int expected,
 							   uint64 *processed, ErrorData **edata);
+extern bool bd_spi_try_saved(SPIPlanPtr *saved, int options, const char *sql,
+							 int nargs, Oid *argtypes, Datum *values,
+							 const char *nulls, int expected,
+							 uint64 *processed, ErrorData **edata);
 
 /*
  * Run a piece of code as another role, e.g. the owner of the job tables,
