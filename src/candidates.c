@@ -556,8 +556,12 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 		int64		count = counts[i];
 
 		total += count;
-		bd_job_store_ranges_from(job->id, query_index, q->relid, filenode,
-								 b0, b1, BD_RANGE_BLOCKS, c0);
+		/* a part without a candidate: no range, a task made succeeded */
+		if (count == 0)
+			c1 = c0;
+		else
+			bd_job_store_ranges_from(job->id, query_index, q->relid, filenode,
+									 b0, b1, BD_RANGE_BLOCKS, c0);
 		bd_task_create(job->id, ct->ntasks++, query_index, q->relid, c0, c1,
 					   count);
 	}
@@ -619,9 +623,17 @@ candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
 		relation_close(rel, AccessShareLock);
 		if (nchunks == 0)
 			continue;
-		bd_job_store_ranges_from(job->id, query_index, leaf_oids[i],
-								 bd_relation_filenode(leaf_oids[i]), 0,
-								 nblocks, BD_RANGE_BLOCKS, chunk);
+
+		/*
+		 * A leaf without a candidate stores no range: its task is made
+		 * succeeded (bd_task_create), as the plain DELETE prunes the leaf.
+		 */
+		if (leaf_counts[i] == 0)
+			nchunks = 0;
+		else
+			bd_job_store_ranges_from(job->id, query_index, leaf_oids[i],
+									 bd_relation_filenode(leaf_oids[i]), 0,
+									 nblocks, BD_RANGE_BLOCKS, chunk);
 		bd_task_create(job->id, ct->ntasks++, query_index, leaf_oids[i],
 					   chunk, chunk + nchunks, leaf_counts[i]);
 		chunk += nchunks;

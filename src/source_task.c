@@ -197,6 +197,15 @@ st_record_batch(BdBatchSource *src, BdBatch *batch)
 	StState    *st = (StState *) src->private;
 
 	st->inner->record_batch(st->inner, batch);
+
+	/*
+	 * The batch took the task's last chunk (recording it moved the task's
+	 * position, which the query source shares): the task succeeds in this
+	 * transaction, not in one more that would find no chunk.
+	 */
+	if (st->task != NULL && !st->remote &&
+		st->task->next_chunk >= st->task->end_chunk)
+		st_release(st, true);
 }
 
 /*
