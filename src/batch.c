@@ -740,19 +740,19 @@ batch_failures(BatchState *st)
 
 /*
  * The partition constraint of leaf (its bounds and its ancestors'), as SQL
- * over alias t's columns, parenthesized; kept on target for the next
- * batches of the same leaf.  Deparsed with search_path = pg_catalog,
- * pg_temp, so that every name outside pg_catalog is qualified.
+ * over alias t's columns, parenthesized, palloc'd: added to a statement on
+ * the parent, it makes plan-time pruning keep that leaf alone (it holds for
+ * every row of the leaf and for no row of another).  Deparsed with
+ * search_path = pg_catalog, pg_temp, so that every name outside pg_catalog
+ * is qualified.
  */
-static char *
-batch_leaf_qual(BdTarget *target, Oid leaf)
+char *
+bd_batch_leaf_qual_sql(Oid leaf)
 {
 	Expr	   *qual;
 	char	   *text;
 	int			guc_level;
 
-	if (target->qual_leaf == leaf)
-		return target->leaf_qual;
 	qual = get_partition_qual_relid(leaf);
 	if (qual == NULL)
 		text = "true";
@@ -766,8 +766,20 @@ batch_leaf_qual(BdTarget *target, Oid leaf)
 								  true, false);
 		AtEOXact_GUC(true, guc_level);
 	}
+	return psprintf("(%s)", text);
+}
+
+/* bd_batch_leaf_qual_sql of leaf, kept on target for its next batches */
+static char *
+batch_leaf_qual(BdTarget *target, Oid leaf)
+{
+	char	   *text;
+
+	if (target->qual_leaf == leaf)
+		return target->leaf_qual;
+	text = bd_batch_leaf_qual_sql(leaf);
 	target->leaf_qual = MemoryContextStrdup(GetMemoryChunkContext(target),
-											psprintf("(%s)", text));
+											text);
 	target->qual_leaf = leaf;
 	return target->leaf_qual;
 }

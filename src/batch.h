@@ -60,6 +60,7 @@ extern void bd_batch_delete_range(BdTarget *target, Oid leaf,
 								  BlockNumber end, Datum cutoff_xmax,
 								  Datum cutoff_xip, BdBatchCounts *counts,
 								  List **failures);
+extern char *bd_batch_leaf_qual_sql(Oid leaf);
 extern char *bd_batch_key_sql(Oid relid, const char *alias,
 							  const char *no_key);
 extern void bd_batch_read_stats(BdTarget *target, int64 *into);
