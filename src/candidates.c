@@ -571,8 +571,9 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 
 /*
  * Range mode in tasks, partitioned table: every leaf's blocks as chunks,
- * one task per leaf, the candidates counted per leaf in one scan through
- * the parent (its policies and privileges, as the DELETEs will have).
+ * one task per leaf, the candidates counted per leaf through the parent
+ * (its policies and privileges, as the DELETEs will have), in one
+ * statement of one pruned count per leaf.
  * Returns the count.
  */
 static int64
