@@ -46,6 +46,13 @@ SELECT task, query_index, relation, state, candidate_count, success_count,
        failure_count, skipped_count, chunks_done = chunks AS all_chunks,
        percent_done, worker_pid
 FROM bulkdelete.tasks WHERE job = :job ORDER BY task;
+-- a leaf without a candidate (event_06, event_other) is succeeded at the
+-- start: no worker took it, no batch ran for it, as a plain DELETE on the
+-- parent prunes it; the others each ran batches
+SELECT task, relation, candidate_count = 0 AS empty, batches > 0 AS ran,
+       started_at IS NOT NULL AS started, finished_at IS NOT NULL AS finished,
+       chunks
+FROM bulkdelete.tasks WHERE job = :job ORDER BY task;
 -- bulkdelete.jobs counts them: all done, none running
 SELECT tasks = (SELECT count(*) FROM bulkdelete.task WHERE operation_id = :job)
 	   AND tasks > 1 AS tasks_counted, tasks_running, tasks_done = tasks AS all_done

@@ -556,8 +556,12 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 		int64		count = counts[i];
 
 		total += count;
-		bd_job_store_ranges_from(job->id, query_index, q->relid, filenode,
-								 b0, b1, BD_RANGE_BLOCKS, c0);
+		/* a part without a candidate: no range, a task made succeeded */
+		if (count == 0)
+			c1 = c0;
+		else
+			bd_job_store_ranges_from(job->id, query_index, q->relid, filenode,
+									 b0, b1, BD_RANGE_BLOCKS, c0);
 		bd_task_create(job->id, ct->ntasks++, query_index, q->relid, c0, c1,
 					   count);
 	}
@@ -567,43 +571,36 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 
 /*
  * The statement counting the candidates of each local leaf of q's target
- * (leaves[0..nleaves)): rows (tableoid, count), through the parent, as the
- * DELETEs run (its policies and privileges).  One scan of the parent when
- * it has no foreign partition; with shards, one part per local leaf, each
- * pruned to its leaf by the leaf's partition constraint as the batches are
- * (batch.c), so that the start sends no query to a shard: a scan of the
- * parent would read every foreign partition over the network, for counts
- * that the shards' own jobs make at their start.
+ * (leaves[0..nleaves)): rows (i, count), through the parent, as the DELETEs
+ * run (its policies and privileges).  One part per leaf, pruned to it by
+ * the leaf's partition constraint as the batches are (batch.c): each can be
+ * an index-only scan, where a GROUP BY tableoid over the parent reads every
+ * heap page of every leaf the condition does not prune (577 against 340 ms
+ * at 1M rows in 35 leaves, bench/RESULTS.md, issue 14), and the start sends
+ * no query to a shard (a scan of the parent would read every foreign
+ * partition over the network, for counts that the shards' own jobs make at
+ * their start).
  */
 static char *
-candidates_leaves_count_sql(BdCompiledQuery *q, Oid *leaves, int nleaves,
-							bool shards)
+candidates_leaves_count_sql(BdCompiledQuery *q, Oid *leaves, int nleaves)
 {
 	StringInfoData sql;
 
 	initStringInfo(&sql);
-	if (!shards)
-	{
-		appendStringInfo(&sql, "SELECT t.tableoid, pg_catalog.count(*)"
-						 " FROM %s t WHERE (%s) GROUP BY 1",
-						 bd_qualified_relname(q->relid), q->where_sql);
-		return sql.data;
-	}
 	for (int i = 0; i < nleaves; i++)
-		appendStringInfo(&sql, "%sSELECT t.tableoid, pg_catalog.count(*)"
-						 " FROM %s t WHERE (%s) AND %s"
-						 " AND t.tableoid = %u::pg_catalog.oid GROUP BY 1",
-						 i > 0 ? " UNION ALL " : "",
+		appendStringInfo(&sql, "%sSELECT %d, pg_catalog.count(*) FROM %s t"
+						 " WHERE (%s) AND %s",
+						 i > 0 ? " UNION ALL " : "", i,
 						 bd_qualified_relname(q->relid), q->where_sql,
-						 bd_batch_leaf_qual(leaves[i]), leaves[i]);
+						 bd_batch_leaf_qual(leaves[i]));
 	return sql.data;
 }
 
 /*
  * Range mode in tasks, partitioned table: every leaf's blocks as chunks,
  * one task per leaf, the candidates counted per leaf through the parent
- * (its policies and privileges, as the DELETEs will have), the foreign
- * partitions left out (candidates_leaves_count_sql).  Returns the count.
+ * (its policies and privileges, as the DELETEs will have), one pruned count
+ * per local leaf (candidates_leaves_count_sql).  Returns the count.
  */
 static int64
 candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
@@ -628,19 +625,13 @@ candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
 			shards = lappend_oid(shards, lfirst_oid(lc));
 	}
 
-	rows = nleaves == 0 ? 0 :
-		candidates_count(job, q, candidates_leaves_count_sql(q, leaf_oids,
-															 nleaves,
-															 shards != NIL),
-						 0, NULL, NULL, 0);
-	for (uint64 r = 0; r < rows; r++)
+	if (nleaves > 0)
 	{
-		bool		isnull;
-		Oid			leaf = DatumGetObjectId(bd_spi_datum(r, 1, &isnull));
+		char	   *sql = candidates_leaves_count_sql(q, leaf_oids, nleaves);
 
-		for (int i = 0; i < nleaves; i++)
-			if (leaf_oids[i] == leaf)
-				leaf_counts[i] = bd_spi_int64(r, 2, 0);
+		rows = candidates_count(job, q, sql, 0, NULL, NULL, 0);
+		for (uint64 r = 0; r < rows; r++)
+			leaf_counts[bd_spi_int64(r, 1, 0)] = bd_spi_int64(r, 2, 0);
 	}
 
 	for (int i = 0; i < nleaves; i++)
@@ -652,9 +643,17 @@ candidates_fix_leaves(BdJob *job, int query_index, BdCompiledQuery *q,
 		relation_close(rel, AccessShareLock);
 		if (nchunks == 0)
 			continue;
-		bd_job_store_ranges_from(job->id, query_index, leaf_oids[i],
-								 bd_relation_filenode(leaf_oids[i]), 0,
-								 nblocks, BD_RANGE_BLOCKS, chunk);
+
+		/*
+		 * A leaf without a candidate stores no range: its task is made
+		 * succeeded (bd_task_create), as the plain DELETE prunes the leaf.
+		 */
+		if (leaf_counts[i] == 0)
+			nchunks = 0;
+		else
+			bd_job_store_ranges_from(job->id, query_index, leaf_oids[i],
+									 bd_relation_filenode(leaf_oids[i]), 0,
+									 nblocks, BD_RANGE_BLOCKS, chunk);
 		bd_task_create(job->id, ct->ntasks++, query_index, leaf_oids[i],
 					   chunk, chunk + nchunks, leaf_counts[i]);
 		chunk += nchunks;

@@ -43,6 +43,15 @@ bd_task_supported(void)
  * Create task "task" of job job_id: chunks [first_chunk, end_chunk) of
  * query query_index, deleting from relation; candidate_count < 0 when it is
  * not known apart from the job's.  In the transaction fixing the candidates.
+ *
+ * A task without a candidate (a leaf where no row matched in the start's
+ * snapshot, a part of a table that holds none) is created succeeded, its
+ * position at its end: nothing it holds can be deleted (a row that did not
+ * match at the start is no candidate, and a row changed since fails the
+ * existed_at test), so no worker claims it, opens transactions for it or
+ * plans its DELETE, as a plain DELETE on the parent prunes such a leaf.  It
+ * shows in bulkdelete.tasks with its zero counts, finished at the start,
+ * never started by a worker.
  */
 void
 bd_task_create(int64 job_id, int task, int query_index, Oid relation,
@@ -68,8 +77,12 @@ bd_task_create(int64 job_id, int task, int query_index, Oid relation,
 	if (candidate_count < 0)
 		nulls[6] = 'n';
 	job_write("INSERT INTO bulkdelete.task (operation_id, task, query_index,"
-			  " relation, first_chunk, end_chunk, next_chunk, candidate_count)"
-			  " VALUES ($1, $2, $3, $4, $5, $6, $5, $7)",
+			  " relation, first_chunk, end_chunk, next_chunk, candidate_count,"
+			  " state, finished_at)"
+			  " SELECT $1, $2, $3, $4, $5, $6, CASE WHEN e THEN $6 ELSE $5 END,"
+			  "  $7, CASE WHEN e THEN 'succeeded' ELSE 'pending' END,"
+			  "  CASE WHEN e THEN pg_catalog.now() END"
+			  " FROM (SELECT ($7 = 0) IS TRUE AS e) AS empty",
 			  7, argtypes, values, nulls, SPI_OK_INSERT);
 }
 

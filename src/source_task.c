@@ -4,8 +4,9 @@
  *		The batch source of a query job run as tasks (SPEC 9): one worker's
  *		view of a job whose work is split (job_task.c).  It claims a task,
  *		runs it through the query source bounded to the task's chunks
- *		(bd_source_query_task: its position, its counters), and when the
- *		task has no chunk left marks it succeeded and claims the next, of
+ *		(bd_source_query_task: its position, its counters), marks it
+ *		succeeded in the batch that takes its last chunk, and claims the
+ *		next one in the transaction of that one's first batch, of
  *		the same query while that one has unfinished tasks (the order of a
  *		query set, SPEC 4.5).
  *
@@ -197,6 +198,15 @@ st_record_batch(BdBatchSource *src, BdBatch *batch)
 	StState    *st = (StState *) src->private;
 
 	st->inner->record_batch(st->inner, batch);
+
+	/*
+	 * The batch took the task's last chunk (recording it moved the task's
+	 * position, which the query source shares): the task succeeds in this
+	 * transaction, not in one more that would find no chunk.
+	 */
+	if (st->task != NULL && !st->remote &&
+		st->task->next_chunk >= st->task->end_chunk)
+		st_release(st, true);
 }
 
 /*
