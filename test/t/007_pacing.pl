@@ -174,7 +174,10 @@ cmp_ok($p->{yielding}, '<', $p->{batches}, 'and the batches that did not');
 #
 # Everything is submitted in one transaction, before any of the jobs starts
 # (the workers' two at a time given, the CALL's paused), as the submit is
-# another session's write.
+# another session's write; the gates that hold each job near its end until
+# the three have been seen running at once are made before it.
+my @gates = map { (bd_gate($node, 'postgres', $_->[0], 'DELETE', "OLD.id = $_->[1]", $_->[2]))[0] }
+	(['big4', 19990, 4704], ['big2', 19990, 4705], ['big3', 19990, 4706]);
 my ($call_job, $j2, $j3) = $node->safe_psql('postgres', q{
 	BEGIN;
 	CREATE TEMP TABLE jobs AS SELECT
@@ -196,6 +199,7 @@ ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) = 3 FROM bulkdelete.operation
 	WHERE id IN ($call_job, $j2, $j3) AND state = 'in_progress'}),
 	'three jobs run at once (two workers and a CALL)');
+bd_quit($_) for @gates;
 succeeded($call_job, 'big4', '20000 0 0');
 succeeded($j2, 'big2', '20000 0 0');
 succeeded($j3, 'big3', '19994 6 0');
