@@ -168,7 +168,7 @@ is($bg->query_safe(qq{SELECT :'st', :'at'::timestamptz - finished_at < interval 
 	'wait returns at once when another session cancels the job');
 $bg->quit;
 # held at its last row until the wait sleeps, so that it cannot end first
-my ($wait_gate) = bd_gate($node, 'postgres', 'waited', 'DELETE', 'OLD.id = 100', 4315);
+my ($wait_gate) = bd_gate($node, 'postgres', 'waited', 'DELETE', 'OLD.id = 100', 4319);
 $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('waited'::regclass, 'id > 50',
 		start_after => clock_timestamp() + interval '2 seconds')});
