@@ -67,6 +67,9 @@ sub bd_job_pid
 # NEW) wait for advisory lock $key, which the returned background session
 # holds until bd_quit (or until a crash restart ends it); gates held at
 # once need keys of their own (a second session would wait for the key).
+# The wait has no lock_timeout (the function's own setting), so that
+# the batch's (bulkdelete.lock_timeout, 1 s by default) does not end the
+# hold with a failed row.
 # Returns the session and its backend's pid.  A test that ends the process running a
 # job "mid-job" puts a gate near the end of what the job does: the job is
 # then mid-job when the test gets there, however slow the machine, instead
@@ -78,7 +81,7 @@ sub bd_gate
 
 	$node->safe_psql($db, qq{
 		CREATE OR REPLACE FUNCTION public.bd_gate_wait() RETURNS trigger
-		LANGUAGE plpgsql AS \$\$
+		LANGUAGE plpgsql SET lock_timeout = 0 AS \$\$
 		BEGIN
 			PERFORM pg_advisory_xact_lock_shared(TG_ARGV[0]::bigint);
 			IF TG_OP = 'DELETE' THEN
