@@ -92,6 +92,10 @@ sub bd_gate
 		CREATE OR REPLACE TRIGGER $name BEFORE $event ON $table
 			FOR EACH ROW WHEN ($condition) EXECUTE FUNCTION public.bd_gate_wait($key);});
 	my $session = $node->background_psql($db);
+
+	# the session's timer counts per query, not from its start: a hold may
+	# last longer than the test's timeout, and bd_quit must still end it
+	$session->set_query_timer_restart();
 	$session->query_safe("SELECT pg_advisory_lock($key)");
 	return ($session, $session->query_safe('SELECT pg_backend_pid()'));
 }
@@ -194,11 +198,16 @@ sub bd_wait_end
 		"state IN ('succeeded', 'failed', 'canceled')", $nudge);
 }
 
-# End a background psql session that may already be gone.
+# End a background psql session that may already be gone (a crash
+# restart ends a gate's).  A gate's locks are let go by a query first (which
+# also restarts the session's timer, so that the quit does not fail on a
+# timer that ran out during a long hold), and a psql that does not quit is
+# killed: either way its backend goes and the job is not left held.
 sub bd_quit
 {
 	my ($session) = @_;
-	eval { $session->quit; };
+	eval { $session->query('SELECT pg_advisory_unlock_all()'); };
+	eval { $session->quit; 1 } or eval { $session->{run}->kill_kill; };
 }
 
 1;
