@@ -5,6 +5,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use BulkDeleteTest;
 
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
@@ -68,6 +71,10 @@ $node->safe_psql('src', q{
 	INSERT INTO ids_t SELECT generate_series(1, 20000);
 });
 my $slow = q{'{"max_rows_per_second": 2000, "batch_size": 200, "batch_time": 20}'};
+# each job held near its end (bd_gate), so that it cannot end before it is
+# paused, or before the dump for the running one, however slow the machine
+my @gates = map { (bd_gate($node, 'src', $_->[0], 'DELETE', "OLD.id = $_->[1]", $_->[2]))[0] }
+	(['paused_t', 19000, 4321], ['running_t', 19000, 4322], ['ids_t', 19001, 4323]);
 # range mode, paused after a few batches
 my $paused = $node->safe_psql('src',
 	"SELECT bulkdelete.submit('paused_t'::regclass, \$\$status = 'old'\$\$, options => $slow)");
@@ -88,6 +95,8 @@ ok($node->poll_query_until('src', qq{
 	WHERE id IN ($paused, $running, $ids) AND state = 'in_progress' AND batches >= 2}),
 	'unfinished jobs: the three jobs run');
 $node->safe_psql('src', "SELECT bulkdelete.pause($paused), bulkdelete.pause($ids)");
+bd_quit($gates[0]);
+bd_quit($gates[2]);
 ok($node->poll_query_until('src', qq{
 	SELECT count(*) = 2 FROM bulkdelete.operation
 	WHERE id IN ($paused, $ids) AND state = 'paused'}),
@@ -97,6 +106,7 @@ my $dump2 = $node->basedir . '/src_jobs.sql';
 $node->command_ok(['pg_dump', '-d', $node->connstr('src'), '-f', $dump2],
 	'unfinished jobs: pg_dump while a job runs');
 $node->safe_psql('src', "SELECT bulkdelete.cancel($running)");
+bd_quit($gates[1]);
 $node->safe_psql('postgres', 'CREATE DATABASE dst_jobs');
 $node->command_ok(['psql', '-X', '-v', 'ON_ERROR_STOP=1', '-q', '-d',
 	$node->connstr('dst_jobs'), '-f', $dump2], 'unfinished jobs: restore succeeds');

@@ -119,11 +119,17 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE later (id int PRIMARY KEY);
 	INSERT INTO later SELECT generate_series(1, 100);
 });
-$job = $node->safe_psql('postgres', q{
+# (its state read in the submit's transaction, which no worker sees yet:
+# a later read would race the start on a slow machine)
+my $state;
+($job, $state) = split /\n/, $node->safe_psql('postgres', q{
+	BEGIN;
 	SELECT bulkdelete.submit('later'::regclass, 'id > 50',
-		start_after => clock_timestamp() + interval '3 seconds')});
-is($node->safe_psql('postgres', "SELECT state FROM bulkdelete.operation WHERE id = $job"),
-	'scheduled', 'a job for later is scheduled');
+		start_after => clock_timestamp() + interval '3 seconds') AS job \gset
+	SELECT :job;
+	SELECT state FROM bulkdelete.operation WHERE id = :job;
+	COMMIT;});
+is($state, 'scheduled', 'a job for later is scheduled');
 ok($node->poll_query_until('postgres',
 	"SELECT state = 'succeeded' FROM bulkdelete.operation WHERE id = $job"),
 	'the scheduled job runs');
@@ -161,10 +167,13 @@ is($bg->query_safe(qq{SELECT :'st', :'at'::timestamptz - finished_at < interval 
 	FROM bulkdelete.operation WHERE id = $job}), 'canceled|t',
 	'wait returns at once when another session cancels the job');
 $bg->quit;
+# held at its last row until the wait sleeps, so that it cannot end first
+my ($wait_gate) = bd_gate($node, 'postgres', 'waited', 'DELETE', 'OLD.id = 100', 4319);
 $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('waited'::regclass, 'id > 50',
 		start_after => clock_timestamp() + interval '2 seconds')});
 $bg = wait_in_background($job);
+bd_quit($wait_gate);
 is($bg->query_safe(qq{SELECT :'st', :'at'::timestamptz - finished_at < interval '5 seconds'
 	FROM bulkdelete.operation WHERE id = $job}), 'succeeded|t',
 	'wait returns at once when the worker finishes the job');

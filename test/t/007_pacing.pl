@@ -5,14 +5,17 @@
 # with busy_wal_rate = 0 a job never yields.
 #
 # Every assertion is on a state, never on timing: the yielding a job did is
-# read from the summary its worker logs at its end (every batch counted),
-# and a job lasts long enough (max_rows_per_second) for its worker to be
-# seen yielding however slow the machine.
+# read from the summary its worker logs at its end (every batch counted)
+# or from a batch held at a gate, and a gate near a job's end keeps it
+# from ending before the checks, however slow the machine.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use BulkDeleteTest;
 
 my $node = PostgreSQL::Test::Cluster->new('pacing');
 $node->init;
@@ -123,23 +126,41 @@ sub worker_query
 }
 
 # 1. While another session writes, the job yields, and stops yielding once
-# the writer stops.  At 2,000 rows a second the job lasts 10 s at least,
-# and at 64 kB/s of WAL while it yields far longer, so it is still running
-# at each of these points.
+# the writer stops.  Two gates hold the job (a row trigger waiting for an
+# advisory lock this test holds), at rows 8000 and 16000, so that it cannot
+# end before the checks, and so that what the checks read is held still:
+# the activity of a batch held at a gate says whether that batch yields
+# (decided when it began), and waiting for a lock is no phase of its own.
+# - Before the first gate, with the writer steady, the job yields; it
+#   cannot get past the gate, so the checks cannot miss it.
+# - The writer stops while the job is held at the first gate.  After it,
+#   the job sees others' writes at most at its next batch's start, and
+#   stays busy 1 s after that (PACE_BUSY_HOLD_MS); the 8,000 rows to the
+#   second gate take 4 s at least (2,000 rows a second, batch by batch),
+#   so the batch held there began long after and does not yield.
+# The summary the worker logs at its end counts every batch.
+my ($gate1, $gate1_pid) = bd_gate($node, 'postgres', 'big1', 'DELETE', 'OLD.id = 8000', 4701);
+my ($gate2, $gate2_pid) = bd_gate($node, 'postgres', 'big1', 'DELETE', 'OLD.id = 16000', 4702);
 my $writer = start_writer();
 my $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('big1'::regclass, 'id > 0',
 		options => '{"busy_wal_rate": 64, "max_rows_per_second": 2000, "batch_time": 100}')});
-ok($node->poll_query_until('postgres',
-	worker_query($job, "LIKE '%, yielding to other writers'")),
-	'a job yields while another session writes');
 ok($node->poll_query_until('postgres', qq{
 	SELECT phase = 'yielding to writers' FROM bulkdelete.jobs WHERE id = $job}),
 	'bulkdelete.jobs shows the phase');
+ok($node->poll_query_until('postgres',
+	worker_query($job, "LIKE '%, yielding to other writers'")),
+	'a job yields while another session writes');
+bd_wait_blocked($node, $job, $gate1_pid, 'the first gate');
 stop_writer($writer);
 ok($node->poll_query_until('postgres',
-	worker_query($job, "NOT LIKE '%yielding%'")),
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name = 'writer'"),
+	'the writer is gone');
+bd_quit($gate1);
+bd_wait_blocked($node, $job, $gate2_pid, 'the second gate');
+ok($node->safe_psql('postgres', worker_query($job, "NOT LIKE '%yielding%'")) eq 't',
 	'it stops yielding when the writer stops');
+bd_quit($gate2);
 succeeded($job, 'big1', '20000 0 0');
 my $p = paced($job);
 cmp_ok($p->{yielding}, '>', 0, 'its summary counts the batches that yielded');
@@ -153,7 +174,10 @@ cmp_ok($p->{yielding}, '<', $p->{batches}, 'and the batches that did not');
 #
 # Everything is submitted in one transaction, before any of the jobs starts
 # (the workers' two at a time given, the CALL's paused), as the submit is
-# another session's write.
+# another session's write; the gates that hold each job near its end until
+# the three have been seen running at once are made before it.
+my @gates = map { (bd_gate($node, 'postgres', $_->[0], 'DELETE', "OLD.id = $_->[1]", $_->[2]))[0] }
+	(['big4', 19990, 4704], ['big2', 19990, 4705], ['big3', 19990, 4706]);
 my ($call_job, $j2, $j3) = $node->safe_psql('postgres', q{
 	BEGIN;
 	CREATE TEMP TABLE jobs AS SELECT
@@ -175,6 +199,7 @@ ok($node->poll_query_until('postgres', qq{
 	SELECT count(*) = 3 FROM bulkdelete.operation
 	WHERE id IN ($call_job, $j2, $j3) AND state = 'in_progress'}),
 	'three jobs run at once (two workers and a CALL)');
+bd_quit($_) for @gates;
 succeeded($call_job, 'big4', '20000 0 0');
 succeeded($j2, 'big2', '20000 0 0');
 succeeded($j3, 'big3', '19994 6 0');

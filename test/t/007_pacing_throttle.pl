@@ -18,6 +18,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+use FindBin;
+use lib $FindBin::RealBin;
+use BulkDeleteTest;
 
 my $node = PostgreSQL::Test::Cluster->new('throttle');
 $node->init;
@@ -50,32 +53,23 @@ sub paced
 	return { batches => $m[0], yielding => $m[1], largest => $m[2] };
 }
 
-# Poll query until it returns a non-empty value, and return that value.
-sub poll_value
-{
-	my ($query) = @_;
-	for (my $i = 0; $i < 10 * $PostgreSQL::Test::Utils::timeout_default; $i++)
-	{
-		my $v = $node->safe_psql('postgres', $query);
-		return $v if $v ne '';
-		usleep(100_000);
-	}
-	die "timed out waiting for a value of: $query";
-}
-
 # 1. Range mode at 2,000 rows a second with batches of 200 ms: at most 400
 # rows a batch (3 chunks of 120).  While it runs, the deletes it committed
-# show in the table's statistics.  Its counters, polled, never show a batch
-# above the bound either.
+# show in the table's statistics: a gate at row 9000 (a row trigger waiting
+# for an advisory lock this test holds) keeps it running until they do,
+# and the 4.5 s that the rows before the gate take at that rate leave its
+# worker time for its once-a-second flush of the statistics.  Its counters,
+# polled, never show a batch above the bound either.
+my ($gate, $gate_pid) = bd_gate($node, 'postgres', 'wide', 'DELETE', 'OLD.id = 9000', 4703);
 my $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('wide'::regclass, 'id > 0',
 		options => '{"max_rows_per_second": 2000, "batch_time": 200}')});
-is(poll_value(qq{
-	SELECT CASE WHEN o.state NOT IN ('queued', 'in_progress') THEN 'ended'
-		WHEN s.n_tup_del > 0 AND o.state = 'in_progress' THEN 'seen' END
+ok($node->poll_query_until('postgres', qq{
+	SELECT s.n_tup_del > 0 AND o.state = 'in_progress'
 	FROM bulkdelete.operation o, pg_stat_user_tables s
-	WHERE o.id = $job AND s.relid = 'wide'::regclass}), 'seen',
+	WHERE o.id = $job AND s.relid = 'wide'::regclass}),
 	"the job's deletes reach the statistics while it runs");
+bd_quit($gate);
 my ($last_batches, $last_rows, $worst) = (0, 0, 0);
 for (;;)
 {

@@ -230,17 +230,27 @@ ok(defined $took, 'CALL run: a worker takes the job over'
 check_exact($job, 'call', 'CALL run terminated');
 
 # ---- DROP EXTENSION while a job runs is refused (and so is any drop that
-# takes the extension along); the job goes on, and the drop works after
+# takes the extension along); the job goes on, and the drop works after.
+# The job waits an hour after its first batch (batch_delay): it runs, and
+# it is outside any batch transaction (the wait commits every slice), so
+# the drop gets the job tables' locks and meets the running job, instead
+# of waiting for a held batch or finding the job already over.  Paused,
+# given its options without the wait and resumed, it then goes on.
 new_case('dropped');
 make_table('dropped');
-$job = $node->safe_psql($db,
-	"SELECT bulkdelete.submit('dropped'::regclass, \$\$status = 'old'\$\$, options => $slow)");
+$job = $node->safe_psql($db, qq{
+	SELECT bulkdelete.submit('dropped'::regclass, \$\$status = 'old'\$\$,
+		options => '{"max_rows_per_second": 2000, "batch_size": 200,
+					 "batch_time": 20, "batch_delay": 3600000}')});
 my $waiting = $node->safe_psql($db, q{
 	BEGIN;
 	SELECT bulkdelete.submit('dropped'::regclass, 'id < 0');
 	SELECT bulkdelete.pause(currval('bulkdelete.operation_id_seq'));
 	COMMIT;});
-wait_running($job, 'drop');
+ok($node->poll_query_until($db, qq{
+	SELECT state = 'in_progress' AND batches = 1 AND worker_pid IS NOT NULL
+	FROM bulkdelete.operation WHERE id = $job}),
+	'drop: the job runs, and waits after its first batch');
 my ($ret, $stdout, $stderr) = $node->psql($db,
 	"\\set VERBOSITY verbose\nDROP EXTENSION bulkdelete");
 like($stderr,
@@ -251,6 +261,16 @@ like($stderr, qr/HINT:  Cancel the running jobs/, 'drop: with a hint');
 	"\\set VERBOSITY verbose\nDROP SCHEMA bulkdelete CASCADE");
 like($stderr, qr/ERROR:  55006: cannot drop extension "bulkdelete"/,
 	'drop: so is DROP SCHEMA bulkdelete CASCADE');
+is($node->safe_psql($db, qq{
+	SELECT state || ' ' || batches FROM bulkdelete.operation WHERE id = $job}),
+	'in_progress 1', 'drop: the job was mid-run all along');
+$node->safe_psql($db, "SELECT bulkdelete.pause($job)");
+ok($node->poll_query_until($db,
+	"SELECT state = 'paused' FROM bulkdelete.operation WHERE id = $job"),
+	'drop: the job pauses');
+$node->safe_psql($db, qq{
+	UPDATE bulkdelete.operation SET options = options - 'batch_delay' WHERE id = $job;
+	SELECT bulkdelete.resume($job);});
 check_exact($job, 'dropped', 'drop refused');
 $node->safe_psql($db, 'DROP EXTENSION bulkdelete');
 is($node->safe_psql($db,

@@ -25,6 +25,9 @@ $node->safe_psql('postgres', q{
 	VACUUM ANALYZE contact;
 });
 
+# held at row 9000 until the pause is asked for, so that it cannot end
+# first however slow the machine
+my ($gate) = bd_gate($node, 'postgres', 'contact', 'DELETE', 'OLD.id = 9000', 4324);
 my $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('contact'::regclass,
 		$$created_at < now() - interval '30 days'$$,
@@ -33,6 +36,7 @@ ok($node->poll_query_until('postgres',
 	"SELECT batches >= 2 FROM bulkdelete.operation WHERE id = $job"),
 	'the job runs');
 $node->safe_psql('postgres', "SELECT bulkdelete.pause($job)");
+bd_quit($gate);
 ok($node->poll_query_until('postgres',
 	"SELECT state = 'paused' FROM bulkdelete.operation WHERE id = $job"),
 	'the job pauses');

@@ -67,6 +67,9 @@ sub bd_job_pid
 # NEW) wait for advisory lock $key, which the returned background session
 # holds until bd_quit (or until a crash restart ends it); gates held at
 # once need keys of their own (a second session would wait for the key).
+# The wait has no lock_timeout (the function's own setting), so that
+# the batch's (bulkdelete.lock_timeout, 1 s by default) does not end the
+# hold with a failed row.
 # Returns the session and its backend's pid.  A test that ends the process running a
 # job "mid-job" puts a gate near the end of what the job does: the job is
 # then mid-job when the test gets there, however slow the machine, instead
@@ -78,7 +81,7 @@ sub bd_gate
 
 	$node->safe_psql($db, qq{
 		CREATE OR REPLACE FUNCTION public.bd_gate_wait() RETURNS trigger
-		LANGUAGE plpgsql AS \$\$
+		LANGUAGE plpgsql SET lock_timeout = 0 AS \$\$
 		BEGIN
 			PERFORM pg_advisory_xact_lock_shared(TG_ARGV[0]::bigint);
 			IF TG_OP = 'DELETE' THEN
@@ -89,6 +92,10 @@ sub bd_gate
 		CREATE OR REPLACE TRIGGER $name BEFORE $event ON $table
 			FOR EACH ROW WHEN ($condition) EXECUTE FUNCTION public.bd_gate_wait($key);});
 	my $session = $node->background_psql($db);
+
+	# the session's timer counts per query, not from its start: a hold may
+	# last longer than the test's timeout, and bd_quit must still end it
+	$session->set_query_timer_restart();
 	$session->query_safe("SELECT pg_advisory_lock($key)");
 	return ($session, $session->query_safe('SELECT pg_backend_pid()'));
 }
@@ -191,11 +198,16 @@ sub bd_wait_end
 		"state IN ('succeeded', 'failed', 'canceled')", $nudge);
 }
 
-# End a background psql session that may already be gone.
+# End a background psql session that may already be gone (a crash
+# restart ends a gate's).  A gate's locks are let go by a query first (which
+# also restarts the session's timer, so that the quit does not fail on a
+# timer that ran out during a long hold), and a psql that does not quit is
+# killed: either way its backend goes and the job is not left held.
 sub bd_quit
 {
 	my ($session) = @_;
-	eval { $session->quit; };
+	eval { $session->query('SELECT pg_advisory_unlock_all()'); };
+	eval { $session->quit; 1 } or eval { $session->{run}->kill_kill; };
 }
 
 1;
