@@ -168,12 +168,17 @@ ac_find_index(BdFkey *fk, AcIndex *ix)
 			ix->nkeys = fk->nkeys;
 			found = true;
 		}
-		index_close(irel, AccessShareLock);
+		/*
+		 * The index found, and its table, stay locked to the end of the
+		 * batch's transaction, so that no DROP INDEX comes between this
+		 * check and the capture that scans it.
+		 */
+		index_close(irel, found ? NoLock : AccessShareLock);
 		if (found)
 			break;
 	}
 	list_free(indexes);
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);
 	return found;
 }
 
@@ -201,7 +206,7 @@ ac_after(Oid relid, List **seen)
 			return false;
 		rel = table_open(fk->conrelid, AccessShareLock);
 		heap = rel->rd_rel->relam == HEAP_TABLE_AM_OID;
-		table_close(rel, AccessShareLock);
+		table_close(rel, NoLock);	/* kept to the capture, ac_find_index */
 		if (!heap || !ac_find_index(fk, &ix))
 			return false;
 		if (fk->deltype == 'c' && !ac_after(fk->conrelid, seen))

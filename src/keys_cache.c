@@ -29,10 +29,11 @@
  *		and holding it keeps DDL off the relation until the transaction
  *		ends, so what the entry says stays true for the whole call.
  *
- *		Entries are freed (plans and memory) only by bd_keys_table, when no
- *		call that could be using one runs in the backend; a call made while
- *		another runs (delete_records from a trigger of a delete_records) gets
- *		an entry of its own, uncached, freed with its transaction.  At most
+ *		Entries are freed (plans and memory) by bd_keys_table and
+ *		bd_keys_table_release, when no call that could be using one runs in
+ *		the backend; a call made while another runs (delete_records from a
+ *		trigger of a delete_records) gets an entry of its own, uncached,
+ *		freed when that call releases it.  At most
  *		KCACHE_MAX entries are kept, the least recently used dropped first.
  *
  *-------------------------------------------------------------------------
@@ -53,7 +54,6 @@
 
 /* The cache: most recently used first, in kcache_cxt */
 static BdKeysTable *kcache_head = NULL;
-static int	kcache_count = 0;
 static MemoryContext kcache_cxt = NULL;
 static bool kcache_registered = false;
 
@@ -149,7 +149,6 @@ kcache_trim(int keep)
 		if (t->stale || n >= keep)
 		{
 			*link = t->next;
-			kcache_count--;
 			kcache_free(t);
 			continue;
 		}
@@ -264,7 +263,6 @@ bd_keys_table(Oid relid, Oid owner)
 			MemoryContextSetParent(t->cxt, kcache_cxt);
 			t->next = kcache_head;
 			kcache_head = t;
-			kcache_count++;
 		}
 
 		/*
