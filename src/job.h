@@ -153,6 +153,7 @@ extern BdJobState bd_job_transition(int64 job_id, BdJobAction action,
 									bool check_access);
 extern char *bd_job_notify_payload(int64 job_id);
 extern bool bd_job_notify_queue_full(ErrorData *edata);
+extern void bd_job_notify_forget(void);
 extern void bd_job_set_start_after(int64 job_id, TimestampTz start_after);
 
 extern int64 bd_job_create(const char *name, bool ids_kind, Jsonb *query_set,

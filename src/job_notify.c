@@ -296,6 +296,14 @@ jnotify_payload(int64 job_id)
 }
 
 /*
+ * Whether this process asked for an end-of-job NOTIFY since the last
+ * bd_job_notify_queue_full: only then can a full queue at a commit be the
+ * announcement's (a user's trigger may NOTIFY too, and its error must not
+ * be retried for ever).
+ */
+static bool jnotify_asked = false;
+
+/*
  * Send the end-of-job notification on bulkdelete.notify_channel (none when
  * it is empty), unless the server's NOTIFY queue is (about) full: then the
  * end is not announced, and the log says so (see the file header).  In the
@@ -321,20 +329,30 @@ jnotify_send(int64 job_id)
 		return;
 	}
 	Async_Notify(bd_notify_channel, jnotify_payload(job_id));
+	jnotify_asked = true;
 }
 
 /*
  * Did edata come from a full NOTIFY queue at a commit (async.c's
- * PreCommit_Notify)?  The end of a job whose commit failed so is run
- * again, and finds the queue full this time (worker.c).
+ * PreCommit_Notify), in a transaction that announced a job's end?  The end
+ * of a job whose commit failed so is run again, and finds the queue full
+ * this time (worker.c).
  */
 bool
 bd_job_notify_queue_full(ErrorData *edata)
 {
-	return edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
+	return jnotify_asked &&
+		edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
 		edata->message_id != NULL &&
 		strcmp(edata->message_id,
 			   "too many notifications in the NOTIFY queue") == 0;
+}
+
+/* Forget an announcement asked for: a run of a job begins (worker.c) */
+void
+bd_job_notify_forget(void)
+{
+	jnotify_asked = false;
 }
 
 /*

@@ -100,6 +100,7 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 	volatile bool ended = true;
 
 	worker_cancel_received = false;
+	bd_job_notify_forget();
 	PG_TRY();
 	{
 		bd_run_job(job, false);
@@ -119,10 +120,11 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 		{
 			/*
 			 * The batch is rolled back; the job is not the worse for it.  An
-			 * end whose announcement met a full NOTIFY queue at its commit
-			 * is run again too: it finds the queue full (job_notify.c) and
-			 * ends without it, where recording the error would meet the
-			 * same full queue.
+			 * end whose own announcement met a full NOTIFY queue at its
+			 * commit is run again too: it finds the queue full
+			 * (job_notify.c) and ends without it.  A NOTIFY of someone
+			 * else's (a user's trigger) meeting a full queue is an error
+			 * like any other: the job fails with it.
 			 */
 			ereport(LOG,
 					(errmsg("bulk delete job " INT64_FORMAT ": %s",
