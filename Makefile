@@ -17,6 +17,7 @@ OBJS = \
 	src/isolate.o \
 	src/keys.o \
 	src/keys_cache.o \
+	src/names.o \
 	src/options.o \
 	src/job.o \
 	src/job_claim.o \

@@ -75,12 +75,19 @@ SELECT * FROM bulkdelete.delete_records('rc.client', ARRAY[18, 19]);
 RESET ROLE;
 ALTER TABLE rc.client DISABLE ROW LEVEL SECURITY;
 
--- dropped and created again under the same name, with another key type
-DROP TABLE rc.client;
-CREATE TABLE rc.client (id text PRIMARY KEY);
-INSERT INTO rc.client VALUES ('x'), ('y');
-SELECT * FROM bulkdelete.delete_records('rc.client', ARRAY['x', 'z']);
-SELECT id FROM rc.client;
+-- the key's type widened in place, right after a call cached the table:
+-- the table keeps its OID, by which the cache finds its entry, and no
+-- type or schema changes (no rewrite), so only the table's invalidation
+-- tells the next call that a longer id fits now (a table dropped and
+-- created again has a new OID, which no entry has: that case could never
+-- meet a stale entry)
+CREATE TABLE rc.tag (name varchar(4) PRIMARY KEY);
+INSERT INTO rc.tag VALUES ('abc'), ('xyz');
+SELECT * FROM bulkdelete.delete_records('rc.tag', ARRAY['abc']);
+ALTER TABLE rc.tag ALTER COLUMN name TYPE varchar(8);
+INSERT INTO rc.tag VALUES ('abcdef');
+SELECT * FROM bulkdelete.delete_records('rc.tag', ARRAY['abcdef', 'xyz']);
+SELECT name FROM rc.tag;
 
 -- a call inside a call: a trigger of one table deleting by id from it
 CREATE TABLE rc.tree (id integer PRIMARY KEY, child integer);

@@ -39,10 +39,10 @@
  *
  *		The statements print the names current when the target was prepared
  *		(names are resolved once, at submit, to OIDs and attribute numbers:
- *		SPEC 5).  So that a job goes on through a rename, invalidation
- *		callbacks count the catalog changes that may alter those names, and
- *		each batch locks the target's relations and prepares it again when
- *		the count moved (bd_batch_target).
+ *		SPEC 5).  So that a job goes on through a rename, names.c watches
+ *		the relations the target names, and each batch locks them and
+ *		prepares the target again when a change may have altered a name
+ *		(bd_batch_target).
  *
  *-------------------------------------------------------------------------
  */
@@ -51,6 +51,7 @@
 #include "archive.h"
 #include "bulkdelete.h"
 #include "isolate.h"
+#include "names.h"
 #include "spi_util.h"
 
 #include "access/relation.h"
@@ -66,7 +67,6 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
-#include "utils/inval.h"
 #include "utils/partcache.h"
 #include "utils/ruleutils.h"
 #include "utils/lsyscache.h"
@@ -112,69 +112,10 @@ typedef struct BatchState
 } BatchState;
 
 /*
- * Catalog changes that may have renamed something a prepared target's
- * statements name, counted by the invalidation callbacks below: a relcache
- * invalidation of one of batch_named_relids (the relations of the target
- * prepared last, in TopMemoryContext; one job at a time runs in a backend),
- * of every relation, or of any relation while a target is being prepared
- * (which relations it names is known only at the end), and any change to
- * a schema, operator, function, type or collation (rare; preparing again
- * costs under a millisecond).
+ * The watch of the target prepared last (names.c): one job at a time runs
+ * in a backend, and a target whose watch is not this one is prepared again.
  */
-static uint64 batch_name_changes = 0;
-static Oid *batch_named_relids = NULL;
-static int	batch_nnamed = 0;
-static bool batch_preparing = false;
-static bool batch_callbacks_registered = false;
-
-static void
-batch_relcache_changed(Datum arg, Oid relid)
-{
-	if (!OidIsValid(relid) || batch_preparing)
-	{
-		batch_name_changes++;
-		return;
-	}
-	for (int i = 0; i < batch_nnamed; i++)
-		if (batch_named_relids[i] == relid)
-		{
-			batch_name_changes++;
-			return;
-		}
-}
-
-static void
-batch_syscache_changed(Datum arg, int cacheid, uint32 hashvalue)
-{
-	batch_name_changes++;
-}
-
-/*
- * Watch the relations target's statements name, registering the callbacks
- * on first use (they cannot be removed, and stay for the backend's life).
- */
-static void
-batch_watch_names(BdTarget *target)
-{
-	static const int caches[] = {NAMESPACEOID, OPEROID, PROCOID, TYPEOID,
-	COLLOID};
-
-	if (!batch_callbacks_registered)
-	{
-		CacheRegisterRelcacheCallback(batch_relcache_changed, (Datum) 0);
-		for (int i = 0; i < lengthof(caches); i++)
-			CacheRegisterSyscacheCallback(caches[i], batch_syscache_changed,
-										  (Datum) 0);
-		batch_callbacks_registered = true;
-	}
-	if (batch_named_relids != NULL)
-		pfree(batch_named_relids);
-	batch_named_relids = MemoryContextAlloc(TopMemoryContext,
-											sizeof(Oid) * (target->nnamed + 1));
-	memcpy(batch_named_relids, target->named_relids,
-		   sizeof(Oid) * target->nnamed);
-	batch_nnamed = target->nnamed;
-}
+static BdNames *batch_names = NULL;
 
 /* Build a TID array datum from n TIDs. */
 static Datum
@@ -269,7 +210,6 @@ bd_batch_prepare(BdCompiledQuery *query, Oid owner, bool cascades)
 	target->search_path = query->search_path;
 	target->key_sql = bd_batch_key_sql(relid, "t",
 									   "pg_catalog.jsonb_build_object('ctid', t.ctid::pg_catalog.text)");
-	target->name_changes = batch_name_changes;
 
 	SPI_connect();
 	bd_switch_user_begin(&sw, BOOTSTRAP_SUPERUSERID);
@@ -386,6 +326,39 @@ batch_compile(BdJob *job)
 	return q;
 }
 
+/* What bd_batch_target prepares a target with, and the target it has */
+typedef struct BatchRead
+{
+	BdJob	   *job;
+	BdTarget   *target;
+	MemoryContext cxt;
+} BatchRead;
+
+/*
+ * Prepare the job's target again, in r->cxt, and watch its names in place
+ * of the last target's: bd_names_settle's read.
+ */
+static BdNames *
+batch_read(void *arg)
+{
+	BatchRead  *r = (BatchRead *) arg;
+	uint64		begun = bd_names_read_begin();
+	MemoryContext old = MemoryContextSwitchTo(r->cxt);
+	BdTarget   *target = bd_batch_prepare(batch_compile(r->job),
+										  r->job->owner, true);
+
+	MemoryContextSwitchTo(old);
+	/* what the batches learnt stays true for the renamed relations */
+	target->blocked_seen = r->target != NULL && r->target->blocked_seen;
+	if (batch_names != NULL)
+		bd_names_forget(batch_names);
+	batch_names = bd_names_read_end(begun, target->named_relids,
+									target->nnamed, true);
+	target->names = batch_names;
+	r->target = target;
+	return batch_names;
+}
+
 /*
  * The target of the job's current query (job->query_index), ready for a
  * batch: target itself when no name its statements print can have changed
@@ -405,41 +378,14 @@ batch_compile(BdJob *job)
 BdTarget *
 bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
 {
-	/* left set by an error during a preparation: costs one more at most */
-	batch_preparing = false;
-	for (int attempt = 0;; attempt++)
-	{
-		MemoryContext old;
-		bool		blocked_seen;
-		uint64		changes;
+	BatchRead	r;
 
-		if (target != NULL)
-		{
-			LockRelationOid(target->relid, RowExclusiveLock);
-			for (int i = 1; i < target->nnamed; i++)
-				LockRelationOid(target->named_relids[i], AccessShareLock);
-
-			/*
-			 * Prepared under these locks, the target's names can no longer
-			 * change in this batch: a second preparation is the last, even
-			 * if some unrelated change came meanwhile.
-			 */
-			if (target->name_changes == batch_name_changes || attempt >= 2)
-				return target;
-		}
-		/* read first: a change during the preparation counts as after it */
-		changes = batch_name_changes;
-		/* what the batches learnt stays true for the renamed relations */
-		blocked_seen = target != NULL && target->blocked_seen;
-		old = MemoryContextSwitchTo(cxt);
-		batch_preparing = true;
-		target = bd_batch_prepare(batch_compile(job), job->owner, true);
-		batch_preparing = false;
-		MemoryContextSwitchTo(old);
-		target->blocked_seen = blocked_seen;
-		target->name_changes = changes;
-		batch_watch_names(target);
-	}
+	r.job = job;
+	r.target = target;
+	r.cxt = cxt;
+	(void) bd_names_settle(target != NULL && target->names == batch_names ?
+						   target->names : NULL, batch_read, &r);
+	return r.target;
 }
 
 /*

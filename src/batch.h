@@ -39,8 +39,8 @@ typedef struct BdTarget
 	Oid		   *cascade_relids;
 	int			nnamed;			/* relations the statements name: the */
 	Oid		   *named_relids;	/* target, then the restricting tables */
-	uint64		name_changes;	/* batch.c's count of catalog changes when
-								 * this was prepared (bd_batch_target) */
+	struct BdNames *names;		/* the watch of those names (names.c), set
+								 * by bd_batch_target; NULL: not watched */
 	Oid			qual_leaf;		/* the leaf partition whose constraint */
 	char	   *leaf_qual;		/* this is, as SQL over t (range mode) */
 	struct BdArchive *archive;	/* the job archives what it deletes

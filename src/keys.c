@@ -692,14 +692,14 @@ keys_try(KeysRun *run, const char *sql, SPIPlanPtr *saved, int *items, int n,
 
 /*
  * Where run keeps the plan of its DELETE, or with blocked of its
- * restricting keys' anti-join (keys_try's saved): in its table's entry,
- * when it has one and the set no cutoff (whose statements differ); else
- * NULL.
+ * restricting keys' anti-join (keys_try's saved): in its table's entry
+ * when it has one (delete_records, whose sets have no cutoff:
+ * bd_keys_delete), else NULL.
  */
 static SPIPlanPtr *
 keys_saved(KeysRun *run, bool blocked)
 {
-	if (run->table == NULL || run->set->cutoff_xmax != (Datum) 0)
+	if (run->table == NULL)
 		return NULL;
 	return blocked ? &run->table->blocked_plan : &run->table->delete_plan;
 }
@@ -1006,8 +1006,10 @@ keys_classify(KeysRun *run, int *items, int n)
  * supplies the restricting foreign keys and the relations whose cascaded
  * deletes are added to counts->cascade_rows (counts may be NULL).  With
  * table (bd_keys_table, whose target target is), the DELETE and the
- * restricting keys' anti-join run with the plans saved there.  Must be
- * called in a transaction, connected to SPI.
+ * restricting keys' anti-join run with the plans saved there; only a set
+ * without a cutoff (delete_records') may come with a table, for a
+ * cutoff's statements differ from the saved ones.  Must be called in a
+ * transaction, connected to SPI.
  */
 void
 bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts,
@@ -1020,6 +1022,7 @@ bd_keys_delete(BdKeySet *set, BdTarget *target, BdBatchCounts *counts,
 	int			n;
 	int			nblocked = 0;
 
+	Assert(table == NULL || set->cutoff_xmax == (Datum) 0);
 	memset(&run, 0, sizeof(run));
 	run.set = set;
 	run.target = target;

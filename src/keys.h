@@ -101,7 +101,7 @@ typedef struct BdKeysTable
 								 * their first run (bd_spi_try_saved) */
 	/* keys_cache.c's */
 	MemoryContext cxt;
-	bool		stale;			/* read again at the next use */
+	struct BdNames *names;		/* the watch of what it names (names.c) */
 	bool		uncached;		/* a call's own, freed at its release */
 	struct BdKeysTable *next;
 } BdKeysTable;

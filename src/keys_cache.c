@@ -12,42 +12,43 @@
  *		cost more than the DELETE of 500 rows itself (bench/RESULTS.md,
  *		issue 12).
  *
- *		An entry goes stale with any relcache invalidation of a relation it
- *		names (the table, its restricting tables: a foreign key added or
+ *		An entry goes stale with any change that may alter what its SQL
+ *		prints or what it read of the table: names.c watches the relations
+ *		it names (the table, its restricting tables: a foreign key added or
  *		dropped invalidates the referenced table, whose triggers change; a
  *		rename, a new primary key or column type invalidates the table
- *		itself), of every relation, and with any change to a schema,
- *		operator, type or collation (rare), which may change a name its SQL
- *		prints.  A stale entry is built again at its next use.  The plans are
- *		also the plan cache's own: it plans them again after DDL on what they
- *		read, when search_path changes, and when another role runs them
- *		under row-level security.
+ *		itself), every relation, and the names of schemas, operators, types
+ *		and collations (rare).  A stale entry is built again at its next
+ *		use.  The plans are also the plan cache's own: it plans them again
+ *		after DDL on what they read, when search_path changes, and when
+ *		another role runs them under row-level security.
  *
  *		bd_keys_table locks the table (RowExclusiveLock, as the DELETE will)
- *		and its restricting tables (AccessShareLock) before it trusts an
- *		entry: taking a lock processes the invalidations that came before,
- *		and holding it keeps DDL off the relation until the transaction
- *		ends, so what the entry says stays true for the whole call.
+ *		before it reads or trusts an entry, and its restricting tables
+ *		(AccessShareLock) before it trusts one (bd_names_settle): taking a
+ *		lock processes the invalidations that came before, and holding it
+ *		keeps DDL off the relation until the transaction ends, so what the
+ *		entry says stays true for the whole call.
  *
- *		Entries are freed (plans and memory) by bd_keys_table and
+ *		Entries are freed (plans, memory and watch) by bd_keys_table and
  *		bd_keys_table_release, when no call that could be using one runs in
  *		the backend; a call made while another runs (delete_records from a
  *		trigger of a delete_records) gets an entry of its own, uncached,
- *		freed when that call releases it.  At most
- *		KCACHE_MAX entries are kept, the least recently used dropped first.
+ *		freed when that call releases it.  At most KCACHE_MAX entries are
+ *		kept, the least recently used dropped first.
  *
  *-------------------------------------------------------------------------
  */
 #include "keys.h"
 
+#include "names.h"
+
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "executor/spi.h"
 #include "storage/lmgr.h"
-#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/syscache.h"
 
 /* entries kept at most */
 #define KCACHE_MAX 16
@@ -55,69 +56,16 @@
 /* The cache: most recently used first, in kcache_cxt */
 static BdKeysTable *kcache_head = NULL;
 static MemoryContext kcache_cxt = NULL;
-static bool kcache_registered = false;
 
 /* bd_keys_table calls not yet released: entries in use */
 static int	kcache_in_use = 0;
 
-/* an invalidation came while an entry was being built */
-static bool kcache_building = false;
-static bool kcache_built_stale = false;
-
-/* Does entry t print the name of, or read the catalog of, relid? */
-static bool
-kcache_names(BdKeysTable *t, Oid relid)
+/* What bd_names_settle's read (kcache_read) builds an entry for */
+typedef struct KcacheRead
 {
-	if (t->relid == relid)
-		return true;
-	for (int i = 0; t->target != NULL && i < t->target->nnamed; i++)
-		if (t->target->named_relids[i] == relid)
-			return true;
-	return false;
-}
-
-/*
- * Relcache invalidation callback: mark the entries that name relid stale
- * (every entry for InvalidOid).  No memory is freed here: an invalidation
- * can come in the middle of a statement using the entry.
- */
-static void
-kcache_relcache_changed(Datum arg, Oid relid)
-{
-	if (kcache_building)
-		kcache_built_stale = true;
-	for (BdKeysTable *t = kcache_head; t != NULL; t = t->next)
-		if (!OidIsValid(relid) || kcache_names(t, relid))
-			t->stale = true;
-}
-
-/* Syscache invalidation callback: a name may have changed, all go stale */
-static void
-kcache_syscache_changed(Datum arg, int cacheid, uint32 hashvalue)
-{
-	if (kcache_building)
-		kcache_built_stale = true;
-	for (BdKeysTable *t = kcache_head; t != NULL; t = t->next)
-		t->stale = true;
-}
-
-/* The callbacks (for the backend's life: they cannot be removed) */
-static void
-kcache_register(void)
-{
-	static const int caches[] = {NAMESPACEOID, OPEROID, TYPEOID, COLLOID};
-
-	if (kcache_registered)
-		return;
-	CacheRegisterRelcacheCallback(kcache_relcache_changed, (Datum) 0);
-	for (int i = 0; i < lengthof(caches); i++)
-		CacheRegisterSyscacheCallback(caches[i], kcache_syscache_changed,
-									  (Datum) 0);
-	kcache_cxt = AllocSetContextCreate(TopMemoryContext,
-									   "bulkdelete keys cache",
-									   ALLOCSET_SMALL_SIZES);
-	kcache_registered = true;
-}
+	Oid			relid;
+	BdKeysTable *entry;			/* the table's entry, the newest */
+} KcacheRead;
 
 /* Free entry t, which is in no list and in no use */
 static void
@@ -127,6 +75,7 @@ kcache_free(BdKeysTable *t)
 		SPI_freeplan(t->delete_plan);
 	if (t->blocked_plan != NULL)
 		SPI_freeplan(t->blocked_plan);
+	bd_names_forget(t->names);
 	MemoryContextDelete(t->cxt);
 }
 
@@ -146,7 +95,7 @@ kcache_trim(int keep)
 	{
 		BdKeysTable *t = *link;
 
-		if (t->stale || n >= keep)
+		if (bd_names_stale(t->names) || n >= keep)
 		{
 			*link = t->next;
 			kcache_free(t);
@@ -160,9 +109,9 @@ kcache_trim(int keep)
 /*
  * A new entry for relid, in a memory context of its own under the current
  * one (so that an error while it is read frees it with the transaction):
- * its key (bd_keys_lookup raises 42809 for what has none) and its
- * restricting foreign keys.  stale is set if an invalidation came while it
- * was read.
+ * its key (bd_keys_lookup raises 42809 for what has none), its restricting
+ * foreign keys and the watch of what they name, stale already if a change
+ * came while they were read.  The caller holds the table's lock.
  */
 static BdKeysTable *
 kcache_build(Oid relid)
@@ -172,22 +121,12 @@ kcache_build(Oid relid)
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	BdKeysTable *t = palloc0(sizeof(BdKeysTable));
+	uint64		begun = bd_names_read_begin();
 
 	t->relid = relid;
 	t->cxt = cxt;
-	kcache_building = true;
-	kcache_built_stale = false;
-	PG_TRY();
-	{
-		t->info = bd_keys_lookup(relid);
-		t->target = bd_keys_target(relid, InvalidOid, false);
-	}
-	PG_FINALLY();
-	{
-		kcache_building = false;
-	}
-	PG_END_TRY();
-	t->stale = kcache_built_stale;
+	t->info = bd_keys_lookup(relid);
+	t->target = bd_keys_target(relid, InvalidOid, false);
 
 	/*
 	 * A plain table's statements are planned generically once: an index
@@ -199,16 +138,30 @@ kcache_build(Oid relid)
 	t->plan_options = get_rel_relkind(relid) == RELKIND_RELATION &&
 		!has_subclass(relid) ?
 		CURSOR_OPT_GENERIC_PLAN : CURSOR_OPT_CUSTOM_PLAN;
+	/* last: an error before it leaves no watch behind */
+	t->names = bd_names_read_end(begun, t->target->named_relids,
+								 t->target->nnamed, false);
 	MemoryContextSwitchTo(old);
 	return t;
 }
 
-/* Lock the restricting tables t names, as its statements would */
-static void
-kcache_lock_named(BdKeysTable *t)
+/*
+ * A new entry for table r->relid, first in the cache (the stale ones
+ * freed before it): bd_names_settle's read, while no entry is in use.
+ */
+static BdNames *
+kcache_read(void *arg)
 {
-	for (int i = 1; i < t->target->nnamed; i++)
-		LockRelationOid(t->target->named_relids[i], AccessShareLock);
+	KcacheRead *r = (KcacheRead *) arg;
+	BdKeysTable *t;
+
+	kcache_trim(KCACHE_MAX);
+	t = kcache_build(r->relid);
+	MemoryContextSetParent(t->cxt, kcache_cxt);
+	t->next = kcache_head;
+	kcache_head = t;
+	r->entry = t;
+	return t->names;
 }
 
 /*
@@ -224,56 +177,45 @@ kcache_lock_named(BdKeysTable *t)
 BdKeysTable *
 bd_keys_table(Oid relid, Oid owner)
 {
-	BdKeysTable *t = NULL;
+	BdKeysTable *t;
 	BdKeysTable **link;
+	KcacheRead	r;
 
-	kcache_register();
+	if (kcache_cxt == NULL)
+		kcache_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "bulkdelete keys cache",
+										   ALLOCSET_SMALL_SIZES);
+
+	/* read under the table's lock, the invalidations before it processed */
+	LockRelationOid(relid, RowExclusiveLock);
 
 	/* a call inside a call: an entry of its own, used once */
 	if (kcache_in_use > 0)
 	{
-		LockRelationOid(relid, RowExclusiveLock);
 		t = kcache_build(relid);
 		t->uncached = true;
-		kcache_lock_named(t);
+		bd_names_lock(t->names);
 		t->target->owner = owner;
 		kcache_in_use++;
 		return t;
 	}
 
-	/* the invalidations that came before, processed by taking the lock */
-	LockRelationOid(relid, RowExclusiveLock);
-	for (int attempt = 0;; attempt++)
-	{
-		kcache_trim(KCACHE_MAX);
-		for (link = &kcache_head; *link != NULL; link = &(*link)->next)
-			if ((*link)->relid == relid)
-				break;
-		if (*link != NULL)
-		{
-			t = *link;
-			/* to the front */
-			*link = t->next;
-			t->next = kcache_head;
-			kcache_head = t;
-		}
-		else
-		{
-			t = kcache_build(relid);
-			MemoryContextSetParent(t->cxt, kcache_cxt);
-			t->next = kcache_head;
-			kcache_head = t;
-		}
-
-		/*
-		 * Read under the table's lock, the entry is true of the table; its
-		 * restricting tables are locked now, which may bring a change of
-		 * their names.  Built under those locks, an entry is the last.
-		 */
-		kcache_lock_named(t);
-		if (!t->stale || attempt >= 1)
+	kcache_trim(KCACHE_MAX);
+	for (link = &kcache_head; *link != NULL; link = &(*link)->next)
+		if ((*link)->relid == relid)
 			break;
+	r.relid = relid;
+	r.entry = *link;
+	if (r.entry != NULL)
+	{
+		/* to the front */
+		*link = r.entry->next;
+		r.entry->next = kcache_head;
+		kcache_head = r.entry;
 	}
+	(void) bd_names_settle(r.entry != NULL ? r.entry->names : NULL,
+						   kcache_read, &r);
+	t = r.entry;
 	t->target->owner = owner;
 	kcache_in_use++;
 	return t;

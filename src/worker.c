@@ -59,36 +59,69 @@ worker_handle_sigint(SIGNAL_ARGS)
  * failures: record it on the job in a fresh transaction, ending the job
  * (failed, or stopped when it was already pausing or canceling).  An end
  * waits for the job's count, as every end does (count.c), so that a failed
- * job's candidate_count is its start's and its counter is done.  Called
- * after the failed transaction was aborted.
+ * job's candidate_count is its start's and its counter is done.  A cancel
+ * sent to this process meanwhile (during that wait, most likely) is what
+ * it is in a batch: the recording is rolled back and false returned, and
+ * the job runs again from its last committed batch (it meets its error
+ * again and records it then); any other error here ends the worker, as
+ * before.  Called after the failed transaction was aborted, in a memory
+ * context that outlives it; returns true when the error was recorded.
  */
-static void
+static bool
 worker_record_job_error(int64 job_id, ErrorData *edata)
 {
-	BdJobState	state;
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool recorded = true;
 
-	bd_run_begin(false);
-	state = bd_job_current_state(job_id);
-	if (state == BD_STATE_IN_PROGRESS || state == BD_STATE_CANCELING)
+	PG_TRY();
 	{
-		/* a cancel may come while it waits */
-		(void) bd_count_await(job_id, false, bd_run_commit);
+		BdJobState	state;
+
+		bd_run_begin(false);
 		state = bd_job_current_state(job_id);
+		if (state == BD_STATE_IN_PROGRESS || state == BD_STATE_CANCELING)
+		{
+			/* a cancel may come while it waits */
+			(void) bd_count_await(job_id, false, bd_run_commit);
+			state = bd_job_current_state(job_id);
+		}
+		if (state == BD_STATE_IN_PROGRESS)
+			bd_job_finish(job_id, BD_ACTION_FAIL,
+						  unpack_sql_state(edata->sqlerrcode), edata->message);
+		else if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
+			bd_job_finish(job_id, BD_ACTION_STOP,
+						  unpack_sql_state(edata->sqlerrcode), edata->message);
+		bd_run_end();
 	}
-	if (state == BD_STATE_IN_PROGRESS)
-		bd_job_finish(job_id, BD_ACTION_FAIL, unpack_sql_state(edata->sqlerrcode),
-					  edata->message);
-	else if (state == BD_STATE_PAUSING || state == BD_STATE_CANCELING)
-		bd_job_finish(job_id, BD_ACTION_STOP, unpack_sql_state(edata->sqlerrcode),
-					  edata->message);
-	bd_run_end();
+	PG_CATCH();
+	{
+		ErrorData  *cancel;
+
+		MemoryContextSwitchTo(cxt);
+		cancel = CopyErrorData();
+		if (cancel->sqlerrcode != ERRCODE_QUERY_CANCELED ||
+			!worker_cancel_received)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		ereport(LOG,
+				(errmsg("bulk delete job " INT64_FORMAT ": %s, while its error was recorded",
+						job_id, cancel->message),
+				 errdetail("The job goes on from its last committed batch.")));
+		FreeErrorData(cancel);
+		recorded = false;
+	}
+	PG_END_TRY();
+	return recorded;
 }
 
 /*
  * Run claimed job job once, from its last committed batch; false when a
  * cancel sent to this process (pg_cancel_backend) stopped the run, true
  * when the run ended: the job ended, paused or was canceled, or another
- * error stopped it and was recorded on it as its failure.  Errors that
+ * error stopped it and was recorded on it as its failure (false again when
+ * a cancel came while it was recorded).  Errors that
  * batches may turn into row failures never get here (isolate.c); a
  * shutdown is not caught at all (it ends the process, and the launcher
  * takes the job up again).  Enters in a transaction, as bd_run_begin leaves
@@ -140,7 +173,7 @@ worker_try_run(BdJob *job, MemoryContext cxt)
 					(errmsg("bulk delete job " INT64_FORMAT " failed: %s",
 							job->id, edata->message),
 					 edata->context ? errcontext("%s", edata->context) : 0));
-			worker_record_job_error(job->id, edata);
+			ended = worker_record_job_error(job->id, edata);
 		}
 	}
 	PG_END_TRY();

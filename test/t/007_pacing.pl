@@ -125,6 +125,50 @@ sub worker_query
 		AND query LIKE 'bulk delete job $job, batch %' AND query $like};
 }
 
+# 0. bulkdelete.jobs shows the phase of a job that yields: the wait after a
+# batch.  A state holds it there, not a window the poll must hit: the job
+# is held at its start (fixing its candidates, after its pacing took its
+# first reading) by this test's lock on its table until the writer has
+# written more, so its first batch yields; and the wait after that batch
+# lasts as long as the batch's rows (a chunk: 512 at least) take at one row
+# a second, longer than any poll, so the phase stays until the test
+# cancels the job.
+$node->safe_psql('postgres', q{
+	CREATE TABLE slow (id int PRIMARY KEY);
+	INSERT INTO slow SELECT generate_series(1, 20000);
+});
+my $writer = start_writer();
+my ($slow) = $node->safe_psql('postgres', q{
+	BEGIN;
+	CREATE TEMP TABLE slow_job AS SELECT bulkdelete.submit('slow'::regclass,
+		'id > 0', options => '{"busy_wal_rate": 64, "max_rows_per_second": 1}') AS id;
+	SELECT bulkdelete.pause(id) FROM slow_job;
+	COMMIT;
+	SELECT id FROM slow_job;
+}) =~ /(\d+)\s*$/;
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE slow IN ACCESS EXCLUSIVE MODE');
+my $locker_pid = $locker->query_safe('SELECT pg_backend_pid()');
+$node->safe_psql('postgres', "SELECT bulkdelete.resume($slow)");
+bd_wait_blocked($node, $slow, $locker_pid, 'the start of the job');
+is($node->safe_psql('postgres', qq{
+	SELECT a.query FROM pg_stat_activity a
+	JOIN bulkdelete.operation o ON a.pid = o.worker_pid WHERE o.id = $slow}),
+	'fixing the candidate set', 'the job is held at its start, its pacing begun');
+my $written = $node->safe_psql('postgres', 'SELECT count(*) FROM side');
+ok($node->poll_query_until('postgres',
+	"SELECT count(*) >= $written + 20 FROM side"),
+	'the writer writes meanwhile');
+$locker->query_safe('COMMIT');
+$locker->quit;
+ok($node->poll_query_until('postgres', qq{
+	SELECT phase = 'yielding to writers' FROM bulkdelete.jobs WHERE id = $slow}),
+	'bulkdelete.jobs shows the phase');
+$node->safe_psql('postgres', "SELECT bulkdelete.cancel($slow)");
+my ($slow_state) = bd_wait_end($node, $slow);
+is($slow_state, 'canceled', 'the cancel ends its wait');
+stop_writer($writer);
+
 # 1. While another session writes, the job yields, and stops yielding once
 # the writer stops.  Two gates hold the job (a row trigger waiting for an
 # advisory lock this test holds), at rows 8000 and 16000, so that it cannot
@@ -141,13 +185,10 @@ sub worker_query
 # The summary the worker logs at its end counts every batch.
 my ($gate1, $gate1_pid) = bd_gate($node, 'postgres', 'big1', 'DELETE', 'OLD.id = 8000', 4701);
 my ($gate2, $gate2_pid) = bd_gate($node, 'postgres', 'big1', 'DELETE', 'OLD.id = 16000', 4702);
-my $writer = start_writer();
+$writer = start_writer();
 my $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('big1'::regclass, 'id > 0',
 		options => '{"busy_wal_rate": 64, "max_rows_per_second": 2000, "batch_time": 100}')});
-ok($node->poll_query_until('postgres', qq{
-	SELECT phase = 'yielding to writers' FROM bulkdelete.jobs WHERE id = $job}),
-	'bulkdelete.jobs shows the phase');
 ok($node->poll_query_until('postgres',
 	worker_query($job, "LIKE '%, yielding to other writers'")),
 	'a job yields while another session writes');

@@ -13,8 +13,9 @@
 #    others before the walk reached them, and it says so in the log.
 # 3. No free background worker slot: the start counts itself, exactly.
 # 4. Ends other than success, while the counter is held: a job that fails
-#    (a job-level error) and a job canceled while it runs wait for their
-#    count, which is the start's; a job paused, then canceled (in the
+#    (a job-level error; a cancel of its worker during that wait runs it
+#    again, in the same worker) and a job canceled while it runs wait for
+#    their count, which is the start's; a job paused, then canceled (in the
 #    caller's transaction, which does not wait) gets its count when the
 #    counter is done; a job forgotten meanwhile gets nothing written, and
 #    no counter is left.
@@ -177,6 +178,20 @@ sub waits_for_count
 		'failed: the job that meets an error waits for its count before it ends');
 	is(bd_value($node, $job, 'candidate_count IS NULL'), 't',
 		'failed: its count is still to come');
+	# a cancel of the worker while it waits is a cancel as in a batch: the
+	# worker goes on, and the job from its last committed batch, meets its
+	# error again and waits again
+	my $pid = bd_job_pid($node, $job);
+	my $offset = -s $node->logfile;
+	$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+	$node->wait_for_log(qr/bulk delete job $job: canceling statement due to user request|"bulkdelete worker" \(PID $pid\) exited/,
+		$offset);
+	like(slurp_file($node->logfile, $offset),
+		qr/bulk delete job $job: canceling statement due to user request, while its error was recorded/,
+		'failed: the cancel stops the wait, not the worker');
+	is(waits_for_count($job), 'in_progress true',
+		'failed: run again, the job meets its error and waits again');
+	is(bd_job_pid($node, $job), $pid, 'failed: in the same worker');
 	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
 	my ($state) = bd_wait_end($node, $job);
 	is($state, 'failed', 'failed: the job fails');

@@ -152,17 +152,32 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE ev_4 (id int NOT NULL, m int NOT NULL);
 	INSERT INTO ev_4 SELECT i, 4 FROM generate_series(1, 1000) i;
 });
+# The first leaf's task is held at its last batch (a gate at its row
+# 29997), so the DETACH comes before the third leaf's task, however slow
+# the machine: sent while the job is held, it either commits at once or
+# waits for the held batch, and then goes before the job's next batch,
+# whose lock on the table queues behind it.
+my ($ev_gate, $ev_gate_pid) = bd_gate($node, 'postgres', 'ev_1', 'DELETE',
+	'OLD.id = 29997', 4331);
 $job = $node->safe_psql('postgres', q{
 	SELECT bulkdelete.submit('ev'::regclass, 'id > 0', options =>
 		'{"batch_size": 1000, "max_rows_per_second": 5000}')});
-ok($node->poll_query_until('postgres', qq{
-	SELECT state = 'running' FROM bulkdelete.task
-	WHERE operation_id = $job AND task = 0}),
-	'the first leaf\'s task runs');
-$node->safe_psql('postgres', q{
-	ALTER TABLE ev DETACH PARTITION ev_3;
-	ALTER TABLE ev ATTACH PARTITION ev_4 FOR VALUES IN (4);
+bd_wait_blocked($node, $job, $ev_gate_pid, 'the first leaf\'s task');
+my $ddl = $node->background_psql('postgres');
+$ddl->query_until(qr/detaching/, q{\echo detaching
+SET application_name = 'detaching';
+ALTER TABLE ev DETACH PARTITION ev_3;
 });
+ok($node->poll_query_until('postgres', q{
+	SELECT NOT EXISTS (SELECT 1 FROM pg_inherits
+		WHERE inhrelid = 'ev_3'::regclass)
+	OR EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE application_name = 'detaching'
+		AND cardinality(pg_blocking_pids(pid)) > 0)}),
+	'the DETACH is done or waits for the held batch');
+bd_quit($ev_gate);
+$ddl->query_safe('ALTER TABLE ev ATTACH PARTITION ev_4 FOR VALUES IN (4)');
+$ddl->quit;
 ($state) = bd_wait_end($node, $job);
 is($state, 'succeeded', 'the job on the partitions succeeds');
 is($node->safe_psql('postgres', qq{
