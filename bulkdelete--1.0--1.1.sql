@@ -1002,7 +1002,7 @@ CREATE TABLE @extschema@.archive (
 	record_keys jsonb[] NOT NULL,
 	root_keys jsonb[] NOT NULL,
 	images bytea[] NOT NULL,
-	image_types oid[] NOT NULL,
+	image_types regtype[] NOT NULL,
 	image_typmods integer[] NOT NULL,
 	archived_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	expires_at timestamptz NOT NULL,
@@ -1047,7 +1047,7 @@ COMMENT ON COLUMN @extschema@.archive.root_keys IS
 COMMENT ON COLUMN @extschema@.archive.images IS
 	'each whole row as its composite datum (internal binary form; bulkdelete.archived_records shows it as text)';
 COMMENT ON COLUMN @extschema@.archive.image_types IS
-	'the images'' layout: the type of each of the relation''s columns by attribute number when archived (0: a dropped column)';
+	'the images'' layout: the type of each of the relation''s columns by attribute number when archived (0: a dropped column; text: a column written as its text form, its type''s binary form holding OIDs of other objects)';
 COMMENT ON COLUMN @extschema@.archive.image_typmods IS
 	'the images'' layout: the typmod of each of the relation''s columns by attribute number when archived';
 COMMENT ON COLUMN @extschema@.archive.changed_columns IS

@@ -403,6 +403,28 @@ bd_archive_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int loccol,
 	tk->nref = 0;
 	tk->refatts = refs ? bd_archive_referenced_atts(relid, &tk->nref) : NULL;
 	tk->rowdesc = lookup_rowtype_tupdesc(get_rel_type_id(relid), -1);
+	tk->imgdesc = tk->rowdesc;
+	tk->astext = palloc0(sizeof(FmgrInfo) * (tk->rowdesc->natts + 1));
+	for (int i = 0; i < tk->rowdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tk->rowdesc, i);
+		Oid			out;
+		bool		varlena;
+
+		if (att->attisdropped || !bd_image_type_as_text(att->atttypid))
+			continue;
+		if (tk->imgdesc == tk->rowdesc)
+		{
+			/* an anonymous record: not the row type's layout */
+			tk->imgdesc = CreateTupleDescCopy(tk->rowdesc);
+			tk->imgdesc->tdtypeid = RECORDOID;
+			tk->imgdesc->tdtypmod = -1;
+		}
+		TupleDescInitEntry(tk->imgdesc, i + 1, NameStr(att->attname), TEXTOID,
+						   -1, 0);
+		getTypeOutputInfo(att->atttypid, &out, &varlena);
+		fmgr_info_cxt(out, &tk->astext[i], tk->cxt);
+	}
 	tk->rowvalues = palloc(sizeof(Datum) * (tk->rowdesc->natts + 1));
 	tk->rownulls = palloc(sizeof(bool) * (tk->rowdesc->natts + 1));
 }
@@ -578,7 +600,11 @@ bd_archive_take_deformed(ArTake *tk, Oid tableoid, ItemPointer ctid,
 																   tk->rownulls)));
 	else
 		r->keyoff = ar_element_append(&c->keys, PG_DETOAST_DATUM(sqlkey));
-	r->imageoff = bd_image_append(&c->images, tk->rowdesc, tk->rowvalues,
+	for (int i = 0; i < tk->rowdesc->natts && tk->imgdesc != tk->rowdesc; i++)
+		if (tk->astext[i].fn_oid != InvalidOid && !tk->rownulls[i])
+			tk->rowvalues[i] = CStringGetTextDatum(OutputFunctionCall(&tk->astext[i],
+																	  tk->rowvalues[i]));
+	r->imageoff = bd_image_append(&c->images, tk->imgdesc, tk->rowvalues,
 								  tk->rownulls);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(tk->scratch);
@@ -1034,7 +1060,7 @@ ar_chunk_insert_plan(void)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[11] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
-		JSONBARRAYOID, JSONBARRAYOID, BYTEAARRAYOID, OIDARRAYOID, INT4ARRAYOID,
+		JSONBARRAYOID, JSONBARRAYOID, BYTEAARRAYOID, REGTYPEARRAYOID, INT4ARRAYOID,
 	TIMESTAMPTZOID};
 
 	if (plan != NULL)

@@ -13,9 +13,16 @@
  *		whose data starts maxaligned every image does too and can be
  *		deformed where it lies.
  *
+ *		A column whose type's binary form names other objects by OID (an
+ *		enum's label, a reg* type, a composite's or an array's element type
+ *		header: every type not built in but a domain over a built-in one)
+ *		is written as its text form instead (bd_image_type_as_text, under
+ *		the fixed settings), so that an archive dumped and restored into
+ *		another database, where those OIDs are others, still reads back.
+ *
  *		Each chunk keeps the layout its images were written with: the type
- *		and typmod of every attribute (0: dropped then), by attribute
- *		number.  A restore compares it with the relation today
+ *		(regtype, so that a dump names it) and typmod of every attribute
+ *		(0: dropped then; text: written as text), by attribute number.  A restore compares it with the relation today
  *		(bd_image_layout):
  *
  *		- every column still there has the same type and typmod (columns
@@ -40,12 +47,46 @@
 #include "access/detoast.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
+
+/*
+ * Is a column of type written into images as its text form?  When its
+ * binary form holds OIDs of other objects (see the file header).
+ */
+bool
+bd_image_type_as_text(Oid type)
+{
+	Oid			base = getBaseType(type);
+	Oid			elem = get_element_type(base);
+
+	if (OidIsValid(elem))
+		base = elem;
+	if (base >= FirstNormalObjectId)
+		return true;
+	switch (base)
+	{
+		case REGCLASSOID:
+		case REGTYPEOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGROLEOID:
+		case REGCOLLATIONOID:
+			return true;
+		default:
+			return false;
+	}
+}
 
 /*
  * Append the image of a row (desc's row type; values/nulls by attribute,
@@ -101,7 +142,8 @@ bd_image_append(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls)
 
 /*
  * The layout of relid's images as written now: its attributes' types (0
- * for a dropped one) and typmods, as oid[] and int4[].  In a transaction.
+ * for a dropped one, text for one written as text) and typmods, as
+ * regtype[] and int4[].  In a transaction.
  */
 void
 bd_image_layout_arrays(Oid relid, Datum *types, Datum *typmods)
@@ -115,10 +157,14 @@ bd_image_layout_arrays(Oid relid, Datum *types, Datum *typmods)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		t[i] = ObjectIdGetDatum(att->attisdropped ? InvalidOid : att->atttypid);
-		m[i] = Int32GetDatum(att->attisdropped ? -1 : att->atttypmod);
+		bool		astext = !att->attisdropped &&
+			bd_image_type_as_text(att->atttypid);
+
+		t[i] = ObjectIdGetDatum(att->attisdropped ? InvalidOid :
+								astext ? TEXTOID : att->atttypid);
+		m[i] = Int32GetDatum(att->attisdropped || astext ? -1 : att->atttypmod);
 	}
-	*types = PointerGetDatum(construct_array(t, desc->natts, OIDOID,
+	*types = PointerGetDatum(construct_array(t, desc->natts, REGTYPEOID,
 											 sizeof(Oid), true, TYPALIGN_INT));
 	*typmods = PointerGetDatum(construct_array(m, desc->natts, INT4OID,
 											   sizeof(int32), true,
@@ -140,7 +186,7 @@ bd_image_layout(Oid relid, ArrayType *types, ArrayType *typmods)
 	int			nt;
 	int			nm;
 
-	deconstruct_array(types, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &t,
+	deconstruct_array(types, REGTYPEOID, sizeof(Oid), true, TYPALIGN_INT, &t,
 					  NULL, &nt);
 	deconstruct_array(typmods, INT4OID, sizeof(int32), true, TYPALIGN_INT,
 					  &m, NULL, &nm);

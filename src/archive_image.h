@@ -34,6 +34,7 @@ typedef struct BdImageLayout
 	AttrNumber	gone;			/* a column whose old type is gone, or 0 */
 } BdImageLayout;
 
+extern bool bd_image_type_as_text(Oid type);
 extern int	bd_image_append(StringInfo buf, TupleDesc desc, Datum *values,
 							bool *nulls);
 extern void bd_image_layout_arrays(Oid relid, Datum *types, Datum *typmods);

@@ -113,6 +113,10 @@ typedef struct ArTake
 	ArKeyPlan  *key;			/* the key built in C from the row, or NULL
 								 * (the statement's key column) */
 	TupleDesc	rowdesc;		/* relid's row type */
+	TupleDesc	imgdesc;		/* its images' (rowdesc, or a copy with the
+								 * columns written as text retyped) */
+	FmgrInfo   *astext;			/* by column: its output function when
+								 * written as text, else fn_oid 0 */
 	int			nref;			/* columns kept with each row for the */
 	AttrNumber *refatts;		/* capture after the DELETE, or 0 */
 	Datum	   *rowvalues;		/* a row's columns, by attribute */
