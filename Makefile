@@ -9,6 +9,7 @@ OBJS = \
 	src/api.o \
 	src/archive.o \
 	src/archive_cascade.o \
+	src/archive_image.o \
 	src/batch.o \
 	src/bin.o \
 	src/csv.o \

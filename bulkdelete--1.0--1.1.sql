@@ -970,12 +970,12 @@ COMMENT ON COLUMN @extschema@.operation.query_modes IS
  * (SET NULL, SET DEFAULT: the row as it was): the relation, the row's key
  * (its primary key as jsonb, or the whole row for a table without one),
  * the key of the row the job itself deleted that it came from (its root),
- * its depth in the foreign-key tree, and the full row image as the row
- * type's text form, written under fixed settings (DateStyle ISO,
- * IntervalStyle postgres, TimeZone UTC, exact floats), so that it reads
- * back as the same values.  The rows a batch archives of one relation,
- * depth and action are one archive row, a chunk, with one array element
- * per row: a batch writes a few archive rows, not one per row deleted
+ * its depth in the foreign-key tree, and the full row image, the row's
+ * composite datum (binary: every value exactly, toasted ones included),
+ * with the layout of the relation's columns it was written with, so that
+ * a restore after ALTER TABLE knows what the image holds.  The rows a
+ * batch archives of one relation, depth and action are one archive row, a
+ * chunk, with one array element per row: a batch writes a few archive rows, not one per row deleted
  * (that would cost more than the delete).  A restore job (kind restore,
  * operation.restore_of the archived job) puts the rows back and marks each
  * element restored in the same transaction.  Written only by the extension
@@ -1001,7 +1001,9 @@ CREATE TABLE @extschema@.archive (
 	changed_columns text[],
 	record_keys jsonb[] NOT NULL,
 	root_keys jsonb[] NOT NULL,
-	images text[] NOT NULL,
+	images bytea[] NOT NULL,
+	image_types regtype[] NOT NULL,
+	image_typmods integer[] NOT NULL,
 	archived_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	expires_at timestamptz NOT NULL,
 	restored_by bigint[],
@@ -1043,7 +1045,11 @@ COMMENT ON COLUMN @extschema@.archive.record_keys IS
 COMMENT ON COLUMN @extschema@.archive.root_keys IS
 	'the key of the row the job deleted that each row was removed or changed with (null: the row itself, at depth 0)';
 COMMENT ON COLUMN @extschema@.archive.images IS
-	'each whole row in its row type''s text form, written with DateStyle ISO, IntervalStyle postgres, TimeZone UTC and exact floats';
+	'each whole row as its composite datum (internal binary form; bulkdelete.archived_records shows it as text)';
+COMMENT ON COLUMN @extschema@.archive.image_types IS
+	'the images'' layout: the type of each of the relation''s columns by attribute number when archived (0: a dropped column; text: a column written as its text form, its type''s binary form holding OIDs of other objects)';
+COMMENT ON COLUMN @extschema@.archive.image_typmods IS
+	'the images'' layout: the typmod of each of the relation''s columns by attribute number when archived';
 COMMENT ON COLUMN @extschema@.archive.changed_columns IS
 	'SET NULL / SET DEFAULT: the columns the foreign-key action changed, which a restore sets back';
 COMMENT ON COLUMN @extschema@.archive.restored_by IS
@@ -1074,6 +1080,13 @@ CREATE FUNCTION @extschema@.purge_archive(job bigint)
 COMMENT ON FUNCTION @extschema@.purge_archive(bigint) IS
 	'empty the archive of a job; returns the number of archived rows removed';
 
+CREATE FUNCTION @extschema@.archive_images(chunk bigint)
+	RETURNS text[]
+	AS 'MODULE_PATHNAME', 'bulkdelete_archive_images'
+	LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.archive_images(bigint) IS
+	'internal: the row images of an archive row the caller may read, each in its row type''s text form as it was (null: no such row)';
+
 CREATE FUNCTION @extschema@.archived_records(job bigint)
 	RETURNS TABLE (relation regclass, record_key jsonb, action text,
 				   depth integer, root_key jsonb, image text,
@@ -1096,7 +1109,8 @@ BEGIN
 			   u.rb IS NOT NULL, u.ra, u.rb
 		FROM @extschema@.archive a,
 			 ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),
-						pg_catalog.unnest(a.images), pg_catalog.unnest(a.restored_by),
+						pg_catalog.unnest(@extschema@.archive_images(a.id)),
+						pg_catalog.unnest(a.restored_by),
 						pg_catalog.unnest(a.restored_at))
 				 WITH ORDINALITY AS u(k, rk, img, rb, ra, n)
 		WHERE a.operation_id OPERATOR(pg_catalog.=) job

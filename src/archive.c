@@ -12,9 +12,9 @@
  *		Three ways, chosen per attempt:
  *
  *		- No foreign key with an action references the relation: the DELETE
- *		  gets "RETURNING <key>, t.*::rel", the rows exactly as deleted
- *		  (a whole row is always written alias.*::type: a bare alias would
- *		  be a column of that name when the table has one).
+ *		  gets "RETURNING <key>, t.c1, t.c2, ...", the rows exactly as
+ *		  deleted, column by column (no whole-row value is built only to be
+ *		  taken apart again).
  *
  *		- Keys with actions reference it, and every relation of the tree
  *		  has what archive_cascade.c needs (an index on each key's
@@ -39,23 +39,21 @@
  *		Rows are written as they are taken into their chunk (one archive
  *		row per relation, depth and action): the key and image of each go
  *		straight into two buffers laid out as the chunk's jsonb[] and
- *		text[] arrays (ArChunk), which become the arrays without a copy.
+ *		bytea[] arrays (ArChunk), which become the arrays without a copy,
+ *		and the chunk is inserted by a plan kept for the backend.
  *
- *		A row image is the row type's text form, record_out's with every
- *		value quoted (ar_image: the columns' own output functions, text
- *		taken as its bytes, no per-character test but for '"' and '\\'),
- *		written under fixed settings (bd_archive_settings_begin: DateStyle
- *		ISO, IntervalStyle postgres, TimeZone UTC, exact floats, hex bytea,
- *		C money), so that record_in under the same settings gives the same
- *		values back: arrays, composites, domains, numeric, time zones, and
- *		toasted values (a whole-row value holds none out of line).  The key
- *		is the primary key as jsonb, built in C from the row when its
- *		columns are integers or text (ar_key_build), else by the capture
- *		statement; for a table without one the whole row as jsonb.
+ *		A row image is the row's composite datum, formed from its values
+ *		(archive_image.c: binary, every type exactly, toasted values
+ *		fetched into it; the chunk keeps the layout it was written with).
+ *		The key is the primary key as jsonb, built in C from the row when
+ *		its columns are integers or text (ar_key_build), else by the
+ *		capture statement under fixed settings (bd_archive_settings_begin:
+ *		TimeZone UTC, ...); for a table without one the whole row as jsonb.
  *
  *-------------------------------------------------------------------------
  */
 #include "archive_internal.h"
+#include "archive_image.h"
 
 #include "batch.h"
 #include "fkeys.h"
@@ -158,14 +156,32 @@ bd_archive_key_sql(Oid relid, const char *alias)
 }
 
 /*
- * The whole row "alias" of relid: "alias.*" cast to its row type, never
- * a column of that name (a bare alias would be one when the table has a
- * column called so)
+ * The columns of row "alias" of relid, every one not dropped in attribute
+ * order ("alias.c1, alias.c2, ..."): a capture statement's row
+ * (ArTake); *n their number, when n is not NULL.
  */
 static char *
-ar_row(Oid relid, const char *alias)
+ar_row_columns(Oid relid, const char *alias, int *n)
 {
-	return psprintf("%s.*::%s", alias, bd_qualified_relname(relid));
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData buf;
+	int			k = 0;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		appendStringInfo(&buf, "%s%s.%s", k++ > 0 ? ", " : "", alias,
+						 quote_identifier(NameStr(att->attname)));
+	}
+	relation_close(rel, AccessShareLock);
+	if (n)
+		*n = k;
+	return buf.data;
 }
 
 /* "ONLY rel" for a plain table, "rel" for a partitioned one */
@@ -361,11 +377,10 @@ bd_archive_referenced_atts(Oid relid, int *n)
 
 /*
  * Start taking rows of relid (see ArTake for a statement's columns): the
- * image settings, the row type's columns and how each is written, the key
- * plan, the referenced columns to keep with each row when refs, and a
- * scratch context for the output functions, so that a batch's images
- * reuse one block instead of each taking fresh pages (the page faults
- * cost as much as the output itself).  Connected to SPI.
+ * key settings, the row type, the key plan, the referenced columns to keep
+ * with each row when refs, and a scratch context for the values fetched
+ * from TOAST, so that a batch's rows reuse one block instead of each
+ * taking fresh pages.  Connected to SPI.
  */
 void
 bd_archive_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int loccol,
@@ -388,21 +403,27 @@ bd_archive_take_begin(ArTake *tk, BdArchive *ar, Oid relid, int loccol,
 	tk->nref = 0;
 	tk->refatts = refs ? bd_archive_referenced_atts(relid, &tk->nref) : NULL;
 	tk->rowdesc = lookup_rowtype_tupdesc(get_rel_type_id(relid), -1);
-	tk->columns = palloc0(sizeof(ArColumn) * (tk->rowdesc->natts + 1));
+	tk->imgdesc = tk->rowdesc;
+	tk->astext = palloc0(sizeof(FmgrInfo) * (tk->rowdesc->natts + 1));
 	for (int i = 0; i < tk->rowdesc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tk->rowdesc, i);
-		ArColumn   *col = &tk->columns[i];
-		Oid			typoutput;
+		Oid			out;
 		bool		varlena;
 
-		col->dropped = att->attisdropped;
-		if (col->dropped)
+		if (att->attisdropped || !bd_image_type_as_text(att->atttypid))
 			continue;
-		getTypeOutputInfo(att->atttypid, &typoutput, &varlena);
-		col->bytes = typoutput == F_TEXTOUT || typoutput == F_VARCHAROUT ||
-			typoutput == F_BPCHAROUT;
-		fmgr_info_cxt(typoutput, &col->out, tk->cxt);
+		if (tk->imgdesc == tk->rowdesc)
+		{
+			/* an anonymous record: not the row type's layout */
+			tk->imgdesc = CreateTupleDescCopy(tk->rowdesc);
+			tk->imgdesc->tdtypeid = RECORDOID;
+			tk->imgdesc->tdtypmod = -1;
+		}
+		TupleDescInitEntry(tk->imgdesc, i + 1, NameStr(att->attname), TEXTOID,
+						   -1, 0);
+		getTypeOutputInfo(att->atttypid, &out, &varlena);
+		fmgr_info_cxt(out, &tk->astext[i], tk->cxt);
 	}
 	tk->rowvalues = palloc(sizeof(Datum) * (tk->rowdesc->natts + 1));
 	tk->rownulls = palloc(sizeof(bool) * (tk->rowdesc->natts + 1));
@@ -499,72 +520,6 @@ ar_chunk_of(BdArchive *ar, Oid relid, int depth, char action,
 	return ar->lastchunk = ar->nchunks++;
 }
 
-/* Append s[0..len) to buf in double quotes, '"' and '\\' doubled */
-static void
-ar_append_quoted(StringInfo buf, const char *s, int len)
-{
-	char	   *p;
-
-	enlargeStringInfo(buf, 2 * len + 2);
-	p = buf->data + buf->len;
-	*p++ = '"';
-	for (int i = 0; i < len; i++)
-	{
-		char		c = s[i];
-
-		if (c == '"' || c == '\\')
-			*p++ = c;
-		*p++ = c;
-	}
-	*p++ = '"';
-	buf->len = p - buf->data;
-	*p = '\0';
-}
-
-/*
- * Append the image of a row (tk's row type, deformed into tk->rowvalues)
- * to a chunk's images as one text element; returns its offset.  The text
- * form record_in reads, as record_out writes it (the same output
- * functions, dropped columns left out, a null as nothing) except that
- * every value is quoted, so that no value needs looking at but for the
- * quote and backslash it doubles.  In the scratch context.
- */
-static int
-ar_image(ArTake *tk, StringInfo buf)
-{
-	bool		first = true;
-	int			off = ar_element_begin(buf);
-
-	appendStringInfoChar(buf, '(');
-	for (int i = 0; i < tk->rowdesc->natts; i++)
-	{
-		ArColumn   *col = &tk->columns[i];
-
-		if (col->dropped)
-			continue;
-		if (!first)
-			appendStringInfoChar(buf, ',');
-		first = false;
-		if (tk->rownulls[i])
-			continue;
-		if (col->bytes)
-		{
-			text	   *t = DatumGetTextPP(tk->rowvalues[i]);
-
-			ar_append_quoted(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-		}
-		else
-		{
-			char	   *v = OutputFunctionCall(&col->out, tk->rowvalues[i]);
-
-			ar_append_quoted(buf, v, strlen(v));
-		}
-	}
-	appendStringInfoChar(buf, ')');
-	ar_element_end(buf, off);
-	return off;
-}
-
 /*
  * Take one row of tk's relation, deformed into tk->rowvalues/rownulls:
  * its key (built in C, else sqlkey, the statement's) and image go straight
@@ -645,7 +600,12 @@ bd_archive_take_deformed(ArTake *tk, Oid tableoid, ItemPointer ctid,
 																   tk->rownulls)));
 	else
 		r->keyoff = ar_element_append(&c->keys, PG_DETOAST_DATUM(sqlkey));
-	r->imageoff = ar_image(tk, &c->images);
+	for (int i = 0; i < tk->rowdesc->natts && tk->imgdesc != tk->rowdesc; i++)
+		if (tk->astext[i].fn_oid != InvalidOid && !tk->rownulls[i])
+			tk->rowvalues[i] = CStringGetTextDatum(OutputFunctionCall(&tk->astext[i],
+																	  tk->rowvalues[i]));
+	r->imageoff = bd_image_append(&c->images, tk->imgdesc, tk->rowvalues,
+								  tk->rownulls);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(tk->scratch);
 	tk->taken++;
@@ -662,7 +622,7 @@ ar_take_row(ArTake *tk, Datum *values, bool *nulls)
 	ItemPointerData ctid;
 	Oid			tableoid = InvalidOid;
 	int			parent = -1;
-	MemoryContext old;
+	int			col;
 
 	if (tk->loccol > 0)
 	{
@@ -670,19 +630,20 @@ ar_take_row(ArTake *tk, Datum *values, bool *nulls)
 		ctid = *DatumGetItemPointer(values[tk->loccol]);
 	}
 	if (tk->level)
-		parent = DatumGetInt32(values[tk->keycol + 1]);
-	old = MemoryContextSwitchTo(tk->scratch);
+		parent = DatumGetInt32(values[tk->keycol]);
+	col = tk->keycol + (tk->level ? 1 : 0);
+	for (int i = 0; i < tk->rowdesc->natts; i++)
 	{
-		HeapTupleHeader td = DatumGetHeapTupleHeader(values[tk->keycol]);
-		HeapTupleData tup;
-
-		tup.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&tup.t_self);
-		tup.t_tableOid = InvalidOid;
-		tup.t_data = td;
-		heap_deform_tuple(&tup, tk->rowdesc, tk->rowvalues, tk->rownulls);
+		if (TupleDescAttr(tk->rowdesc, i)->attisdropped)
+		{
+			tk->rowvalues[i] = (Datum) 0;
+			tk->rownulls[i] = true;
+			continue;
+		}
+		tk->rowvalues[i] = values[col];
+		tk->rownulls[i] = nulls[col];
+		col++;
 	}
-	MemoryContextSwitchTo(old);
 	(void) bd_archive_take_deformed(tk, tableoid,
 									tk->loccol > 0 ? &ctid : NULL, parent,
 									tk->key ? (Datum) 0 : values[tk->keycol - 1]);
@@ -898,7 +859,7 @@ ar_capture_referencing(BdArchive *ar, Oid relid, int lo, int hi)
 		ar_row_arrays(ar, lo, hi, values);
 		first = ar->n;
 		(void) ar_exec_take(ar,
-							psprintf("SELECT c.tableoid, c.ctid, %s, %s, x.i"
+							psprintf("SELECT c.tableoid, c.ctid, %s, x.i, %s"
 									 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 									 "  pg_catalog.unnest($3)) x(r, tid, i)"
 									 " JOIN %s p ON p.tableoid OPERATOR(pg_catalog.=) x.r"
@@ -906,7 +867,7 @@ ar_capture_referencing(BdArchive *ar, Oid relid, int lo, int hi)
 									 " JOIN %s c ON %s"
 									 " FOR UPDATE OF c",
 									 ar_key_sql(fk->conrelid, "c"),
-									 ar_row(fk->conrelid, "c"),
+									 ar_row_columns(fk->conrelid, "c", NULL),
 									 ar_from(relid), ar_from(fk->conrelid),
 									 bd_fkey_match(fk, "p", "c")),
 							false, 3, types, values, NULL, SPI_OK_SELECT,
@@ -959,7 +920,7 @@ ar_lock_rows(BdArchive *ar, const BdArchiveDelete *stmt)
 								 " JOIN %s t ON t.tableoid OPERATOR(pg_catalog.=) x.r"
 								 "  AND t.ctid OPERATOR(pg_catalog.=) x.tid"
 								 " FOR UPDATE OF t",
-								 ar_key_sql(ar->relid, "t"), ar_row(ar->relid, "t"),
+								 ar_key_sql(ar->relid, "t"), ar_row_columns(ar->relid, "t", NULL),
 								 ar_from(ar->relid)),
 						false, 2, types, values, NULL, SPI_OK_SELECT,
 						ar->relid, 1, 3, false, 'c', NULL, false, NULL);
@@ -1090,6 +1051,35 @@ ar_chunk_compact(BdArchive *ar, ArChunk *c, StringInfo keys,
 }
 
 /*
+ * The INSERT of a chunk, planned once per backend with a generic plan:
+ * its multi-megabyte arrays are parameters read where they lie, not
+ * copied into a one-shot plan's constants.
+ */
+static SPIPlanPtr
+ar_chunk_insert_plan(void)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[11] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
+		JSONBARRAYOID, JSONBARRAYOID, BYTEAARRAYOID, REGTYPEARRAYOID, INT4ARRAYOID,
+	TIMESTAMPTZOID};
+
+	if (plan != NULL)
+		return plan;
+	plan = SPI_prepare_cursor("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
+							  " action, changed_columns, record_keys, root_keys, images,"
+							  " image_types, image_typmods, expires_at)"
+							  " VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5::pg_catalog.text[],"
+							  " $6, $7, $8, $9, $10, $11)",
+							  11, types, CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed for the archive's INSERT: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed for the archive's INSERT");
+	return plan;
+}
+
+/*
  * Write chunk c (its rows that went, not kept) as one archive row.  As the
  * tables' owner.
  */
@@ -1104,10 +1094,9 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	int			k = 0;
 	StringInfoData keys = c->keys;
 	StringInfoData images = c->images;
-	Oid			types[9] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
-	JSONBARRAYOID, JSONBARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID};
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[11];
+	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int			rc;
 
 	if (n == 0)
 		return;
@@ -1138,13 +1127,13 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	values[6] = PointerGetDatum(construct_md_array(roots, rootnulls, 1, dims,
 												   lbs, JSONBOID, -1, false,
 												   TYPALIGN_INT));
-	values[7] = ar_chunk_array(&images, n, TEXTOID);
-	values[8] = TimestampTzGetDatum(ar->expires_at);
-	bd_spi_exec("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
-				" action, changed_columns, record_keys, root_keys, images, expires_at)"
-				" VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5::pg_catalog.text[],"
-				" $6, $7, $8, $9)",
-				9, types, values, nulls, false, SPI_OK_INSERT);
+	values[7] = ar_chunk_array(&images, n, BYTEAOID);
+	bd_image_layout_arrays(c->relid, &values[8], &values[9]);
+	values[10] = TimestampTzGetDatum(ar->expires_at);
+	rc = SPI_execute_plan(ar_chunk_insert_plan(), values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "SPI_execute_plan returned %s for the archive's INSERT",
+			 SPI_result_code_string(rc));
 }
 
 /*
@@ -1178,7 +1167,7 @@ typedef struct ArAttempt
 
 /*
  * The DELETE with "RETURNING [<caller's>,] [t.tableoid, t.ctid,] <key>,
- * <row>", its rows taken as they are deleted (with their leaf and TID and
+ * <row's columns>", its rows taken as they are deleted (with their leaf and TID and
  * their referenced columns when located, for the capture after it); the
  * caller's RETURNING rows in *result (NULL without).  Returns the count.
  */
@@ -1189,6 +1178,8 @@ ar_delete_returning(BdArchive *ar, const BdArchiveDelete *stmt, bool located,
 	const char *loc = located ? "t.tableoid, t.ctid, " : "";
 	uint64		processed;
 	int			natts;
+	int			nrow;
+	char	   *row = ar_row_columns(ar->relid, "t", &nrow);
 
 	if (stmt->returning == NULL)
 	{
@@ -1196,8 +1187,7 @@ ar_delete_returning(BdArchive *ar, const BdArchiveDelete *stmt, bool located,
 		*result = NULL;
 		return ar_exec_take(ar, psprintf("%s RETURNING %s%s, %s",
 										 stmt->delete_sql, loc,
-										 ar_key_sql(ar->relid, "t"),
-										 ar_row(ar->relid, "t")),
+										 ar_key_sql(ar->relid, "t"), row),
 							stmt->generic, stmt->nargs, stmt->types, stmt->values,
 							stmt->nulls, SPI_OK_DELETE_RETURNING,
 							ar->relid, located ? 1 : 0, located ? 3 : 1,
@@ -1207,12 +1197,12 @@ ar_delete_returning(BdArchive *ar, const BdArchiveDelete *stmt, bool located,
 	processed = ar_stmt_exec(stmt, psprintf("%s RETURNING %s, %s%s, %s",
 											stmt->delete_sql, stmt->returning,
 											loc, ar_key_sql(ar->relid, "t"),
-											ar_row(ar->relid, "t")),
+											row),
 							 SPI_OK_DELETE_RETURNING);
 	*result = SPI_tuptable;
 	natts = (*result)->tupdesc->natts;
-	(void) ar_take(ar, ar->relid, located ? natts - 3 : 0, natts - 1, false,
-				   'c', NULL, located);
+	(void) ar_take(ar, ar->relid, located ? natts - nrow - 2 : 0,
+				   natts - nrow, false, 'c', NULL, located);
 	return processed;
 }
 

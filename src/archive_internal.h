@@ -42,7 +42,7 @@ typedef struct ArRow
 
 /*
  * The rows of one relation, depth and action of an attempt: one archive
- * row.  Its keys (jsonb) and images (text) are written as they come into
+ * row.  Its keys (jsonb) and images (bytea) are written as they come into
  * two buffers laid out as the arrays record_keys and images will be (a
  * one-dimensional array's header, then each element with a 4-byte header
  * at an int-aligned offset), so that each array is its buffer, not a copy.
@@ -88,26 +88,14 @@ typedef struct ArSeen
 	ItemPointerData ctid;
 } ArSeen;
 
-/*
- * How one column of a row image is written: its output function, or, for
- * text, varchar and char (whose output functions copy the bytes), the bytes
- * themselves.
- */
-typedef struct ArColumn
-{
-	bool		dropped;
-	bool		bytes;
-	FmgrInfo	out;
-} ArColumn;
-
 typedef struct ArKeyPlan ArKeyPlan;
 
 /*
  * How the rows of one relation, action and source are taken
  * (bd_archive_take_*).  A capture statement's columns: loccol (from 1;
  * 0: none) the leaf and loccol + 1 the TID, keycol the key (when not built
- * in C) and keycol + 1 the whole row, keycol + 2 the referenced row's
- * index when level.
+ * in C), keycol + 1 the referenced row's index when level, then the row's
+ * columns, every one not dropped in attribute order (ar_row_columns).
  */
 typedef struct ArTake
 {
@@ -120,15 +108,18 @@ typedef struct ArTake
 	const char *changed;
 	int			taken;
 	MemoryContext cxt;			/* where the rows go */
-	MemoryContext scratch;		/* a row's output buffers, reset every row */
+	MemoryContext scratch;		/* a row's fetched values, reset every row */
 	int			nest;			/* the image settings' GUC nest level */
 	ArKeyPlan  *key;			/* the key built in C from the row, or NULL
 								 * (the statement's key column) */
 	TupleDesc	rowdesc;		/* relid's row type */
-	ArColumn   *columns;		/* how its columns are written */
+	TupleDesc	imgdesc;		/* its images' (rowdesc, or a copy with the
+								 * columns written as text retyped) */
+	FmgrInfo   *astext;			/* by column: its output function when
+								 * written as text, else fn_oid 0 */
 	int			nref;			/* columns kept with each row for the */
 	AttrNumber *refatts;		/* capture after the DELETE, or 0 */
-	Datum	   *rowvalues;		/* a row's columns, deformed */
+	Datum	   *rowvalues;		/* a row's columns, by attribute */
 	bool	   *rownulls;
 } ArTake;
 

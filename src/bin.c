@@ -4,8 +4,10 @@
  *		The SQL-callable functions of the recycle bin (SPEC 8):
  *		bulkdelete.restore, which checks what a restore may do and submits
  *		a restore job (source_restore.c runs it), and
- *		bulkdelete.purge_archive.  (archived_records is SQL: it reads the
- *		archive through row-level security.)  Nothing includes this file's
+ *		bulkdelete.purge_archive, and bulkdelete.archive_images, the text
+ *		form of an archive row's images for archived_records (which is SQL:
+ *		it reads the archive through row-level security, as does
+ *		archive_images).  Nothing includes this file's
  *		functions: it has no header.
  *
  *		A restore puts rows back group by group, a group being the archived
@@ -19,6 +21,7 @@
  *-------------------------------------------------------------------------
  */
 #include "archive.h"
+#include "archive_image.h"
 #include "bulkdelete.h"
 #include "fkeys.h"
 #include "job.h"
@@ -39,6 +42,7 @@
 
 PG_FUNCTION_INFO_V1(bulkdelete_restore);
 PG_FUNCTION_INFO_V1(bulkdelete_purge_archive);
+PG_FUNCTION_INFO_V1(bulkdelete_archive_images);
 
 /* One group to restore, as read from the archive */
 typedef struct BinGroup
@@ -393,4 +397,61 @@ bulkdelete_purge_archive(PG_FUNCTION_ARGS)
 						job_id, bd_job_state_name(job->state)),
 				 errdetail("Only a job in state canceled, succeeded or failed can have its archive purged.")));
 	PG_RETURN_INT64(bd_archive_purge(job_id));
+}
+
+/*
+ * bulkdelete.archive_images(chunk bigint) RETURNS text[]: the images of
+ * archive row chunk as text (bd_image_text), read as the caller, so that
+ * row-level security shows only the caller's jobs' archives; null when the
+ * caller sees no such row or its relation is gone.
+ */
+Datum
+bulkdelete_archive_images(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	MemoryContext callercxt = CurrentMemoryContext;
+	Datum	   *images;
+	int			n;
+	Datum	   *texts;
+	BdImageLayout *layout;
+	bool		isnull;
+	int			nest;
+	ArrayType  *result;
+	Oid			relid;
+
+	values[0] = PG_GETARG_DATUM(0);
+	SPI_connect();
+	if (bd_spi_exec("SELECT relation::pg_catalog.oid, image_types, image_typmods, images"
+					" FROM bulkdelete.archive WHERE id = $1",
+					1, types, values, NULL, true, SPI_OK_SELECT) == 0)
+	{
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+	relid = DatumGetObjectId(bd_spi_datum(0, 1, &isnull));
+	if (!OidIsValid(get_rel_type_id(relid)))
+	{
+		/* the relation is gone: its images have no columns to show */
+		SPI_finish();
+		PG_RETURN_NULL();
+	}
+	layout = bd_image_layout(relid,
+							 DatumGetArrayTypeP(bd_spi_datum(0, 2, &isnull)),
+							 DatumGetArrayTypeP(bd_spi_datum(0, 3, &isnull)));
+	deconstruct_array(DatumGetArrayTypeP(bd_spi_datum(0, 4, &isnull)),
+					  BYTEAOID, -1, false, TYPALIGN_INT, &images, NULL, &n);
+	texts = palloc(sizeof(Datum) * (n + 1));
+	nest = bd_archive_settings_begin();
+	for (int i = 0; i < n; i++)
+	{
+		HeapTupleHeader image = (HeapTupleHeader) PG_DETOAST_DATUM_COPY(images[i]);
+
+		texts[i] = CStringGetTextDatum(bd_image_text(layout, image));
+	}
+	bd_archive_settings_end(nest);
+	MemoryContextSwitchTo(callercxt);
+	result = construct_array(texts, n, TEXTOID, -1, false, TYPALIGN_INT);
+	SPI_finish();
+	PG_RETURN_ARRAYTYPE_P(result);
 }

@@ -6,8 +6,11 @@
  *		in the order fixed at submit (bin.c: parents before children), a
  *		group being the rows of one relation at one depth of the foreign-key
  *		tree with one action.  Rows the job deleted are inserted again
- *		(OVERRIDING SYSTEM VALUE, every column but the generated ones, which
- *		recompute); rows its SET NULL / SET DEFAULT actions changed get
+ *		(OVERRIDING SYSTEM VALUE, every column the images hold but the
+ *		generated ones, which recompute: a column added since is not named
+ *		and gets its default), each image used as the row value as it is,
+ *		or converted when a column's type changed since (archive_image.c);
+ *		rows its SET NULL / SET DEFAULT actions changed get
  *		their old values back in the changed columns, found by key.  As the
  *		restore job's owner (who called restore), so privileges, row-level
  *		security and triggers apply as to any INSERT or UPDATE of theirs.
@@ -28,6 +31,7 @@
 #include "source.h"
 
 #include "archive.h"
+#include "archive_image.h"
 #include "candidates.h"
 #include "isolate.h"
 #include "query.h"
@@ -87,10 +91,13 @@ typedef struct SrRows
 	int			nall;			/* rows in the chunk */
 	Datum		restored_by;	/* its arrays as read, or 0 when null */
 	Datum		restored_at;
+	Datum		image_types;	/* its images' layout */
+	Datum		image_typmods;
+	BdImageLayout *layout;
 	int			n;
 	int		   *elems;			/* each row's element (from 1) */
 	char	  **keys;			/* as archived */
-	char	  **images;
+	HeapTupleHeader *images;
 	Datum	   *rows;			/* read back, of the relation's row type */
 	SrOutcome  *outcomes;
 	ErrorData **errors;
@@ -210,7 +217,7 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	nulls[5] = g->columns ? ' ' : 'n';
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	n = (int) bd_spi_exec("SELECT a.id, pg_catalog.cardinality(a.images),"
-						  " a.restored_by, a.restored_at"
+						  " a.restored_by, a.restored_at, a.image_types, a.image_typmods"
 						  " FROM bulkdelete.archive a"
 						  " WHERE a.operation_id = $1 AND a.relation = $2"
 						  " AND a.depth = $3 AND a.action = $4 AND a.id > $5"
@@ -237,6 +244,8 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	rows->restored_by = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
 	d = bd_spi_datum(0, 4, &isnull);
 	rows->restored_at = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
+	rows->image_types = PointerGetDatum(PG_DETOAST_DATUM_COPY(bd_spi_datum(0, 5, &isnull)));
+	rows->image_typmods = PointerGetDatum(PG_DETOAST_DATUM_COPY(bd_spi_datum(0, 6, &isnull)));
 	SPI_freetuptable(SPI_tuptable);
 
 	evalues[0] = Int64GetDatum(rows->chunk);
@@ -265,12 +274,14 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	rows->n = n;
 	rows->elems = palloc(sizeof(int) * n);
 	rows->keys = palloc(sizeof(char *) * n);
-	rows->images = palloc(sizeof(char *) * n);
+	rows->images = palloc(sizeof(HeapTupleHeader) * n);
 	for (int i = 0; i < n; i++)
 	{
 		rows->elems[i] = (int) bd_spi_int64(i, 1, 0);
 		rows->keys[i] = bd_spi_text(i, 2);
-		rows->images[i] = bd_spi_text(i, 3);
+		/* a maxaligned copy with a 4-byte header: a composite datum */
+		rows->images[i] = (HeapTupleHeader)
+			PG_DETOAST_DATUM_COPY(bd_spi_datum(i, 3, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	batch->items = rows;
@@ -299,7 +310,6 @@ typedef struct SrParse
 	SrRows	   *rows;
 	int			from;
 	int			to;
-	FmgrInfo	record_in;
 } SrParse;
 
 static void
@@ -309,15 +319,15 @@ sr_parse_rows(void *arg)
 	int			nest = bd_archive_settings_begin();
 
 	for (int i = p->from; i < p->to; i++)
-		p->rows->rows[i] = InputFunctionCall(&p->record_in, p->rows->images[i],
-											 p->rows->rowtype, -1);
+		p->rows->rows[i] = bd_image_row(p->rows->layout, p->rows->images[i]);
 	bd_archive_settings_end(nest);
 }
 
 /*
- * Every row's image read back as a value of the relation's row type, in
- * one subtransaction; only when one does not read (the relation changed
- * since) are they read one by one, each that fails a failure.
+ * Every row's image read back as a value of the relation's row type: as
+ * it is when the relation's layout is the images' (no subtransaction),
+ * else converted in one subtransaction; only when one does not convert
+ * are they converted one by one, each that fails a failure.
  */
 static void
 sr_parse(SrRows *rows)
@@ -328,7 +338,12 @@ sr_parse(SrRows *rows)
 	p.rows = rows;
 	p.from = 0;
 	p.to = rows->n;
-	fmgr_info(F_RECORD_IN, &p.record_in);
+	if (rows->layout->same)
+	{
+		for (int i = 0; i < rows->n; i++)
+			rows->rows[i] = bd_image_row(rows->layout, rows->images[i]);
+		return;
+	}
 	if (bd_try_subxact(sr_parse_rows, &p, &edata))
 		return;
 	bd_error_raise_unless_row(edata);
@@ -543,7 +558,8 @@ sr_statement(SrRows *rows)
 			Form_pg_attribute att = TupleDescAttr(desc, i);
 			const char *name;
 
-			if (att->attisdropped || att->attgenerated)
+			if (att->attisdropped || att->attgenerated ||
+				!bd_image_column_kept(rows->layout, att->attnum))
 				continue;
 			name = quote_identifier(NameStr(att->attname));
 			appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", name);
@@ -589,7 +605,8 @@ sr_statement(SrRows *rows)
 }
 
 /*
- * Put the batch's rows back as the job's owner: read the images, restore
+ * Put the batch's rows back as the job's owner: read the images (their
+ * layout against the relation's today), restore
  * all that read in one statement, or, when that fails, find the rows that
  * cannot go back (isolate.c).  Failures get the archived key.
  */
@@ -611,6 +628,9 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 				 errmsg("relation with OID %u does not exist",
 						rows->group->relid)));
 	rows->types[0] = get_array_type(rows->rowtype);
+	rows->layout = bd_image_layout(rows->group->relid,
+								   DatumGetArrayTypeP(rows->image_types),
+								   DatumGetArrayTypeP(rows->image_typmods));
 	rows->sql = sr_statement(rows);
 	rows->iso.item_size = sizeof(int);
 	rows->iso.arg = rows;

@@ -1,0 +1,379 @@
+/*-------------------------------------------------------------------------
+ *
+ * archive_image.c
+ *		The recycle bin's row image format (SPEC 8).  An image is the row's
+ *		composite datum, a HeapTupleHeader of the relation's row type as a
+ *		whole-row value is (values stored out of line fetched into it,
+ *		compressed inline values kept as they are, a dropped column null),
+ *		formed from the values the capture has (the DELETE's per-column
+ *		RETURNING, or the deleted version itself) straight into the chunk's
+ *		bytea[] buffer: no output function, no text, and a restore uses the
+ *		datum as the row value without record_in.  Each image's length is
+ *		a multiple of MAXALIGN (zeros after the data), so that in an array
+ *		whose data starts maxaligned every image does too and can be
+ *		deformed where it lies.
+ *
+ *		A column whose type's binary form names other objects by OID (an
+ *		enum's label, a reg* type, a composite's or an array's element type
+ *		header: every type not built in but a domain over a built-in one)
+ *		is written as its text form instead (bd_image_type_as_text, under
+ *		the fixed settings), so that an archive dumped and restored into
+ *		another database, where those OIDs are others, still reads back.
+ *
+ *		Each chunk keeps the layout its images were written with: the type
+ *		(regtype, so that a dump names it) and typmod of every attribute
+ *		(0: dropped then; text: written as text), by attribute number.  A restore compares it with the relation today
+ *		(bd_image_layout):
+ *
+ *		- every column still there has the same type and typmod (columns
+ *		  dropped since are ignored, columns added since are left to the
+ *		  INSERT, which does not name them: their default): the images are
+ *		  values of today's row type as they are;
+ *		- else (ALTER COLUMN TYPE since) each image is deformed with its old
+ *		  types and the changed columns are converted through the old
+ *		  type's output and the new type's input with its typmod, under the
+ *		  image settings (bd_archive_settings_begin), as an assignment from
+ *		  text would; a value that does not convert is that row's failure
+ *		  with the input function's SQLSTATE.  An old type that no longer
+ *		  exists fails every row of the chunk (42704).
+ *
+ *		bd_image_text gives an image's text form for archived_records: the
+ *		row type's text form as it was (record_out's, every value quoted).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "archive_image.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/transam.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+/*
+ * Is a column of type written into images as its text form?  When its
+ * binary form holds OIDs of other objects (see the file header).
+ */
+bool
+bd_image_type_as_text(Oid type)
+{
+	Oid			base = getBaseType(type);
+	Oid			elem = get_element_type(base);
+
+	if (OidIsValid(elem))
+		base = elem;
+	if (base >= FirstNormalObjectId)
+		return true;
+	switch (base)
+	{
+		case REGCLASSOID:
+		case REGTYPEOID:
+		case REGPROCOID:
+		case REGPROCEDUREOID:
+		case REGOPEROID:
+		case REGOPERATOROID:
+		case REGCONFIGOID:
+		case REGDICTIONARYOID:
+		case REGNAMESPACEOID:
+		case REGROLEOID:
+		case REGCOLLATIONOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Append the image of a row (desc's row type; values/nulls by attribute,
+ * dropped ones null) to a chunk's images buffer as one element; returns
+ * its offset.  Values stored out of line are fetched (into the current
+ * memory context; values[] gets them), which needs an active snapshot.
+ */
+int
+bd_image_append(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls)
+{
+	int			off = buf->len;
+	bool		hasnull = false;
+	Size		hoff;
+	Size		datalen;
+	Size		len;
+	HeapTupleHeader td;
+
+	if (off != MAXALIGN(off))
+		elog(ERROR, "row image at unaligned offset %d", off);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		if (nulls[i])
+			hasnull = true;
+		else if (TupleDescAttr(desc, i)->attlen == -1 &&
+				 VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+															  DatumGetPointer(values[i])));
+	}
+	hoff = offsetof(HeapTupleHeaderData, t_bits);
+	if (hasnull)
+		hoff += BITMAPLEN(desc->natts);
+	hoff = MAXALIGN(hoff);
+	datalen = heap_compute_data_size(desc, values, nulls);
+	len = MAXALIGN(hoff + datalen);
+	if (len > MaxAllocSize - (Size) buf->len)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a batch's archived rows exceed the size of one archive row"),
+				 errhint("Use a smaller batch size.")));
+	enlargeStringInfo(buf, (int) len);
+	td = (HeapTupleHeader) (buf->data + off);
+	memset(td, 0, len);
+	HeapTupleHeaderSetNatts(td, desc->natts);
+	td->t_hoff = hoff;
+	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, datalen,
+					&td->t_infomask, hasnull ? td->t_bits : NULL);
+	/* length, row type and its version, as heap_form_tuple marks a datum */
+	heap_tuple_set_datum(td, desc, len);
+	buf->len = off + (int) len;
+	buf->data[buf->len] = '\0';
+	return off;
+}
+
+/*
+ * The layout of relid's images as written now: its attributes' types (0
+ * for a dropped one, text for one written as text) and typmods, as
+ * regtype[] and int4[].  In a transaction.
+ */
+void
+bd_image_layout_arrays(Oid relid, Datum *types, Datum *typmods)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *t = palloc(sizeof(Datum) * (desc->natts + 1));
+	Datum	   *m = palloc(sizeof(Datum) * (desc->natts + 1));
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		bool		astext = !att->attisdropped &&
+			bd_image_type_as_text(att->atttypid);
+
+		t[i] = ObjectIdGetDatum(att->attisdropped ? InvalidOid :
+								astext ? TEXTOID : att->atttypid);
+		m[i] = Int32GetDatum(att->attisdropped || astext ? -1 : att->atttypmod);
+	}
+	*types = PointerGetDatum(construct_array(t, desc->natts, REGTYPEOID,
+											 sizeof(Oid), true, TYPALIGN_INT));
+	*typmods = PointerGetDatum(construct_array(m, desc->natts, INT4OID,
+											   sizeof(int32), true,
+											   TYPALIGN_INT));
+	relation_close(rel, AccessShareLock);
+}
+
+/*
+ * The layout of a chunk of relid's images (types[], typmods[] as the
+ * chunk has them) against relid today, for bd_image_row and bd_image_text.
+ * In a transaction; the relation exists.
+ */
+BdImageLayout *
+bd_image_layout(Oid relid, ArrayType *types, ArrayType *typmods)
+{
+	BdImageLayout *l = palloc0(sizeof(BdImageLayout));
+	Datum	   *t;
+	Datum	   *m;
+	int			nt;
+	int			nm;
+
+	deconstruct_array(types, REGTYPEOID, sizeof(Oid), true, TYPALIGN_INT, &t,
+					  NULL, &nt);
+	deconstruct_array(typmods, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+					  &m, NULL, &nm);
+	l->relid = relid;
+	l->desc = lookup_rowtype_tupdesc_copy(get_rel_type_id(relid), -1);
+	if (nt != nm || nt > l->desc->natts)
+		elog(ERROR, "archived row images of relation %u have %d columns, the relation %d",
+			 relid, nt, l->desc->natts);
+	l->natts = nt;
+	l->old = CreateTemplateTupleDesc(nt);
+	l->old->tdtypeid = RECORDOID;
+	l->old->tdtypmod = -1;
+	l->convert = palloc0(sizeof(bool) * (l->desc->natts + 1));
+	l->out = palloc0(sizeof(FmgrInfo) * (nt + 1));
+	l->in = palloc0(sizeof(FmgrInfo) * (l->desc->natts + 1));
+	l->ioparams = palloc0(sizeof(Oid) * (l->desc->natts + 1));
+	l->same = true;
+	for (int i = 0; i < nt; i++)
+	{
+		Form_pg_attribute cur = TupleDescAttr(l->desc, i);
+		Oid			type = DatumGetObjectId(t[i]);
+		int32		typmod = DatumGetInt32(m[i]);
+		Oid			out;
+		bool		varlena;
+
+		if (!OidIsValid(type))
+		{
+			/* dropped then: null in every image, any layout reads it */
+			TupleDescCopyEntry(l->old, i + 1, l->desc, i + 1);
+			continue;
+		}
+		if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(type)))
+		{
+			l->gone = i + 1;
+			l->same = false;
+			TupleDescCopyEntry(l->old, i + 1, l->desc, i + 1);
+			continue;
+		}
+		TupleDescInitEntry(l->old, i + 1, NameStr(cur->attname), type, typmod, 0);
+		getTypeOutputInfo(type, &out, &varlena);
+		fmgr_info(out, &l->out[i]);
+		if (cur->attisdropped)
+		{
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			/* read past as today's dropped column: the same storage? */
+			get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+			if (cur->attlen != typlen || cur->attbyval != typbyval ||
+				cur->attalign != typalign)
+				l->same = false;
+			continue;
+		}
+		if (cur->atttypid == type && cur->atttypmod == typmod)
+			continue;
+		l->same = false;
+		l->convert[i] = true;
+		getTypeInputInfo(cur->atttypid, &out, &l->ioparams[i]);
+		fmgr_info(out, &l->in[i]);
+	}
+	return l;
+}
+
+/*
+ * Does an image of layout l hold today's column att (not added since, not
+ * dropped then)?  The INSERT of a restore names only those.
+ */
+bool
+bd_image_column_kept(BdImageLayout *l, AttrNumber att)
+{
+	return att <= l->natts && !TupleDescAttr(l->old, att - 1)->attisdropped;
+}
+
+/*
+ * An image's values (a copy the caller owns: its header is changed),
+ * deformed with its own layout into values/nulls
+ */
+static void
+im_deform(BdImageLayout *l, HeapTupleHeader image, Datum *values, bool *nulls)
+{
+	HeapTupleData tup;
+
+	if (l->gone > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the type column %d of relation \"%s\" had when archived no longer exists",
+						l->gone, get_rel_name(l->relid))));
+	/*
+	 * Read as an anonymous record of the old columns: the image's row type
+	 * may have changed since (its version with it), the old layout is
+	 * exactly what the image was written with.
+	 */
+	HeapTupleHeaderSetTypeId(image, RECORDOID);
+	HeapTupleHeaderSetTypMod(image, -1);
+	ItemPointerSetInvalid(&image->t_ctid);
+	tup.t_len = HeapTupleHeaderGetDatumLength(image);
+	ItemPointerSetInvalid(&tup.t_self);
+	tup.t_tableOid = InvalidOid;
+	tup.t_data = image;
+	heap_deform_tuple(&tup, l->old, values, nulls);
+}
+
+/*
+ * An image (a maxaligned copy the caller owns) as a value of the
+ * relation's row type today: the image itself when the layout is the
+ * same, else its values with the changed columns converted (see the file
+ * header), under the image settings.  Raises the conversion's error.
+ */
+Datum
+bd_image_row(BdImageLayout *l, HeapTupleHeader image)
+{
+	int			natts = l->desc->natts;
+	Datum	   *ov;
+	bool	   *on;
+	Datum	   *values;
+	bool	   *nulls;
+
+	if (l->same)
+	{
+		/* a value of today's row type: marked with its version */
+		heap_datum_update_type(image, l->desc);
+		return PointerGetDatum(image);
+	}
+	ov = palloc(sizeof(Datum) * (l->natts + 1));
+	on = palloc(sizeof(bool) * (l->natts + 1));
+	values = palloc0(sizeof(Datum) * (natts + 1));
+	nulls = palloc(sizeof(bool) * (natts + 1));
+	im_deform(l, image, ov, on);
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute cur = TupleDescAttr(l->desc, i);
+
+		nulls[i] = true;
+		if (i >= l->natts || cur->attisdropped || on[i])
+			continue;
+		nulls[i] = false;
+		if (!l->convert[i])
+			values[i] = ov[i];
+		else
+			values[i] = InputFunctionCall(&l->in[i],
+										  OutputFunctionCall(&l->out[i], ov[i]),
+										  l->ioparams[i], cur->atttypmod);
+	}
+	return HeapTupleGetDatum(heap_form_tuple(l->desc, values, nulls));
+}
+
+/* Append s in double quotes, '"' and '\\' doubled */
+static void
+im_append_quoted(StringInfo buf, const char *s)
+{
+	appendStringInfoChar(buf, '"');
+	for (; *s; s++)
+	{
+		if (*s == '"' || *s == '\\')
+			appendStringInfoChar(buf, *s);
+		appendStringInfoChar(buf, *s);
+	}
+	appendStringInfoChar(buf, '"');
+}
+
+/*
+ * An image's text form, the row type's as it was when archived: the
+ * columns it had (dropped since included), record_out's form with every
+ * value quoted, a null as nothing.  Under the image settings.
+ */
+char *
+bd_image_text(BdImageLayout *l, HeapTupleHeader image)
+{
+	Datum	   *values = palloc(sizeof(Datum) * (l->natts + 1));
+	bool	   *nulls = palloc(sizeof(bool) * (l->natts + 1));
+	StringInfoData buf;
+	bool		first = true;
+
+	im_deform(l, image, values, nulls);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
+	for (int i = 0; i < l->natts; i++)
+	{
+		if (!bd_image_column_kept(l, i + 1))
+			continue;
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		if (!nulls[i])
+			im_append_quoted(&buf, OutputFunctionCall(&l->out[i], values[i]));
+	}
+	appendStringInfoChar(&buf, ')');
+	return buf.data;
+}
