@@ -18,6 +18,8 @@
  */
 #include "worker.h"
 
+#include <malloc.h>
+
 #include "archive.h"
 
 #include "bulkdelete.h"
@@ -346,6 +348,14 @@ bulkdelete_worker_main(Datum main_arg)
 	pgstat_report_appname("bulkdelete worker");
 	/* every xid of this process is a job's: other jobs never yield to it */
 	bd_pace_register_process();
+	/*
+	 * A batch's large allocations (an archived batch's row images, tens of
+	 * megabytes) are freed at its end and made again by the next one: keep
+	 * that memory in the process instead of giving it back to the kernel
+	 * and faulting it in again, page by page, every batch.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "bulkdelete worker",
 								ALLOCSET_DEFAULT_SIZES);
