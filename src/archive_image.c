@@ -50,6 +50,7 @@
 #include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -108,6 +109,8 @@ bd_image_append(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls)
 		elog(ERROR, "row image at unaligned offset %d", off);
 	for (int i = 0; i < desc->natts; i++)
 	{
+		if (TupleDescAttr(desc, i)->attisdropped)
+			nulls[i] = true;	/* what a deleted version still stores */
 		if (nulls[i])
 			hasnull = true;
 		else if (TupleDescAttr(desc, i)->attlen == -1 &&
@@ -203,6 +206,9 @@ bd_image_layout(Oid relid, ArrayType *types, ArrayType *typmods)
 	l->out = palloc0(sizeof(FmgrInfo) * (nt + 1));
 	l->in = palloc0(sizeof(FmgrInfo) * (l->desc->natts + 1));
 	l->ioparams = palloc0(sizeof(Oid) * (l->desc->natts + 1));
+	l->domain = palloc0(sizeof(bool) * (l->desc->natts + 1));
+	l->domextra = palloc0(sizeof(void *) * (l->desc->natts + 1));
+	l->cxt = CurrentMemoryContext;
 	l->same = true;
 	for (int i = 0; i < nt; i++)
 	{
@@ -215,6 +221,13 @@ bd_image_layout(Oid relid, ArrayType *types, ArrayType *typmods)
 		if (!OidIsValid(type))
 		{
 			/* dropped then: null in every image, any layout reads it */
+			TupleDescCopyEntry(l->old, i + 1, l->desc, i + 1);
+			continue;
+		}
+		if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(type)) &&
+			cur->attisdropped)
+		{
+			/* dropped since, its type too: today's entry keeps its storage */
 			TupleDescCopyEntry(l->old, i + 1, l->desc, i + 1);
 			continue;
 		}
@@ -242,7 +255,15 @@ bd_image_layout(Oid relid, ArrayType *types, ArrayType *typmods)
 			continue;
 		}
 		if (cur->atttypid == type && cur->atttypmod == typmod)
+		{
+			/* a domain's value is checked against its constraints today */
+			if (get_typtype(type) == TYPTYPE_DOMAIN)
+			{
+				l->domain[i] = true;
+				l->ndomains++;
+			}
 			continue;
+		}
 		l->same = false;
 		l->convert[i] = true;
 		getTypeInputInfo(cur->atttypid, &out, &l->ioparams[i]);
@@ -291,6 +312,21 @@ im_deform(BdImageLayout *l, HeapTupleHeader image, Datum *values, bool *nulls)
 }
 
 /*
+ * Check the values of today's domain columns that an image holds as they
+ * were (not converted through text, whose input checks them) against the
+ * domains' constraints today: a restored row meets what an INSERT of its
+ * values would.  Raises the constraint's error.
+ */
+static void
+im_check_domains(BdImageLayout *l, Datum *values, bool *nulls)
+{
+	for (int i = 0; i < l->natts && l->ndomains > 0; i++)
+		if (l->domain[i])
+			domain_check(values[i], nulls[i], TupleDescAttr(l->desc, i)->atttypid,
+						 &l->domextra[i], l->cxt);
+}
+
+/*
  * An image (a maxaligned copy the caller owns) as a value of the
  * relation's row type today: the image itself when the layout is the
  * same, else its values with the changed columns converted (see the file
@@ -307,6 +343,14 @@ bd_image_row(BdImageLayout *l, HeapTupleHeader image)
 
 	if (l->same)
 	{
+		if (l->ndomains > 0)
+		{
+			/* the domains' constraints, as an INSERT of the values checks */
+			ov = palloc(sizeof(Datum) * (l->natts + 1));
+			on = palloc(sizeof(bool) * (l->natts + 1));
+			im_deform(l, image, ov, on);
+			im_check_domains(l, ov, on);
+		}
 		/* a value of today's row type: marked with its version */
 		heap_datum_update_type(image, l->desc);
 		return PointerGetDatum(image);
@@ -331,6 +375,7 @@ bd_image_row(BdImageLayout *l, HeapTupleHeader image)
 										  OutputFunctionCall(&l->out[i], ov[i]),
 										  l->ioparams[i], cur->atttypmod);
 	}
+	im_check_domains(l, values, nulls);
 	return HeapTupleGetDatum(heap_form_tuple(l->desc, values, nulls));
 }
 

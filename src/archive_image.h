@@ -23,7 +23,7 @@
 typedef struct BdImageLayout
 {
 	Oid			relid;
-	TupleDesc	desc;			/* today's row type (refcounted) */
+	TupleDesc	desc;			/* today's row type (a copy) */
 	TupleDesc	old;			/* the images' columns */
 	int			natts;			/* old->natts */
 	bool		same;			/* the images are values of today's row type */
@@ -32,6 +32,10 @@ typedef struct BdImageLayout
 	FmgrInfo   *in;				/* today's columns' input (convert) */
 	Oid		   *ioparams;
 	AttrNumber	gone;			/* a column whose old type is gone, or 0 */
+	bool	   *domain;			/* by today's column: a domain, checked */
+	void	  **domextra;		/* domain_check's cache, by column */
+	int			ndomains;
+	MemoryContext cxt;			/* where the layout lives */
 } BdImageLayout;
 
 extern bool bd_image_type_as_text(Oid type);

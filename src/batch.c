@@ -350,11 +350,12 @@ batch_read(void *arg)
 	MemoryContextSwitchTo(old);
 	/* what the batches learnt stays true for the renamed relations */
 	target->blocked_seen = r->target != NULL && r->target->blocked_seen;
+	/* the new watch first: batch_names never points at a forgotten one */
+	target->names = bd_names_read_end(begun, target->named_relids,
+									  target->nnamed, true);
 	if (batch_names != NULL)
 		bd_names_forget(batch_names);
-	batch_names = bd_names_read_end(begun, target->named_relids,
-									target->nnamed, true);
-	target->names = batch_names;
+	batch_names = target->names;
 	r->target = target;
 	return batch_names;
 }

@@ -34,6 +34,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -430,6 +431,8 @@ bulkdelete_archive_images(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 	relid = DatumGetObjectId(bd_spi_datum(0, 1, &isnull));
+	/* its description as the layout is compared with it, kept so */
+	LockRelationOid(relid, AccessShareLock);
 	if (!OidIsValid(get_rel_type_id(relid)))
 	{
 		/* the relation is gone: its images have no columns to show */

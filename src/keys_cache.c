@@ -194,7 +194,17 @@ bd_keys_table(Oid relid, Oid owner)
 	{
 		t = kcache_build(relid);
 		t->uncached = true;
-		bd_names_lock(t->names);
+		/* its watch outlives the transaction: forgotten if the locks fail */
+		PG_TRY();
+		{
+			bd_names_lock(t->names);
+		}
+		PG_CATCH();
+		{
+			kcache_free(t);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
 		t->target->owner = owner;
 		kcache_in_use++;
 		return t;

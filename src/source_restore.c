@@ -45,6 +45,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -325,8 +326,9 @@ sr_parse_rows(void *arg)
 
 /*
  * Every row's image read back as a value of the relation's row type: as
- * it is when the relation's layout is the images' (no subtransaction),
- * else converted in one subtransaction; only when one does not convert
+ * it is when the relation's layout is the images' and no domain's
+ * constraints are to be checked (no subtransaction), else converted and
+ * checked in one subtransaction; only when one does not convert
  * are they converted one by one, each that fails a failure.
  */
 static void
@@ -338,7 +340,7 @@ sr_parse(SrRows *rows)
 	p.rows = rows;
 	p.from = 0;
 	p.to = rows->n;
-	if (rows->layout->same)
+	if (rows->layout->same && rows->layout->ndomains == 0)
 	{
 		for (int i = 0; i < rows->n; i++)
 			rows->rows[i] = bd_image_row(rows->layout, rows->images[i]);
@@ -621,6 +623,8 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 	rows->outcomes = palloc0(sizeof(SrOutcome) * rows->n);
 	rows->errors = palloc0(sizeof(ErrorData *) * rows->n);
 	rows->rows = palloc0(sizeof(Datum) * rows->n);
+	/* the layout compared with a description no ALTER TABLE can change */
+	LockRelationOid(rows->group->relid, RowExclusiveLock);
 	rows->rowtype = get_rel_type_id(rows->group->relid);
 	if (!OidIsValid(rows->rowtype))
 		ereport(ERROR,

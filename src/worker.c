@@ -18,7 +18,9 @@
  */
 #include "worker.h"
 
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 
 #include "archive.h"
 
@@ -354,8 +356,10 @@ bulkdelete_worker_main(Datum main_arg)
 	 * that memory in the process instead of giving it back to the kernel
 	 * and faulting it in again, page by page, every batch.
 	 */
+#ifdef __GLIBC__
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+#endif
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "bulkdelete worker",
 								ALLOCSET_DEFAULT_SIZES);

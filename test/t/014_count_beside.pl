@@ -161,7 +161,7 @@ sub waits_for_count
 {
 	my ($job) = @_;
 	my $sql = qq{
-		SELECT o.state || ' ' || coalesce(a.query LIKE '%waiting for its count', false)
+		SELECT o.state || ' ' || coalesce(a.state = 'active' AND a.query LIKE '%waiting for its count', false)
 		FROM bulkdelete.operation o
 		LEFT JOIN pg_stat_activity a ON a.pid = o.worker_pid WHERE o.id = $job};
 	$node->poll_query_until('postgres', qq{
