@@ -173,9 +173,10 @@ count_sql(BdCountQuery *cq)
 	return psprintf("SELECT pg_catalog.count(*) %s", cq->q->from_where);
 }
 
-/* The type, value and null flag of parameter i of a count */
+/* Parameter i of a count: its type (with its length and passing), value, null flag */
 static void
-count_param(BdCountQuery *cq, int i, Oid *type, Datum *value, bool *isnull)
+count_param(BdCountQuery *cq, int i, Oid *type, int16 *typlen, bool *typbyval,
+			Datum *value, bool *isnull)
 {
 	BdCompiledQuery *q = cq->q;
 
@@ -184,11 +185,14 @@ count_param(BdCountQuery *cq, int i, Oid *type, Datum *value, bool *isnull)
 		*type = q->paramtypes[i];
 		*value = q->paramvalues[i];
 		*isnull = q->paramnulls[i] == 'n';
-		return;
 	}
-	*type = cq->extra_types[i - q->nparams];
-	*value = cq->extra_values[i - q->nparams];
-	*isnull = false;
+	else
+	{
+		*type = cq->extra_types[i - q->nparams];
+		*value = cq->extra_values[i - q->nparams];
+		*isnull = false;
+	}
+	get_typlenbyval(*type, typlen, typbyval);
 }
 
 /* Room a parameter takes serialized: its type, its value */
@@ -196,13 +200,12 @@ static Size
 count_param_space(BdCountQuery *cq, int i)
 {
 	Oid			type;
-	Datum		value;
-	bool		isnull;
 	int16		typlen;
 	bool		typbyval;
+	Datum		value;
+	bool		isnull;
 
-	count_param(cq, i, &type, &value, &isnull);
-	get_typlenbyval(type, &typlen, &typbyval);
+	count_param(cq, i, &type, &typlen, &typbyval, &value, &isnull);
 	return add_size(sizeof(Oid),
 					datumEstimateSpace(value, isnull, typbyval, typlen));
 }
@@ -270,15 +273,14 @@ count_serialize(List *queries, char *p)
 		for (int i = 0; i < n; i++)
 		{
 			Oid			type;
-			Datum		value;
-			bool		isnull;
 			int16		typlen;
 			bool		typbyval;
+			Datum		value;
+			bool		isnull;
 
-			count_param(cq, i, &type, &value, &isnull);
+			count_param(cq, i, &type, &typlen, &typbyval, &value, &isnull);
 			memcpy(p, &type, sizeof(Oid));
 			p += sizeof(Oid);
-			get_typlenbyval(type, &typlen, &typbyval);
 			datumSerialize(value, isnull, typbyval, typlen, &p);
 		}
 	}
