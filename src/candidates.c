@@ -46,7 +46,8 @@
  *		the leaf: batch.c); with {"parallel": n} a plain table's ranges, or
  *		a query's TID chunks, are cut into n tasks.  Each task's candidates
  *		are counted apart, so its counters are exact on their own and sum
- *		to the job's.  Once one query has tasks, every query of the set
+ *		to the job's; a plain table's block-range tasks are made before
+ *		their counts, which the counter makes beside the batches (count.c).  Once one query has tasks, every query of the set
  *		has, so that the tasks keep the set's order.
  *
  *-------------------------------------------------------------------------
@@ -95,6 +96,11 @@ typedef struct CandTasks
 	bool	   *tid_mode;		/* per query */
 	bool		can_defer;		/* a range-mode count may be left to the
 								 * counter (count.c) */
+	bool		shards;			/* the job has shard tasks, whose pulls add
+								 * to candidate_count: nothing is left to
+								 * the counter */
+	BdCountQuery **split;		/* per query: the tasks' count left to the
+								 * counter, or NULL */
 } CandTasks;
 
 /* The chunk being filled */
@@ -476,12 +482,20 @@ candidates_count(BdJob *job, BdCompiledQuery *q, const char *sql,
  * Range mode in tasks, plain table: the table's blocks cut into at most
  * ct->parallel tasks of whole chunks, each counted apart.  One statement
  * counts them all, a count(*) FILTER per task's block range over one scan
- * of the table, with up to k - 1 parallel workers: the job asked for k
- * processes, and the count is the longest part of its start (two TID range
- * scans one after the other took twice the single count's time, measured
- * in bench/RESULTS.md, issue 14).  Rows visible to the start's snapshot lie
- * in blocks that existed when nblocks was read, after it was taken, so the
- * last range needs no upper bound.  Returns the count.
+ * of the table (two TID range scans one after the other took twice the
+ * single count's time, bench/RESULTS.md, issue 14).  Rows visible to the
+ * start's snapshot lie in blocks that existed when nblocks was read, after
+ * it was taken, so the last range needs no upper bound.
+ *
+ * On a table of at least BD_COUNT_BESIDE_BLOCKS blocks, when the count may
+ * be deferred, the tasks are made at once with their counts null, and the
+ * statement is left to the counter (count.c), which runs it in the start's
+ * snapshot while the tasks already delete and stores each task's count:
+ * the count was the first fifth of a parallel job, both cores counting
+ * while the second worker waited for the tasks to exist (bench/RESULTS.md,
+ * issue 14).  Returns -1 then.  Otherwise the statement runs now, with up
+ * to k - 1 parallel workers (the job asked for k processes), and a part
+ * without a candidate is made succeeded; returns the count.
  */
 static int64
 candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
@@ -491,6 +505,7 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 	BlockNumber nblocks;
 	int			nchunks;
 	int			k;
+	int			first_task = ct->ntasks;
 	int64		total = 0;
 	Oid			filenode = bd_relation_filenode(q->relid);
 	StringInfoData sql;
@@ -498,6 +513,7 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 	Datum	   *values;
 	ItemPointerData *bounds;
 	int64	   *counts;
+	bool		defer;
 
 	rel = relation_open(q->relid, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
@@ -509,6 +525,8 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 		ct->has_tasks[query_index] = true;
 		return 0;
 	}
+	defer = ct->can_defer && !ct->shards && q->view == NULL &&
+		nblocks >= BD_COUNT_BESIDE_BLOCKS;
 
 	/* bound i (1 <= i < k): the first block of task i; parameter q->nparams + i */
 	types = palloc(sizeof(Oid) * k);
@@ -541,11 +559,27 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 	}
 	appendStringInfo(&sql, " FROM ONLY %s t WHERE (%s)",
 					 bd_qualified_relname(q->relid), q->where_sql);
-	(void) candidates_count(job, q, sql.data, k - 1, types, values, k - 1);
-	/* read before the statements below replace SPI_tuptable */
-	counts = palloc(sizeof(int64) * k);
-	for (int i = 0; i < k; i++)
-		counts[i] = bd_spi_int64(0, i + 1, 0);
+	counts = palloc0(sizeof(int64) * k);
+	if (defer)
+	{
+		BdCountQuery *cq = palloc0(sizeof(BdCountQuery));
+
+		cq->q = q;
+		cq->sql = sql.data;
+		cq->nextra = k - 1;
+		cq->extra_types = types;
+		cq->extra_values = values;
+		cq->first_task = first_task;
+		cq->ncounts = k;
+		ct->split[query_index] = cq;
+	}
+	else
+	{
+		(void) candidates_count(job, q, sql.data, k - 1, types, values, k - 1);
+		/* read before the statements below replace SPI_tuptable */
+		for (int i = 0; i < k; i++)
+			counts[i] = bd_spi_int64(0, i + 1, 0);
+	}
 
 	for (int i = 0; i < k; i++)
 	{
@@ -553,20 +587,19 @@ candidates_fix_range_split(BdJob *job, int query_index, BdCompiledQuery *q,
 		int			c1 = (int) ((int64) (i + 1) * nchunks / k);
 		BlockNumber b0 = (BlockNumber) c0 * BD_RANGE_BLOCKS;
 		BlockNumber b1 = Min(nblocks, (BlockNumber) c1 * BD_RANGE_BLOCKS);
-		int64		count = counts[i];
 
-		total += count;
-		/* a part without a candidate: no range, a task made succeeded */
-		if (count == 0)
+		total += counts[i];
+		/* a part known to have no candidate: no range, a task made succeeded */
+		if (!defer && counts[i] == 0)
 			c1 = c0;
 		else
 			bd_job_store_ranges_from(job->id, query_index, q->relid, filenode,
 									 b0, b1, BD_RANGE_BLOCKS, c0);
 		bd_task_create(job->id, ct->ntasks++, query_index, q->relid, c0, c1,
-					   count);
+					   defer ? -1 : counts[i]);
 	}
 	ct->has_tasks[query_index] = true;
-	return total;
+	return defer ? -1 : total;
 }
 
 /*
@@ -954,11 +987,13 @@ candidates_fix_query(BdJob *job, int query_index, TimestampTz reference_time,
 
 /*
  * Count now, in the start's snapshot, the queries whose counts were left
- * to the counter (indexes in deferred), adding them to *total.
+ * to the counter (indexes in deferred), adding them to *total; a query
+ * whose tasks were made without their counts (ct->split) stores each
+ * task's, under the job's cutoff (recorded already).
  */
 static void
 candidates_count_now(BdJob *job, BdCompiledQuery **queries, List *deferred,
-					 CandTasks *ct, int64 *total)
+					 CandTasks *ct, FullTransactionId cutoff, int64 *total)
 {
 	ListCell   *lc;
 
@@ -966,12 +1001,32 @@ candidates_count_now(BdJob *job, BdCompiledQuery **queries, List *deferred,
 	{
 		int			i = lfirst_int(lc);
 		BdCompiledQuery *q = queries[i];
+		BdCountQuery *cq = ct->split[i];
 
-		(void) candidates_count(job, q,
-								psprintf("SELECT pg_catalog.count(*) %s",
-										 q->from_where),
-								0, NULL, NULL, 0);
-		ct->counts[i] = bd_spi_int64(0, 1, 0);
+		if (cq == NULL)
+		{
+			(void) candidates_count(job, q,
+									psprintf("SELECT pg_catalog.count(*) %s",
+											 q->from_where),
+									0, NULL, NULL, 0);
+			ct->counts[i] = bd_spi_int64(0, 1, 0);
+		}
+		else
+		{
+			int64	   *counts = palloc(sizeof(int64) * cq->ncounts);
+
+			(void) candidates_count(job, q, cq->sql, cq->nextra,
+									cq->extra_types, cq->extra_values,
+									cq->ncounts - 1);
+			ct->counts[i] = 0;
+			for (int j = 0; j < cq->ncounts; j++)
+			{
+				counts[j] = bd_spi_int64(0, j + 1, 0);
+				ct->counts[i] += counts[j];
+			}
+			bd_task_store_counts(job->id, cutoff, cq->first_task, cq->ncounts,
+								 counts);
+		}
 		*total += ct->counts[i];
 	}
 }
@@ -1016,8 +1071,11 @@ bd_candidates_fix(BdJob *job)
 	ct.has_tasks = palloc0(sizeof(bool) * (nqueries + 1));
 	ct.counts = palloc0(sizeof(int64) * (nqueries + 1));
 	ct.tid_mode = palloc0(sizeof(bool) * (nqueries + 1));
+	ct.split = palloc0(sizeof(BdCountQuery *) * (nqueries + 1));
 	/* the counter needs the 1.1 job tables, and a top-level transaction */
 	ct.can_defer = can_fix && !IsSubTransaction();
+	for (int i = 0; ct.supported && i < job->nrelations; i++)
+		ct.shards |= candidates_has_shards(job->relations[i]);
 	for (int i = 0; i < nqueries; i++)
 	{
 		bool		range;
@@ -1034,12 +1092,25 @@ bd_candidates_fix(BdJob *job)
 	/*
 	 * Tasks carry counts of their own, so once there are tasks (a leaf of
 	 * a partitioned table, which has them in any case) every count is
-	 * taken here.
+	 * taken here, but those of a plain table's block-range tasks, which the
+	 * counter makes per task.
 	 */
 	if (ct.supported && (ct.ntasks > 0 || ct.parallel > 1))
 	{
-		candidates_count_now(job, queries, deferred, &ct, &total);
-		deferred = NIL;
+		List	   *now = NIL;
+		List	   *split = NIL;
+		ListCell   *lc;
+
+		foreach(lc, deferred)
+		{
+			if (ct.split[lfirst_int(lc)] != NULL)
+				split = lappend_int(split, lfirst_int(lc));
+			else
+				now = lappend_int(now, lfirst_int(lc));
+		}
+		candidates_count_now(job, queries, now, &ct, InvalidFullTransactionId,
+							 &total);
+		deferred = split;
 		candidates_add_tasks(job, queries, nqueries, &ct);
 	}
 	MemoryContextDelete(scratch);
@@ -1066,10 +1137,22 @@ bd_candidates_fix(BdJob *job)
 		ListCell   *lc;
 
 		foreach(lc, deferred)
-			pending = lappend(pending, queries[lfirst_int(lc)]);
+		{
+			int			i = lfirst_int(lc);
+			BdCountQuery *cq = ct.split[i];
+
+			if (cq == NULL)
+			{
+				cq = palloc0(sizeof(BdCountQuery));
+				cq->q = queries[i];
+				cq->first_task = -1;
+				cq->ncounts = 1;
+			}
+			pending = lappend(pending, cq);
+		}
 		if (!bd_count_beside(job, pending, total, cutoff))
 		{
-			candidates_count_now(job, queries, deferred, &ct, &total);
+			candidates_count_now(job, queries, deferred, &ct, cutoff, &total);
 			bd_job_set_candidate_count(job->id, total);
 		}
 		else

@@ -53,9 +53,19 @@
  *
  *		Where no counter can be had the start counts as before, in its own
  *		transaction: no free background worker slot, the counter exits
- *		before importing (bd_count_beside returns false).  Tasks (partition
- *		leaves, "parallel") and queries through views keep that path too
+ *		before importing (bd_count_beside returns false).  Partition
+ *		leaves' tasks and queries through views keep that path too
  *		(candidates.c).
+ *
+ *		A plain table's block-range tasks ("parallel") are counted here
+ *		too, one count(*) FILTER per task's range over one scan: the counter
+ *		stores each task's count (bd_task_store_counts) before the job's, in
+ *		a transaction that writes task rows only, in task order.  A batch
+ *		holds its own task's row and then the operation row, and the end of
+ *		a job the operation row and then the task rows in task order; the
+ *		counter never holds the operation row and a task row at once, so it
+ *		waits for neither in a cycle.  The job's end waits for the job's
+ *		count, stored last, so it sees every task's.
  *
  *-------------------------------------------------------------------------
  */
@@ -154,11 +164,50 @@ count_get_string(char **p)
 	return s;
 }
 
-/* The SQL of a query's count */
-static char *
-count_sql(BdCompiledQuery *q)
+/* The SQL of a count */
+static const char *
+count_sql(BdCountQuery *cq)
 {
-	return psprintf("SELECT pg_catalog.count(*) %s", q->from_where);
+	if (cq->sql != NULL)
+		return cq->sql;
+	return psprintf("SELECT pg_catalog.count(*) %s", cq->q->from_where);
+}
+
+/* Parameter i of a count: its type (with its length and passing), value, null flag */
+static void
+count_param(BdCountQuery *cq, int i, Oid *type, int16 *typlen, bool *typbyval,
+			Datum *value, bool *isnull)
+{
+	BdCompiledQuery *q = cq->q;
+
+	if (i < q->nparams)
+	{
+		*type = q->paramtypes[i];
+		*value = q->paramvalues[i];
+		*isnull = q->paramnulls[i] == 'n';
+	}
+	else
+	{
+		*type = cq->extra_types[i - q->nparams];
+		*value = cq->extra_values[i - q->nparams];
+		*isnull = false;
+	}
+	get_typlenbyval(*type, typlen, typbyval);
+}
+
+/* Room a parameter takes serialized: its type, its value */
+static Size
+count_param_space(BdCountQuery *cq, int i)
+{
+	Oid			type;
+	int16		typlen;
+	bool		typbyval;
+	Datum		value;
+	bool		isnull;
+
+	count_param(cq, i, &type, &typlen, &typbyval, &value, &isnull);
+	return add_size(sizeof(Oid),
+					datumEstimateSpace(value, isnull, typbyval, typlen));
 }
 
 /* Room the queries take serialized */
@@ -170,27 +219,35 @@ count_space(List *queries)
 
 	foreach(lc, queries)
 	{
-		BdCompiledQuery *q = lfirst(lc);
+		BdCountQuery *cq = lfirst(lc);
+		BdCompiledQuery *q = cq->q;
 
-		size = add_size(size, sizeof(Oid));
-		size = add_size(size, count_string_space(count_sql(q)));
+		size = add_size(size, sizeof(Oid) + 3 * sizeof(int32));
+		size = add_size(size, count_string_space(count_sql(cq)));
 		size = add_size(size, count_string_space(q->search_path));
 		size = add_size(size, count_string_space(q->timezone));
 		size = add_size(size, count_string_space(q->datestyle));
-		size = add_size(size, sizeof(int32) + sizeof(Oid) * q->nparams);
-		for (int i = 0; i < q->nparams; i++)
-		{
-			int16		typlen;
-			bool		typbyval;
-
-			get_typlenbyval(q->paramtypes[i], &typlen, &typbyval);
-			size = add_size(size,
-							datumEstimateSpace(q->paramvalues[i],
-											   q->paramnulls[i] == 'n',
-											   typbyval, typlen));
-		}
+		for (int i = 0; i < q->nparams + cq->nextra; i++)
+			size = add_size(size, count_param_space(cq, i));
 	}
 	return size;
+}
+
+static void
+count_put_int(char **p, int32 v)
+{
+	memcpy(*p, &v, sizeof(int32));
+	*p += sizeof(int32);
+}
+
+static int32
+count_get_int(char **p)
+{
+	int32		v;
+
+	memcpy(&v, *p, sizeof(int32));
+	*p += sizeof(int32);
+	return v;
 }
 
 static void
@@ -200,27 +257,31 @@ count_serialize(List *queries, char *p)
 
 	foreach(lc, queries)
 	{
-		BdCompiledQuery *q = lfirst(lc);
-		int32		n = q->nparams;
+		BdCountQuery *cq = lfirst(lc);
+		BdCompiledQuery *q = cq->q;
+		int32		n = q->nparams + cq->nextra;
 
 		memcpy(p, &q->relid, sizeof(Oid));
 		p += sizeof(Oid);
-		count_put_string(&p, count_sql(q));
+		count_put_int(&p, cq->first_task);
+		count_put_int(&p, cq->ncounts);
+		count_put_string(&p, count_sql(cq));
 		count_put_string(&p, q->search_path);
 		count_put_string(&p, q->timezone);
 		count_put_string(&p, q->datestyle);
-		memcpy(p, &n, sizeof(int32));
-		p += sizeof(int32);
-		memcpy(p, q->paramtypes, sizeof(Oid) * n);
-		p += sizeof(Oid) * n;
+		count_put_int(&p, n);
 		for (int i = 0; i < n; i++)
 		{
+			Oid			type;
 			int16		typlen;
 			bool		typbyval;
+			Datum		value;
+			bool		isnull;
 
-			get_typlenbyval(q->paramtypes[i], &typlen, &typbyval);
-			datumSerialize(q->paramvalues[i], q->paramnulls[i] == 'n',
-						   typbyval, typlen, &p);
+			count_param(cq, i, &type, &typlen, &typbyval, &value, &isnull);
+			memcpy(p, &type, sizeof(Oid));
+			p += sizeof(Oid);
+			datumSerialize(value, isnull, typbyval, typlen, &p);
 		}
 	}
 }
@@ -313,6 +374,9 @@ count_set_state(CountShared *sh, uint32 state)
 typedef struct CountQuery
 {
 	Oid			relid;
+	int			first_task;		/* -1: no task's */
+	int			ncounts;
+	int64	   *counts;			/* the counts, once made */
 	char	   *sql;
 	char	   *search_path;
 	char	   *timezone;
@@ -328,45 +392,44 @@ static void
 count_read(CountQuery *cq, char **p)
 {
 	int32		n;
-	Oid		   *types;
-	Datum	   *values;
-	char	   *nulls;
 
 	memcpy(&cq->relid, *p, sizeof(Oid));
 	*p += sizeof(Oid);
+	cq->first_task = count_get_int(p);
+	cq->ncounts = count_get_int(p);
+	cq->counts = palloc0(sizeof(int64) * cq->ncounts);
 	cq->sql = count_get_string(p);
 	cq->search_path = count_get_string(p);
 	cq->timezone = count_get_string(p);
 	cq->datestyle = count_get_string(p);
-	memcpy(&n, *p, sizeof(int32));
-	*p += sizeof(int32);
-	types = palloc(sizeof(Oid) * (n + 1));
-	values = palloc(sizeof(Datum) * (n + 1));
-	nulls = palloc(n + 1);
-	memcpy(types, *p, sizeof(Oid) * n);
-	*p += sizeof(Oid) * n;
+	n = count_get_int(p);
+	cq->types = palloc(sizeof(Oid) * (n + 1));
+	cq->values = palloc(sizeof(Datum) * (n + 1));
+	cq->nulls = palloc(n + 1);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
 
+		memcpy(&cq->types[i], *p, sizeof(Oid));
+		*p += sizeof(Oid);
 		/* by reference: datumRestore copies into the current context */
-		values[i] = datumRestore(p, &isnull);
-		nulls[i] = isnull ? 'n' : ' ';
+		cq->values[i] = datumRestore(p, &isnull);
+		cq->nulls[i] = isnull ? 'n' : ' ';
 	}
-	nulls[n] = '\0';
+	cq->nulls[n] = '\0';
 	cq->nparams = n;
-	cq->types = types;
-	cq->values = values;
-	cq->nulls = nulls;
 }
 
-/* Count one query in the current snapshot, as the start would have */
+/*
+ * Count one query in the current snapshot, as the start would have: its
+ * counts into cq->counts, their sum returned.
+ */
 static int64
 count_one(Oid owner, CountQuery *cq)
 {
 	BdUserSwitch sw;
 	int			guc_level;
-	int64		count;
+	int64		count = 0;
 
 	guc_level = bd_candidates_gucs(true);
 	bd_switch_to_owner(&sw, owner, cq->search_path);
@@ -376,7 +439,11 @@ count_one(Oid owner, CountQuery *cq)
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	bd_spi_exec(cq->sql, cq->nparams, cq->types, cq->values, cq->nulls, true,
 				SPI_OK_SELECT);
-	count = bd_spi_int64(0, 1, 0);
+	for (int i = 0; i < cq->ncounts; i++)
+	{
+		cq->counts[i] = bd_spi_int64(0, i + 1, 0);
+		count += cq->counts[i];
+	}
 	bd_switch_user_end(&sw);
 	AtEOXact_GUC(true, guc_level);
 	return count;
@@ -474,6 +541,29 @@ bulkdelete_counter_main(Datum main_arg)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+
+	/*
+	 * The tasks' counts first, in a transaction that writes task rows
+	 * only: a batch holds its own task's row and then the operation row,
+	 * so taking the operation row here too, before or after them, could
+	 * deadlock with it (bd_task_store_counts takes the rows in task order,
+	 * as the end of a job does).  Until the job's count is stored no end
+	 * reads them: it waits for this process's lock.
+	 */
+	for (int i = 0; i < nqueries; i++)
+	{
+		if (queries[i].first_task < 0)
+			continue;
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		bd_task_store_counts(job_id, cutoff, queries[i].first_task,
+							 queries[i].ncounts, queries[i].counts);
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+	}
 
 	/* the count, stored in a transaction of its own */
 	SetCurrentStatementStartTimestamp();

@@ -15,12 +15,31 @@
 #include "query.h"
 
 /*
- * Hand the counts of queries (BdCompiledQuery *, each counted as
- * "SELECT count(*) <from_where>" under its owner, search path and
- * settings) to a counter process that imports the current transaction's
+ * One count the counter makes: query q's "SELECT count(*) <from_where>"
+ * (sql NULL), or sql with q's parameters and nextra more, whose ncounts
+ * columns are the counts of tasks first_task .. first_task + ncounts - 1
+ * (a plain table's block ranges, "parallel": each task's candidates, one
+ * count(*) FILTER per range over one scan).  Run under q's owner, search
+ * path and settings.
+ */
+typedef struct BdCountQuery
+{
+	BdCompiledQuery *q;
+	const char *sql;
+	int			nextra;
+	Oid		   *extra_types;
+	Datum	   *extra_values;
+	int			first_task;		/* -1: the count of no task */
+	int			ncounts;		/* columns of sql (1 without tasks) */
+} BdCountQuery;
+
+/*
+ * Hand the counts of queries (BdCountQuery *) to a counter process that imports the current transaction's
  * snapshot; once they are counted it stores known plus their sum as the
  * job's candidate_count, provided the operation row still has cutoff_xmax
- * cutoff (this start committed).  Returns false when no counter could be
+ * cutoff (this start committed), and each task's count as its
+ * candidate_count first (a task that succeeded meanwhile gets its skipped
+ * count then).  Returns false when no counter could be
  * had or it could not import the snapshot: the caller counts them itself.
  * In the start's REPEATABLE READ transaction, at its top level, after it
  * has stored candidate_count as null; returns once the counter holds the

@@ -558,8 +558,9 @@ bd_job_count_pending(int64 job_id)
 
 /*
  * The count of a job whose counter is gone before it stored it: the rows
- * its walk met (count.c says which candidates that misses).  False when
- * the count was there after all.
+ * its walk met (count.c says which candidates that misses), and so for
+ * each of its tasks whose count the counter was to make.  False when the
+ * count was there after all.  At the job's end, no batch running.
  */
 bool
 bd_job_count_from_walk(int64 job_id)
@@ -567,6 +568,12 @@ bd_job_count_from_walk(int64 job_id)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
 
+	if (bd_task_supported())
+		(void) job_write("UPDATE bulkdelete.task"
+						 " SET candidate_count = success_count + failure_count + skipped_count"
+						 " WHERE operation_id = $1 AND candidate_count IS NULL"
+						 " AND remote_filter IS NULL",
+						 1, argtypes, values, NULL, SPI_OK_UPDATE);
 	return job_write("UPDATE bulkdelete.operation"
 					 " SET candidate_count = success_count + failure_count + skipped_count"
 					 " WHERE id = $1 AND candidate_count IS NULL",

@@ -227,6 +227,8 @@ extern void bd_task_create(int64 job_id, int task, int query_index,
 						   Oid relation, int first_chunk, int end_chunk,
 						   int64 candidate_count);
 extern bool bd_job_has_tasks(int64 job_id);
+extern void bd_task_store_counts(int64 job_id, FullTransactionId cutoff_xmax,
+								 int first_task, int n, int64 *counts);
 
 /*
  * A shard task (source_remote.c): a foreign leaf's part, run as a job on

@@ -27,10 +27,12 @@
 #include "catalog/pg_type.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "utils/xid8.h"
 
 /* Can this database hold tasks?  (Not before ALTER EXTENSION UPDATE.) */
 bool
@@ -518,6 +520,62 @@ bd_task_record_batch(BdTask *task, int next_chunk, BdBatchCounts *counts,
 						task->query_index);
 }
 
+/*
+ * Lock the task rows of job job_id that sql_where selects (its $1 the job),
+ * in task order: whoever writes several task rows of a job takes them so
+ * (the counter, bd_task_store_counts; the end of a job, jtask_end_all),
+ * so that two of them never wait for each other.  A batch holds at most
+ * one task row.  In a transaction.
+ */
+static void
+jtask_lock_rows(const char *sql_where, int nargs, Oid *argtypes,
+				Datum *values)
+{
+	(void) job_write(psprintf("SELECT 1 FROM bulkdelete.task t WHERE %s"
+							  " ORDER BY t.task FOR UPDATE OF t", sql_where),
+					 nargs, argtypes, values, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * The candidates of tasks first_task .. first_task + n - 1 of job job_id,
+ * counted beside the batches (count.c): counts[i] becomes task first_task
+ * + i's candidate_count, and a task that succeeded before its count came
+ * takes its skipped count now (what bd_task_succeed would have set).  Only
+ * while the job's cutoff is cutoff_xmax (the start that asked for the
+ * count committed) and the counts are still null.  In a transaction of its
+ * own, which writes no other row (see count.c).
+ */
+void
+bd_task_store_counts(int64 job_id, FullTransactionId cutoff_xmax,
+					 int first_task, int n, int64 *counts)
+{
+	Oid			argtypes[5] = {INT8OID, INT4OID, INT4OID, XID8OID, INT8ARRAYOID};
+	Datum		values[5];
+	Datum	   *elems = palloc(sizeof(Datum) * (n + 1));
+	const char *which = "t.operation_id = $1 AND t.task >= $2 AND t.task < $3"
+		" AND t.candidate_count IS NULL"
+		" AND EXISTS (SELECT 1 FROM bulkdelete.operation o"
+		"  WHERE o.id = $1 AND o.cutoff_xmax = $4)";
+
+	for (int i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(counts[i]);
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Int32GetDatum(first_task);
+	values[2] = Int32GetDatum(first_task + n);
+	values[3] = FullTransactionIdGetDatum(cutoff_xmax);
+	values[4] = PointerGetDatum(construct_array(elems, n, INT8OID, sizeof(int64),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	jtask_lock_rows(which, 4, argtypes, values);
+	(void) job_write(psprintf("UPDATE bulkdelete.task t SET candidate_count = c.n,"
+							  " skipped_count = CASE WHEN t.state = 'succeeded'"
+							  "  THEN GREATEST(t.skipped_count,"
+							  "   c.n - t.success_count - t.failure_count)"
+							  "  ELSE t.skipped_count END"
+							  " FROM pg_catalog.unnest($5) WITH ORDINALITY AS c (n, i)"
+							  " WHERE t.task = $2 + c.i - 1 AND %s", which),
+					 5, argtypes, values, NULL, SPI_OK_UPDATE);
+}
+
 /* A task's write of its own row: $1 job, $2 task */
 static void
 jtask_write(BdTask *task, const char *sql)
@@ -565,8 +623,13 @@ bd_task_leave(BdTask *task)
 void
 jtask_end_all(int64 job_id, BdJobState state)
 {
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(job_id)};
+
 	if (!bd_task_supported())
 		return;
+	jtask_lock_rows("t.operation_id = $1 AND t.state IN ('pending', 'running')",
+					1, argtypes, values);
 	job_write_id("UPDATE bulkdelete.task SET state = $2, worker_pid = NULL,"
 				 " finished_at = pg_catalog.now()"
 				 " WHERE operation_id = $1 AND state IN ('pending', 'running')",

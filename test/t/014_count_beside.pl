@@ -19,6 +19,13 @@
 #    caller's transaction, which does not wait) gets its count when the
 #    counter is done; a job forgotten meanwhile gets nothing written, and
 #    no counter is left.
+# 5. A {"parallel": 2} job's tasks start deleting before their counts are
+#    known: the counter counts each task's block range in the start's
+#    snapshot and stores each task's count.  Changes by another session
+#    in both halves before the walk: each task's skipped count is exact,
+#    though both tasks succeeded before their counts came.  A pause while
+#    the count runs, then a resume: exact.  A crash while it runs: the job
+#    resumes and ends with its walk's counts, for every task too.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -65,21 +72,25 @@ $node->safe_psql('postgres', q{
 # job, the lock session and the table session (in its transaction).
 sub held_job
 {
-	my ($table) = @_;
+	my ($table, $options) = @_;
+	$options //= '{}';
 	my $gate = $node->background_psql('postgres');
 	$gate->query_safe('SELECT pg_advisory_lock(4242)');
 	my $other = $node->background_psql('postgres');
 	$other->query_safe("BEGIN; LOCK TABLE $table IN SHARE MODE");
 	my $job = $node->safe_psql('postgres', qq{
 		SELECT bulkdelete.submit('$table'::regclass,
-			\$\$status = 'inactive' AND gate(id)\$\$)});
+			\$\$status = 'inactive' AND gate(id)\$\$, options => '$options')});
 	ok($node->poll_query_until('postgres', qq{
 		SELECT count(*) = 1 FROM pg_stat_activity
 		WHERE backend_type = 'bulkdelete counter'
 		  AND wait_event_type = 'Lock' AND wait_event = 'advisory'}),
 		"$table: the counter counts, held");
-	is(bd_value($node, $job, 'cutoff_xmax IS NOT NULL AND candidate_count IS NULL'),
-		't', "$table: the start committed, its count still to come");
+	# the start commits once the counter holds its snapshot
+	ok($node->poll_query_until('postgres', qq{
+		SELECT cutoff_xmax IS NOT NULL AND candidate_count IS NULL
+		FROM bulkdelete.operation WHERE id = $job}),
+		"$table: the start committed, its count still to come");
 	is(bd_value($node, $job, 'query_modes'), '{range}', "$table: range mode");
 	return ($job, $gate, $other);
 }
@@ -254,6 +265,127 @@ for my $forget (0, 1)
 		is(bd_value($node, $job, q{state || ' ' || candidate_count}),
 			'canceled 10000', 'canceled while paused: the start\'s count comes after');
 	}
+	bd_quit($gate);
+	bd_quit($other);
+}
+
+# 5. parallel: tasks that delete while their counts are made
+$node->safe_psql('postgres', q{
+	CREATE TABLE d7 (LIKE d1 INCLUDING ALL);
+	INSERT INTO d7 SELECT i, CASE WHEN i % 2 = 0 THEN 'inactive' ELSE 'active' END,
+		repeat('p', 400) FROM generate_series(1, 20000) i;
+	CREATE TABLE d8 (LIKE d7 INCLUDING ALL);
+	INSERT INTO d8 SELECT * FROM d7 ORDER BY id;
+	CREATE TABLE d9 (LIKE d7 INCLUDING ALL);
+	INSERT INTO d9 SELECT * FROM d7 ORDER BY id;
+	VACUUM ANALYZE d7, d8, d9;
+});
+
+# each task's counts: "candidates success failure skipped state", by task
+sub task_counts
+{
+	my ($job) = @_;
+	return $node->safe_psql('postgres', qq{
+		SELECT string_agg(concat_ws(' ', coalesce(candidate_count::text, 'null'),
+			success_count, failure_count, skipped_count, state), ', ' ORDER BY task)
+		FROM bulkdelete.task WHERE operation_id = $job});
+}
+
+# every task's candidates are its deleted, failed and skipped rows, and
+# their sum the job's
+sub tasks_exact
+{
+	my ($job, $what) = @_;
+	is($node->safe_psql('postgres', qq{
+		SELECT bool_and(candidate_count = success_count + failure_count + skipped_count)
+			AND sum(candidate_count) = (SELECT candidate_count FROM bulkdelete.operation
+										WHERE id = $job)
+			AND sum(skipped_count) = (SELECT skipped_count FROM bulkdelete.operation
+									  WHERE id = $job)
+		FROM bulkdelete.task WHERE operation_id = $job}),
+		't', "$what: every task's counts add up, and sum to the job's");
+}
+
+{
+	my ($job, $gate, $other) = held_job('d7', '{"parallel": 2}');
+	# both workers in a task's first DELETE, held by the SHARE lock
+	ok($node->poll_query_until('postgres', q{
+		SELECT count(*) = 2 FROM pg_stat_activity
+		WHERE backend_type = 'bulkdelete worker'
+		  AND wait_event_type = 'Lock' AND wait_event = 'relation'}),
+		'parallel: both tasks delete before their counts are known');
+	is($node->safe_psql('postgres', qq{
+		SELECT count(*) FROM bulkdelete.task
+		WHERE operation_id = $job AND candidate_count IS NULL}),
+		'2', 'parallel: the tasks were made without their counts');
+	# 500 candidates deleted in the first half, 500 updated in the second
+	$other->query_safe(q{
+		DELETE FROM d7 WHERE id <= 1000 AND status = 'inactive';
+		UPDATE d7 SET payload = 'changed' WHERE id > 19000 AND status = 'inactive';
+		COMMIT});
+	ok($node->poll_query_until('postgres', qq{
+		SELECT a.query LIKE '%waiting for its count' FROM pg_stat_activity a
+		JOIN bulkdelete.operation o ON a.pid = o.worker_pid WHERE o.id = $job}),
+		'parallel: the walk is done; the job waits for its count');
+	like(task_counts($job), qr/^null \d+ 0 0 succeeded, null \d+ 0 0 succeeded$/,
+		'parallel: both tasks succeeded, their counts still to come');
+	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+	my ($state) = bd_wait_end($node, $job);
+	is($state, 'succeeded', 'parallel: the job succeeds');
+	is(bd_value($node, $job,
+		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+		'10000 9000 0 1000', 'parallel: the job\'s count is the start\'s');
+	like(task_counts($job), qr/^\d+ \d+ 0 500 succeeded, \d+ \d+ 0 500 succeeded$/,
+		'parallel: each task\'s changed candidates count as its skipped');
+	tasks_exact($job, 'parallel');
+	is(counters(), '0', 'parallel: no counter is left');
+	bd_quit($gate);
+	bd_quit($other);
+}
+
+# paused while the count runs, resumed
+{
+	my ($job, $gate, $other) = held_job('d8', '{"parallel": 2}');
+	$node->safe_psql('postgres', "SELECT bulkdelete.pause($job)");
+	$other->query_safe('COMMIT');
+	my ($state) = bd_wait_job($node, $job, "state = 'paused'");
+	is($state, 'paused', 'parallel paused: the job pauses while its count runs');
+	is(counters() . ' ' . bd_value($node, $job, 'candidate_count IS NULL'), '1 t',
+		'parallel paused: the counter still counts');
+	$node->safe_psql('postgres', "SELECT bulkdelete.resume($job)");
+	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+	($state) = bd_wait_end($node, $job);
+	is($state, 'succeeded', 'parallel paused: resumed, the job succeeds');
+	is(bd_value($node, $job,
+		"candidate_count || ' ' || success_count || ' ' || skipped_count"),
+		'10000 10000 0', 'parallel paused: exact');
+	tasks_exact($job, 'parallel paused');
+	bd_quit($gate);
+	bd_quit($other);
+}
+
+# a crash while the count runs: the job resumes and ends with its walk's counts
+{
+	my ($job, $gate, $other) = held_job('d9', '{"parallel": 2}');
+	my $offset = -s $node->logfile;
+	$other->query_safe(q{
+		DELETE FROM d9 WHERE id <= 1000 AND status = 'inactive';
+		UPDATE d9 SET payload = 'changed' WHERE id > 19000 AND status = 'inactive';
+		COMMIT});
+	bd_immediate_restart($node);
+	my ($state) = bd_wait_end($node, $job);
+	is($state, 'succeeded', 'parallel crash: the job resumes and succeeds');
+	is(bd_value($node, $job,
+		"candidate_count || ' ' || success_count || ' ' || skipped_count"),
+		'9000 9000 0', 'parallel crash: the counts are the walk\'s');
+	unlike(task_counts($job), qr/null/, 'parallel crash: every task has a count');
+	tasks_exact($job, 'parallel crash');
+	ok($node->wait_for_log(qr/bulk delete job $job: its counter ended before it stored the count/,
+		$offset), 'parallel crash: the log says the count is the walk\'s');
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FILTER (WHERE payload = 'changed') || ' '
+			|| count(*) FILTER (WHERE status = 'inactive') FROM d9}),
+		'500 500', 'parallel crash: what was deleted is exact');
 	bd_quit($gate);
 	bd_quit($other);
 }
