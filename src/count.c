@@ -59,12 +59,10 @@
  *
  *		A plain table's block-range tasks ("parallel") are counted here
  *		too, one count(*) FILTER per task's range over one scan: the counter
- *		stores each task's count (bd_task_store_counts) before the job's, in
- *		a transaction that writes task rows only, in task order.  A batch
- *		holds its own task's row and then the operation row, and the end of
- *		a job the operation row and then the task rows in task order; the
- *		counter never holds the operation row and a task row at once, so it
- *		waits for neither in a cycle.  The job's end waits for the job's
+ *		stores each task's count (bd_task_store_counts) before the job's,
+ *		once the start committed, one task row per transaction: it never
+ *		holds a row while it waits for another, so no batch and no end of
+ *		a job waits for it in a cycle.  The job's end waits for the job's
  *		count, stored last, so it sees every task's.
  *
  *-------------------------------------------------------------------------
@@ -421,6 +419,24 @@ count_read(CountQuery *cq, char **p)
 }
 
 /*
+ * Wait until the transaction that wrote job_id's operation row last (the
+ * start) has ended: take the row's lock in a transaction of its own and
+ * let it go at once.
+ */
+static void
+count_await_start(int64 job_id)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	bd_job_lock_row(job_id);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/*
  * Count one query in the current snapshot, as the start would have: its
  * counts into cq->counts, their sum returned.
  */
@@ -550,19 +566,31 @@ bulkdelete_counter_main(Datum main_arg)
 	 * as the end of a job does).  Until the job's count is stored no end
 	 * reads them: it waits for this process's lock.
 	 */
+	/*
+	 * The start that made the tasks first ends (it holds the operation
+	 * row): rows it inserted are not seen before it commits, and an UPDATE
+	 * does not wait for rows it does not see.  Then one task row at a time,
+	 * each in a transaction of its own, so that this process never holds a
+	 * task row while it waits for another (a batch that ends the job at
+	 * max_failures holds its own task's row and then takes the others).
+	 */
+	count_await_start(job_id);
 	for (int i = 0; i < nqueries; i++)
 	{
 		if (queries[i].first_task < 0)
 			continue;
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		bd_task_store_counts(job_id, cutoff, queries[i].first_task,
-							 queries[i].ncounts, queries[i].counts);
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
+		for (int k = 0; k < queries[i].ncounts; k++)
+		{
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
+			SPI_connect();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			bd_task_store_counts(job_id, cutoff, queries[i].first_task + k,
+								 1, &queries[i].counts[k]);
+			PopActiveSnapshot();
+			SPI_finish();
+			CommitTransactionCommand();
+		}
 	}
 
 	/* the count, stored in a transaction of its own */
