@@ -43,6 +43,7 @@
  *-------------------------------------------------------------------------
  */
 #include "archive_image.h"
+#include "compat.h"
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
@@ -136,11 +137,44 @@ bd_image_append(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls)
 	td->t_hoff = hoff;
 	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, datalen,
 					&td->t_infomask, hasnull ? td->t_bits : NULL);
-	/* length, row type and its version, as heap_form_tuple marks a datum */
-	heap_tuple_set_datum(td, desc, len);
+	/* length, row type (and its version), as heap_form_tuple marks a datum */
+	bd_datum_mark(td, desc, len);
 	buf->len = off + (int) len;
 	buf->data[buf->len] = '\0';
 	return off;
+}
+
+/*
+ * The images of a chunk's images array (a bytea[] datum, toasted or not)
+ * where they lie: one maxaligned copy of the array (the caller's, in the
+ * current memory context) and a pointer to each element in it, into
+ * *images; returns their number.  Every image of a chunk starts maxaligned
+ * in it (see the file header); one that does not (an array not written by
+ * bd_image_append) is copied alone.  The images' headers may be changed
+ * (bd_image_row, bd_image_text): each belongs to this copy.
+ */
+int
+bd_image_elements(Datum array, HeapTupleHeader **images)
+{
+	ArrayType  *a = DatumGetArrayTypePCopy(array);
+	int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	char	   *p = ARR_DATA_PTR(a);
+
+	if (ARR_ELEMTYPE(a) != BYTEAOID || ARR_HASNULL(a))
+		elog(ERROR, "row images are not a bytea[] without nulls");
+	*images = palloc(sizeof(HeapTupleHeader) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		Datum		elem = PointerGetDatum(p);
+
+		if (VARATT_IS_4B_U(p) && p == (char *) MAXALIGN(p))
+			(*images)[i] = (HeapTupleHeader) p;
+		else
+			(*images)[i] = (HeapTupleHeader) PG_DETOAST_DATUM_COPY(elem);
+		p = att_addlength_pointer(p, -1, p);
+		p = (char *) att_align_nominal(p, TYPALIGN_INT);
+	}
+	return n;
 }
 
 /*
@@ -351,8 +385,8 @@ bd_image_row(BdImageLayout *l, HeapTupleHeader image)
 			im_deform(l, image, ov, on);
 			im_check_domains(l, ov, on);
 		}
-		/* a value of today's row type: marked with its version */
-		heap_datum_update_type(image, l->desc);
+		/* a value of today's row type (marked with its version) */
+		bd_datum_retype(image, l->desc);
 		return PointerGetDatum(image);
 	}
 	ov = palloc(sizeof(Datum) * (l->natts + 1));

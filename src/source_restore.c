@@ -198,6 +198,8 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	char		enulls[2] = {' ', ' '};
 	bool		isnull;
 	Datum		d;
+	HeapTupleHeader *images;
+	int			nimages;
 	int			n;
 
 	if (job->query_index >= st->ngroups)
@@ -218,7 +220,7 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	nulls[5] = g->columns ? ' ' : 'n';
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	n = (int) bd_spi_exec("SELECT a.id, pg_catalog.cardinality(a.images),"
-						  " a.restored_by, a.restored_at, a.image_types, a.image_typmods"
+						  " a.restored_by, a.restored_at, a.image_types, a.image_typmods, a.images"
 						  " FROM bulkdelete.archive a"
 						  " WHERE a.operation_id = $1 AND a.relation = $2"
 						  " AND a.depth = $3 AND a.action = $4 AND a.id > $5"
@@ -247,16 +249,18 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	rows->restored_at = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
 	rows->image_types = PointerGetDatum(PG_DETOAST_DATUM_COPY(bd_spi_datum(0, 5, &isnull)));
 	rows->image_typmods = PointerGetDatum(PG_DETOAST_DATUM_COPY(bd_spi_datum(0, 6, &isnull)));
+	/* the chunk's images, read where they lie in one copy of the array */
+	nimages = bd_image_elements(bd_spi_datum(0, 7, &isnull), &images);
 	SPI_freetuptable(SPI_tuptable);
 
 	evalues[0] = Int64GetDatum(rows->chunk);
 	evalues[1] = st->keys ? JsonbPGetDatum(st->keys) : (Datum) 0;
 	enulls[1] = st->keys ? ' ' : 'n';
-	n = (int) bd_spi_exec("SELECT u.n::pg_catalog.int4, u.k::pg_catalog.text, u.img"
+	n = (int) bd_spi_exec("SELECT u.n::pg_catalog.int4, u.k::pg_catalog.text"
 						  " FROM bulkdelete.archive a,"
 						  "  ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),"
-						  "   pg_catalog.unnest(a.images), pg_catalog.unnest(a.restored_by))"
-						  "  WITH ORDINALITY u(k, rk, img, rb, n)"
+						  "   pg_catalog.unnest(a.restored_by))"
+						  "  WITH ORDINALITY u(k, rk, rb, n)"
 						  " WHERE a.id = $1 AND u.rb IS NULL"
 						  " AND ($2 IS NULL OR EXISTS (SELECT 1"
 						  "  FROM pg_catalog.jsonb_array_elements($2) k(v)"
@@ -280,9 +284,10 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	{
 		rows->elems[i] = (int) bd_spi_int64(i, 1, 0);
 		rows->keys[i] = bd_spi_text(i, 2);
-		/* a maxaligned copy with a 4-byte header: a composite datum */
-		rows->images[i] = (HeapTupleHeader)
-			PG_DETOAST_DATUM_COPY(bd_spi_datum(i, 3, &isnull));
+		if (rows->elems[i] < 1 || rows->elems[i] > nimages)
+			elog(ERROR, "archive row " INT64_FORMAT " has %d row images, not %d",
+				 rows->chunk, nimages, rows->elems[i]);
+		rows->images[i] = images[rows->elems[i] - 1];
 	}
 	SPI_freetuptable(SPI_tuptable);
 	batch->items = rows;
