@@ -538,6 +538,47 @@ sr_key_match(Oid relid)
 }
 
 /*
+ * How a re-link finds a row of a relation without a primary key: by all
+ * its columns as the image has them, as jsonb (no type needs an equality
+ * operator), but the nnames columns the action changed, the generated ones
+ * (computed from those) and those the image does not hold (added since:
+ * their default in the table, null in the image).  Over t (the table) and
+ * x (the image's row).
+ */
+static char *
+sr_row_match(SrRows *rows, Datum *names, int nnames)
+{
+	Relation	rel = relation_open(rows->group->relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData tcols;
+	StringInfoData xcols;
+
+	initStringInfo(&tcols);
+	initStringInfo(&xcols);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name;
+		bool		changed = false;
+
+		if (att->attisdropped || att->attgenerated ||
+			!bd_image_column_kept(rows->layout, att->attnum))
+			continue;
+		for (int k = 0; k < nnames && !changed; k++)
+			changed = strcmp(TextDatumGetCString(names[k]),
+							 NameStr(att->attname)) == 0;
+		if (changed)
+			continue;
+		name = quote_identifier(NameStr(att->attname));
+		appendStringInfo(&tcols, "%st.%s", tcols.len > 0 ? ", " : "", name);
+		appendStringInfo(&xcols, "%sx.%s", xcols.len > 0 ? ", " : "", name);
+	}
+	relation_close(rel, AccessShareLock);
+	return psprintf("pg_catalog.to_jsonb(ROW(%s)) OPERATOR(pg_catalog.=)"
+					" pg_catalog.to_jsonb(ROW(%s))", tcols.data, xcols.data);
+}
+
+/*
  * The statement that puts a batch of group g back, over $1, an array of
  * the relation's row type: an INSERT of every column but the generated
  * ones, or an UPDATE of the changed columns returning the positions of the
@@ -599,11 +640,7 @@ sr_statement(SrRows *rows)
 				appendStringInfo(&vals, " AND t.%s IS NULL", name);
 		}
 		if (match == NULL)
-			match = psprintf("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]"
-							 " OPERATOR(pg_catalog.=)"
-							 " pg_catalog.to_jsonb(x.*) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]",
-							 quote_literal_cstr(g->columns),
-							 quote_literal_cstr(g->columns));
+			match = sr_row_match(rows, names, nnames);
 		return psprintf("UPDATE %s t SET %s"
 						" FROM pg_catalog.unnest($1) WITH ORDINALITY x"
 						" WHERE %s%s RETURNING x.ordinality",
