@@ -8,10 +8,14 @@
  *		formed from the values the capture has (the DELETE's per-column
  *		RETURNING, or the deleted version itself) straight into the chunk's
  *		bytea[] buffer: no output function, no text, and a restore uses the
- *		datum as the row value without record_in.  Each image's length is
- *		a multiple of MAXALIGN (zeros after the data), so that in an array
- *		whose data starts maxaligned every image does too and can be
- *		deformed where it lies.
+ *		datum as the row value without record_in.  It is marked as a datum
+ *		of the row type as heap_form_tuple marks one (compat.h's
+ *		bd_datum_mark: with its row type's version where the server
+ *		versions row types).  Each image's length is a multiple of MAXALIGN
+ *		(zeros after the data), so that in an array whose data starts
+ *		maxaligned every image does too: a reader makes one maxaligned copy
+ *		of a chunk's images array and deforms every image where it lies in
+ *		it (bd_image_elements), no copy per image.
  *
  *		A column whose type's binary form names other objects by OID (an
  *		enum's label, a reg* type, a composite's or an array's element type
@@ -22,7 +26,8 @@
  *
  *		Each chunk keeps the layout its images were written with: the type
  *		(regtype, so that a dump names it) and typmod of every attribute
- *		(0: dropped then; text: written as text), by attribute number.  A restore compares it with the relation today
+ *		(0, shown "-": dropped then; text: written as text), by attribute
+ *		number.  A restore compares it with the relation today
  *		(bd_image_layout):
  *
  *		- every column still there has the same type and typmod (columns
@@ -36,6 +41,14 @@
  *		  text would; a value that does not convert is that row's failure
  *		  with the input function's SQLSTATE.  An old type that no longer
  *		  exists fails every row of the chunk (42704).
+ *
+ *		Either way a restored value meets today's domain constraints, as an
+ *		INSERT of it would: a column of a domain (over a built-in type,
+ *		written binary) is checked with domain_check; a domain inside a
+ *		column (an array of a domain, a composite with a domain field, a
+ *		domain over such an array) is in a type not built in, so the column
+ *		was written as text and its input function, which checks every
+ *		element and field, reads it back.
  *
  *		bd_image_text gives an image's text form for archived_records: the
  *		row type's text form as it was (record_out's, every value quoted).
