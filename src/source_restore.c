@@ -538,6 +538,41 @@ sr_key_match(Oid relid)
 }
 
 /*
+ * The columns of relation relid that the images hold and a restore writes
+ * (not dropped, not generated, not added since), but the nskip named in
+ * skip (text datums): each quoted name after tprefix into tcols and after
+ * "x." into xcols, comma-separated.
+ */
+static void
+sr_columns(SrRows *rows, Oid relid, Datum *skip, int nskip,
+		   const char *tprefix, StringInfo tcols, StringInfo xcols)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name;
+		bool		skipped = false;
+
+		if (att->attisdropped || att->attgenerated ||
+			!bd_image_column_kept(rows->layout, att->attnum))
+			continue;
+		for (int k = 0; k < nskip && !skipped; k++)
+			skipped = strcmp(TextDatumGetCString(skip[k]),
+							 NameStr(att->attname)) == 0;
+		if (skipped)
+			continue;
+		name = quote_identifier(NameStr(att->attname));
+		appendStringInfo(tcols, "%s%s%s", tcols->len > 0 ? ", " : "",
+						 tprefix, name);
+		appendStringInfo(xcols, "%sx.%s", xcols->len > 0 ? ", " : "", name);
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+/*
  * How a re-link finds a row of a relation without a primary key: by all
  * its columns as the image has them, as jsonb (no type needs an equality
  * operator), but the nnames columns the action changed, the generated ones
@@ -548,32 +583,12 @@ sr_key_match(Oid relid)
 static char *
 sr_row_match(SrRows *rows, Datum *names, int nnames)
 {
-	Relation	rel = relation_open(rows->group->relid, AccessShareLock);
-	TupleDesc	desc = RelationGetDescr(rel);
 	StringInfoData tcols;
 	StringInfoData xcols;
 
 	initStringInfo(&tcols);
 	initStringInfo(&xcols);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-		const char *name;
-		bool		changed = false;
-
-		if (att->attisdropped || att->attgenerated ||
-			!bd_image_column_kept(rows->layout, att->attnum))
-			continue;
-		for (int k = 0; k < nnames && !changed; k++)
-			changed = strcmp(TextDatumGetCString(names[k]),
-							 NameStr(att->attname)) == 0;
-		if (changed)
-			continue;
-		name = quote_identifier(NameStr(att->attname));
-		appendStringInfo(&tcols, "%st.%s", tcols.len > 0 ? ", " : "", name);
-		appendStringInfo(&xcols, "%sx.%s", xcols.len > 0 ? ", " : "", name);
-	}
-	relation_close(rel, AccessShareLock);
+	sr_columns(rows, rows->group->relid, names, nnames, "t.", &tcols, &xcols);
 	return psprintf("pg_catalog.to_jsonb(ROW(%s)) OPERATOR(pg_catalog.=)"
 					" pg_catalog.to_jsonb(ROW(%s))", tcols.data, xcols.data);
 }
@@ -592,28 +607,12 @@ sr_statement(SrRows *rows)
 	char	   *relname = bd_qualified_relname(relid);
 	StringInfoData cols;
 	StringInfoData vals;
-	Relation	rel;
-	TupleDesc	desc;
 
 	initStringInfo(&cols);
 	initStringInfo(&vals);
 	if (strcmp(g->action, "delete") == 0)
 	{
-		rel = relation_open(relid, AccessShareLock);
-		desc = RelationGetDescr(rel);
-		for (int i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-			const char *name;
-
-			if (att->attisdropped || att->attgenerated ||
-				!bd_image_column_kept(rows->layout, att->attnum))
-				continue;
-			name = quote_identifier(NameStr(att->attname));
-			appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", name);
-			appendStringInfo(&vals, "%sx.%s", vals.len > 0 ? ", " : "", name);
-		}
-		relation_close(rel, AccessShareLock);
+		sr_columns(rows, relid, NULL, 0, "", &cols, &vals);
 		return psprintf("INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
 						" SELECT %s FROM pg_catalog.unnest($1) x",
 						relname, cols.data, vals.data);
