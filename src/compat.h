@@ -2,8 +2,10 @@
  *
  * compat.h
  *		The one place where differences between PostgreSQL major versions
- *		(13 to 17) are papered over.  Code elsewhere never tests
- *		PG_VERSION_NUM inside a function body; it uses the names below.
+ *		(13 to 17), and the few between minor releases of one (15.0's
+ *		SRF set-up, versioned row types), are papered over.  Code elsewhere
+ *		never tests PG_VERSION_NUM or a header's macro inside a function
+ *		body; it uses the names below.
  *
  *-------------------------------------------------------------------------
  */
