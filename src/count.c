@@ -42,7 +42,8 @@
  *		pg_terminate_backend, an error), the start's snapshot is lost with
  *		it: no process can count in it again.  A job that succeeds then
  *		takes the counts of its walk, candidate_count = success + failure +
- *		skipped, and logs so.  Those are exact except for one kind of
+ *		skipped (a job in tasks: the sum of its tasks', below), and logs
+ *		so.  Those are exact except for one kind of
  *		candidate: a row that matched at the start and that another session
  *		deleted, or updated, before the walk reached its block.  The walk does not meet it, so it
  *		is missing from both candidate_count and skipped_count (the delete
@@ -63,7 +64,17 @@
  *		once the start committed, one task row per transaction: it never
  *		holds a row while it waits for another, so no batch and no end of
  *		a job waits for it in a cycle.  The job's end waits for the job's
- *		count, stored last, so it sees every task's.
+ *		count, stored last, so it sees every task's.  A task's count that
+ *		comes while the task runs leaves its skipped count to the task's
+ *		end (bd_task_succeed); one that comes after it succeeded sets it.
+ *		A counter gone between the task stores and the job's leaves exact
+ *		counts on the tasks it stored (the candidates others changed before
+ *		the walk are their skipped rows) and none on the others: those take
+ *		their walk's counts, and the job the sum of its tasks'
+ *		(bd_job_count_from_walk), so its skipped count at the end is the
+ *		sum of theirs too.  No job with shard tasks leaves a count here:
+ *		their pulls add to the job's candidate_count, which this store
+ *		fills only while it is null (candidates.c).
  *
  *-------------------------------------------------------------------------
  */

@@ -559,8 +559,14 @@ bd_job_count_pending(int64 job_id)
 /*
  * The count of a job whose counter is gone before it stored it: the rows
  * its walk met (count.c says which candidates that misses), and so for
- * each of its tasks whose count the counter was to make.  False when the
- * count was there after all.  At the job's end, no batch running.
+ * each of its tasks whose count the counter was to make.  A job in tasks
+ * takes the sum of its tasks' counts instead: the counter may have stored
+ * some of them before it was gone, exact, with the candidates that others
+ * changed before the walk as their skipped rows (bd_task_store_counts,
+ * bd_task_succeed), which the job's own walk did not meet; its end then
+ * makes the job's skipped count the sum of theirs (bd_job_finish).  False
+ * when the count was there after all.  At the job's end, its walk done and
+ * no batch running: every task succeeded.
  */
 bool
 bd_job_count_from_walk(int64 job_id)
@@ -568,15 +574,22 @@ bd_job_count_from_walk(int64 job_id)
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(job_id)};
 
-	if (bd_task_supported())
-		(void) job_write("UPDATE bulkdelete.task"
+	if (!bd_task_supported())
+		return job_write("UPDATE bulkdelete.operation"
 						 " SET candidate_count = success_count + failure_count + skipped_count"
-						 " WHERE operation_id = $1 AND candidate_count IS NULL"
-						 " AND remote_filter IS NULL",
-						 1, argtypes, values, NULL, SPI_OK_UPDATE);
-	return job_write("UPDATE bulkdelete.operation"
+						 " WHERE id = $1 AND candidate_count IS NULL",
+						 1, argtypes, values, NULL, SPI_OK_UPDATE) > 0;
+	(void) job_write("UPDATE bulkdelete.task"
 					 " SET candidate_count = success_count + failure_count + skipped_count"
-					 " WHERE id = $1 AND candidate_count IS NULL",
+					 " WHERE operation_id = $1 AND candidate_count IS NULL"
+					 " AND remote_filter IS NULL",
+					 1, argtypes, values, NULL, SPI_OK_UPDATE);
+	return job_write("UPDATE bulkdelete.operation o"
+					 " SET candidate_count = COALESCE("
+					 "  (SELECT pg_catalog.sum(t.candidate_count)::pg_catalog.int8"
+					 "   FROM bulkdelete.task t WHERE t.operation_id = o.id),"
+					 "  o.success_count + o.failure_count + o.skipped_count)"
+					 " WHERE o.id = $1 AND o.candidate_count IS NULL",
 					 1, argtypes, values, NULL, SPI_OK_UPDATE) > 0;
 }
 

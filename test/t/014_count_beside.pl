@@ -26,6 +26,12 @@
 #    though both tasks succeeded before their counts came.  A pause while
 #    the count runs, then a resume: exact.  A crash while it runs: the job
 #    resumes and ends with its walk's counts, for every task too.
+# 6. The counter terminated between its stores (after the first task's,
+#    waiting for a row lock on the second's): the job's count is the sum of
+#    its tasks', the stored one exact, and its skipped rows are theirs.
+# 7. Counts that come while a task runs (held in a later batch by a row
+#    trigger) and after another succeeded: each task's skipped count is
+#    exact, at its end or when its count comes.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -386,6 +392,110 @@ sub tasks_exact
 		SELECT count(*) FILTER (WHERE payload = 'changed') || ' '
 			|| count(*) FILTER (WHERE status = 'inactive') FROM d9}),
 		'500 500', 'parallel crash: what was deleted is exact');
+	bd_quit($gate);
+	bd_quit($other);
+}
+
+# 6. The counter lost between its stores: it stored the first task's count
+#    (its candidates deleted by another session before the walk are that
+#    task's skipped rows) and waits for the second task's row, which a
+#    session holds, when it is terminated.  The second task takes its
+#    walk's counts, and the job the sum of its tasks': its skipped rows are
+#    theirs.
+$node->safe_psql('postgres', q{
+	CREATE TABLE d10 (LIKE d7 INCLUDING ALL);
+	INSERT INTO d10 SELECT i, CASE WHEN i % 2 = 0 THEN 'inactive' ELSE 'active' END,
+		repeat('p', 400) FROM generate_series(1, 20000) i;
+	CREATE TABLE d11 (LIKE d7 INCLUDING ALL);
+	INSERT INTO d11 SELECT * FROM d10 ORDER BY id;
+	VACUUM ANALYZE d10, d11;
+});
+
+{
+	my $what = 'counter lost between its stores';
+	my ($job, $gate, $other) = held_job('d10', '{"parallel": 2}');
+	my $offset = -s $node->logfile;
+	$other->query_safe(q{
+		DELETE FROM d10 WHERE id <= 1000 AND status = 'inactive';
+		COMMIT});
+	ok($node->poll_query_until('postgres', qq{
+		SELECT a.query LIKE '%waiting for its count' FROM pg_stat_activity a
+		JOIN bulkdelete.operation o ON a.pid = o.worker_pid WHERE o.id = $job}),
+		"$what: the walk is done; the job waits for its count");
+	my $rows = $node->background_psql('postgres');
+	my $holder = $rows->query_safe('SELECT pg_backend_pid()');
+	$rows->query_safe(qq{BEGIN;
+		SELECT 1 FROM bulkdelete.task WHERE operation_id = $job AND task = 1
+		FOR UPDATE});
+	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+	ok($node->poll_query_until('postgres', qq{
+		SELECT $holder = ANY (pg_blocking_pids(pid)) FROM pg_stat_activity
+		WHERE backend_type = 'bulkdelete counter'}),
+		"$what: the counter waits for the second task's row");
+	like(task_counts($job), qr/^\d+ \d+ 0 500 succeeded, null \d+ 0 0 succeeded$/,
+		"$what: the first task's count is stored, its deleted candidates skipped");
+	my $counter = $node->safe_psql('postgres', q{
+		SELECT pid FROM pg_stat_activity WHERE backend_type = 'bulkdelete counter'});
+	bd_terminate($node, $counter);
+	$rows->query_safe('COMMIT');
+	my ($state) = bd_wait_end($node, $job);
+	is($state, 'succeeded', "$what: the job succeeds");
+	is(bd_value($node, $job,
+		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+		'10000 9500 0 500',
+		"$what: the job's count is its tasks', the first one's exact");
+	like(task_counts($job), qr/^\d+ \d+ 0 500 succeeded, \d+ \d+ 0 0 succeeded$/,
+		"$what: the second task has its walk's counts");
+	tasks_exact($job, $what);
+	ok($node->wait_for_log(qr/bulk delete job $job: its counter ended before it stored the count/,
+		$offset), "$what: the log says the count is the walk's");
+	bd_quit($gate);
+	bd_quit($other);
+	bd_quit($rows);
+}
+
+# 7. Counts that come while a task runs: the first task's worker is held at
+#    row 8000 (a trigger), in a later batch than its first, so its task row
+#    is free; the second task has succeeded.  The counter stores both
+#    counts: the running task keeps its skipped count until it succeeds,
+#    the succeeded one takes its skipped rows at once; each is exact at the
+#    end.
+{
+	my $what = 'counts while a task runs';
+	my ($hold, $hold_pid) = bd_gate($node, 'postgres', 'd11', 'DELETE',
+		'OLD.id = 8000', 4343);
+	my ($job, $gate, $other) = held_job('d11', '{"parallel": 2, "batch_size": 1}');
+	$other->query_safe(q{
+		DELETE FROM d11 WHERE id <= 1000 AND status = 'inactive';
+		UPDATE d11 SET payload = 'changed' WHERE id > 19000 AND status = 'inactive';
+		COMMIT});
+	ok($node->poll_query_until('postgres', qq{
+		SELECT bool_and(coalesce(CASE task
+			WHEN 0 THEN $hold_pid = ANY (pg_blocking_pids(worker_pid))
+			ELSE state = 'succeeded' END, false))
+		FROM bulkdelete.task WHERE operation_id = $job}),
+		"$what: the first task is held mid-walk, the second succeeded");
+	like(task_counts($job), qr/^null \d+ 0 0 running, null \d+ 0 0 succeeded$/,
+		"$what: their counts still to come");
+	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
+	ok($node->poll_query_until('postgres', qq{
+		SELECT candidate_count IS NOT NULL FROM bulkdelete.operation WHERE id = $job}),
+		"$what: the count is stored while the first task runs");
+	like(task_counts($job), qr/^\d+ \d+ 0 0 running, \d+ \d+ 0 500 succeeded$/,
+		"$what: the running task's skipped rows wait for its end, the succeeded one has its own");
+	is($node->safe_psql('postgres', qq{
+		SELECT candidate_count = success_count + failure_count + skipped_count
+		FROM bulkdelete.task WHERE operation_id = $job AND task = 1}),
+		't', "$what: the succeeded task's counts add up at once");
+	bd_quit($hold);
+	my ($state) = bd_wait_end($node, $job);
+	is($state, 'succeeded', "$what: the job succeeds");
+	is(bd_value($node, $job,
+		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+		'10000 9000 0 1000', "$what: the job's count is the start's");
+	like(task_counts($job), qr/^\d+ \d+ 0 500 succeeded, \d+ \d+ 0 500 succeeded$/,
+		"$what: the first task's changed candidates are skipped at its end");
+	tasks_exact($job, $what);
 	bd_quit($gate);
 	bd_quit($other);
 }

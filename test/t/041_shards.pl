@@ -6,9 +6,10 @@
 # normal run (whose start sends the shards no query), a cancel, the
 # coordinator killed mid-job, a shard stopped and started mid-job, a pause
 # and a resume, a cancel while paused (which a worker must take to the
-# shard's paused job); and the refusal of a server without bulkdelete
-# (42809).  "Mid-job" is a state: the shard's job waits in a row trigger on
-# an advisory lock this test holds.
+# shard's paused job), a query set with a large plain table in parallel
+# tasks (counted at the start, not beside); and the refusal of a server
+# without bulkdelete (42809).  "Mid-job" is a state: the shard's job waits
+# in a row trigger on an advisory lock this test holds.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -427,6 +428,46 @@ reset_data(1002 + 2);
 		'1002 1500 1998', "$what: shard 1's failures pulled once each");
 	is($shards[0]->safe_psql('postgres', "SELECT count(*) FROM ev WHERE v = 0"),
 		'3', "$what: shard 1 kept only the rows that failed");
+}
+
+# 9. A query set of the sharded table and a plain one large enough that
+# its parallel tasks' counts would be left to the counter (count.c): a
+# shard task's pull adds to the job's candidate_count, which a count stored
+# later only while it is null would then never fill.  So a job with shards
+# leaves nothing to the counter: its start counts every local task, and the
+# count is there when the start commits.
+reset_data();
+{
+	my $what = 'shards and a large table';
+	$coord->safe_psql('postgres', q{
+		CREATE TABLE big (id int PRIMARY KEY, v int NOT NULL, payload text);
+		INSERT INTO big SELECT i, i % 2, repeat('p', 400)
+			FROM generate_series(1, 20000) i;
+		VACUUM ANALYZE big;});
+	my $job = $coord->safe_psql('postgres', q{
+		SELECT bulkdelete.submit('[
+			{"entity": "public.ev", "criteria": {"conditions":
+				[{"attribute": "v", "operator": "eq", "values": [0]}]}},
+			{"entity": "public.big", "criteria": {"conditions":
+				[{"attribute": "v", "operator": "eq", "values": [0]}]}}]'::jsonb,
+			options => '{"parallel": 2, "batch_size": 100, "lock_timeout": 600000}')});
+	ok($coord->poll_query_until('postgres', qq{
+		SELECT cutoff_xmax IS NOT NULL FROM bulkdelete.operation WHERE id = $job}),
+		"$what: the start committed");
+	is($coord->safe_psql('postgres', qq{
+		SELECT o.candidate_count IS NOT NULL AND bool_and(t.candidate_count IS NOT NULL)
+		FROM bulkdelete.operation o JOIN bulkdelete.task t
+			ON t.operation_id = o.id AND t.remote_filter IS NULL
+		WHERE o.id = $job GROUP BY o.candidate_count}),
+		't', "$what: the job's and every local task's count made at the start");
+	my ($state) = bd_wait_end($coord, $job);
+	is($state, 'succeeded', "$what: the job succeeded");
+	is(counts($coord, $job), 'succeeded 11500 11497 3 0',
+		"$what: the job's counts are the sums of the leaves', the shards' and the table's");
+	is($coord->safe_psql('postgres', qq{
+		SELECT sum(candidate_count) || ' ' || count(*) FILTER (WHERE relation = 'big'::regclass)
+		FROM bulkdelete.task WHERE operation_id = $job}),
+		'11500 2', "$what: the tasks' counts sum to the job's, the table in two tasks");
 }
 
 $_->stop for ($coord, @shards);
