@@ -101,6 +101,24 @@ sub held_job
 	return ($job, $gate, $other);
 }
 
+# job $job's "candidates success failure skipped"
+sub job_counts
+{
+	my ($job) = @_;
+	return bd_value($node, $job,
+		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count");
+}
+
+# wait until job $job's walk is done and its process waits for its count
+sub walk_done
+{
+	my ($job, $what) = @_;
+	ok($node->poll_query_until('postgres', qq{
+		SELECT a.query LIKE '%waiting for its count' FROM pg_stat_activity a
+		JOIN bulkdelete.operation o ON a.pid = o.worker_pid WHERE o.id = $job}),
+		$what . 'the walk is done; the job waits for its count');
+}
+
 # 1. changes by another session before the walk, the count exact
 {
 	my ($job, $gate, $other) = held_job('d1');
@@ -111,17 +129,13 @@ sub held_job
 			AND status = 'inactive';
 		INSERT INTO d1 SELECT i, 'inactive', 'late' FROM generate_series(30001, 30500) i;
 		COMMIT});
-	ok($node->poll_query_until('postgres', qq{
-		SELECT a.query LIKE '%waiting for its count' FROM pg_stat_activity a
-		JOIN bulkdelete.operation o ON a.pid = o.worker_pid WHERE o.id = $job}),
-		'the walk is done; the job waits for its count');
+	walk_done($job, '');
 	is(bd_value($node, $job, "state || ' ' || (candidate_count IS NULL)"),
 		'in_progress true', 'the job does not end before its count');
 	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
 	my ($state) = bd_wait_end($node, $job);
 	is($state, 'succeeded', 'the job succeeds');
-	is(bd_value($node, $job,
-		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+	is(job_counts($job),
 		'10000 8000 0 2000',
 		'the count is the start\'s: the changed candidates count as skipped');
 	is($node->safe_psql('postgres', q{
@@ -151,8 +165,7 @@ sub held_job
 	my ($state) = bd_wait_end($node, $job);
 	is($state, 'succeeded', 'the job still ends, succeeded');
 	# 500 deleted and 300 updated before the walk: not met, not counted
-	is(bd_value($node, $job,
-		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+	is(job_counts($job),
 		'9200 9200 0 0',
 		'the counts are the walk\'s: candidates changed before it are missing');
 	ok($node->wait_for_log(qr/bulk delete job $job: its counter ended before it stored the count/,
@@ -284,7 +297,12 @@ $node->safe_psql('postgres', q{
 	INSERT INTO d8 SELECT * FROM d7 ORDER BY id;
 	CREATE TABLE d9 (LIKE d7 INCLUDING ALL);
 	INSERT INTO d9 SELECT * FROM d7 ORDER BY id;
-	VACUUM ANALYZE d7, d8, d9;
+	-- for cases 6 and 7
+	CREATE TABLE d10 (LIKE d7 INCLUDING ALL);
+	INSERT INTO d10 SELECT * FROM d7 ORDER BY id;
+	CREATE TABLE d11 (LIKE d7 INCLUDING ALL);
+	INSERT INTO d11 SELECT * FROM d7 ORDER BY id;
+	VACUUM ANALYZE d7, d8, d9, d10, d11;
 });
 
 # each task's counts: "candidates success failure skipped state", by task
@@ -329,17 +347,13 @@ sub tasks_exact
 		DELETE FROM d7 WHERE id <= 1000 AND status = 'inactive';
 		UPDATE d7 SET payload = 'changed' WHERE id > 19000 AND status = 'inactive';
 		COMMIT});
-	ok($node->poll_query_until('postgres', qq{
-		SELECT a.query LIKE '%waiting for its count' FROM pg_stat_activity a
-		JOIN bulkdelete.operation o ON a.pid = o.worker_pid WHERE o.id = $job}),
-		'parallel: the walk is done; the job waits for its count');
+	walk_done($job, 'parallel: ');
 	like(task_counts($job), qr/^null \d+ 0 0 succeeded, null \d+ 0 0 succeeded$/,
 		'parallel: both tasks succeeded, their counts still to come');
 	$gate->query_safe('SELECT pg_advisory_unlock(4242)');
 	my ($state) = bd_wait_end($node, $job);
 	is($state, 'succeeded', 'parallel: the job succeeds');
-	is(bd_value($node, $job,
-		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+	is(job_counts($job),
 		'10000 9000 0 1000', 'parallel: the job\'s count is the start\'s');
 	like(task_counts($job), qr/^\d+ \d+ 0 500 succeeded, \d+ \d+ 0 500 succeeded$/,
 		'parallel: each task\'s changed candidates count as its skipped');
@@ -402,15 +416,6 @@ sub tasks_exact
 #    session holds, when it is terminated.  The second task takes its
 #    walk's counts, and the job the sum of its tasks': its skipped rows are
 #    theirs.
-$node->safe_psql('postgres', q{
-	CREATE TABLE d10 (LIKE d7 INCLUDING ALL);
-	INSERT INTO d10 SELECT i, CASE WHEN i % 2 = 0 THEN 'inactive' ELSE 'active' END,
-		repeat('p', 400) FROM generate_series(1, 20000) i;
-	CREATE TABLE d11 (LIKE d7 INCLUDING ALL);
-	INSERT INTO d11 SELECT * FROM d10 ORDER BY id;
-	VACUUM ANALYZE d10, d11;
-});
-
 {
 	my $what = 'counter lost between its stores';
 	my ($job, $gate, $other) = held_job('d10', '{"parallel": 2}');
@@ -418,10 +423,7 @@ $node->safe_psql('postgres', q{
 	$other->query_safe(q{
 		DELETE FROM d10 WHERE id <= 1000 AND status = 'inactive';
 		COMMIT});
-	ok($node->poll_query_until('postgres', qq{
-		SELECT a.query LIKE '%waiting for its count' FROM pg_stat_activity a
-		JOIN bulkdelete.operation o ON a.pid = o.worker_pid WHERE o.id = $job}),
-		"$what: the walk is done; the job waits for its count");
+	walk_done($job, "$what: ");
 	my $rows = $node->background_psql('postgres');
 	my $holder = $rows->query_safe('SELECT pg_backend_pid()');
 	$rows->query_safe(qq{BEGIN;
@@ -440,8 +442,7 @@ $node->safe_psql('postgres', q{
 	$rows->query_safe('COMMIT');
 	my ($state) = bd_wait_end($node, $job);
 	is($state, 'succeeded', "$what: the job succeeds");
-	is(bd_value($node, $job,
-		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+	is(job_counts($job),
 		'10000 9500 0 500',
 		"$what: the job's count is its tasks', the first one's exact");
 	like(task_counts($job), qr/^\d+ \d+ 0 500 succeeded, \d+ \d+ 0 0 succeeded$/,
@@ -490,8 +491,7 @@ $node->safe_psql('postgres', q{
 	bd_quit($hold);
 	my ($state) = bd_wait_end($node, $job);
 	is($state, 'succeeded', "$what: the job succeeds");
-	is(bd_value($node, $job,
-		"candidate_count || ' ' || success_count || ' ' || failure_count || ' ' || skipped_count"),
+	is(job_counts($job),
 		'10000 9000 0 1000', "$what: the job's count is the start's");
 	like(task_counts($job), qr/^\d+ \d+ 0 500 succeeded, \d+ \d+ 0 500 succeeded$/,
 		"$what: the first task's changed candidates are skipped at its end");
