@@ -201,8 +201,9 @@ ar_new_row(BdArchive *ar)
 {
 	if (ar->n == ar->max)
 	{
-		ar->max = Max(64, ar->max * 2);
-		ar->rows = ar->rows == NULL ? palloc(sizeof(ArRow) * ar->max) :
+		ar->max = ar->max == 0 ? Max(64, ar->sized.rows) : ar->max * 2;
+		ar->rows = ar->rows == NULL ?
+			palloc_extended(sizeof(ArRow) * ar->max, MCXT_ALLOC_HUGE) :
 			repalloc_huge(ar->rows, sizeof(ArRow) * ar->max);
 	}
 	memset(&ar->rows[ar->n], 0, sizeof(ArRow));
@@ -615,6 +616,15 @@ ar_chunk_of(BdArchive *ar, Oid relid, int depth, char action,
 	c->changed = changed;
 	ar_chunk_buffer(&c->keys);
 	ar_chunk_buffer(&c->images);
+	if (ar->nchunks == 0)
+	{
+		/* as big as the last attempt's first chunk: no regrowing */
+		enlargeStringInfo(&c->keys, Min(ar->sized.keys, MaxAllocSize / 2));
+		enlargeStringInfo(&c->images, Min(ar->sized.images, MaxAllocSize / 2));
+		c->maxrows = ar->sized.rows;
+		c->rows = c->maxrows > 0 ?
+			palloc_extended(sizeof(int) * c->maxrows, MCXT_ALLOC_HUGE) : NULL;
+	}
 	MemoryContextSwitchTo(old);
 	return ar->lastchunk = ar->nchunks++;
 }
@@ -1432,6 +1442,12 @@ ar_attempt(void *arg)
 		ar_reconcile(ar, leaves, before);
 	}
 	ar_flush(ar);
+	if (ar->nchunks > 0)
+	{
+		ar->sized.rows = ar->n;
+		ar->sized.keys = ar->chunks[0].keys.len;
+		ar->sized.images = ar->chunks[0].images.len;
+	}
 	/* the caller reads the DELETE's rows */
 	SPI_tuptable = result;
 	SPI_processed = processed;
