@@ -40,15 +40,17 @@
  *		row per relation, depth and action): the key and image of each go
  *		straight into two buffers laid out as the chunk's jsonb[] and
  *		bytea[] arrays (ArChunk), which become the arrays without a copy,
+ *		compressed here (ar_compressed) when they will be stored out of line,
  *		and the chunk is inserted by a plan kept for the backend.
  *
  *		A row image is the row's composite datum, formed from its values
  *		(archive_image.c: binary, every type exactly, toasted values
  *		fetched into it; the chunk keeps the layout it was written with).
- *		The key is the primary key as jsonb, built in C from the row when
- *		its columns are integers or text (ar_key_build), else by the
- *		capture statement under fixed settings (bd_archive_settings_begin:
- *		TimeZone UTC, ...); for a table without one the whole row as jsonb.
+ *		The key is the primary key as jsonb, written in C from the row
+ *		straight into the chunk when its columns are integers or text
+ *		(ar_key_append), else by the capture statement under fixed settings
+ *		(bd_archive_settings_begin: TimeZone UTC, ...); for a table without
+ *		one the whole row as jsonb.
  *
  *-------------------------------------------------------------------------
  */
