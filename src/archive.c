@@ -1205,9 +1205,12 @@ ar_column_compression(char *methods)
 
 	for (int k = 0; k < lengthof(columns); k++)
 	{
+		AttrNumber	attnum = get_attnum(relid, columns[k]);
 		Form_pg_attribute att;
 
-		att = TupleDescAttr(desc, get_attnum(relid, columns[k]) - 1);
+		if (attnum <= 0)
+			elog(ERROR, "bulkdelete.archive has no column \"%s\"", columns[k]);
+		att = TupleDescAttr(desc, attnum - 1);
 		methods[k] = att->attstorage != TYPSTORAGE_EXTENDED ?
 			InvalidCompressionMethod :
 			CompressionMethodIsValid(att->attcompression) ?
