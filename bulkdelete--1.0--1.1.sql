@@ -1038,6 +1038,20 @@ CREATE INDEX archive_operation_id_idx ON @extschema@.archive
 CREATE INDEX archive_expires_at_idx ON @extschema@.archive USING brin (expires_at);
 COMMENT ON TABLE @extschema@.archive IS
 	'internal: the recycle bin: every row an archived job deleted or changed, as it was, until it expires or is restored; one archive row per batch, relation, depth and action, one array element per row';
+COMMENT ON COLUMN @extschema@.archive.id IS
+	'the archive row: one chunk, the rows one batch of the job deleted or changed in one relation at one depth with one action';
+COMMENT ON COLUMN @extschema@.archive.operation_id IS
+	'the archived job (bulkdelete.operation) whose batch deleted or changed the rows';
+COMMENT ON COLUMN @extschema@.archive.relation IS
+	'the table the rows were deleted from or changed in (a partitioned table''s rows under the partitioned table)';
+COMMENT ON COLUMN @extschema@.archive.action IS
+	'what happened to the rows: delete (the job or a CASCADE deleted them), set null or set default (a foreign key''s action changed them)';
+COMMENT ON COLUMN @extschema@.archive.archived_at IS
+	'when the batch that archived the rows ran (its transaction''s start)';
+COMMENT ON COLUMN @extschema@.archive.expires_at IS
+	'when the rows expire (archived_at plus the job''s retention); the workers purge them after';
+COMMENT ON COLUMN @extschema@.archive.restored_at IS
+	'when each row was put back (null: not restored), by element as restored_by';
 COMMENT ON COLUMN @extschema@.archive.depth IS
 	'0: rows the job deleted; n: rows reached through n foreign keys from one (CASCADE deletes, SET NULL / SET DEFAULT changes)';
 COMMENT ON COLUMN @extschema@.archive.record_keys IS
@@ -1045,17 +1059,17 @@ COMMENT ON COLUMN @extschema@.archive.record_keys IS
 COMMENT ON COLUMN @extschema@.archive.root_keys IS
 	'the key of the row the job deleted that each row was removed or changed with (null: the row itself, at depth 0)';
 COMMENT ON COLUMN @extschema@.archive.images IS
-	'each whole row as its composite datum (internal binary form; bulkdelete.archived_records shows it as text)';
+	'each whole row as its composite datum, a value of the relation''s row type as it was (internal binary form: values stored out of line fetched into it, a dropped column null, a column of image_types text as its text form; bulkdelete.archived_records shows it as text)';
 COMMENT ON COLUMN @extschema@.archive.image_types IS
-	'the images'' layout: the type of each of the relation''s columns by attribute number when archived (0: a dropped column; text: a column written as its text form, its type''s binary form holding OIDs of other objects)';
+	'the images'' layout: the type of each of the relation''s columns by attribute number when archived (-: a dropped column; text: a column written as its text form, its type''s binary form holding OIDs of other objects)';
 COMMENT ON COLUMN @extschema@.archive.image_typmods IS
-	'the images'' layout: the typmod of each of the relation''s columns by attribute number when archived';
+	'the images'' layout: the typmod of each of the relation''s columns by attribute number when archived (-1: none, a dropped column or one written as text)';
 COMMENT ON COLUMN @extschema@.archive.changed_columns IS
 	'SET NULL / SET DEFAULT: the columns the foreign-key action changed, which a restore sets back';
 COMMENT ON COLUMN @extschema@.archive.restored_by IS
 	'the restore job that put each row back (null: not restored)';
 COMMENT ON COLUMN @extschema@.archive.tried_by IS
-	'the last restore job that tried these rows, so that a restore tries each once';
+	'the last restore job that tried these rows (restored or failed), so that a restore job tries each once, after a restart too';
 
 ALTER TABLE @extschema@.archive ENABLE ROW LEVEL SECURITY;
 CREATE POLICY archive_member_policy ON @extschema@.archive

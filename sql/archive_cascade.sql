@@ -108,4 +108,68 @@ FROM bulkdelete.archived_records(:up) GROUP BY 1 ORDER BY 1::text;
 SELECT (SELECT count(*) FROM before WHERE rel = 'account') - count(*) AS accounts_gone
 FROM ac.account;
 
+-- a CASCADE child with a dropped column: its images have the column null
+-- (and its layout says dropped), the restore puts the rest back as it was
+CREATE TABLE ac.box (id int PRIMARY KEY, label text);
+CREATE TABLE ac.item (id int PRIMARY KEY, gone text,
+	box_id int NOT NULL REFERENCES ac.box ON DELETE CASCADE, v text, w int);
+CREATE INDEX ON ac.item (box_id);
+INSERT INTO ac.box SELECT i, 'box ' || i FROM generate_series(1, 3) i;
+INSERT INTO ac.item SELECT i, 'g' || i, i % 3 + 1, 'v' || i, CASE WHEN i % 2 = 0 THEN i END
+FROM generate_series(1, 9) i;
+ALTER TABLE ac.item DROP COLUMN gone;
+CREATE TEMP TABLE item_before AS SELECT row_to_json(x)::text AS j FROM ac.item x;
+SELECT bulkdelete.submit('ac.box', 'id <> 3', options => '{"archive": true}') AS box \gset
+SELECT bulkdelete.wait(:box);
+SELECT image_types FROM bulkdelete.archive WHERE operation_id = :box ORDER BY depth;
+SELECT relation, record_key, image FROM bulkdelete.archived_records(:box)
+WHERE relation = 'ac.item'::regclass ORDER BY record_key ->> 'id';
+SELECT count(*) AS items_left FROM ac.item;
+SELECT bulkdelete.restore(:box) AS rbox \gset
+SELECT bulkdelete.wait(:rbox);
+SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id = :rbox;
+(SELECT row_to_json(x)::text FROM ac.item x EXCEPT ALL SELECT j FROM item_before)
+UNION ALL
+(SELECT j FROM item_before EXCEPT ALL SELECT row_to_json(x)::text FROM ac.item x);
+
+-- SET NULL children re-linked after an ALTER TABLE of theirs (a column
+-- added with a default, a column's type changed), with a primary key and
+-- without one (found by all their columns but the changed and the added
+-- ones); a row whose link was set again meanwhile is left as it is (02000)
+CREATE TABLE ac.owner (id int PRIMARY KEY);
+CREATE TABLE ac.keyed (id int PRIMARY KEY,
+	owner_id int REFERENCES ac.owner ON DELETE SET NULL, n int, v text);
+CREATE INDEX ON ac.keyed (owner_id);
+CREATE TABLE ac.keyless (owner_id int REFERENCES ac.owner ON DELETE SET NULL,
+	n int, v text, twice int GENERATED ALWAYS AS (owner_id * 2) STORED);
+CREATE INDEX ON ac.keyless (owner_id);
+INSERT INTO ac.owner SELECT generate_series(1, 4);
+INSERT INTO ac.keyed SELECT i, i % 4 + 1, i, 'k' || i FROM generate_series(1, 8) i;
+INSERT INTO ac.keyless SELECT i % 4 + 1, i, 'n' || i FROM generate_series(1, 8) i;
+CREATE TEMP TABLE linked_before AS
+	SELECT 'keyed' AS rel, row_to_json(x)::text AS j FROM ac.keyed x UNION ALL
+	SELECT 'keyless', row_to_json(x)::text FROM ac.keyless x;
+SELECT bulkdelete.submit('ac.owner', 'id <= 2', options => '{"archive": true}') AS own \gset
+SELECT bulkdelete.wait(:own);
+SELECT relation, action, count(*) FROM bulkdelete.archived_records(:own)
+GROUP BY 1, 2 ORDER BY 1::text, 2;
+ALTER TABLE ac.keyed ADD COLUMN added text DEFAULT 'new', ALTER COLUMN n TYPE bigint;
+ALTER TABLE ac.keyless ADD COLUMN added text DEFAULT 'new', ALTER COLUMN n TYPE bigint;
+UPDATE ac.keyed SET owner_id = 4 WHERE id = 1;
+SELECT bulkdelete.restore(:own) AS rown \gset
+SELECT bulkdelete.wait(:rown);
+SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id = :rown;
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure WHERE operation_id = :rown;
+UPDATE ac.keyed SET owner_id = 2 WHERE id = 1;
+(SELECT 'keyed', row_to_json(x)::text FROM (SELECT id, owner_id, n, v FROM ac.keyed) x
+ UNION ALL
+ SELECT 'keyless', row_to_json(x)::text FROM (SELECT owner_id, n, v, twice FROM ac.keyless) x
+ EXCEPT ALL SELECT * FROM linked_before)
+UNION ALL
+(SELECT * FROM linked_before EXCEPT ALL
+ (SELECT 'keyed', row_to_json(x)::text FROM (SELECT id, owner_id, n, v FROM ac.keyed) x
+  UNION ALL
+  SELECT 'keyless', row_to_json(x)::text FROM (SELECT owner_id, n, v, twice FROM ac.keyless) x));
+SELECT count(*) FILTER (WHERE added = 'new') AS added_default FROM ac.keyless;
+
 DROP SCHEMA ac CASCADE;

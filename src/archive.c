@@ -1167,13 +1167,14 @@ ar_chunk_compact(BdArchive *ar, ArChunk *c, StringInfo keys,
 static SPIPlanPtr
 ar_chunk_insert_plan(void)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr kept = NULL;
+	SPIPlanPtr	plan;
 	Oid			types[11] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
 		JSONBARRAYOID, JSONBARRAYOID, BYTEAARRAYOID, REGTYPEARRAYOID, INT4ARRAYOID,
 	TIMESTAMPTZOID};
 
-	if (plan != NULL)
-		return plan;
+	if (kept != NULL)
+		return kept;
 	plan = SPI_prepare_cursor("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
 							  " action, changed_columns, record_keys, root_keys, images,"
 							  " image_types, image_typmods, expires_at)"
@@ -1185,7 +1186,9 @@ ar_chunk_insert_plan(void)
 			 SPI_result_code_string(SPI_result));
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "SPI_keepplan failed for the archive's INSERT");
-	return plan;
+	/* kept only once it outlives SPI: an error before leaves none */
+	kept = plan;
+	return kept;
 }
 
 /*

@@ -8,10 +8,14 @@
  *		formed from the values the capture has (the DELETE's per-column
  *		RETURNING, or the deleted version itself) straight into the chunk's
  *		bytea[] buffer: no output function, no text, and a restore uses the
- *		datum as the row value without record_in.  Each image's length is
- *		a multiple of MAXALIGN (zeros after the data), so that in an array
- *		whose data starts maxaligned every image does too and can be
- *		deformed where it lies.
+ *		datum as the row value without record_in.  It is marked as a datum
+ *		of the row type as heap_form_tuple marks one (compat.h's
+ *		bd_datum_mark: with its row type's version where the server
+ *		versions row types).  Each image's length is a multiple of MAXALIGN
+ *		(zeros after the data), so that in an array whose data starts
+ *		maxaligned every image does too: a reader makes one maxaligned copy
+ *		of a chunk's images array and deforms every image where it lies in
+ *		it (bd_image_elements), no copy per image.
  *
  *		A column whose type's binary form names other objects by OID (an
  *		enum's label, a reg* type, a composite's or an array's element type
@@ -22,7 +26,8 @@
  *
  *		Each chunk keeps the layout its images were written with: the type
  *		(regtype, so that a dump names it) and typmod of every attribute
- *		(0: dropped then; text: written as text), by attribute number.  A restore compares it with the relation today
+ *		(0, shown "-": dropped then; text: written as text), by attribute
+ *		number.  A restore compares it with the relation today
  *		(bd_image_layout):
  *
  *		- every column still there has the same type and typmod (columns
@@ -37,12 +42,21 @@
  *		  with the input function's SQLSTATE.  An old type that no longer
  *		  exists fails every row of the chunk (42704).
  *
+ *		Either way a restored value meets today's domain constraints, as an
+ *		INSERT of it would: a column of a domain (over a built-in type,
+ *		written binary) is checked with domain_check; a domain inside a
+ *		column (an array of a domain, a composite with a domain field, a
+ *		domain over such an array) is in a type not built in, so the column
+ *		was written as text and its input function, which checks every
+ *		element and field, reads it back.
+ *
  *		bd_image_text gives an image's text form for archived_records: the
  *		row type's text form as it was (record_out's, every value quoted).
  *
  *-------------------------------------------------------------------------
  */
 #include "archive_image.h"
+#include "compat.h"
 
 #include "access/detoast.h"
 #include "access/htup_details.h"
@@ -136,11 +150,44 @@ bd_image_append(StringInfo buf, TupleDesc desc, Datum *values, bool *nulls)
 	td->t_hoff = hoff;
 	heap_fill_tuple(desc, values, nulls, (char *) td + hoff, datalen,
 					&td->t_infomask, hasnull ? td->t_bits : NULL);
-	/* length, row type and its version, as heap_form_tuple marks a datum */
-	heap_tuple_set_datum(td, desc, len);
+	/* length, row type (and its version), as heap_form_tuple marks a datum */
+	bd_datum_mark(td, desc, len);
 	buf->len = off + (int) len;
 	buf->data[buf->len] = '\0';
 	return off;
+}
+
+/*
+ * The images of a chunk's images array (a bytea[] datum, toasted or not)
+ * where they lie: one maxaligned copy of the array (the caller's, in the
+ * current memory context) and a pointer to each element in it, into
+ * *images; returns their number.  Every image of a chunk starts maxaligned
+ * in it (see the file header); one that does not (an array not written by
+ * bd_image_append) is copied alone.  The images' headers may be changed
+ * (bd_image_row, bd_image_text): each belongs to this copy.
+ */
+int
+bd_image_elements(Datum array, HeapTupleHeader **images)
+{
+	ArrayType  *a = DatumGetArrayTypePCopy(array);
+	int			n = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	char	   *p = ARR_DATA_PTR(a);
+
+	if (ARR_ELEMTYPE(a) != BYTEAOID || ARR_HASNULL(a))
+		elog(ERROR, "row images are not a bytea[] without nulls");
+	*images = palloc(sizeof(HeapTupleHeader) * (n + 1));
+	for (int i = 0; i < n; i++)
+	{
+		Datum		elem = PointerGetDatum(p);
+
+		if (VARATT_IS_4B_U(p) && p == (char *) MAXALIGN(p))
+			(*images)[i] = (HeapTupleHeader) p;
+		else
+			(*images)[i] = (HeapTupleHeader) PG_DETOAST_DATUM_COPY(elem);
+		p = att_addlength_pointer(p, -1, p);
+		p = (char *) att_align_nominal(p, TYPALIGN_INT);
+	}
+	return n;
 }
 
 /*
@@ -351,8 +398,8 @@ bd_image_row(BdImageLayout *l, HeapTupleHeader image)
 			im_deform(l, image, ov, on);
 			im_check_domains(l, ov, on);
 		}
-		/* a value of today's row type: marked with its version */
-		heap_datum_update_type(image, l->desc);
+		/* a value of today's row type (marked with its version) */
+		bd_datum_retype(image, l->desc);
 		return PointerGetDatum(image);
 	}
 	ov = palloc(sizeof(Datum) * (l->natts + 1));

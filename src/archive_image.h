@@ -41,6 +41,7 @@ typedef struct BdImageLayout
 extern bool bd_image_type_as_text(Oid type);
 extern int	bd_image_append(StringInfo buf, TupleDesc desc, Datum *values,
 							bool *nulls);
+extern int	bd_image_elements(Datum array, HeapTupleHeader **images);
 extern void bd_image_layout_arrays(Oid relid, Datum *types, Datum *typmods);
 extern BdImageLayout *bd_image_layout(Oid relid, ArrayType *types,
 									  ArrayType *typmods);

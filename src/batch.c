@@ -112,10 +112,14 @@ typedef struct BatchState
 } BatchState;
 
 /*
- * The watch of the target prepared last (names.c): one job at a time runs
- * in a backend, and a target whose watch is not this one is prepared again.
+ * The watch of the target prepared last (names.c) and its number: one job
+ * at a time runs in a backend, and a target whose watch is not this one is
+ * prepared again.  Told by the number, not the pointer: an earlier job's
+ * target may point at a watch forgotten since, in whose memory this one
+ * may have been made.
  */
 static BdNames *batch_names = NULL;
+static uint64 batch_names_id = 0;
 
 /* Build a TID array datum from n TIDs. */
 static Datum
@@ -353,9 +357,11 @@ batch_read(void *arg)
 	/* the new watch first: batch_names never points at a forgotten one */
 	target->names = bd_names_read_end(begun, target->named_relids,
 									  target->nnamed, true);
+	target->names_id = bd_names_id(target->names);
 	if (batch_names != NULL)
 		bd_names_forget(batch_names);
 	batch_names = target->names;
+	batch_names_id = target->names_id;
 	r->target = target;
 	return batch_names;
 }
@@ -384,7 +390,8 @@ bd_batch_target(BdJob *job, BdTarget *target, MemoryContext cxt)
 	r.job = job;
 	r.target = target;
 	r.cxt = cxt;
-	(void) bd_names_settle(target != NULL && target->names == batch_names ?
+	(void) bd_names_settle(target != NULL && target->names != NULL &&
+						   target->names_id == batch_names_id ?
 						   target->names : NULL, batch_read, &r);
 	return r.target;
 }

@@ -41,6 +41,8 @@ typedef struct BdTarget
 	Oid		   *named_relids;	/* target, then the restricting tables */
 	struct BdNames *names;		/* the watch of those names (names.c), set
 								 * by bd_batch_target; NULL: not watched */
+	uint64		names_id;		/* its number (bd_names_id): names is read
+								 * only while it is the watch kept last */
 	Oid			qual_leaf;		/* the leaf partition whose constraint */
 	char	   *leaf_qual;		/* this is, as SQL over t (range mode) */
 	struct BdArchive *archive;	/* the job archives what it deletes

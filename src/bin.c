@@ -412,7 +412,7 @@ bulkdelete_archive_images(PG_FUNCTION_ARGS)
 	Oid			types[1] = {INT8OID};
 	Datum		values[1];
 	MemoryContext callercxt = CurrentMemoryContext;
-	Datum	   *images;
+	HeapTupleHeader *images;
 	int			n;
 	Datum	   *texts;
 	BdImageLayout *layout;
@@ -442,16 +442,11 @@ bulkdelete_archive_images(PG_FUNCTION_ARGS)
 	layout = bd_image_layout(relid,
 							 DatumGetArrayTypeP(bd_spi_datum(0, 2, &isnull)),
 							 DatumGetArrayTypeP(bd_spi_datum(0, 3, &isnull)));
-	deconstruct_array(DatumGetArrayTypeP(bd_spi_datum(0, 4, &isnull)),
-					  BYTEAOID, -1, false, TYPALIGN_INT, &images, NULL, &n);
+	n = bd_image_elements(bd_spi_datum(0, 4, &isnull), &images);
 	texts = palloc(sizeof(Datum) * (n + 1));
 	nest = bd_archive_settings_begin();
 	for (int i = 0; i < n; i++)
-	{
-		HeapTupleHeader image = (HeapTupleHeader) PG_DETOAST_DATUM_COPY(images[i]);
-
-		texts[i] = CStringGetTextDatum(bd_image_text(layout, image));
-	}
+		texts[i] = CStringGetTextDatum(bd_image_text(layout, images[i]));
 	bd_archive_settings_end(nest);
 	MemoryContextSwitchTo(callercxt);
 	result = construct_array(texts, n, TEXTOID, -1, false, TYPALIGN_INT);

@@ -2,8 +2,10 @@
  *
  * compat.h
  *		The one place where differences between PostgreSQL major versions
- *		(13 to 17) are papered over.  Code elsewhere never tests
- *		PG_VERSION_NUM inside a function body; it uses the names below.
+ *		(13 to 17), and the few between minor releases of one (15.0's
+ *		SRF set-up, versioned row types), are papered over.  Code elsewhere
+ *		never tests PG_VERSION_NUM or a header's macro inside a function
+ *		body; it uses the names below.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,10 +45,14 @@
 
 /*
  * Set up a set-returning function in materialize mode: InitMaterializedSRF
- * from 15, the same steps by hand before.
+ * from 16; in 15 SetSingleFuncCall, which every 15.x has (15.1 renamed it
+ * InitMaterializedSRF and kept the old name, 15.0 has only the old one);
+ * the same steps by hand before.
  */
-#if PG_VERSION_NUM >= 150000
+#if PG_VERSION_NUM >= 160000
 #define bd_init_materialized_srf(fcinfo) InitMaterializedSRF((fcinfo), 0)
+#elif PG_VERSION_NUM >= 150000
+#define bd_init_materialized_srf(fcinfo) SetSingleFuncCall((fcinfo), 0)
 #else
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -70,6 +76,40 @@ bd_init_materialized_srf(FunctionCallInfo fcinfo)
 	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
 	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
 	MemoryContextSwitchTo(old);
+}
+#endif
+
+/*
+ * Marking a composite datum formed by hand (a row image, archive_image.c):
+ * releases with versioned row types (15.20 is one) stamp a table's columns
+ * with a version (pg_attver) and reject a datum of a versioned row type
+ * that does not carry its version (22P07, "row type of datum tuple was
+ * altered after the datum's creation"); their headers have HEAP_IS_DATUM
+ * and the two functions that mark a datum so, which no 15.x before has.
+ * Elsewhere the macros heap_form_tuple itself uses.  Told by the headers,
+ * not by a version number, which would have to name every branch's
+ * release.  A build against
+ * older headers forms datums such a server rejects: build against the
+ * headers of the server it runs on.
+ */
+#include "access/htup_details.h"
+#ifdef HEAP_IS_DATUM
+#define bd_datum_mark(td, desc, len) heap_tuple_set_datum((td), (desc), (len))
+#define bd_datum_retype(td, desc) heap_datum_update_type((td), (desc))
+#else
+static inline void
+bd_datum_retype(HeapTupleHeader td, TupleDesc desc)
+{
+	HeapTupleHeaderSetTypeId(td, desc->tdtypeid);
+	HeapTupleHeaderSetTypMod(td, desc->tdtypmod);
+	ItemPointerSetInvalid(&td->t_ctid);
+}
+
+static inline void
+bd_datum_mark(HeapTupleHeader td, TupleDesc desc, uint32 len)
+{
+	HeapTupleHeaderSetDatumLength(td, len);
+	bd_datum_retype(td, desc);
 }
 #endif
 

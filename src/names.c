@@ -44,6 +44,7 @@
 struct BdNames
 {
 	struct BdNames *next;		/* in names_watched */
+	uint64		id;				/* this watch's number (bd_names_id) */
 	bool		stale;			/* a change came since it was read */
 	bool		functions;		/* the text prints function names */
 	int			nrelids;
@@ -56,6 +57,9 @@ static MemoryContext names_cxt = NULL;
 
 /* Invalidations seen, of any relation or name: a read's are the difference */
 static uint64 names_changes = 0;
+
+/* The number of the last watch made: every watch's differs for the backend's life */
+static uint64 names_last_id = 0;
 
 static void
 names_relcache_changed(Datum arg, Oid relid)
@@ -130,6 +134,7 @@ bd_names_read_end(uint64 begun, const Oid *relids, int nrelids,
 	w->nrelids = nrelids;
 	w->functions = functions;
 	w->stale = names_changes != begun;
+	w->id = ++names_last_id;
 	w->next = names_watched;
 	names_watched = w;
 	return w;
@@ -143,6 +148,18 @@ bool
 bd_names_stale(const BdNames *names)
 {
 	return names->stale;
+}
+
+/*
+ * The watch's number, never 0 and never another watch's in this backend,
+ * even one made where a forgotten watch was: a holder that keeps it can
+ * tell whether a watch it remembers is still the one it made, where a
+ * pointer could be a new watch's in the old one's memory.
+ */
+uint64
+bd_names_id(const BdNames *names)
+{
+	return names->id;
 }
 
 /*

@@ -22,6 +22,7 @@ extern uint64 bd_names_read_begin(void);
 extern BdNames *bd_names_read_end(uint64 begun, const Oid *relids,
 								  int nrelids, bool functions);
 extern bool bd_names_stale(const BdNames *names);
+extern uint64 bd_names_id(const BdNames *names);
 extern void bd_names_lock(const BdNames *names);
 extern BdNames *bd_names_settle(BdNames *names, BdNamesRead read, void *arg);
 extern void bd_names_forget(BdNames *names);

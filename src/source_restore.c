@@ -198,6 +198,8 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	char		enulls[2] = {' ', ' '};
 	bool		isnull;
 	Datum		d;
+	HeapTupleHeader *images;
+	int			nimages;
 	int			n;
 
 	if (job->query_index >= st->ngroups)
@@ -218,7 +220,7 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	nulls[5] = g->columns ? ' ' : 'n';
 	bd_switch_user_begin(&sw, bd_job_table_owner());
 	n = (int) bd_spi_exec("SELECT a.id, pg_catalog.cardinality(a.images),"
-						  " a.restored_by, a.restored_at, a.image_types, a.image_typmods"
+						  " a.restored_by, a.restored_at, a.image_types, a.image_typmods, a.images"
 						  " FROM bulkdelete.archive a"
 						  " WHERE a.operation_id = $1 AND a.relation = $2"
 						  " AND a.depth = $3 AND a.action = $4 AND a.id > $5"
@@ -247,16 +249,18 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	rows->restored_at = isnull ? (Datum) 0 : PointerGetDatum(PG_DETOAST_DATUM_COPY(d));
 	rows->image_types = PointerGetDatum(PG_DETOAST_DATUM_COPY(bd_spi_datum(0, 5, &isnull)));
 	rows->image_typmods = PointerGetDatum(PG_DETOAST_DATUM_COPY(bd_spi_datum(0, 6, &isnull)));
+	/* the chunk's images, read where they lie in one copy of the array */
+	nimages = bd_image_elements(bd_spi_datum(0, 7, &isnull), &images);
 	SPI_freetuptable(SPI_tuptable);
 
 	evalues[0] = Int64GetDatum(rows->chunk);
 	evalues[1] = st->keys ? JsonbPGetDatum(st->keys) : (Datum) 0;
 	enulls[1] = st->keys ? ' ' : 'n';
-	n = (int) bd_spi_exec("SELECT u.n::pg_catalog.int4, u.k::pg_catalog.text, u.img"
+	n = (int) bd_spi_exec("SELECT u.n::pg_catalog.int4, u.k::pg_catalog.text"
 						  " FROM bulkdelete.archive a,"
 						  "  ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),"
-						  "   pg_catalog.unnest(a.images), pg_catalog.unnest(a.restored_by))"
-						  "  WITH ORDINALITY u(k, rk, img, rb, n)"
+						  "   pg_catalog.unnest(a.restored_by))"
+						  "  WITH ORDINALITY u(k, rk, rb, n)"
 						  " WHERE a.id = $1 AND u.rb IS NULL"
 						  " AND ($2 IS NULL OR EXISTS (SELECT 1"
 						  "  FROM pg_catalog.jsonb_array_elements($2) k(v)"
@@ -280,9 +284,10 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	{
 		rows->elems[i] = (int) bd_spi_int64(i, 1, 0);
 		rows->keys[i] = bd_spi_text(i, 2);
-		/* a maxaligned copy with a 4-byte header: a composite datum */
-		rows->images[i] = (HeapTupleHeader)
-			PG_DETOAST_DATUM_COPY(bd_spi_datum(i, 3, &isnull));
+		if (rows->elems[i] < 1 || rows->elems[i] > nimages)
+			elog(ERROR, "archive row " INT64_FORMAT " has %d row images, not %d",
+				 rows->chunk, nimages, rows->elems[i]);
+		rows->images[i] = images[rows->elems[i] - 1];
 	}
 	SPI_freetuptable(SPI_tuptable);
 	batch->items = rows;
@@ -533,6 +538,62 @@ sr_key_match(Oid relid)
 }
 
 /*
+ * The columns of relation relid that the images hold and a restore writes
+ * (not dropped, not generated, not added since), but the nskip named in
+ * skip (text datums): each quoted name after tprefix into tcols and after
+ * "x." into xcols, comma-separated.
+ */
+static void
+sr_columns(SrRows *rows, Oid relid, Datum *skip, int nskip,
+		   const char *tprefix, StringInfo tcols, StringInfo xcols)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name;
+		bool		skipped = false;
+
+		if (att->attisdropped || att->attgenerated ||
+			!bd_image_column_kept(rows->layout, att->attnum))
+			continue;
+		for (int k = 0; k < nskip && !skipped; k++)
+			skipped = strcmp(TextDatumGetCString(skip[k]),
+							 NameStr(att->attname)) == 0;
+		if (skipped)
+			continue;
+		name = quote_identifier(NameStr(att->attname));
+		appendStringInfo(tcols, "%s%s%s", tcols->len > 0 ? ", " : "",
+						 tprefix, name);
+		appendStringInfo(xcols, "%sx.%s", xcols->len > 0 ? ", " : "", name);
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+/*
+ * How a re-link finds a row of a relation without a primary key: by all
+ * its columns as the image has them, as jsonb (no type needs an equality
+ * operator), but the nnames columns the action changed, the generated ones
+ * (computed from those) and those the image does not hold (added since:
+ * their default in the table, null in the image).  Over t (the table) and
+ * x (the image's row).
+ */
+static char *
+sr_row_match(SrRows *rows, Datum *names, int nnames)
+{
+	StringInfoData tcols;
+	StringInfoData xcols;
+
+	initStringInfo(&tcols);
+	initStringInfo(&xcols);
+	sr_columns(rows, rows->group->relid, names, nnames, "t.", &tcols, &xcols);
+	return psprintf("pg_catalog.to_jsonb(ROW(%s)) OPERATOR(pg_catalog.=)"
+					" pg_catalog.to_jsonb(ROW(%s))", tcols.data, xcols.data);
+}
+
+/*
  * The statement that puts a batch of group g back, over $1, an array of
  * the relation's row type: an INSERT of every column but the generated
  * ones, or an UPDATE of the changed columns returning the positions of the
@@ -546,28 +607,12 @@ sr_statement(SrRows *rows)
 	char	   *relname = bd_qualified_relname(relid);
 	StringInfoData cols;
 	StringInfoData vals;
-	Relation	rel;
-	TupleDesc	desc;
 
 	initStringInfo(&cols);
 	initStringInfo(&vals);
 	if (strcmp(g->action, "delete") == 0)
 	{
-		rel = relation_open(relid, AccessShareLock);
-		desc = RelationGetDescr(rel);
-		for (int i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-			const char *name;
-
-			if (att->attisdropped || att->attgenerated ||
-				!bd_image_column_kept(rows->layout, att->attnum))
-				continue;
-			name = quote_identifier(NameStr(att->attname));
-			appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", name);
-			appendStringInfo(&vals, "%sx.%s", vals.len > 0 ? ", " : "", name);
-		}
-		relation_close(rel, AccessShareLock);
+		sr_columns(rows, relid, NULL, 0, "", &cols, &vals);
 		return psprintf("INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
 						" SELECT %s FROM pg_catalog.unnest($1) x",
 						relname, cols.data, vals.data);
@@ -594,11 +639,7 @@ sr_statement(SrRows *rows)
 				appendStringInfo(&vals, " AND t.%s IS NULL", name);
 		}
 		if (match == NULL)
-			match = psprintf("pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]"
-							 " OPERATOR(pg_catalog.=)"
-							 " pg_catalog.to_jsonb(x.*) OPERATOR(pg_catalog.-) %s::pg_catalog.text[]",
-							 quote_literal_cstr(g->columns),
-							 quote_literal_cstr(g->columns));
+			match = sr_row_match(rows, names, nnames);
 		return psprintf("UPDATE %s t SET %s"
 						" FROM pg_catalog.unnest($1) WITH ORDINALITY x"
 						" WHERE %s%s RETURNING x.ordinality",
