@@ -152,7 +152,7 @@ CREATE TEMP TABLE linked_before AS
 SELECT bulkdelete.submit('ac.owner', 'id <= 2', options => '{"archive": true}') AS own \gset
 SELECT bulkdelete.wait(:own);
 SELECT relation, action, count(*) FROM bulkdelete.archived_records(:own)
-GROUP BY 1, 2 ORDER BY 1::text, 2;
+GROUP BY 1, 2 ORDER BY relation::text, action;
 ALTER TABLE ac.keyed ADD COLUMN added text DEFAULT 'new', ALTER COLUMN n TYPE bigint;
 ALTER TABLE ac.keyless ADD COLUMN added text DEFAULT 'new', ALTER COLUMN n TYPE bigint;
 UPDATE ac.keyed SET owner_id = 4 WHERE id = 1;
