@@ -554,6 +554,10 @@ ar_key_append(StringInfo buf, ArKeyPlan *plan, Datum *values, bool *nulls)
 		{
 			text	   *t = DatumGetTextPP(values[a]);
 
+			if (VARSIZE_ANY_EXHDR(t) > JENTRY_OFFLENMASK)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("string too long to represent as jsonb string")));
 			meta = VARSIZE_ANY_EXHDR(t);
 			appendBinaryStringInfoNT(buf, VARDATA_ANY(t), meta);
 		}
@@ -1259,6 +1263,7 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	Datum		values[11];
 	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char		methods[3];
+	Datum		plain[3];		/* the arrays before compression */
 	int			rc;
 
 	if (n == 0)
@@ -1287,20 +1292,27 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	nulls[4] = c->changed ? ' ' : 'n';
 	dims[0] = n;
 	ar_column_compression(methods);
-	values[5] = ar_compressed(ar_chunk_array(&keys, n, JSONBOID), methods[0]);
-	values[6] = ar_compressed(PointerGetDatum(construct_md_array(roots, rootnulls,
-																 1, dims, lbs,
-																 JSONBOID, -1,
-																 false,
-																 TYPALIGN_INT)),
-							  methods[1]);
-	values[7] = ar_compressed(ar_chunk_array(&images, n, BYTEAOID), methods[2]);
+	plain[0] = ar_chunk_array(&keys, n, JSONBOID);
+	plain[1] = PointerGetDatum(construct_md_array(roots, rootnulls, 1, dims, lbs,
+												  JSONBOID, -1, false,
+												  TYPALIGN_INT));
+	plain[2] = ar_chunk_array(&images, n, BYTEAOID);
+	for (int m = 0; m < 3; m++)
+		values[5 + m] = ar_compressed(plain[m], methods[m]);
 	bd_image_layout_arrays(c->relid, &values[8], &values[9]);
 	values[10] = TimestampTzGetDatum(ar->expires_at);
 	rc = SPI_execute_plan(ar_chunk_insert_plan(), values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_plan returned %s for the archive's INSERT",
 			 SPI_result_code_string(rc));
+	/*
+	 * The compressed copies are the row's now: not kept to the batch's end
+	 * (the plain arrays are the chunks' buffers, whose keys later chunks'
+	 * roots point into)
+	 */
+	for (int m = 0; m < 3; m++)
+		if (values[5 + m] != plain[m])
+			pfree(DatumGetPointer(values[5 + m]));
 }
 
 /*
@@ -1479,7 +1491,16 @@ bd_archive_delete(BdArchive *ar, const BdArchiveDelete *stmt,
 	at.stmt = stmt;
 	at.processed = 0;
 	if (!bd_try_subxact(ar_attempt, &at, edata))
+	{
+		/*
+		 * The attempts that isolate the failure (isolate.c: halves, then
+		 * rows, each in this batch's memory until its end) size their
+		 * buffers by what they take, not by the last success: a batch's
+		 * bisection would otherwise allocate that size thousands of times.
+		 */
+		memset(&ar->sized, 0, sizeof(ar->sized));
 		return false;
+	}
 	*processed = at.processed;
 	return true;
 }
