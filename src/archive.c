@@ -1060,18 +1060,18 @@ ar_chunk_insert_plan(void)
 {
 	static SPIPlanPtr kept = NULL;
 	SPIPlanPtr	plan;
-	Oid			types[11] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
+	Oid			types[12] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
 		JSONBARRAYOID, JSONBARRAYOID, BYTEAARRAYOID, REGTYPEARRAYOID, INT4ARRAYOID,
-	TIMESTAMPTZOID};
+	TIMESTAMPTZOID, XIDARRAYOID};
 
 	if (kept != NULL)
 		return kept;
 	plan = SPI_prepare_cursor("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
 							  " action, changed_columns, record_keys, root_keys, images,"
-							  " image_types, image_typmods, expires_at)"
+							  " image_types, image_typmods, expires_at, changed_by)"
 							  " VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5::pg_catalog.text[],"
-							  " $6, $7, $8, $9, $10, $11)",
-							  11, types, CURSOR_OPT_GENERIC_PLAN);
+							  " $6, $7, $8, $9, $10, $11, $12)",
+							  12, types, CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare_cursor failed for the archive's INSERT: %s",
 			 SPI_result_code_string(SPI_result));
@@ -1092,13 +1092,16 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	int			n = c->n - c->nkept;
 	Datum	   *roots = palloc(sizeof(Datum) * (n + 1));
 	bool	   *rootnulls = palloc(sizeof(bool) * (n + 1));
+	Datum	   *xids = palloc(sizeof(Datum) * (n + 1));
+	bool	   *xidnulls = palloc(sizeof(bool) * (n + 1));
+	bool		anyxid = false;
 	int			dims[1];
 	int			lbs[1] = {1};
 	int			k = 0;
 	StringInfoData keys = c->keys;
 	StringInfoData images = c->images;
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			rc;
 
 	if (n == 0)
@@ -1114,6 +1117,9 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 		rootnulls[k] = r->root == i;
 		roots[k] = rootnulls[k] ? (Datum) 0 :
 			PointerGetDatum(ar->chunks[root->chunk].keys.data + root->keyoff);
+		xidnulls[k] = !TransactionIdIsValid(r->changed_by);
+		xids[k] = TransactionIdGetDatum(r->changed_by);
+		anyxid |= !xidnulls[k];
 		k++;
 	}
 	if (c->nkept > 0)
@@ -1133,6 +1139,11 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	values[7] = ar_chunk_array(&images, n, BYTEAOID);
 	bd_image_layout_arrays(c->relid, &values[8], &values[9]);
 	values[10] = TimestampTzGetDatum(ar->expires_at);
+	values[11] = anyxid ?
+		PointerGetDatum(construct_md_array(xids, xidnulls, 1, dims, lbs,
+										   XIDOID, sizeof(TransactionId), true,
+										   TYPALIGN_INT)) : (Datum) 0;
+	nulls[11] = anyxid ? ' ' : 'n';
 	rc = SPI_execute_plan(ar_chunk_insert_plan(), values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_plan returned %s for the archive's INSERT",
@@ -1284,6 +1295,8 @@ ar_attempt(void *arg)
 			processed = ar_stmt_exec(stmt, stmt->delete_sql, SPI_OK_DELETE);
 		result = SPI_tuptable;
 		ar_reconcile(ar, leaves, before);
+		if (TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
+			bd_archive_changed_by(ar, GetCurrentTransactionIdIfAny());
 	}
 	ar_flush(ar);
 	/* the caller reads the DELETE's rows */
