@@ -36,6 +36,13 @@
  *		  trigger kept a row) are checked row by row: a captured row still
  *		  there at its TID is not archived.
  *
+ *		Either capture after or around the DELETE records, for each SET
+ *		NULL / SET DEFAULT row, the XID of the action's update, the xmin of
+ *		the version it wrote (archive.changed_by; bd_archive_changed_by
+ *		reads it at the locked row's TID after the DELETE), by which a
+ *		restore re-links that version of a table without a primary key
+ *		(source_restore.c).
+ *
  *		Rows are written as they are taken into their chunk (one archive
  *		row per relation, depth and action): the key and image of each go
  *		straight into two buffers laid out as the chunk's jsonb[] and

@@ -32,7 +32,11 @@
  *		  one.
  *		- SET NULL / SET DEFAULT: a version the attempt updated whose next
  *		  version no longer has the key (the action's update), not one
- *		  whose next version still has it (an update before the action).
+ *		  whose next version still has it (an update before the action);
+ *		  the update's XID is kept with it (ArRow.changed_by).
+ *
+ *		bd_archive_changed_by gives the rows of archive.c's capture before
+ *		the DELETE the same XID, read at their locked TIDs after it.
  *
  *		bd_archive_cascade_after says whether a relation's tree can be
  *		captured so: every relation a plain heap table whose key is built in

@@ -11,7 +11,14 @@
  *		and gets its default), each image used as the row value as it is,
  *		or converted when a column's type changed since (archive_image.c);
  *		rows its SET NULL / SET DEFAULT actions changed get
- *		their old values back in the changed columns, found by key.  As the
+ *		their old values back in the changed columns (resolved by name
+ *		today: a column renamed or dropped since fails its rows, 42703),
+ *		while those still hold the action's value (NULL, the column's
+ *		default today), found by primary key, or, without one, one row per
+ *		image among those the action wrote or later, by their other columns
+ *		and xmin (sr_keyless_update).  The statements read each image as
+ *		(y.r).col, a field of an array element, so that no column name can
+ *		collide with one of theirs.  As the
  *		restore job's owner (who called restore), so privileges, row-level
  *		security and triggers apply as to any INSERT or UPDATE of theirs.
  *
