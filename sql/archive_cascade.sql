@@ -219,7 +219,7 @@ INSERT INTO ac.renamed VALUES (1, 1), (2, 2);
 SELECT bulkdelete.submit('ac.p', 'id IN (1, 2)', options => '{"archive": true}') AS lnk \gset
 SELECT bulkdelete.wait(:lnk);
 SELECT relation, action, count(*) FROM bulkdelete.archived_records(:lnk)
-GROUP BY 1, 2 ORDER BY 1::text, 2;
+GROUP BY 1, 2 ORDER BY relation::text, 2;
 UPDATE ac.dflt SET p_id = 3 WHERE id = 1;
 ALTER TABLE ac.renamed RENAME p_id TO parent;
 VACUUM FULL ac.equal;
