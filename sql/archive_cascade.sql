@@ -152,7 +152,7 @@ CREATE TEMP TABLE linked_before AS
 SELECT bulkdelete.submit('ac.owner', 'id <= 2', options => '{"archive": true}') AS own \gset
 SELECT bulkdelete.wait(:own);
 SELECT relation, action, count(*) FROM bulkdelete.archived_records(:own)
-GROUP BY 1, 2 ORDER BY 1::text, 2;
+GROUP BY 1, 2 ORDER BY relation::text, action;
 ALTER TABLE ac.keyed ADD COLUMN added text DEFAULT 'new', ALTER COLUMN n TYPE bigint;
 ALTER TABLE ac.keyless ADD COLUMN added text DEFAULT 'new', ALTER COLUMN n TYPE bigint;
 UPDATE ac.keyed SET owner_id = 4 WHERE id = 1;
@@ -227,7 +227,7 @@ SELECT bulkdelete.restore(:lnk) AS rlnk \gset
 SELECT bulkdelete.wait(:rlnk);
 SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id = :rlnk;
 SELECT relation, record_key, sqlstate, message FROM bulkdelete.failure
-WHERE operation_id = :rlnk ORDER BY 1::text, 2;
+WHERE operation_id = :rlnk ORDER BY relation::text, record_key;
 SELECT 'names' AS rel, row_to_json(q)::text AS r FROM ac.names q UNION ALL
 SELECT 'names_keyless', row_to_json(q)::text FROM ac.names_keyless q UNION ALL
 SELECT 'names_del', row_to_json(q)::text FROM ac.names_del q UNION ALL

@@ -150,6 +150,26 @@ FROM bulkdelete.tasks WHERE job = :job ORDER BY task;
 SELECT count(*) AS left_matching, (SELECT count(*) FROM tsk.contact) AS left
 FROM tsk.contact WHERE status < 2;
 
+-- the engine's transactions are READ COMMITTED whatever the session's
+-- default isolation (a trigger notes the level its DELETE runs at)
+CREATE TABLE tsk.iso (level text);
+CREATE FUNCTION tsk.note_iso() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO tsk.iso VALUES (current_setting('transaction_isolation')); RETURN NULL; END$$;
+CREATE TABLE tsk.serial (id int PRIMARY KEY);
+INSERT INTO tsk.serial SELECT generate_series(1, 3000);
+CREATE TRIGGER note AFTER DELETE ON tsk.serial
+	FOR EACH STATEMENT EXECUTE FUNCTION tsk.note_iso();
+SET default_transaction_isolation = 'serializable';
+BEGIN;
+SELECT bulkdelete.submit('tsk.serial'::regclass, 'id > 0',
+	options => '{"batch_size": 1000}') AS job \gset
+SELECT bulkdelete.pause(:job);
+COMMIT;
+CALL bulkdelete.run(:job);
+RESET default_transaction_isolation;
+SELECT state, candidate_count, success_count FROM bulkdelete.operation WHERE id = :job;
+SELECT level, count(*) > 0 AS deletes FROM tsk.iso GROUP BY level;
+
 -- the tasks' counts in one statement, here with parallel workers (the
 -- planner pushed to a parallel plan): each task's candidate count is the
 -- matching rows of its own blocks at the start

@@ -47,15 +47,17 @@
  *		row per relation, depth and action): the key and image of each go
  *		straight into two buffers laid out as the chunk's jsonb[] and
  *		bytea[] arrays (ArChunk), which become the arrays without a copy,
+ *		compressed here (ar_compressed) when they will be stored out of line,
  *		and the chunk is inserted by a plan kept for the backend.
  *
  *		A row image is the row's composite datum, formed from its values
  *		(archive_image.c: binary, every type exactly, toasted values
  *		fetched into it; the chunk keeps the layout it was written with).
- *		The key is the primary key as jsonb, built in C from the row when
- *		its columns are integers or text (ar_key_build), else by the
- *		capture statement under fixed settings (bd_archive_settings_begin:
- *		TimeZone UTC, ...); for a table without one the whole row as jsonb.
+ *		The key is the primary key as jsonb, written in C from the row
+ *		straight into the chunk when its columns are integers or text
+ *		(ar_key_append), else by the capture statement under fixed settings
+ *		(bd_archive_settings_begin: TimeZone UTC, ...); for a table without
+ *		one the whole row as jsonb.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,6 +70,9 @@
 #include "query.h"
 #include "spi_util.h"
 
+#include "access/heaptoast.h"
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -205,8 +210,9 @@ ar_new_row(BdArchive *ar)
 {
 	if (ar->n == ar->max)
 	{
-		ar->max = Max(64, ar->max * 2);
-		ar->rows = ar->rows == NULL ? palloc(sizeof(ArRow) * ar->max) :
+		ar->max = ar->max == 0 ? Max(64, ar->sized.rows) : ar->max * 2;
+		ar->rows = ar->rows == NULL ?
+			palloc_extended(sizeof(ArRow) * ar->max, MCXT_ALLOC_HUGE) :
 			repalloc_huge(ar->rows, sizeof(ArRow) * ar->max);
 	}
 	memset(&ar->rows[ar->n], 0, sizeof(ArRow));
@@ -215,17 +221,38 @@ ar_new_row(BdArchive *ar)
 
 /*
  * A key built in C from the row (ar_key_plan): a primary key of integer
- * and text columns only, as jsonb_build_object of its columns would
- * build it, without the per-row output to text and numeric_in that
- * jsonb_build_object does for an integer, nor its expression evaluation.
+ * and text columns only, written straight into the chunk's keys buffer as
+ * the bytes jsonb_build_object of its columns gives (convertJsonbObject's
+ * layout: the object's header, the JEntries of its keys then of its
+ * values, the keys, the values), without the per-row output to text and
+ * numeric_in that jsonb_build_object does for an integer, its expression
+ * evaluation, or a JsonbValue tree and a Jsonb datum copied afterwards.
+ * Everything but the values is the same for every row: head, formed once.
  */
 struct ArKeyPlan
 {
 	int			nkeys;
-	AttrNumber *attnums;
-	Oid		   *types;
-	char	  **names;
+	AttrNumber *attnums;		/* in the object's key order (jsonb's: */
+	Oid		   *types;			/* shorter first, then bytewise) */
+	char	   *head;			/* the object's header, its JEntries (those
+								 * of the values zero) and keys */
+	int			headlen;
+	uint32		keyslen;		/* the keys' bytes */
 };
+
+/* Jsonb's order of object keys (lengthCompareJsonbString) */
+static int
+ar_key_name_cmp(const void *a, const void *b)
+{
+	const char *na = *(const char *const *) a;
+	const char *nb = *(const char *const *) b;
+	size_t		la = strlen(na);
+	size_t		lb = strlen(nb);
+
+	if (la != lb)
+		return la > lb ? 1 : -1;
+	return memcmp(na, nb, la);
+}
 
 /*
  * The key plan of relid, or NULL when its key is not built in C (no
@@ -237,8 +264,12 @@ ar_key_plan(Oid relid)
 {
 	Relation	rel = relation_open(relid, AccessShareLock);
 	Oid			pk_index = RelationGetPrimaryKeyIndex(rel);
-	ArKeyPlan  *plan = NULL;
+	ArKeyPlan  *plan;
 	HeapTuple	tup;
+	Form_pg_index idx;
+	char	  **names;
+	StringInfoData head;
+	uint32		header;
 
 	relation_close(rel, AccessShareLock);
 	if (!OidIsValid(pk_index))
@@ -246,31 +277,60 @@ ar_key_plan(Oid relid)
 	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk_index));
 	if (!HeapTupleIsValid(tup))
 		return NULL;
+	idx = (Form_pg_index) GETSTRUCT(tup);
+	plan = palloc(sizeof(ArKeyPlan));
+	plan->nkeys = idx->indnkeyatts;
+	plan->attnums = palloc(sizeof(AttrNumber) * plan->nkeys);
+	plan->types = palloc(sizeof(Oid) * plan->nkeys);
+	names = palloc(sizeof(char *) * plan->nkeys);
+	for (int i = 0; i < plan->nkeys; i++)
 	{
-		Form_pg_index idx = (Form_pg_index) GETSTRUCT(tup);
+		AttrNumber	att = idx->indkey.values[i];
+		Oid			type = att > 0 ? get_atttype(relid, att) : InvalidOid;
 
-		plan = palloc(sizeof(ArKeyPlan));
-		plan->nkeys = idx->indnkeyatts;
-		plan->attnums = palloc(sizeof(AttrNumber) * plan->nkeys);
-		plan->types = palloc(sizeof(Oid) * plan->nkeys);
-		plan->names = palloc(sizeof(char *) * plan->nkeys);
-		for (int i = 0; i < plan->nkeys; i++)
+		if (type != INT2OID && type != INT4OID && type != INT8OID &&
+			type != TEXTOID && type != VARCHAROID)
 		{
-			AttrNumber	att = idx->indkey.values[i];
-			Oid			type = att > 0 ? get_atttype(relid, att) : InvalidOid;
-
-			if (type != INT2OID && type != INT4OID && type != INT8OID &&
-				type != TEXTOID && type != VARCHAROID)
-			{
-				plan = NULL;
-				break;
-			}
-			plan->attnums[i] = att;
-			plan->types[i] = type;
-			plan->names[i] = get_attname(relid, att, false);
+			ReleaseSysCache(tup);
+			return NULL;
 		}
+		names[i] = get_attname(relid, att, false);
 	}
 	ReleaseSysCache(tup);
+
+	/* the key order of the object; a key's column found by its name */
+	qsort(names, plan->nkeys, sizeof(char *), ar_key_name_cmp);
+	for (int i = 0; i < plan->nkeys; i++)
+	{
+		plan->attnums[i] = get_attnum(relid, names[i]);
+		plan->types[i] = get_atttype(relid, plan->attnums[i]);
+	}
+
+	/* the header, 2 * nkeys JEntries, the keys */
+	initStringInfo(&head);
+	header = plan->nkeys | JB_FOBJECT;
+	appendBinaryStringInfo(&head, (char *) &header, sizeof(uint32));
+	plan->keyslen = 0;
+	for (int i = 0; i < plan->nkeys; i++)
+	{
+		JEntry		meta = strlen(names[i]);
+
+		plan->keyslen += meta;
+		/* every JB_OFFSET_STRIDE'th length an offset, as jsonb has it */
+		if (i % JB_OFFSET_STRIDE == 0)
+			meta = plan->keyslen | JENTRY_HAS_OFF;
+		appendBinaryStringInfo(&head, (char *) &meta, sizeof(JEntry));
+	}
+	for (int i = 0; i < plan->nkeys; i++)
+	{
+		JEntry		meta = 0;
+
+		appendBinaryStringInfo(&head, (char *) &meta, sizeof(JEntry));
+	}
+	for (int i = 0; i < plan->nkeys; i++)
+		appendBinaryStringInfoNT(&head, names[i], strlen(names[i]));
+	plan->head = head.data;
+	plan->headlen = head.len;
 	return plan;
 }
 
@@ -288,58 +348,6 @@ bool
 bd_archive_key_in_c(Oid relid)
 {
 	return ar_key_plan(relid) != NULL;
-}
-
-/*
- * The key of a row (its columns values/nulls, by attribute number from 1)
- * by plan, as jsonb, in the current memory context.
- */
-static Datum
-ar_key_build(ArKeyPlan *plan, Datum *values, bool *nulls)
-{
-	JsonbParseState *state = NULL;
-	JsonbValue *res;
-
-	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-	for (int i = 0; i < plan->nkeys; i++)
-	{
-		JsonbValue	k;
-		JsonbValue	v;
-		Datum		d = values[plan->attnums[i] - 1];
-
-		k.type = jbvString;
-		k.val.string.val = plan->names[i];
-		k.val.string.len = strlen(plan->names[i]);
-		(void) pushJsonbValue(&state, WJB_KEY, &k);
-		if (nulls[plan->attnums[i] - 1])
-			v.type = jbvNull;	/* not in a primary key; as SQL would */
-		else if (plan->types[i] == INT2OID)
-		{
-			v.type = jbvNumeric;
-			v.val.numeric = int64_to_numeric(DatumGetInt16(d));
-		}
-		else if (plan->types[i] == INT4OID)
-		{
-			v.type = jbvNumeric;
-			v.val.numeric = int64_to_numeric(DatumGetInt32(d));
-		}
-		else if (plan->types[i] == INT8OID)
-		{
-			v.type = jbvNumeric;
-			v.val.numeric = int64_to_numeric(DatumGetInt64(d));
-		}
-		else
-		{
-			text	   *t = DatumGetTextPP(d);
-
-			v.type = jbvString;
-			v.val.string.val = VARDATA_ANY(t);
-			v.val.string.len = VARSIZE_ANY_EXHDR(t);
-		}
-		(void) pushJsonbValue(&state, WJB_VALUE, &v);
-	}
-	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
-	return JsonbPGetDatum(JsonbValueToJsonb(res));
 }
 
 /* Is deltype a foreign-key action the archive captures? */
@@ -488,6 +496,100 @@ ar_element_append(StringInfo buf, struct varlena *v)
 }
 
 /*
+ * Append an integer to buf as int64_to_numeric gives it: a short-format
+ * numeric (its 4-byte header, n_header, base-10000 digits, trailing zero
+ * digits stripped, dscale 0; zero has no digits), without its three
+ * palloc'd NumericVar buffers.  Returns its length.
+ */
+static int
+ar_numeric_append(StringInfo buf, int64 val)
+{
+	uint64		u = val < 0 ? -(uint64) val : (uint64) val;
+	int16		digits[5];		/* 2^64 < 10000^5 */
+	int			ndigits = 0;
+	int			weight;
+	int			first;
+	int			len;
+	uint16		header;
+
+	/* the digits, least significant first */
+	while (u != 0)
+	{
+		digits[ndigits++] = (int16) (u % 10000);	/* numeric.c's NBASE */
+		u /= 10000;
+	}
+	weight = ndigits > 0 ? ndigits - 1 : 0;
+	/* trailing zero digits (the least significant ones) are not stored */
+	for (first = 0; first < ndigits && digits[first] == 0; first++)
+		;
+	/* NUMERIC_SHORT, its sign bit, dscale 0, a weight of 0 to 4 */
+	header = 0x8000 | (val < 0 ? 0x2000 : 0) | (uint16) weight;
+	len = VARHDRSZ + sizeof(uint16) + sizeof(int16) * (ndigits - first);
+	enlargeStringInfo(buf, len);
+	SET_VARSIZE(buf->data + buf->len, len);
+	memcpy(buf->data + buf->len + VARHDRSZ, &header, sizeof(uint16));
+	for (int i = ndigits - 1, k = 0; i >= first; i--, k++)
+		memcpy(buf->data + buf->len + VARHDRSZ + sizeof(uint16) + sizeof(int16) * k,
+			   &digits[i], sizeof(int16));
+	buf->len += len;
+	return len;
+}
+
+/*
+ * Append the key of a row (its columns values/nulls, by attribute number
+ * from 1) by plan to a chunk's keys buffer as one jsonb element; returns
+ * its offset.  A text value stored out of line or compressed is fetched
+ * into the current memory context.
+ */
+static int
+ar_key_append(StringInfo buf, ArKeyPlan *plan, Datum *values, bool *nulls)
+{
+	int			off = ar_element_begin(buf);
+	/* the JEntries of the values, after the header and the keys' */
+	int			jentries = buf->len + sizeof(uint32) + sizeof(JEntry) * plan->nkeys;
+	uint32		totallen = plan->keyslen;
+
+	appendBinaryStringInfoNT(buf, plan->head, plan->headlen);
+	for (int i = 0; i < plan->nkeys; i++)
+	{
+		int			a = plan->attnums[i] - 1;
+		JEntry		meta;
+
+		if (nulls[a])
+			meta = JENTRY_ISNULL;	/* not in a primary key; as SQL would */
+		else if (plan->types[i] == TEXTOID || plan->types[i] == VARCHAROID)
+		{
+			text	   *t = DatumGetTextPP(values[a]);
+
+			meta = VARSIZE_ANY_EXHDR(t);
+			appendBinaryStringInfoNT(buf, VARDATA_ANY(t), meta);
+		}
+		else
+		{
+			int64		v = plan->types[i] == INT2OID ? DatumGetInt16(values[a]) :
+				plan->types[i] == INT4OID ? DatumGetInt32(values[a]) :
+				DatumGetInt64(values[a]);
+			int			pad = INTALIGN(buf->len - off) - (buf->len - off);
+
+			/* int-aligned in the jsonb, the padding its own (padBufferToInt) */
+			appendBinaryStringInfoNT(buf, "\0\0\0", pad);
+			meta = JENTRY_ISNUMERIC | (pad + ar_numeric_append(buf, v));
+		}
+		totallen += JBE_OFFLENFLD(meta);
+		if (totallen > JENTRY_OFFLENMASK)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("total size of jsonb object elements exceeds the maximum of %u bytes",
+							JENTRY_OFFLENMASK)));
+		if ((i + plan->nkeys) % JB_OFFSET_STRIDE == 0)
+			meta = (meta & JENTRY_TYPEMASK) | totallen | JENTRY_HAS_OFF;
+		memcpy(buf->data + jentries + sizeof(JEntry) * i, &meta, sizeof(JEntry));
+	}
+	ar_element_end(buf, off);
+	return off;
+}
+
+/*
  * The chunk of rows of relid at depth with action (and changed columns):
  * its index in ar->chunks, created when new.
  */
@@ -523,6 +625,15 @@ ar_chunk_of(BdArchive *ar, Oid relid, int depth, char action,
 	c->changed = changed;
 	ar_chunk_buffer(&c->keys);
 	ar_chunk_buffer(&c->images);
+	if (ar->nchunks == 0)
+	{
+		/* as big as the last attempt's first chunk: no regrowing */
+		enlargeStringInfo(&c->keys, Min(ar->sized.keys, MaxAllocSize / 2));
+		enlargeStringInfo(&c->images, Min(ar->sized.images, MaxAllocSize / 2));
+		c->maxrows = ar->sized.rows;
+		c->rows = c->maxrows > 0 ?
+			palloc_extended(sizeof(int) * c->maxrows, MCXT_ALLOC_HUGE) : NULL;
+	}
 	MemoryContextSwitchTo(old);
 	return ar->lastchunk = ar->nchunks++;
 }
@@ -601,10 +712,8 @@ bd_archive_take_deformed(ArTake *tk, Oid tableoid, ItemPointer ctid,
 	}
 	MemoryContextSwitchTo(tk->scratch);
 	if (tk->key)
-		r->keyoff = ar_element_append(&c->keys, (struct varlena *)
-									  DatumGetPointer(ar_key_build(tk->key,
-																   tk->rowvalues,
-																   tk->rownulls)));
+		r->keyoff = ar_key_append(&c->keys, tk->key, tk->rowvalues,
+								  tk->rownulls);
 	else
 		r->keyoff = ar_element_append(&c->keys, PG_DETOAST_DATUM(sqlkey));
 	for (int i = 0; i < tk->rowdesc->natts && tk->imgdesc != tk->rowdesc; i++)
@@ -1090,6 +1199,56 @@ ar_chunk_insert_plan(void)
 }
 
 /*
+ * The compression methods of bulkdelete.archive's columns record_keys,
+ * root_keys and images (in ar_flush_chunk's order), InvalidCompressionMethod
+ * for one that is not compressed (storage EXTERNAL where the server has no
+ * lz4): as the toaster would compress them.  In a transaction.
+ */
+static void
+ar_column_compression(char *methods)
+{
+	static const char *const columns[] = {"record_keys", "root_keys", "images"};
+	Oid			relid = get_relname_relid("archive",
+										  get_namespace_oid("bulkdelete", false));
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int k = 0; k < lengthof(columns); k++)
+	{
+		AttrNumber	attnum = get_attnum(relid, columns[k]);
+		Form_pg_attribute att;
+
+		if (attnum <= 0)
+			elog(ERROR, "bulkdelete.archive has no column \"%s\"", columns[k]);
+		att = TupleDescAttr(desc, attnum - 1);
+		methods[k] = att->attstorage != TYPSTORAGE_EXTENDED ?
+			InvalidCompressionMethod :
+			CompressionMethodIsValid(att->attcompression) ?
+			att->attcompression : default_toast_compression;
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+/*
+ * A chunk's array compressed with method when it is too big to stay in the
+ * archive row (as the toaster would compress it, and then store it out of
+ * line as it is), else the array itself.  Compressing it here, not in the
+ * INSERT's heap_insert, has the INSERT form its row around the compressed
+ * bytes instead of copying (and zeroing) the whole array.
+ */
+static Datum
+ar_compressed(Datum array, char method)
+{
+	Datum		c;
+
+	if (method == InvalidCompressionMethod ||
+		VARSIZE(DatumGetPointer(array)) <= TOAST_TUPLE_THRESHOLD)
+		return array;
+	c = toast_compress_datum(array, method);
+	return c != (Datum) 0 ? c : array;
+}
+
+/*
  * Write chunk c (its rows that went, not kept) as one archive row.  As the
  * tables' owner.
  */
@@ -1109,6 +1268,7 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	StringInfoData images = c->images;
 	Datum		values[12];
 	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	char		methods[3];
 	int			rc;
 
 	if (n == 0)
@@ -1139,11 +1299,15 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	values[4] = c->changed ? CStringGetTextDatum(c->changed) : (Datum) 0;
 	nulls[4] = c->changed ? ' ' : 'n';
 	dims[0] = n;
-	values[5] = ar_chunk_array(&keys, n, JSONBOID);
-	values[6] = PointerGetDatum(construct_md_array(roots, rootnulls, 1, dims,
-												   lbs, JSONBOID, -1, false,
-												   TYPALIGN_INT));
-	values[7] = ar_chunk_array(&images, n, BYTEAOID);
+	ar_column_compression(methods);
+	values[5] = ar_compressed(ar_chunk_array(&keys, n, JSONBOID), methods[0]);
+	values[6] = ar_compressed(PointerGetDatum(construct_md_array(roots, rootnulls,
+																 1, dims, lbs,
+																 JSONBOID, -1,
+																 false,
+																 TYPALIGN_INT)),
+							  methods[1]);
+	values[7] = ar_compressed(ar_chunk_array(&images, n, BYTEAOID), methods[2]);
 	bd_image_layout_arrays(c->relid, &values[8], &values[9]);
 	values[10] = TimestampTzGetDatum(ar->expires_at);
 	values[11] = anyxid ?
@@ -1306,6 +1470,12 @@ ar_attempt(void *arg)
 			bd_archive_changed_by(ar, GetCurrentTransactionIdIfAny());
 	}
 	ar_flush(ar);
+	if (ar->nchunks > 0)
+	{
+		ar->sized.rows = ar->n;
+		ar->sized.keys = ar->chunks[0].keys.len;
+		ar->sized.images = ar->chunks[0].images.len;
+	}
 	/* the caller reads the DELETE's rows */
 	SPI_tuptable = result;
 	SPI_processed = processed;

@@ -82,6 +82,13 @@ struct BdArchive
 	ArChunk    *chunks;
 	int			lastchunk;		/* the chunk of the last row taken */
 	HTAB	   *seen;			/* (leaf, TID) of the rows taken, or NULL */
+	/* the last attempt's rows and first chunk: the next one's first sizes */
+	struct
+	{
+		int			rows;
+		int			keys;
+		int			images;
+	}			sized;
 };
 
 /* A (leaf, TID), to capture each row once */

@@ -498,10 +498,7 @@ bulkdelete_counter_main(Datum main_arg)
 	if (seg == NULL)
 		proc_exit(0);
 	sh = dsm_segment_address(seg);
-	BackgroundWorkerInitializeConnectionByOid(sh->dbid, InvalidOid, 0);
-	(void) set_config_option("application_name", "bulkdelete counter",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true,
-							 0, false);
+	bd_bgworker_connect(sh->dbid, "bulkdelete counter");
 	bd_pace_register_process();
 
 	SetCurrentStatementStartTimestamp();

@@ -43,6 +43,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -94,6 +95,31 @@ bd_bgworker_init(BackgroundWorker *worker, const char *function,
 	vsnprintf(worker->bgw_name, BGW_MAXLEN, name_fmt, args);
 	va_end(args);
 	worker->bgw_notify_pid = dynamic ? MyProcPid : 0;
+}
+
+/*
+ * Connect this bulkdelete background worker to database dbid (InvalidOid:
+ * none, the launcher), show appname, and fix the settings its transactions
+ * rely on whatever the server, the database or a role sets: every
+ * transaction that does not ask for REPEATABLE READ itself (a job's start,
+ * the counter) is READ COMMITTED, as the engine is written for (a batch's
+ * DELETE rechecks a row another session changed instead of failing with
+ * 40001; the counter and the end of a job re-read a row they waited for).
+ * A default_transaction_isolation of serializable in postgresql.conf or
+ * ALTER DATABASE ... SET would otherwise make every job fail.
+ */
+void
+bd_bgworker_connect(Oid dbid, const char *appname)
+{
+	if (OidIsValid(dbid))
+		BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	else
+		BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	(void) set_config_option("application_name", appname, PGC_USERSET,
+							 PGC_S_OVERRIDE, GUC_ACTION_SET, true, 0, false);
+	(void) set_config_option("default_transaction_isolation", "read committed",
+							 PGC_SUSET, PGC_S_OVERRIDE, GUC_ACTION_SET, true,
+							 0, false);
 }
 
 /* Register the launcher; called from _PG_init during preload only. */
@@ -368,8 +394,7 @@ bulkdelete_launcher_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("bulkdelete launcher");
+	bd_bgworker_connect(InvalidOid, "bulkdelete launcher");
 
 	if (IsBinaryUpgrade)
 		proc_exit(0);

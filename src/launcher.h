@@ -25,6 +25,12 @@ extern void bd_bgworker_init(BackgroundWorker *worker, const char *function,
 							 const char *type, bool dynamic,
 							 const char *name_fmt,...) pg_attribute_printf(5, 6);
 
+/*
+ * Connect a bulkdelete background worker (InvalidOid: to no database),
+ * with its application_name and READ COMMITTED transactions (launcher.c).
+ */
+extern void bd_bgworker_connect(Oid dbid, const char *appname);
+
 extern PGDLLEXPORT void bulkdelete_launcher_main(Datum main_arg);
 
 #endif							/* BULKDELETE_LAUNCHER_H */

@@ -92,11 +92,15 @@ bd_run_commit(bool repeatable_read)
 	if (run_in_session)
 	{
 		SPI_commit();
-		/* what SET TRANSACTION ISOLATION LEVEL does, before any snapshot */
-		if (repeatable_read)
-			(void) set_config_option("transaction_isolation", "repeatable read",
-									 PGC_USERSET, PGC_S_SESSION,
-									 GUC_ACTION_SET, true, 0, false);
+		/*
+		 * What SET TRANSACTION ISOLATION LEVEL does, before any snapshot:
+		 * READ COMMITTED unless asked, whatever the session's default (see
+		 * bd_bgworker_connect)
+		 */
+		(void) set_config_option("transaction_isolation",
+								 repeatable_read ? "repeatable read" : "read committed",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SET, true, 0, false);
 		return;
 	}
 	PopActiveSnapshot();

@@ -26,6 +26,7 @@
 
 #include "bulkdelete.h"
 #include "count.h"
+#include "launcher.h"
 #include "pace.h"
 #include "run.h"
 #include "shmem.h"
@@ -346,8 +347,7 @@ bulkdelete_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGINT, worker_handle_sigint);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
-	pgstat_report_appname("bulkdelete worker");
+	bd_bgworker_connect(dbid, "bulkdelete worker");
 	/* every xid of this process is a job's: other jobs never yield to it */
 	bd_pace_register_process();
 	/*

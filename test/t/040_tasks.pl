@@ -1,7 +1,7 @@
 # A job run as tasks (SPEC 9): two workers on one job's tasks; a pause while
 # they run; pg_terminate_backend of a helper and of the leader; a crash;
-# partitions detached and attached while a job runs.  Every count is checked exactly
-# against the data.
+# partitions detached and attached while a job runs; a serializable default
+# isolation.  Every count is checked exactly against the data.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -194,6 +194,20 @@ is($node->safe_psql('postgres', q{
 	SELECT (SELECT count(*) FROM ev_3) || ' ' || (SELECT count(*) FROM ev_4)
 		|| ' ' || (SELECT count(*) FROM ONLY ev_1) || ' ' || (SELECT count(*) FROM ev_2)}),
 	'10000 1000 0 0', 'the detached and the attached leaf keep their rows');
+
+# 5. A server whose transactions are serializable by default: the engine's
+# own transactions are READ COMMITTED all the same (a worker, its helper
+# and the counter wait for each other's rows and read them again), so a
+# parallel job ends as it does anywhere, instead of failing with 40001.
+$node->append_conf('postgresql.conf',
+	"default_transaction_isolation = 'serializable'");
+$node->restart;
+is($node->safe_psql('postgres', 'SHOW default_transaction_isolation'),
+	'serializable', 'sessions are serializable by default');
+$job = submit_parallel('gone');
+($state) = bd_wait_end($node, $job);
+is($state, 'succeeded', 'the parallel job succeeds under a serializable default');
+check_exact($job, 'gone', 'serializable default');
 
 $node->stop;
 done_testing();
