@@ -1009,6 +1009,7 @@ CREATE TABLE @extschema@.archive (
 	restored_by bigint[],
 	restored_at timestamptz[],
 	tried_by bigint,
+	changed_by xid[],
 	CONSTRAINT archive_id_pkey PRIMARY KEY (id),
 	CONSTRAINT archive_action_check CHECK (action IN ('delete', 'set null', 'set default'))
 );
@@ -1066,6 +1067,8 @@ COMMENT ON COLUMN @extschema@.archive.image_typmods IS
 	'the images'' layout: the typmod of each of the relation''s columns by attribute number when archived (-1: none, a dropped column or one written as text)';
 COMMENT ON COLUMN @extschema@.archive.changed_columns IS
 	'SET NULL / SET DEFAULT: the columns the foreign-key action changed, which a restore sets back';
+COMMENT ON COLUMN @extschema@.archive.changed_by IS
+	'SET NULL / SET DEFAULT: by element, the transaction whose foreign-key action wrote each row''s new version (its xmin), so that a restore of a table without a primary key re-links only rows the action (or a later change) wrote, never one cleared before the job; null when not known';
 COMMENT ON COLUMN @extschema@.archive.restored_by IS
 	'the restore job that put each row back (null: not restored)';
 COMMENT ON COLUMN @extschema@.archive.tried_by IS

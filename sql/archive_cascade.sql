@@ -172,4 +172,78 @@ UNION ALL
   SELECT 'keyless', row_to_json(x)::text FROM (SELECT owner_id, n, v, twice FROM ac.keyless) x));
 SELECT count(*) FILTER (WHERE added = 'new') AS added_default FROM ac.keyless;
 
+-- the re-link (issue 13).  No column name of a child collides with the
+-- statement's own (ordinality, r, n, o, y, t, x, ...), re-linked or
+-- inserted; a keyless child is re-linked one to one, the version the
+-- job's action wrote (its xmin, which VACUUM FULL keeps as it moves the
+-- rows), never a row null or at its default before the job that equals
+-- one (equal, dflt_keyless), nor every null row when the key is its only
+-- column (only_fk); a SET DEFAULT row re-linked since keeps its new link
+-- (02000), as a SET NULL one does; a changed column renamed since fails
+-- its rows (42703), the rest goes back
+CREATE TABLE ac.p (id int PRIMARY KEY);
+INSERT INTO ac.p SELECT generate_series(0, 4);
+CREATE TABLE ac.names (id int PRIMARY KEY,
+	p_id int REFERENCES ac.p ON DELETE SET NULL,
+	ordinality int, r int, n int, o int, y int, t int, x int);
+CREATE TABLE ac.names_keyless (p_id int REFERENCES ac.p ON DELETE SET NULL,
+	ordinality int, r int, n int, o int, y int, t int, x int, i int, j int,
+	k int, m int, s int, z int, toid int, tid int);
+CREATE TABLE ac.names_del (id int PRIMARY KEY,
+	p_id int REFERENCES ac.p ON DELETE CASCADE, ordinality int, x int, t int);
+CREATE TABLE ac.equal (p_id int REFERENCES ac.p ON DELETE SET NULL, n int);
+CREATE TABLE ac.only_fk (p_id int REFERENCES ac.p ON DELETE SET NULL);
+CREATE TABLE ac.dflt (id int PRIMARY KEY,
+	p_id int DEFAULT 0 REFERENCES ac.p ON DELETE SET DEFAULT);
+CREATE TABLE ac.dflt_keyless (p_id int DEFAULT 0 REFERENCES ac.p
+	ON DELETE SET DEFAULT, v text);
+CREATE TABLE ac.renamed (id int PRIMARY KEY,
+	p_id int REFERENCES ac.p ON DELETE SET NULL);
+INSERT INTO ac.names SELECT i, i, i, i, i, i, i, i, i FROM generate_series(1, 2) i;
+INSERT INTO ac.names_keyless
+	SELECT i, i, i, i, i, i, i, i, i, i, i, i, i, i, i, i FROM generate_series(1, 2) i;
+INSERT INTO ac.names_del VALUES (1, 1, 1, 1, 1);
+INSERT INTO ac.equal VALUES (NULL, 5);
+INSERT INTO ac.equal VALUES (1, 5), (2, 5);
+INSERT INTO ac.only_fk VALUES (NULL), (NULL);
+INSERT INTO ac.only_fk VALUES (1), (2);
+INSERT INTO ac.dflt VALUES (1, 1), (2, 2);
+INSERT INTO ac.dflt_keyless VALUES (0, 'a');
+INSERT INTO ac.dflt_keyless VALUES (1, 'a'), (2, 'b');
+-- the rows unlinked before the job (their own INSERT's xmin)
+CREATE TEMP TABLE unlinked AS SELECT DISTINCT * FROM (
+	SELECT 'equal' AS rel, xmin::text AS x FROM ac.equal WHERE p_id IS NULL UNION ALL
+	SELECT 'only_fk', xmin::text FROM ac.only_fk WHERE p_id IS NULL UNION ALL
+	SELECT 'dflt_keyless', xmin::text FROM ac.dflt_keyless WHERE p_id = 0) u;
+INSERT INTO ac.renamed VALUES (1, 1), (2, 2);
+SELECT bulkdelete.submit('ac.p', 'id IN (1, 2)', options => '{"archive": true}') AS lnk \gset
+SELECT bulkdelete.wait(:lnk);
+SELECT relation, action, count(*) FROM bulkdelete.archived_records(:lnk)
+GROUP BY 1, 2 ORDER BY relation::text, 2;
+UPDATE ac.dflt SET p_id = 3 WHERE id = 1;
+ALTER TABLE ac.renamed RENAME p_id TO parent;
+VACUUM FULL ac.equal;
+SELECT bulkdelete.restore(:lnk) AS rlnk \gset
+SELECT bulkdelete.wait(:rlnk);
+SELECT success_count, failure_count FROM bulkdelete.jobs WHERE id = :rlnk;
+SELECT relation, record_key, sqlstate, message FROM bulkdelete.failure
+WHERE operation_id = :rlnk ORDER BY relation::text, record_key;
+SELECT 'names' AS rel, row_to_json(q)::text AS r FROM ac.names q UNION ALL
+SELECT 'names_keyless', row_to_json(q)::text FROM ac.names_keyless q UNION ALL
+SELECT 'names_del', row_to_json(q)::text FROM ac.names_del q UNION ALL
+SELECT 'equal', row_to_json(q)::text FROM ac.equal q UNION ALL
+SELECT 'only_fk', row_to_json(q)::text FROM ac.only_fk q UNION ALL
+SELECT 'dflt', row_to_json(q)::text FROM ac.dflt q UNION ALL
+SELECT 'dflt_keyless', row_to_json(q)::text FROM ac.dflt_keyless q UNION ALL
+SELECT 'renamed', row_to_json(q)::text FROM ac.renamed q
+ORDER BY 1, 2;
+
+-- the rows unlinked before the job are as they were, untouched since
+SELECT u.rel, count(q.x) AS untouched, count(q.p_id) AS linked FROM unlinked u
+LEFT JOIN (SELECT 'equal' AS rel, xmin::text AS x, p_id FROM ac.equal UNION ALL
+	SELECT 'only_fk', xmin::text, p_id FROM ac.only_fk UNION ALL
+	SELECT 'dflt_keyless', xmin::text, NULLIF(p_id, 0) FROM ac.dflt_keyless) q
+	ON q.rel = u.rel AND q.x = u.x
+GROUP BY 1 ORDER BY 1;
+
 DROP SCHEMA ac CASCADE;

@@ -36,6 +36,13 @@
  *		  trigger kept a row) are checked row by row: a captured row still
  *		  there at its TID is not archived.
  *
+ *		Either capture after or around the DELETE records, for each SET
+ *		NULL / SET DEFAULT row, the XID of the action's update, the xmin of
+ *		the version it wrote (archive.changed_by; bd_archive_changed_by
+ *		reads it at the locked row's TID after the DELETE), by which a
+ *		restore re-links that version of a table without a primary key
+ *		(source_restore.c).
+ *
  *		Rows are written as they are taken into their chunk (one archive
  *		row per relation, depth and action): the key and image of each go
  *		straight into two buffers laid out as the chunk's jsonb[] and
@@ -1173,18 +1180,18 @@ ar_chunk_insert_plan(void)
 {
 	static SPIPlanPtr kept = NULL;
 	SPIPlanPtr	plan;
-	Oid			types[11] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
+	Oid			types[12] = {INT8OID, OIDOID, INT4OID, TEXTOID, TEXTOID,
 		JSONBARRAYOID, JSONBARRAYOID, BYTEAARRAYOID, REGTYPEARRAYOID, INT4ARRAYOID,
-	TIMESTAMPTZOID};
+	TIMESTAMPTZOID, XIDARRAYOID};
 
 	if (kept != NULL)
 		return kept;
 	plan = SPI_prepare_cursor("INSERT INTO bulkdelete.archive (operation_id, relation, depth,"
 							  " action, changed_columns, record_keys, root_keys, images,"
-							  " image_types, image_typmods, expires_at)"
+							  " image_types, image_typmods, expires_at, changed_by)"
 							  " VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5::pg_catalog.text[],"
-							  " $6, $7, $8, $9, $10, $11)",
-							  11, types, CURSOR_OPT_GENERIC_PLAN);
+							  " $6, $7, $8, $9, $10, $11, $12)",
+							  12, types, CURSOR_OPT_GENERIC_PLAN);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare_cursor failed for the archive's INSERT: %s",
 			 SPI_result_code_string(SPI_result));
@@ -1255,13 +1262,16 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 	int			n = c->n - c->nkept;
 	Datum	   *roots = palloc(sizeof(Datum) * (n + 1));
 	bool	   *rootnulls = palloc(sizeof(bool) * (n + 1));
+	Datum	   *xids = palloc(sizeof(Datum) * (n + 1));
+	bool	   *xidnulls = palloc(sizeof(bool) * (n + 1));
+	bool		anyxid = false;
 	int			dims[1];
 	int			lbs[1] = {1};
 	int			k = 0;
 	StringInfoData keys = c->keys;
 	StringInfoData images = c->images;
-	Datum		values[11];
-	char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[12];
+	char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	char		methods[3];
 	Datum		plain[3];		/* the arrays before compression */
 	int			rc;
@@ -1279,6 +1289,9 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 		rootnulls[k] = r->root == i;
 		roots[k] = rootnulls[k] ? (Datum) 0 :
 			PointerGetDatum(ar->chunks[root->chunk].keys.data + root->keyoff);
+		xidnulls[k] = !TransactionIdIsValid(r->changed_by);
+		xids[k] = TransactionIdGetDatum(r->changed_by);
+		anyxid |= !xidnulls[k];
 		k++;
 	}
 	if (c->nkept > 0)
@@ -1301,6 +1314,11 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 		values[5 + m] = ar_compressed(plain[m], methods[m]);
 	bd_image_layout_arrays(c->relid, &values[8], &values[9]);
 	values[10] = TimestampTzGetDatum(ar->expires_at);
+	values[11] = anyxid ?
+		PointerGetDatum(construct_md_array(xids, xidnulls, 1, dims, lbs,
+										   XIDOID, sizeof(TransactionId), true,
+										   TYPALIGN_INT)) : (Datum) 0;
+	nulls[11] = anyxid ? ' ' : 'n';
 	rc = SPI_execute_plan(ar_chunk_insert_plan(), values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "SPI_execute_plan returned %s for the archive's INSERT",
@@ -1460,6 +1478,8 @@ ar_attempt(void *arg)
 			processed = ar_stmt_exec(stmt, stmt->delete_sql, SPI_OK_DELETE);
 		result = SPI_tuptable;
 		ar_reconcile(ar, leaves, before);
+		if (TransactionIdIsValid(GetCurrentTransactionIdIfAny()))
+			bd_archive_changed_by(ar, GetCurrentTransactionIdIfAny());
 	}
 	ar_flush(ar);
 	if (ar->nchunks > 0)

@@ -32,7 +32,11 @@
  *		  one.
  *		- SET NULL / SET DEFAULT: a version the attempt updated whose next
  *		  version no longer has the key (the action's update), not one
- *		  whose next version still has it (an update before the action).
+ *		  whose next version still has it (an update before the action);
+ *		  the update's XID is kept with it (ArRow.changed_by).
+ *
+ *		bd_archive_changed_by gives the rows of archive.c's capture before
+ *		the DELETE the same XID, read at their locked TIDs after it.
  *
  *		bd_archive_cascade_after says whether a relation's tree can be
  *		captured so: every relation a plain heap table whose key is built in
@@ -87,6 +91,10 @@ typedef struct AcUpdated
 	HeapTuple	tuple;
 	ItemPointerData next;
 } AcUpdated;
+
+static AcDone ac_tuple_done(HeapTuple tuple, Buffer buffer,
+							TransactionId first_xid, ItemPointer next,
+							TransactionId *xid);
 
 /* Is collation c's equality a byte comparison (or c no collation)? */
 static bool
@@ -238,12 +246,24 @@ static AcDone
 ac_version(TupleTableSlot *slot, TransactionId first_xid, ItemPointer next)
 {
 	BufferHeapTupleTableSlot *bslot = (BufferHeapTupleTableSlot *) slot;
-	HeapTuple	tuple = bslot->base.tuple;
+
+	Assert(BufferIsValid(bslot->buffer));
+	return ac_tuple_done(bslot->base.tuple, bslot->buffer, first_xid, next,
+						 NULL);
+}
+
+/*
+ * ac_version for tuple in buffer (pinned, not locked); *xid (when not
+ * NULL) the XID that deleted or updated it.
+ */
+static AcDone
+ac_tuple_done(HeapTuple tuple, Buffer buffer, TransactionId first_xid,
+			  ItemPointer next, TransactionId *xid)
+{
 	HeapTupleHeader td = tuple->t_data;
 	AcDone		done = AC_NOTHING;
 
-	Assert(BufferIsValid(bslot->buffer));
-	LockBuffer(bslot->buffer, BUFFER_LOCK_SHARE);
+	LockBuffer(buffer, BUFFER_LOCK_SHARE);
 	if (!(td->t_infomask & HEAP_XMAX_INVALID) &&
 		!HEAP_XMAX_IS_LOCKED_ONLY(td->t_infomask))
 	{
@@ -254,12 +274,14 @@ ac_version(TupleTableSlot *slot, TransactionId first_xid, ItemPointer next)
 			TransactionIdIsCurrentTransactionId(xmax))
 		{
 			*next = td->t_ctid;
+			if (xid != NULL)
+				*xid = xmax;
 			done = ItemPointerEquals(&tuple->t_self, &td->t_ctid) &&
 				!HeapTupleHeaderIndicatesMovedPartitions(td) ?
 				AC_DELETED : AC_UPDATED;
 		}
 	}
-	LockBuffer(bslot->buffer, BUFFER_LOCK_UNLOCK);
+	LockBuffer(buffer, BUFFER_LOCK_UNLOCK);
 	return done;
 }
 
@@ -411,9 +433,12 @@ ac_capture_fkey(BdArchive *ar, BdFkey *fk, AttrNumber *refatts, int nref,
 				continue;
 			heap_deform_tuple(updated[u].tuple, RelationGetDescr(rel),
 							  tk.rowvalues, tk.rownulls);
-			(void) bd_archive_take_deformed(&tk, RelationGetRelid(rel),
-											&updated[u].tuple->t_self, r,
-											(Datum) 0);
+			/* the action's new version is known to a restore by its xmin */
+			if (bd_archive_take_deformed(&tk, RelationGetRelid(rel),
+										 &updated[u].tuple->t_self, r,
+										 (Datum) 0))
+				ar->rows[ar->n - 1].changed_by =
+					HeapTupleHeaderGetUpdateXid(updated[u].tuple->t_data);
 		}
 		MemoryContextReset(versions);
 	}
@@ -457,5 +482,41 @@ bd_archive_capture_cascaded(BdArchive *ar, Oid relid, int lo, int hi,
 		if (fk->deltype == 'c')
 			bd_archive_capture_cascaded(ar, fk->conrelid, first, ar->n,
 										first_xid);
+	}
+}
+
+/*
+ * The capture before the DELETE (archive.c), after it: each SET NULL /
+ * SET DEFAULT row of ar locked and read at its TID, not kept, gets the
+ * XID of the update the attempt (XIDs from first_xid on, still current)
+ * made of that version, its new version's xmin (ArRow.changed_by), read
+ * with SnapshotAny.  As archive_cascade's capture knows it of the rows it
+ * takes.
+ */
+void
+bd_archive_changed_by(BdArchive *ar, TransactionId first_xid)
+{
+	for (int i = 0; i < ar->n; i++)
+	{
+		ArRow	   *r = &ar->rows[i];
+		Relation	rel;
+		HeapTupleData tuple;
+		Buffer		buffer;
+		ItemPointerData next;
+		TransactionId xid;
+
+		if (r->action == 'c' || r->kept || !ItemPointerIsValid(&r->ctid))
+			continue;
+		rel = table_open(r->tableoid, AccessShareLock);
+		tuple.t_self = r->ctid;
+		if (rel->rd_rel->relam == HEAP_TABLE_AM_OID &&
+			heap_fetch(rel, SnapshotAny, &tuple, &buffer, false))
+		{
+			if (ac_tuple_done(&tuple, buffer, first_xid, &next, &xid) ==
+				AC_UPDATED)
+				r->changed_by = xid;
+			ReleaseBuffer(buffer);
+		}
+		table_close(rel, AccessShareLock);
 	}
 }

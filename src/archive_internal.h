@@ -38,6 +38,9 @@ typedef struct ArRow
 	Datum	   *refvals;		/* the columns referencing keys match */
 	bool	   *refnulls;		/* (ArTake.refatts), or NULL */
 	bool		kept;			/* still there after the DELETE */
+	TransactionId changed_by;	/* SET NULL / SET DEFAULT captured after the
+								 * DELETE: the XID of the action's update,
+								 * its new version's xmin (else invalid) */
 } ArRow;
 
 /*
@@ -145,6 +148,7 @@ extern bool bd_archive_action(char deltype);
 
 /* archive_cascade.c */
 extern bool bd_archive_cascade_after(Oid relid);
+extern void bd_archive_changed_by(BdArchive *ar, TransactionId first_xid);
 extern void bd_archive_capture_cascaded(BdArchive *ar, Oid relid, int lo,
 										int hi, TransactionId first_xid);
 

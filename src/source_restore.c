@@ -11,7 +11,14 @@
  *		and gets its default), each image used as the row value as it is,
  *		or converted when a column's type changed since (archive_image.c);
  *		rows its SET NULL / SET DEFAULT actions changed get
- *		their old values back in the changed columns, found by key.  As the
+ *		their old values back in the changed columns (resolved by name
+ *		today: a column renamed or dropped since fails its rows, 42703),
+ *		while those still hold the action's value (NULL, the column's
+ *		default today), found by primary key, or, without one, one row per
+ *		image among those the action wrote or later, by their other columns
+ *		and xmin (sr_keyless_update).  The statements read each image as
+ *		(y.r).col, a field of an array element, so that no column name can
+ *		collide with one of theirs.  As the
  *		restore job's owner (who called restore), so privileges, row-level
  *		security and triggers apply as to any INSERT or UPDATE of theirs.
  *
@@ -46,11 +53,13 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -98,13 +107,15 @@ typedef struct SrRows
 	int			n;
 	int		   *elems;			/* each row's element (from 1) */
 	char	  **keys;			/* as archived */
+	TransactionId *xids;		/* archive.changed_by, by row */
+	bool		byxid;			/* every row has one: re-linked by it */
 	HeapTupleHeader *images;
 	Datum	   *rows;			/* read back, of the relation's row type */
 	SrOutcome  *outcomes;
 	ErrorData **errors;
 	Oid			rowtype;
 	char	   *sql;			/* the statement, over $1 rowtype[] */
-	Oid			types[2];
+	Oid			types[2];		/* $1 rowtype[], $2 xid[] */
 	BdIsolate	iso;
 	int64		restored;
 	int64		failed;
@@ -256,11 +267,11 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	evalues[0] = Int64GetDatum(rows->chunk);
 	evalues[1] = st->keys ? JsonbPGetDatum(st->keys) : (Datum) 0;
 	enulls[1] = st->keys ? ' ' : 'n';
-	n = (int) bd_spi_exec("SELECT u.n::pg_catalog.int4, u.k::pg_catalog.text"
+	n = (int) bd_spi_exec("SELECT u.n::pg_catalog.int4, u.k::pg_catalog.text, u.x"
 						  " FROM bulkdelete.archive a,"
 						  "  ROWS FROM (pg_catalog.unnest(a.record_keys), pg_catalog.unnest(a.root_keys),"
-						  "   pg_catalog.unnest(a.restored_by))"
-						  "  WITH ORDINALITY u(k, rk, rb, n)"
+						  "   pg_catalog.unnest(a.restored_by), pg_catalog.unnest(a.changed_by))"
+						  "  WITH ORDINALITY u(k, rk, rb, x, n)"
 						  " WHERE a.id = $1 AND u.rb IS NULL"
 						  " AND ($2 IS NULL OR EXISTS (SELECT 1"
 						  "  FROM pg_catalog.jsonb_array_elements($2) k(v)"
@@ -280,10 +291,15 @@ sr_next_batch(BdBatchSource *src, BdPace *pace, int chunks, BdBatch *batch)
 	rows->elems = palloc(sizeof(int) * n);
 	rows->keys = palloc(sizeof(char *) * n);
 	rows->images = palloc(sizeof(HeapTupleHeader) * n);
+	rows->xids = palloc(sizeof(TransactionId) * n);
+	rows->byxid = true;
 	for (int i = 0; i < n; i++)
 	{
 		rows->elems[i] = (int) bd_spi_int64(i, 1, 0);
 		rows->keys[i] = bd_spi_text(i, 2);
+		d = bd_spi_datum(i, 3, &isnull);
+		rows->xids[i] = isnull ? InvalidTransactionId : DatumGetTransactionId(d);
+		rows->byxid &= !isnull;
 		if (rows->elems[i] < 1 || rows->elems[i] > nimages)
 			elog(ERROR, "archive row " INT64_FORMAT " has %d row images, not %d",
 				 rows->chunk, nimages, rows->elems[i]);
@@ -421,9 +437,10 @@ sr_restore_items(void *arg, void *items, int n, ErrorData **edata)
 {
 	SrRows	   *rows = (SrRows *) arg;
 	int		   *idx = (int *) items;
-	Datum		values[1];
+	Datum		values[2];
 	uint64		done;
 	bool	   *hit;
+	Datum	   *xids;
 
 	if (strcmp(rows->group->action, "delete") == 0)
 	{
@@ -448,7 +465,13 @@ sr_restore_items(void *arg, void *items, int n, ErrorData **edata)
 
 	/* a re-link returns the positions of the rows it matched */
 	values[0] = sr_row_array(rows, idx, n);
-	if (!bd_spi_try(rows->sql, 1, rows->types, values, NULL,
+	xids = palloc(sizeof(Datum) * (n + 1));
+	for (int i = 0; i < n; i++)
+		xids[i] = TransactionIdGetDatum(rows->xids[idx[i]]);
+	values[1] = PointerGetDatum(construct_array(xids, n, XIDOID,
+												sizeof(TransactionId), true,
+												TYPALIGN_INT));
+	if (!bd_spi_try(rows->sql, 2, rows->types, values, NULL,
 					SPI_OK_UPDATE_RETURNING, &done, edata))
 		return false;
 	hit = palloc0(sizeof(bool) * n);
@@ -493,9 +516,16 @@ sr_partition_free(void *arg, void *items, int n)
 }
 
 /*
- * "t.c1 OPERATOR(eq) x.c1 AND ...": row t of relid has the primary key of
- * row x, with the key index's own equality operators; NULL without a
- * primary key.
+ * The image of a re-link's row, over the FROM of sr_statement: a field
+ * selection on the array element, (y.r).col, so that no column of the
+ * relation can collide with a name of the statement's own.
+ */
+#define SR_IMAGE "(y.r)."
+
+/*
+ * "t.c1 OPERATOR(eq) (y.r).c1 AND ...": row t of relid has the primary key
+ * of image y.r, with the key index's own equality operators; NULL without
+ * a primary key.
  */
 static char *
 sr_key_match(Oid relid)
@@ -522,16 +552,14 @@ sr_key_match(Oid relid)
 	for (int i = 0; i < idx->indnkeyatts; i++)
 	{
 		AttrNumber	att = idx->indkey.values[i];
-		Oid			type = get_atttype(relid, att);
 		Oid			family = get_opclass_family(classes->values[i]);
 		Oid			opcintype = get_opclass_input_type(classes->values[i]);
 		Oid			eq = get_opfamily_member(family, opcintype, opcintype,
 											 BTEqualStrategyNumber);
 		const char *name = quote_identifier(get_attname(relid, att, false));
 
-		(void) type;
-		appendStringInfo(&buf, "%st.%s %s x.%s", i > 0 ? " AND " : "", name,
-						 bd_query_operator_text(eq), name);
+		appendStringInfo(&buf, "%st.%s %s " SR_IMAGE "%s", i > 0 ? " AND " : "",
+						 name, bd_query_operator_text(eq), name);
 	}
 	ReleaseSysCache(tup);
 	return buf.data;
@@ -539,13 +567,14 @@ sr_key_match(Oid relid)
 
 /*
  * The columns of relation relid that the images hold and a restore writes
- * (not dropped, not generated, not added since), but the nskip named in
- * skip (text datums): each quoted name after tprefix into tcols and after
- * "x." into xcols, comma-separated.
+ * (not dropped, not generated, not added since), but the nskip of attribute
+ * numbers skip: each quoted name after tprefix into tcols and after xprefix
+ * into xcols, comma-separated.
  */
 static void
-sr_columns(SrRows *rows, Oid relid, Datum *skip, int nskip,
-		   const char *tprefix, StringInfo tcols, StringInfo xcols)
+sr_columns(SrRows *rows, Oid relid, AttrNumber *skip, int nskip,
+		   const char *tprefix, const char *xprefix,
+		   StringInfo tcols, StringInfo xcols)
 {
 	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -560,91 +589,212 @@ sr_columns(SrRows *rows, Oid relid, Datum *skip, int nskip,
 			!bd_image_column_kept(rows->layout, att->attnum))
 			continue;
 		for (int k = 0; k < nskip && !skipped; k++)
-			skipped = strcmp(TextDatumGetCString(skip[k]),
-							 NameStr(att->attname)) == 0;
+			skipped = skip[k] == att->attnum;
 		if (skipped)
 			continue;
 		name = quote_identifier(NameStr(att->attname));
 		appendStringInfo(tcols, "%s%s%s", tcols->len > 0 ? ", " : "",
 						 tprefix, name);
-		appendStringInfo(xcols, "%sx.%s", xcols->len > 0 ? ", " : "", name);
+		appendStringInfo(xcols, "%s%s%s", xcols->len > 0 ? ", " : "",
+						 xprefix, name);
 	}
 	relation_close(rel, AccessShareLock);
 }
 
 /*
- * How a re-link finds a row of a relation without a primary key: by all
- * its columns as the image has them, as jsonb (no type needs an equality
- * operator), but the nnames columns the action changed, the generated ones
- * (computed from those) and those the image does not hold (added since:
- * their default in the table, null in the image).  Over t (the table) and
- * x (the image's row).
+ * " AND <prefix>col IS NULL" for every changed column of a SET NULL group,
+ * " AND <prefix>col IS NOT DISTINCT FROM (default)" for a SET DEFAULT one
+ * (the column's default today, NULL without one): a row is re-linked only
+ * while the action's value is still there, not over a change made since.
+ */
+static void
+sr_still_set(SrRows *rows, AttrNumber *atts, int natts, const char *prefix,
+			 StringInfo buf)
+{
+	Relation	rel = relation_open(rows->group->relid, AccessShareLock);
+	bool		setnull = strcmp(rows->group->action, "set null") == 0;
+
+	for (int i = 0; i < natts; i++)
+	{
+		const char *name = quote_identifier(get_attname(rows->group->relid,
+														atts[i], false));
+		Node	   *def = setnull ? NULL : build_column_default(rel, atts[i]);
+
+		if (def == NULL)
+			appendStringInfo(buf, " AND %s%s IS NULL", prefix, name);
+		else
+			appendStringInfo(buf, " AND %s%s IS NOT DISTINCT FROM (%s)",
+							 prefix, name,
+							 deparse_expression(def, NIL, false, true));
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+/*
+ * The UPDATE that re-links the rows of a relation without a primary key:
+ * each image is paired with one row still set by the action whose other
+ * columns, as jsonb (no type needs an equality operator), are the
+ * image's: the k-th image of equal columns with the k-th such row by
+ * (tableoid, ctid), so that n images re-link n rows, never every row that
+ * agrees.  The columns compared are all but the changed ones (atts), the
+ * generated ones (computed from those) and those the image does not hold
+ * (added since: their default in the table, null in the image).  When
+ * every row's capture knew the action's XID (archive.changed_by, $2),
+ * only rows written by it or later are candidates (pg_catalog.age of
+ * their xmin), the action's own versions first: never a row null (or at
+ * its default) since before the job, whatever it equals.  Later: an
+ * ALTER TABLE that rewrote the table since writes every row anew (VACUUM
+ * FULL and CLUSTER keep xmin).  The XIDs then tell the rows apart, a
+ * child of only its changed columns too; without them, NULL when no
+ * column is left to compare: such a row cannot be told from any other
+ * the action set.
  */
 static char *
-sr_row_match(SrRows *rows, Datum *names, int nnames)
+sr_keyless_update(SrRows *rows, const char *relname, const char *set,
+				  AttrNumber *atts, int natts)
 {
+	StringInfoData scols;
+	StringInfoData icols;
 	StringInfoData tcols;
-	StringInfoData xcols;
+	StringInfoData ycols;
+	StringInfoData still;
+	const char *order = "";
 
+	initStringInfo(&scols);
+	initStringInfo(&icols);
 	initStringInfo(&tcols);
-	initStringInfo(&xcols);
-	sr_columns(rows, rows->group->relid, names, nnames, "t.", &tcols, &xcols);
-	return psprintf("pg_catalog.to_jsonb(ROW(%s)) OPERATOR(pg_catalog.=)"
-					" pg_catalog.to_jsonb(ROW(%s))", tcols.data, xcols.data);
+	initStringInfo(&ycols);
+	initStringInfo(&still);
+	sr_columns(rows, rows->group->relid, atts, natts, "s.", "(($1)[o.n]).",
+			   &scols, &icols);
+	if (scols.len == 0 && !rows->byxid)
+		return NULL;
+	sr_still_set(rows, atts, natts, "s.", &still);
+	if (rows->byxid)
+	{
+		appendStringInfoString(&still,
+							   " AND pg_catalog.age(s.xmin) OPERATOR(pg_catalog.<=)"
+							   " (SELECT pg_catalog.max(pg_catalog.age(b.x))"
+							   "  FROM pg_catalog.unnest($2) AS b(x))");
+		order = "s.xmin OPERATOR(pg_catalog.=) ANY ($2) DESC, ";
+	}
+	return psprintf("UPDATE %s t SET %s"
+					" FROM (SELECT i.n, i.r, i.j, pg_catalog.row_number()"
+					"   OVER (PARTITION BY i.j ORDER BY i.n) AS k"
+					"  FROM (SELECT o.n, ($1)[o.n] AS r,"
+					"   pg_catalog.to_jsonb(ROW(%s)) AS j"
+					"   FROM pg_catalog.generate_subscripts($1, 1) AS o(n)) AS i) AS y,"
+					" (SELECT s.tableoid AS toid, s.ctid AS tid, m.j,"
+					"   pg_catalog.row_number() OVER (PARTITION BY m.j"
+					"    ORDER BY %ss.tableoid, s.ctid) AS k"
+					"  FROM %s s, LATERAL (SELECT pg_catalog.to_jsonb(ROW(%s)) AS j) AS m"
+					"  WHERE true%s AND m.j IN (SELECT pg_catalog.to_jsonb(ROW(%s))"
+					"   FROM pg_catalog.generate_subscripts($1, 1) AS o(n))) AS z"
+					" WHERE t.tableoid OPERATOR(pg_catalog.=) z.toid"
+					" AND t.ctid OPERATOR(pg_catalog.=) z.tid"
+					" AND z.j OPERATOR(pg_catalog.=) y.j"
+					" AND z.k OPERATOR(pg_catalog.=) y.k"
+					" RETURNING y.n",
+					relname, set, icols.data, order, relname, scols.data,
+					still.data, icols.data);
+}
+
+/*
+ * The changed columns of group g (archive.changed_columns, names as
+ * archived) as attribute numbers of the relation today, into atts; false
+ * with *missing the first name that no column has any more (renamed or
+ * dropped since).
+ */
+static bool
+sr_changed_atts(SrGroup *g, AttrNumber **atts, int *natts, char **missing)
+{
+	Datum	   *names;
+
+	/* array_in keeps its cache in flinfo: called with one */
+	deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN,
+															  g->columns,
+															  TEXTOID, -1)),
+					  TEXTOID, -1, false, TYPALIGN_INT, &names, NULL, natts);
+	*atts = palloc(sizeof(AttrNumber) * (*natts + 1));
+	for (int i = 0; i < *natts; i++)
+	{
+		char	   *name = TextDatumGetCString(names[i]);
+
+		(*atts)[i] = get_attnum(g->relid, name);
+		if ((*atts)[i] <= 0)
+		{
+			*missing = name;
+			return false;
+		}
+	}
+	return true;
 }
 
 /*
  * The statement that puts a batch of group g back, over $1, an array of
  * the relation's row type: an INSERT of every column but the generated
  * ones, or an UPDATE of the changed columns returning the positions of the
- * rows matched.
+ * rows matched.  NULL with *why when the rows cannot be re-linked (a
+ * changed column gone, a keyless row with nothing else to match).
  */
 static char *
-sr_statement(SrRows *rows)
+sr_statement(SrRows *rows, ErrorData **why)
 {
 	SrGroup    *g = rows->group;
 	Oid			relid = g->relid;
 	char	   *relname = bd_qualified_relname(relid);
 	StringInfoData cols;
 	StringInfoData vals;
+	AttrNumber *atts;
+	int			natts;
+	char	   *missing;
+	char	   *match;
+	char	   *sql;
 
 	initStringInfo(&cols);
 	initStringInfo(&vals);
 	if (strcmp(g->action, "delete") == 0)
 	{
-		sr_columns(rows, relid, NULL, 0, "", &cols, &vals);
+		sr_columns(rows, relid, NULL, 0, "", "x.", &cols, &vals);
 		return psprintf("INSERT INTO %s AS t (%s) OVERRIDING SYSTEM VALUE"
 						" SELECT %s FROM pg_catalog.unnest($1) x",
 						relname, cols.data, vals.data);
 	}
-	else
+	*why = palloc0(sizeof(ErrorData));
+	if (!sr_changed_atts(g, &atts, &natts, &missing))
 	{
-		Datum	   *names;
-		int			nnames;
-		char	   *match = sr_key_match(relid);
-
-		/* array_in keeps its cache in flinfo: called with one */
-		deconstruct_array(DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN,
-																  g->columns,
-																  TEXTOID, -1)),
-						  TEXTOID, -1, false, TYPALIGN_INT, &names, NULL,
-						  &nnames);
-		for (int i = 0; i < nnames; i++)
-		{
-			const char *name = quote_identifier(TextDatumGetCString(names[i]));
-
-			appendStringInfo(&cols, "%s%s = x.%s", i > 0 ? ", " : "", name, name);
-			/* a SET NULL row is re-linked only while still cleared */
-			if (strcmp(g->action, "set null") == 0)
-				appendStringInfo(&vals, " AND t.%s IS NULL", name);
-		}
-		if (match == NULL)
-			match = sr_row_match(rows, names, nnames);
-		return psprintf("UPDATE %s t SET %s"
-						" FROM pg_catalog.unnest($1) WITH ORDINALITY x"
-						" WHERE %s%s RETURNING x.ordinality",
-						relname, cols.data, match, vals.data);
+		(*why)->sqlerrcode = ERRCODE_UNDEFINED_COLUMN;
+		(*why)->message = psprintf("column \"%s\" that the job's foreign-key action changed is no longer in relation \"%s\"",
+								   missing, get_rel_name(relid));
+		(*why)->detail = pstrdup("The column was renamed or dropped after the archive.");
+		return NULL;
 	}
+	for (int i = 0; i < natts; i++)
+	{
+		const char *name = quote_identifier(get_attname(relid, atts[i], false));
+
+		appendStringInfo(&cols, "%s%s = " SR_IMAGE "%s", i > 0 ? ", " : "",
+						 name, name);
+	}
+	match = sr_key_match(relid);
+	if (match == NULL)
+	{
+		sql = sr_keyless_update(rows, relname, cols.data, atts, natts);
+		if (sql == NULL)
+		{
+			(*why)->sqlerrcode = ERRCODE_NO_DATA;
+			(*why)->message = psprintf("the row whose foreign key the job cleared cannot be told from others in relation \"%s\"",
+									   get_rel_name(relid));
+			(*why)->detail = pstrdup("The relation has no primary key and no column but the changed ones.");
+		}
+		return sql;
+	}
+	sr_still_set(rows, atts, natts, "t.", &vals);
+	return psprintf("UPDATE %s t SET %s"
+					" FROM pg_catalog.generate_subscripts($1, 1) AS o(n),"
+					" LATERAL (SELECT ($1)[o.n] AS r) AS y"
+					" WHERE %s%s RETURNING o.n",
+					relname, cols.data, match, vals.data);
 }
 
 /*
@@ -660,6 +810,7 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 	BdUserSwitch sw;
 	int		   *items = palloc(sizeof(int) * (rows->n + 1));
 	int			nitems = 0;
+	ErrorData  *why = NULL;
 
 	rows->outcomes = palloc0(sizeof(SrOutcome) * rows->n);
 	rows->errors = palloc0(sizeof(ErrorData *) * rows->n);
@@ -673,10 +824,11 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 				 errmsg("relation with OID %u does not exist",
 						rows->group->relid)));
 	rows->types[0] = get_array_type(rows->rowtype);
+	rows->types[1] = XIDARRAYOID;
 	rows->layout = bd_image_layout(rows->group->relid,
 								   DatumGetArrayTypeP(rows->image_types),
 								   DatumGetArrayTypeP(rows->image_typmods));
-	rows->sql = sr_statement(rows);
+	rows->sql = sr_statement(rows, &why);
 	rows->iso.item_size = sizeof(int);
 	rows->iso.arg = rows;
 	rows->iso.delete_items = sr_restore_items;
@@ -689,8 +841,14 @@ sr_delete_batch(BdBatchSource *src, BdBatch *batch)
 	sr_parse(rows);
 	for (int i = 0; i < rows->n; i++)
 		if (rows->outcomes[i] == SR_PENDING)
-			items[nitems++] = i;
-	bd_isolate_delete(&rows->iso, items, nitems);
+		{
+			if (rows->sql == NULL)
+				sr_fail(rows, i, why);
+			else
+				items[nitems++] = i;
+		}
+	if (nitems > 0)
+		bd_isolate_delete(&rows->iso, items, nitems);
 	bd_switch_user_end(&sw);
 
 	batch->counts.deleted = rows->restored;
