@@ -1068,7 +1068,7 @@ COMMENT ON COLUMN @extschema@.archive.image_typmods IS
 COMMENT ON COLUMN @extschema@.archive.changed_columns IS
 	'SET NULL / SET DEFAULT: the columns the foreign-key action changed, which a restore sets back';
 COMMENT ON COLUMN @extschema@.archive.changed_by IS
-	'SET NULL / SET DEFAULT: by element, the transaction whose foreign-key action wrote each row''s new version (its xmin), so that a restore of a table without a primary key re-links only rows the action (or a later change) wrote, never one cleared before the job; null when not known';
+	'SET NULL / SET DEFAULT: by element, the transaction whose foreign-key action wrote each row''s new version (its xmin), so that a restore of a table without a primary key re-links only the versions the action wrote, never one cleared before the job or written since; null when not known';
 COMMENT ON COLUMN @extschema@.archive.restored_by IS
 	'the restore job that put each row back (null: not restored)';
 COMMENT ON COLUMN @extschema@.archive.tried_by IS

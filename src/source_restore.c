@@ -640,14 +640,15 @@ sr_still_set(SrRows *rows, AttrNumber *atts, int natts, const char *prefix,
  * generated ones (computed from those) and those the image does not hold
  * (added since: their default in the table, null in the image).  When
  * every row's capture knew the action's XID (archive.changed_by, $2),
- * only rows written by it or later are candidates (pg_catalog.age of
- * their xmin), the action's own versions first: never a row null (or at
- * its default) since before the job, whatever it equals.  Later: an
- * ALTER TABLE that rewrote the table since writes every row anew (VACUUM
- * FULL and CLUSTER keep xmin).  The XIDs then tell the rows apart, a
- * child of only its changed columns too; without them, NULL when no
- * column is left to compare: such a row cannot be told from any other
- * the action set.
+ * only the versions the action wrote are candidates (their xmin is one of
+ * those XIDs; VACUUM FULL, CLUSTER and freezing keep it): never a row null
+ * (or at its default) since before the job, nor one written since, which
+ * may be anything; an ALTER TABLE that rewrote the table since wrote every
+ * row anew, and its rows are not re-linked (02000), as a dump restored
+ * into another cluster, whose XIDs say nothing of these.  The XIDs tell
+ * the rows apart, a child of only its changed columns too; without them,
+ * NULL when no column is left to compare: such a row cannot be told from
+ * any other the action set.
  */
 static char *
 sr_keyless_update(SrRows *rows, const char *relname, const char *set,
@@ -658,8 +659,6 @@ sr_keyless_update(SrRows *rows, const char *relname, const char *set,
 	StringInfoData tcols;
 	StringInfoData ycols;
 	StringInfoData still;
-	const char *order = "";
-
 	initStringInfo(&scols);
 	initStringInfo(&icols);
 	initStringInfo(&tcols);
@@ -671,13 +670,8 @@ sr_keyless_update(SrRows *rows, const char *relname, const char *set,
 		return NULL;
 	sr_still_set(rows, atts, natts, "s.", &still);
 	if (rows->byxid)
-	{
 		appendStringInfoString(&still,
-							   " AND pg_catalog.age(s.xmin) OPERATOR(pg_catalog.<=)"
-							   " (SELECT pg_catalog.max(pg_catalog.age(b.x))"
-							   "  FROM pg_catalog.unnest($2) AS b(x))");
-		order = "s.xmin OPERATOR(pg_catalog.=) ANY ($2) DESC, ";
-	}
+							   " AND s.xmin OPERATOR(pg_catalog.=) ANY ($2)");
 	return psprintf("UPDATE %s t SET %s"
 					" FROM (SELECT i.n, i.r, i.j, pg_catalog.row_number()"
 					"   OVER (PARTITION BY i.j ORDER BY i.n) AS k"
@@ -686,7 +680,7 @@ sr_keyless_update(SrRows *rows, const char *relname, const char *set,
 					"   FROM pg_catalog.generate_subscripts($1, 1) AS o(n)) AS i) AS y,"
 					" (SELECT s.tableoid AS toid, s.ctid AS tid, m.j,"
 					"   pg_catalog.row_number() OVER (PARTITION BY m.j"
-					"    ORDER BY %ss.tableoid, s.ctid) AS k"
+					"    ORDER BY s.tableoid, s.ctid) AS k"
 					"  FROM %s s, LATERAL (SELECT pg_catalog.to_jsonb(ROW(%s)) AS j) AS m"
 					"  WHERE true%s AND m.j IN (SELECT pg_catalog.to_jsonb(ROW(%s))"
 					"   FROM pg_catalog.generate_subscripts($1, 1) AS o(n))) AS z"
@@ -695,7 +689,7 @@ sr_keyless_update(SrRows *rows, const char *relname, const char *set,
 					" AND z.j OPERATOR(pg_catalog.=) y.j"
 					" AND z.k OPERATOR(pg_catalog.=) y.k"
 					" RETURNING y.n",
-					relname, set, icols.data, order, relname, scols.data,
+					relname, set, icols.data, relname, scols.data,
 					still.data, icols.data);
 }
 
@@ -743,6 +737,15 @@ sr_statement(SrRows *rows, ErrorData **why)
 	SrGroup    *g = rows->group;
 	Oid			relid = g->relid;
 	char	   *relname = bd_qualified_relname(relid);
+	/*
+	 * The re-link updates ONLY the relation, as a foreign key's own action
+	 * does (ri_triggers.c): the key is not inherited, so an inheritance
+	 * child's rows were never the action's; a partitioned table's rows are
+	 * its partitions'.
+	 */
+	char	   *target = psprintf("%s%s",
+								  get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE ?
+								  "" : "ONLY ", relname);
 	StringInfoData cols;
 	StringInfoData vals;
 	AttrNumber *atts;
@@ -779,7 +782,7 @@ sr_statement(SrRows *rows, ErrorData **why)
 	match = sr_key_match(relid);
 	if (match == NULL)
 	{
-		sql = sr_keyless_update(rows, relname, cols.data, atts, natts);
+		sql = sr_keyless_update(rows, target, cols.data, atts, natts);
 		if (sql == NULL)
 		{
 			(*why)->sqlerrcode = ERRCODE_NO_DATA;
@@ -794,7 +797,7 @@ sr_statement(SrRows *rows, ErrorData **why)
 					" FROM pg_catalog.generate_subscripts($1, 1) AS o(n),"
 					" LATERAL (SELECT ($1)[o.n] AS r) AS y"
 					" WHERE %s%s RETURNING o.n",
-					relname, cols.data, match, vals.data);
+					target, cols.data, match, vals.data);
 }
 
 /*
