@@ -274,4 +274,25 @@ SELECT 'inh', row_to_json(q)::text FROM ONLY ac.inh q UNION ALL
 SELECT 'inh_child', row_to_json(q)::text FROM ac.inh_child q
 ORDER BY 1, 2;
 
+-- a SET DEFAULT column whose default is not immutable (a sequence's
+-- nextval): a row is re-linked while it is the version the action wrote,
+-- not compared with the default's value today (another, and a sequence
+-- value taken per row); one updated since is left as it is (02000)
+INSERT INTO ac.p VALUES (5), (7), (8);
+CREATE SEQUENCE ac.sq MINVALUE 4 MAXVALUE 5 START 4 CYCLE;
+CREATE TABLE ac.vdef (id int PRIMARY KEY,
+	p_id int DEFAULT nextval('ac.sq') REFERENCES ac.p ON DELETE SET DEFAULT);
+INSERT INTO ac.vdef VALUES (1, 7), (2, 8);
+SELECT bulkdelete.submit('ac.p', 'id IN (7, 8)', options => '{"archive": true}') AS lnk4 \gset
+SELECT bulkdelete.wait(:lnk4);
+SELECT id, p_id IN (4, 5) AS set_default FROM ac.vdef ORDER BY id;
+UPDATE ac.vdef SET p_id = 0 WHERE id = 2;
+-- the sequence's next value is the other one than row 1's
+SELECT setval('ac.sq', p_id) IN (4, 5) AS other_next FROM ac.vdef WHERE id = 1;
+SELECT bulkdelete.restore(:lnk4) AS rlnk4 \gset
+SELECT bulkdelete.wait(:rlnk4);
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure
+WHERE operation_id = :rlnk4 ORDER BY relation::text, record_key;
+SELECT id, p_id FROM ac.vdef ORDER BY id;
+
 DROP SCHEMA ac CASCADE;

@@ -52,6 +52,7 @@
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "storage/lmgr.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
@@ -606,13 +607,20 @@ sr_columns(SrRows *rows, Oid relid, AttrNumber *skip, int nskip,
  * " AND <prefix>col IS NOT DISTINCT FROM (default)" for a SET DEFAULT one
  * (the column's default today, NULL without one): a row is re-linked only
  * while the action's value is still there, not over a change made since.
+ * A default that is not immutable (nextval, an identity, now()) would give
+ * another value today, and a sequence's would be taken per row: such a
+ * column is compared through the row's version instead, the one the
+ * action wrote (its xmin the action's XID; keyed: the image's, $2 by
+ * element; keyless: the caller's filter), and not at all when the XIDs
+ * are not known.
  */
 static void
 sr_still_set(SrRows *rows, AttrNumber *atts, int natts, const char *prefix,
-			 StringInfo buf)
+			 bool keyed, StringInfo buf)
 {
 	Relation	rel = relation_open(rows->group->relid, AccessShareLock);
 	bool		setnull = strcmp(rows->group->action, "set null") == 0;
+	bool		byversion = false;
 
 	for (int i = 0; i < natts; i++)
 	{
@@ -622,11 +630,16 @@ sr_still_set(SrRows *rows, AttrNumber *atts, int natts, const char *prefix,
 
 		if (def == NULL)
 			appendStringInfo(buf, " AND %s%s IS NULL", prefix, name);
+		else if (contain_mutable_functions(def))
+			byversion = true;
 		else
 			appendStringInfo(buf, " AND %s%s IS NOT DISTINCT FROM (%s)",
 							 prefix, name,
 							 deparse_expression(def, NIL, false, true));
 	}
+	if (byversion && keyed && rows->byxid)
+		appendStringInfo(buf, " AND %sxmin OPERATOR(pg_catalog.=) ($2)[o.n]",
+						 prefix);
 	relation_close(rel, AccessShareLock);
 }
 
@@ -668,7 +681,7 @@ sr_keyless_update(SrRows *rows, const char *relname, const char *set,
 			   &scols, &icols);
 	if (scols.len == 0 && !rows->byxid)
 		return NULL;
-	sr_still_set(rows, atts, natts, "s.", &still);
+	sr_still_set(rows, atts, natts, "s.", false, &still);
 	if (rows->byxid)
 		appendStringInfoString(&still,
 							   " AND s.xmin OPERATOR(pg_catalog.=) ANY ($2)");
@@ -792,7 +805,7 @@ sr_statement(SrRows *rows, ErrorData **why)
 		}
 		return sql;
 	}
-	sr_still_set(rows, atts, natts, "t.", &vals);
+	sr_still_set(rows, atts, natts, "t.", true, &vals);
 	return psprintf("UPDATE %s t SET %s"
 					" FROM pg_catalog.generate_subscripts($1, 1) AS o(n),"
 					" LATERAL (SELECT ($1)[o.n] AS r) AS y"
