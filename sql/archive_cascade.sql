@@ -295,4 +295,17 @@ SELECT relation, record_key, sqlstate FROM bulkdelete.failure
 WHERE operation_id = :rlnk4 ORDER BY relation::text, record_key;
 SELECT id, p_id FROM ac.vdef ORDER BY id;
 
+-- without the action's XIDs (changed_by null) such a row cannot be told
+-- from one changed since: it is not re-linked (02000)
+INSERT INTO ac.p VALUES (9);
+INSERT INTO ac.vdef VALUES (3, 9);
+SELECT bulkdelete.submit('ac.p', 'id = 9', options => '{"archive": true}') AS lnk5 \gset
+SELECT bulkdelete.wait(:lnk5);
+UPDATE bulkdelete.archive SET changed_by = NULL WHERE operation_id = :lnk5;
+SELECT bulkdelete.restore(:lnk5) AS rlnk5 \gset
+SELECT bulkdelete.wait(:rlnk5);
+SELECT relation, record_key, sqlstate FROM bulkdelete.failure
+WHERE operation_id = :rlnk5 ORDER BY relation::text, record_key;
+SELECT id, p_id IN (4, 5) AS still_default FROM ac.vdef WHERE id = 3;
+
 DROP SCHEMA ac CASCADE;

@@ -169,6 +169,29 @@ CALL bulkdelete.run(:job);
 RESET default_transaction_isolation;
 SELECT state, candidate_count, success_count FROM bulkdelete.operation WHERE id = :job;
 SELECT level, count(*) > 0 AS deletes FROM tsk.iso GROUP BY level;
+-- and a job that CALL resumes (paused by a trigger in its first batch):
+-- READ COMMITTED from its first batch on
+TRUNCATE tsk.iso;
+CREATE TABLE tsk.pause_job (job bigint);
+CREATE FUNCTION tsk.pause_once() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN PERFORM bulkdelete.pause(job) FROM tsk.pause_job; DELETE FROM tsk.pause_job; RETURN NULL; END$$;
+CREATE TRIGGER pause_once AFTER DELETE ON tsk.serial
+	FOR EACH STATEMENT EXECUTE FUNCTION tsk.pause_once();
+INSERT INTO tsk.serial SELECT generate_series(1, 3000);
+BEGIN;
+SELECT bulkdelete.submit('tsk.serial'::regclass, 'id > 0',
+	options => '{"batch_size": 1000}') AS job \gset
+SELECT bulkdelete.pause(:job);
+INSERT INTO tsk.pause_job VALUES (:job);
+COMMIT;
+CALL bulkdelete.run(:job);
+SELECT state, success_count < 3000 AS part_done FROM bulkdelete.operation WHERE id = :job;
+TRUNCATE tsk.iso;
+SET default_transaction_isolation = 'serializable';
+CALL bulkdelete.run(:job);
+RESET default_transaction_isolation;
+SELECT state, candidate_count, success_count FROM bulkdelete.operation WHERE id = :job;
+SELECT level, count(*) > 0 AS deletes FROM tsk.iso GROUP BY level;
 
 -- the tasks' counts in one statement, here with parallel workers (the
 -- planner pushed to a parallel plan): each task's candidate count is the

@@ -243,6 +243,7 @@ bulkdelete_run(PG_FUNCTION_ARGS)
 		(void) bd_job_transition(job_id, BD_ACTION_RUN_NOW, true);
 		bd_job_set_worker_pid(job_id, MyProcPid);
 		SPI_commit();
+		bd_run_session_isolation(false);
 		bd_run_job(bd_job_load(job_id), true);
 	}
 	PG_CATCH();

@@ -1324,13 +1324,16 @@ ar_flush_chunk(BdArchive *ar, ArChunk *c)
 		elog(ERROR, "SPI_execute_plan returned %s for the archive's INSERT",
 			 SPI_result_code_string(rc));
 	/*
-	 * The compressed copies are the row's now: not kept to the batch's end
-	 * (the plain arrays are the chunks' buffers, whose keys later chunks'
-	 * roots point into)
+	 * The compressed copies, the roots and the XIDs are the row's now: not
+	 * kept to the batch's end (the plain keys and images are the chunks'
+	 * buffers, whose keys later chunks' roots point into)
 	 */
 	for (int m = 0; m < 3; m++)
 		if (values[5 + m] != plain[m])
 			pfree(DatumGetPointer(values[5 + m]));
+	pfree(DatumGetPointer(plain[1]));
+	if (anyxid)
+		pfree(DatumGetPointer(values[11]));
 }
 
 /*

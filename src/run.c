@@ -68,6 +68,21 @@ typedef struct RunState
 	bool		in_batch;		/* between next_batch and the commit */
 } RunState;
 
+/*
+ * In a session's CALL, right after a commit: the level of the transaction
+ * that has just begun, what SET TRANSACTION ISOLATION LEVEL does before any
+ * snapshot: READ COMMITTED unless asked, whatever the session's default
+ * (as bd_bgworker_connect makes it in a worker).
+ */
+void
+bd_run_session_isolation(bool repeatable_read)
+{
+	(void) set_config_option("transaction_isolation",
+							 repeatable_read ? "repeatable read" : "read committed",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SET, true, 0, false);
+}
+
 /* Start a worker's transaction (see bd_run_commit). */
 void
 bd_run_begin(bool repeatable_read)
@@ -92,15 +107,7 @@ bd_run_commit(bool repeatable_read)
 	if (run_in_session)
 	{
 		SPI_commit();
-		/*
-		 * What SET TRANSACTION ISOLATION LEVEL does, before any snapshot:
-		 * READ COMMITTED unless asked, whatever the session's default (see
-		 * bd_bgworker_connect)
-		 */
-		(void) set_config_option("transaction_isolation",
-								 repeatable_read ? "repeatable read" : "read committed",
-								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SET, true, 0, false);
+		bd_run_session_isolation(repeatable_read);
 		return;
 	}
 	PopActiveSnapshot();

@@ -28,6 +28,12 @@ extern void bd_run_job(BdJob *job, bool in_session);
  */
 extern void bd_run_begin(bool repeatable_read);
 extern void bd_run_commit(bool repeatable_read);
+
+/*
+ * In CALL bulkdelete.run, after a commit: the new transaction READ
+ * COMMITTED (or REPEATABLE READ when asked), whatever the session's default.
+ */
+extern void bd_run_session_isolation(bool repeatable_read);
 extern void bd_run_end(void);
 extern void bd_run_asynchronous(void);
 

@@ -611,8 +611,9 @@ sr_columns(SrRows *rows, Oid relid, AttrNumber *skip, int nskip,
  * another value today, and a sequence's would be taken per row: such a
  * column is compared through the row's version instead, the one the
  * action wrote (its xmin the action's XID; keyed: the image's, $2 by
- * element; keyless: the caller's filter), and not at all when the XIDs
- * are not known.
+ * element; keyless: the caller's filter); when the XIDs are not known,
+ * the row is not re-linked (02000): what it holds cannot be told from a
+ * change made since.
  */
 static void
 sr_still_set(SrRows *rows, AttrNumber *atts, int natts, const char *prefix,
@@ -637,7 +638,9 @@ sr_still_set(SrRows *rows, AttrNumber *atts, int natts, const char *prefix,
 							 prefix, name,
 							 deparse_expression(def, NIL, false, true));
 	}
-	if (byversion && keyed && rows->byxid)
+	if (byversion && !rows->byxid)
+		appendStringInfoString(buf, " AND false");	/* cannot be told: 02000 */
+	else if (byversion && keyed)
 		appendStringInfo(buf, " AND %sxmin OPERATOR(pg_catalog.=) ($2)[o.n]",
 						 prefix);
 	relation_close(rel, AccessShareLock);
