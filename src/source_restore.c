@@ -672,13 +672,9 @@ sr_keyless_update(SrRows *rows, const char *relname, const char *set,
 {
 	StringInfoData scols;
 	StringInfoData icols;
-	StringInfoData tcols;
-	StringInfoData ycols;
 	StringInfoData still;
 	initStringInfo(&scols);
 	initStringInfo(&icols);
-	initStringInfo(&tcols);
-	initStringInfo(&ycols);
 	initStringInfo(&still);
 	sr_columns(rows, rows->group->relid, atts, natts, "s.", "(($1)[o.n]).",
 			   &scols, &icols);
